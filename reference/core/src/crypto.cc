@@ -1,0 +1,767 @@
+#include "signum/core/crypto.h"
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+
+namespace signum {
+namespace {
+
+struct BioDeleter {
+  void operator()(BIO* p) const { BIO_free_all(p); }
+};
+struct BnDeleter {
+  void operator()(BIGNUM* p) const { BN_free(p); }
+};
+struct EvpPkeyCtxDeleter {
+  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
+struct EcdsaSigDeleter {
+  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
+};
+struct ParamBldDeleter {
+  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
+};
+struct ParamDeleter {
+  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxDeleter>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter>;
+using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter>;
+using ParamPtr = std::unique_ptr<OSSL_PARAM, ParamDeleter>;
+
+// Failures that only happen when OpenSSL is out of memory or misbuilt; there is no caller that
+// could recover, and returning wrong digests silently would be worse.
+[[noreturn]] void Fatal(const char* what) {
+  std::fprintf(stderr, "signum: fatal OpenSSL failure in %s: %s\n", what,
+               DrainOpenSslErrors().c_str());
+  std::abort();
+}
+
+Status OpenSslError(ErrorCode code, std::string what) {
+  std::string errors = DrainOpenSslErrors();
+  if (!errors.empty()) what += ": " + errors;
+  return Status(code, std::move(what));
+}
+
+std::string BioToString(BIO* bio) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  if (len <= 0 || data == nullptr) return {};
+  return std::string(data, static_cast<size_t>(len));
+}
+
+BioPtr MemBio(std::string_view text) {
+  if (text.size() > static_cast<size_t>(INT_MAX)) return nullptr;
+  return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+Bytes BnToBytes(const BIGNUM* bn) {
+  Bytes out(static_cast<size_t>(BN_num_bytes(bn)));
+  BN_bn2bin(bn, out.data());
+  return out;
+}
+
+// DER length octets (X.690 §8.1.3), definite form.
+void AppendDerLength(Bytes& out, size_t len) {
+  if (len < 0x80) {
+    out.push_back(static_cast<uint8_t>(len));
+    return;
+  }
+  uint8_t tmp[sizeof(size_t)];
+  size_t n = 0;
+  while (len > 0) {
+    tmp[n++] = static_cast<uint8_t>(len & 0xff);
+    len >>= 8;
+  }
+  out.push_back(static_cast<uint8_t>(0x80 | n));
+  while (n > 0) out.push_back(tmp[--n]);
+}
+
+Result<KeySpec> SpecOfKey(EVP_PKEY* pkey) {
+  KeySpec spec;
+  switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_RSA:
+      spec.type = KeyType::kRsa;
+      spec.rsa_bits = EVP_PKEY_get_bits(pkey);
+      if (spec.rsa_bits <= 0) return InvalidArgumentError("RSA key without a modulus size");
+      return spec;
+    case EVP_PKEY_EC: {
+      char name[64] = {};
+      size_t len = 0;
+      if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
+                                         &len) != 1) {
+        ERR_clear_error();
+        return InvalidArgumentError("EC key without a named curve (explicit parameters?)");
+      }
+      const std::string_view group(name, len);
+      for (const CurveInfo& c : AllCurves()) {
+        if (group == c.openssl_name) {
+          spec.type = KeyType::kEc;
+          spec.curve = c.curve;
+          return spec;
+        }
+      }
+      // OpenSSL normally reports its own short names, but providers may use NIST names.
+      Result<EcCurve> curve = ParseCurve(group);
+      if (!curve.ok()) {
+        return InvalidArgumentError("unsupported EC curve '" + std::string(group) +
+                                    "' (expected P-256, P-384 or P-521)");
+      }
+      spec.type = KeyType::kEc;
+      spec.curve = *curve;
+      return spec;
+    }
+    default:
+      return InvalidArgumentError(std::string("unsupported key type '") +
+                                  EVP_PKEY_get0_type_name(pkey) + "' (expected RSA or EC)");
+  }
+}
+
+Status CheckDigest(HashAlgorithm hash, ByteView digest) {
+  const HashInfo& info = GetHashInfo(hash);
+  if (digest.size() != info.digest_size) {
+    return InvalidArgumentError("a " + std::string(info.name) + " digest has " +
+                                std::to_string(info.digest_size) + " bytes, got " +
+                                std::to_string(digest.size()));
+  }
+  return Status::Ok();
+}
+
+Status CheckSchemeFitsKey(SignatureScheme scheme, const KeySpec& spec) {
+  if (!SchemeFitsKey(scheme, spec.type)) {
+    return InvalidArgumentError("signature scheme " + std::string(SchemeName(scheme)) +
+                                " does not fit a " + spec.Name() + " key");
+  }
+  return Status::Ok();
+}
+
+Result<int> PssSaltLength(const KeySpec& spec, HashAlgorithm hash, std::optional<size_t> salt) {
+  const size_t value = salt.value_or(DefaultPssSaltLength(hash));
+  const size_t max = MaxPssSaltLength(spec.rsa_bits, hash);
+  if (value > max) {
+    return InvalidArgumentError("PSS salt length " + std::to_string(value) +
+                                " exceeds the maximum " + std::to_string(max) + " for a " +
+                                spec.Name() + " key and " + std::string(HashName(hash)));
+  }
+  return static_cast<int>(value);
+}
+
+// Sets padding, hash and salt on a sign or verify context that was already initialised.
+Status ConfigureSignatureContext(EVP_PKEY_CTX* ctx, const KeySpec& spec, SignatureScheme scheme,
+                                 HashAlgorithm hash, std::optional<size_t> pss_salt_length) {
+  const EVP_MD* md = EvpMd(hash);
+  if (EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0) {
+    return OpenSslError(ErrorCode::kInternal, "cannot set the signature hash");
+  }
+  if (scheme == SignatureScheme::kRsaPkcs1) {
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
+      return OpenSslError(ErrorCode::kInternal, "cannot select PKCS#1 v1.5 padding");
+    }
+  } else if (scheme == SignatureScheme::kRsaPss) {
+    SIGNUM_ASSIGN_OR_RETURN(int salt, PssSaltLength(spec, hash, pss_salt_length));
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, salt) <= 0) {
+      return OpenSslError(ErrorCode::kInternal, "cannot configure PSS");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string DrainOpenSslErrors() {
+  std::string out;
+  const char* data = nullptr;
+  int flags = 0;
+  unsigned long err;
+  while ((err = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0) {
+    char buf[256];
+    ERR_error_string_n(err, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+    if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') {
+      out += " (";
+      out += data;
+      out += ")";
+    }
+  }
+  return out;
+}
+
+// --- Digests ----------------------------------------------------------------------------------
+
+const EVP_MD* EvpMd(HashAlgorithm hash) {
+  switch (hash) {
+    case HashAlgorithm::kSha1:
+      return EVP_sha1();
+    case HashAlgorithm::kSha224:
+      return EVP_sha224();
+    case HashAlgorithm::kSha256:
+      return EVP_sha256();
+    case HashAlgorithm::kSha384:
+      return EVP_sha384();
+    case HashAlgorithm::kSha512:
+      return EVP_sha512();
+  }
+  return nullptr;
+}
+
+Bytes Digest(HashAlgorithm hash, ByteView data) {
+  Bytes out(GetHashInfo(hash).digest_size);
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EvpMd(hash), nullptr) != 1 ||
+      len != out.size()) {
+    Fatal("EVP_Digest");
+  }
+  return out;
+}
+
+Hasher::Hasher(HashAlgorithm hash) : hash_(hash), ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EvpMd(hash), nullptr) != 1) {
+    Fatal("EVP_DigestInit_ex");
+  }
+}
+
+Hasher::~Hasher() { EVP_MD_CTX_free(ctx_); }
+
+Hasher::Hasher(Hasher&& other) noexcept : hash_(other.hash_), ctx_(other.ctx_) {
+  other.ctx_ = nullptr;
+}
+
+Hasher& Hasher::operator=(Hasher&& other) noexcept {
+  if (this != &other) {
+    EVP_MD_CTX_free(ctx_);
+    hash_ = other.hash_;
+    ctx_ = other.ctx_;
+    other.ctx_ = nullptr;
+  }
+  return *this;
+}
+
+void Hasher::Update(ByteView data) {
+  if (ctx_ == nullptr) Fatal("Hasher::Update after Final or move");
+  if (EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1) Fatal("EVP_DigestUpdate");
+}
+
+Bytes Hasher::Final() {
+  if (ctx_ == nullptr) Fatal("Hasher::Final after Final or move");
+  Bytes out(GetHashInfo(hash_).digest_size);
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx_, out.data(), &len) != 1 || len != out.size()) {
+    Fatal("EVP_DigestFinal_ex");
+  }
+  EVP_MD_CTX_free(ctx_);
+  ctx_ = nullptr;
+  return out;
+}
+
+// --- Encodings --------------------------------------------------------------------------------
+
+std::string Base64Encode(ByteView data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  const size_t rest = data.size() - i;
+  if (rest > 0) {
+    uint32_t v = uint32_t{data[i]} << 16;
+    if (rest == 2) v |= uint32_t{data[i + 1]} << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+Result<Bytes> Base64Decode(std::string_view text) {
+  auto value_of = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (text.size() % 4 != 0) {
+    return InvalidArgumentError("base64 text length " + std::to_string(text.size()) +
+                                " is not a multiple of 4");
+  }
+  Bytes out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    size_t padding = 0;
+    if (last) {
+      if (text[i + 3] == '=') padding = text[i + 2] == '=' ? 2 : 1;
+    }
+    uint32_t v = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      if (j >= 4 - padding) {
+        v <<= 6;
+        continue;
+      }
+      const int d = value_of(text[i + j]);
+      if (d < 0) {
+        return InvalidArgumentError("invalid base64 character at offset " + std::to_string(i + j));
+      }
+      v = (v << 6) | static_cast<uint32_t>(d);
+    }
+    // Non-zero bits under the padding mean the text was not produced by a base64 encoder.
+    if ((padding == 1 && (v & 0xff) != 0) || (padding == 2 && (v & 0xffff) != 0)) {
+      return InvalidArgumentError("non-canonical base64 padding");
+    }
+    out.push_back(static_cast<uint8_t>(v >> 16));
+    if (padding < 2) out.push_back(static_cast<uint8_t>(v >> 8));
+    if (padding < 1) out.push_back(static_cast<uint8_t>(v));
+  }
+  return out;
+}
+
+std::string HexEncode(ByteView data) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(data.size() * 2);
+  for (uint8_t b : data) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+Result<Bytes> HexDecode(std::string_view hex) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Bytes out;
+  out.reserve(hex.size() / 2);
+  size_t i = 0;
+  while (i < hex.size()) {
+    // A separator is only allowed between whole bytes: "ab:cd", not ":ab", "a:b" or "ab::cd".
+    if (hex[i] == ':') {
+      if (out.empty() || i + 1 >= hex.size() || hex[i + 1] == ':') {
+        return InvalidArgumentError("misplaced ':' in hex at offset " + std::to_string(i));
+      }
+      ++i;
+      continue;
+    }
+    if (i + 1 >= hex.size()) return InvalidArgumentError("hex text has an odd number of digits");
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) {
+      return InvalidArgumentError("invalid hex character at offset " +
+                                  std::to_string(hi < 0 ? i : i + 1));
+    }
+    out.push_back(static_cast<uint8_t>((hi << 4) | lo));
+    i += 2;
+  }
+  return out;
+}
+
+Bytes RandomBytes(size_t count) {
+  Bytes out(count);
+  if (count > 0 && RAND_bytes(out.data(), static_cast<int>(count)) != 1) Fatal("RAND_bytes");
+  return out;
+}
+
+bool ConstantTimeEquals(ByteView a, ByteView b) {
+  // Lengths are not secret; only the contents are compared in constant time.
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// --- ECDSA signature formats -------------------------------------------------------------------
+
+Result<Bytes> EcdsaRawToDer(ByteView raw) {
+  if (raw.empty() || raw.size() % 2 != 0) {
+    return InvalidArgumentError("raw ECDSA signature must be r||s of equal halves, got " +
+                                std::to_string(raw.size()) + " bytes");
+  }
+  const size_t half = raw.size() / 2;
+  BnPtr r(BN_bin2bn(raw.data(), static_cast<int>(half), nullptr));
+  BnPtr s(BN_bin2bn(raw.data() + half, static_cast<int>(half), nullptr));
+  EcdsaSigPtr sig(ECDSA_SIG_new());
+  if (!r || !s || !sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "cannot build ECDSA_SIG");
+  }
+  r.release();  // owned by sig now
+  s.release();
+  unsigned char* der = nullptr;
+  const int len = i2d_ECDSA_SIG(sig.get(), &der);
+  if (len <= 0) return OpenSslError(ErrorCode::kInternal, "cannot encode ECDSA signature");
+  Bytes out(der, der + len);
+  OPENSSL_free(der);
+  return out;
+}
+
+Result<Bytes> EcdsaDerToRaw(ByteView der, size_t field_size) {
+  if (field_size == 0) return InvalidArgumentError("ECDSA field size must not be zero");
+  const unsigned char* p = der.data();
+  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  if (!sig) {
+    ERR_clear_error();
+    return InvalidArgumentError("not a DER ECDSA signature");
+  }
+  if (p != der.data() + der.size()) {
+    return InvalidArgumentError("trailing bytes after DER ECDSA signature");
+  }
+  const BIGNUM* r = nullptr;
+  const BIGNUM* s = nullptr;
+  ECDSA_SIG_get0(sig.get(), &r, &s);
+  for (const BIGNUM* v : {r, s}) {
+    if (BN_is_negative(v)) return InvalidArgumentError("negative value in ECDSA signature");
+    if (static_cast<size_t>(BN_num_bytes(v)) > field_size) {
+      return InvalidArgumentError("ECDSA signature value longer than the field size " +
+                                  std::to_string(field_size));
+    }
+  }
+  Bytes out(2 * field_size);
+  if (BN_bn2binpad(r, out.data(), static_cast<int>(field_size)) < 0 ||
+      BN_bn2binpad(s, out.data() + field_size, static_cast<int>(field_size)) < 0) {
+    return OpenSslError(ErrorCode::kInternal, "cannot encode raw ECDSA signature");
+  }
+  return out;
+}
+
+// --- Public keys --------------------------------------------------------------------------------
+
+Result<PublicKey> PublicKey::FromSpkiDer(ByteView spki_der) {
+  ERR_clear_error();
+  const unsigned char* p = spki_der.data();
+  EvpPkeyPtr pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki_der.size())));
+  if (!pkey) return OpenSslError(ErrorCode::kInvalidArgument, "not a DER SubjectPublicKeyInfo");
+  if (p != spki_der.data() + spki_der.size()) {
+    return InvalidArgumentError("trailing bytes after SubjectPublicKeyInfo");
+  }
+  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
+  return PublicKey(std::move(pkey), spec);
+}
+
+Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
+  ERR_clear_error();
+  BioPtr bio = MemBio(pem);
+  if (!bio) return OpenSslError(ErrorCode::kInternal, "cannot create BIO");
+  EvpPkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (!pkey) {
+    return OpenSslError(ErrorCode::kInvalidArgument, "no PEM \"PUBLIC KEY\" could be read");
+  }
+  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
+  return PublicKey(std::move(pkey), spec);
+}
+
+Result<PublicKey> PublicKey::FromRsaComponents(ByteView modulus, ByteView public_exponent) {
+  ERR_clear_error();
+  BnPtr n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
+  BnPtr e(BN_bin2bn(public_exponent.data(), static_cast<int>(public_exponent.size()), nullptr));
+  if (!n || !e) return OpenSslError(ErrorCode::kInternal, "cannot allocate RSA components");
+  if (BN_is_zero(n.get()) || BN_is_zero(e.get())) {
+    return InvalidArgumentError("RSA modulus and public exponent must not be zero");
+  }
+  ParamBldPtr bld(OSSL_PARAM_BLD_new());
+  if (!bld || OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "cannot build RSA parameters");
+  }
+  ParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return OpenSslError(ErrorCode::kInvalidArgument, "cannot build an RSA public key");
+  }
+  EvpPkeyPtr pkey(raw);
+  // Catches even moduli, exponent 1 and similar nonsense a token might hand us.
+  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    return OpenSslError(ErrorCode::kInvalidArgument, "invalid RSA public key");
+  }
+  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
+  return PublicKey(std::move(pkey), spec);
+}
+
+Result<PublicKey> PublicKey::FromEcPoint(EcCurve curve, ByteView point) {
+  ERR_clear_error();
+  const CurveInfo& info = GetCurveInfo(curve);
+  if (point.size() != 1 + 2 * info.field_size || point[0] != 0x04) {
+    return InvalidArgumentError("an uncompressed " + std::string(info.name) + " point has " +
+                                std::to_string(1 + 2 * info.field_size) +
+                                " bytes starting with 04, got " + std::to_string(point.size()) +
+                                " bytes");
+  }
+  const std::string group(info.openssl_name);
+  ParamBldPtr bld(OSSL_PARAM_BLD_new());
+  if (!bld ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.c_str(), 0) !=
+          1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                       point.size()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "cannot build EC parameters");
+  }
+  ParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return OpenSslError(ErrorCode::kInvalidArgument,
+                        "invalid " + std::string(info.name) + " public point");
+  }
+  EvpPkeyPtr pkey(raw);
+  EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    return OpenSslError(ErrorCode::kInvalidArgument, "point is not on " + std::string(info.name));
+  }
+  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
+  return PublicKey(std::move(pkey), spec);
+}
+
+Result<PublicKey> PublicKey::FromEvpPkey(EVP_PKEY* pkey) {
+  if (pkey == nullptr) return InvalidArgumentError("no key");
+  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey));
+  if (EVP_PKEY_up_ref(pkey) != 1) return OpenSslError(ErrorCode::kInternal, "EVP_PKEY_up_ref");
+  return PublicKey(EvpPkeyPtr(pkey), spec);
+}
+
+Bytes PublicKey::SpkiDer() const {
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(pkey_.get(), &der);
+  if (len <= 0) Fatal("i2d_PUBKEY");
+  Bytes out(der, der + len);
+  OPENSSL_free(der);
+  return out;
+}
+
+std::string PublicKey::Pem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey_.get()) != 1) Fatal("PEM_write_bio_PUBKEY");
+  return BioToString(bio.get());
+}
+
+Bytes PublicKey::RsaModulus() const {
+  if (type() != KeyType::kRsa) return {};
+  BIGNUM* n = nullptr;
+  if (EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_RSA_N, &n) != 1) Fatal("RSA modulus");
+  BnPtr owned(n);
+  return BnToBytes(n);
+}
+
+Bytes PublicKey::RsaPublicExponent() const {
+  if (type() != KeyType::kRsa) return {};
+  BIGNUM* e = nullptr;
+  if (EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_RSA_E, &e) != 1) Fatal("RSA exponent");
+  BnPtr owned(e);
+  return BnToBytes(e);
+}
+
+Bytes PublicKey::EcPoint() const {
+  if (type() != KeyType::kEc) return {};
+  // OSSL_PKEY_PARAM_PUB_KEY keeps the encoding the key came in (possibly compressed), so the
+  // uncompressed form is assembled from the affine coordinates.
+  BIGNUM* x = nullptr;
+  BIGNUM* y = nullptr;
+  if (EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
+      EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1) {
+    BN_free(x);
+    Fatal("EC public point");
+  }
+  BnPtr owned_x(x);
+  BnPtr owned_y(y);
+  const size_t field = GetCurveInfo(spec_.curve).field_size;
+  Bytes out(1 + 2 * field);
+  out[0] = 0x04;
+  if (BN_bn2binpad(x, out.data() + 1, static_cast<int>(field)) < 0 ||
+      BN_bn2binpad(y, out.data() + 1 + field, static_cast<int>(field)) < 0) {
+    Fatal("EC point coordinates");
+  }
+  return out;
+}
+
+Bytes PublicKey::KeyId() const {
+  return Digest(HashAlgorithm::kSha1, type() == KeyType::kRsa ? RsaModulus() : EcPoint());
+}
+
+Bytes WrapEcPointOctetString(ByteView point) {
+  Bytes out;
+  out.reserve(point.size() + 4);
+  out.push_back(0x04);
+  AppendDerLength(out, point.size());
+  out.insert(out.end(), point.begin(), point.end());
+  return out;
+}
+
+Result<Bytes> UnwrapEcPointOctetString(ByteView der) {
+  if (der.size() < 2 || der[0] != 0x04) {
+    return InvalidArgumentError("CKA_EC_POINT is not a DER OCTET STRING");
+  }
+  size_t len = 0;
+  size_t header = 2;
+  if (der[1] < 0x80) {
+    len = der[1];
+  } else {
+    const size_t n = der[1] & 0x7f;
+    if (n == 0 || n > 2 || der.size() < 2 + n) {
+      return InvalidArgumentError("bad OCTET STRING length in CKA_EC_POINT");
+    }
+    for (size_t i = 0; i < n; ++i) len = (len << 8) | der[2 + i];
+    // DER demands the shortest length form.
+    if (len < 0x80 || (n == 2 && len < 0x100)) {
+      return InvalidArgumentError("non-minimal OCTET STRING length in CKA_EC_POINT");
+    }
+    header = 2 + n;
+  }
+  if (der.size() != header + len) {
+    return InvalidArgumentError("CKA_EC_POINT OCTET STRING length " + std::to_string(len) +
+                                " does not match its " + std::to_string(der.size() - header) +
+                                " content bytes");
+  }
+  return Bytes(der.begin() + static_cast<std::ptrdiff_t>(header), der.end());
+}
+
+Status VerifyDigestSignature(const PublicKey& key, SignatureScheme scheme, HashAlgorithm hash,
+                             ByteView digest, ByteView signature,
+                             std::optional<size_t> pss_salt_length) {
+  ERR_clear_error();
+  const KeySpec spec = key.spec();
+  SIGNUM_RETURN_IF_ERROR(CheckSchemeFitsKey(scheme, spec));
+  SIGNUM_RETURN_IF_ERROR(CheckDigest(hash, digest));
+  if (signature.size() != spec.SignatureSize()) {
+    return InvalidArgumentError("signature does not verify: a " + spec.Name() + " signature has " +
+                                std::to_string(spec.SignatureSize()) + " bytes, got " +
+                                std::to_string(signature.size()));
+  }
+  Bytes der;
+  if (scheme == SignatureScheme::kEcdsa) {
+    SIGNUM_ASSIGN_OR_RETURN(der, EcdsaRawToDer(signature));
+    signature = der;
+  }
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "cannot initialise signature verification");
+  }
+  SIGNUM_RETURN_IF_ERROR(ConfigureSignatureContext(ctx.get(), spec, scheme, hash, pss_salt_length));
+  const int rc =
+      EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), digest.data(), digest.size());
+  if (rc != 1) {
+    std::string errors = DrainOpenSslErrors();
+    return InvalidArgumentError("signature does not verify: " + std::string(SchemeName(scheme)) +
+                                "/" + std::string(HashName(hash)) + " with " + spec.Name() +
+                                " key" + (errors.empty() ? "" : " (" + errors + ")"));
+  }
+  return Status::Ok();
+}
+
+// --- Software keys -------------------------------------------------------------------------------
+
+namespace {
+
+// The public half alone, so that a PublicKey handed around never carries private material.
+Result<PublicKey> PublicHalf(EVP_PKEY* pkey) {
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(pkey, &der);
+  if (len <= 0) return OpenSslError(ErrorCode::kInternal, "cannot encode the public key");
+  Bytes spki(der, der + len);
+  OPENSSL_free(der);
+  return PublicKey::FromSpkiDer(spki);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SoftwareKey>> SoftwareKey::Generate(KeySpec spec) {
+  ERR_clear_error();
+  EVP_PKEY* raw = nullptr;
+  if (spec.type == KeyType::kRsa) {
+    if (spec.rsa_bits < 1024 || spec.rsa_bits > 16384) {
+      return InvalidArgumentError("RSA key size " + std::to_string(spec.rsa_bits) +
+                                  " is out of range (1024..16384)");
+    }
+    raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(spec.rsa_bits));
+  } else {
+    const std::string group(GetCurveInfo(spec.curve).openssl_name);
+    raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", group.c_str());
+  }
+  if (raw == nullptr) {
+    return OpenSslError(ErrorCode::kInternal, "cannot generate a " + spec.Name() + " key");
+  }
+  EvpPkeyPtr pkey(raw);
+  SIGNUM_ASSIGN_OR_RETURN(PublicKey pub, PublicHalf(pkey.get()));
+  return std::unique_ptr<SoftwareKey>(new SoftwareKey(std::move(pkey), std::move(pub)));
+}
+
+Result<std::unique_ptr<SoftwareKey>> SoftwareKey::FromPem(std::string_view pkcs8_pem) {
+  ERR_clear_error();
+  BioPtr bio = MemBio(pkcs8_pem);
+  if (!bio) return OpenSslError(ErrorCode::kInternal, "cannot create BIO");
+  // A callback that supplies no passphrase: OpenSSL's default would prompt on the terminal.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) -> int { return -1; };
+  EvpPkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!pkey) {
+    return OpenSslError(ErrorCode::kInvalidArgument,
+                        "no unencrypted PEM private key could be read");
+  }
+  SIGNUM_ASSIGN_OR_RETURN(PublicKey pub, PublicHalf(pkey.get()));
+  return std::unique_ptr<SoftwareKey>(new SoftwareKey(std::move(pkey), std::move(pub)));
+}
+
+std::string SoftwareKey::PrivateKeyPem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0, nullptr,
+                                            nullptr) != 1) {
+    Fatal("PEM_write_bio_PKCS8PrivateKey");
+  }
+  return BioToString(bio.get());
+}
+
+Result<Bytes> SoftwareKey::SignDigest(SignatureScheme scheme, HashAlgorithm hash, ByteView digest,
+                                      std::optional<size_t> pss_salt_length) {
+  ERR_clear_error();
+  const KeySpec spec = public_key_.spec();
+  SIGNUM_RETURN_IF_ERROR(CheckSchemeFitsKey(scheme, spec));
+  SIGNUM_RETURN_IF_ERROR(CheckDigest(hash, digest));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_.get(), nullptr));
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "cannot initialise signing");
+  }
+  SIGNUM_RETURN_IF_ERROR(ConfigureSignatureContext(ctx.get(), spec, scheme, hash, pss_salt_length));
+  size_t len = 0;
+  if (EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "cannot size the signature");
+  }
+  Bytes sig(len);
+  if (EVP_PKEY_sign(ctx.get(), sig.data(), &len, digest.data(), digest.size()) != 1) {
+    return OpenSslError(ErrorCode::kInternal, "signing failed");
+  }
+  sig.resize(len);
+  if (scheme == SignatureScheme::kEcdsa) {
+    return EcdsaDerToRaw(sig, GetCurveInfo(spec.curve).field_size);
+  }
+  return sig;
+}
+
+}  // namespace signum

@@ -1,0 +1,249 @@
+#include "api.h"
+
+#include <nlohmann/json.hpp>
+
+#include "signum/core/crypto.h"
+#include "signum/core/log.h"
+#include "signum/core/wire.h"
+
+namespace signum::server {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+HttpResponse ErrorResponse(const Status& status) {
+  HttpResponse r = JsonResponse(wire::HttpStatusFor(status.code()),
+                                wire::ToJson(wire::ToErrorResponse(status)));
+  if (status.code() == ErrorCode::kUnauthenticated) r.headers["WWW-Authenticate"] = "Bearer";
+  if (status.code() == ErrorCode::kResourceExhausted) r.headers["Retry-After"] = "1";
+  return r;
+}
+
+std::string PathOf(const std::string& target) { return target.substr(0, target.find('?')); }
+
+json PrincipalJson(const Principal& p) {
+  return json{{"user", p.user}, {"method", p.method}, {"credential", p.credential_id}};
+}
+
+// Counts an in-flight signature for the life of the object; released on every exit path.
+class InflightSlot {
+ public:
+  InflightSlot(std::atomic<size_t>& counter, size_t limit) : counter_(counter) {
+    acquired_ = counter_.fetch_add(1) < limit || limit == 0;
+    if (!acquired_) counter_.fetch_sub(1);
+  }
+  ~InflightSlot() {
+    if (acquired_) counter_.fetch_sub(1);
+  }
+  bool acquired() const { return acquired_; }
+
+ private:
+  std::atomic<size_t>& counter_;
+  bool acquired_ = false;
+};
+
+}  // namespace
+
+SigningApi::SigningApi(StateStore& state, HsmBackend& hsm, AuditLog& audit, ApiLimits limits,
+                       std::string version)
+    : state_(state), hsm_(hsm), audit_(audit), limits_(limits), version_(std::move(version)) {}
+
+HttpResponse SigningApi::Handle(const HttpRequest& request) {
+  const std::string path = PathOf(request.target);
+  struct Route {
+    std::string_view path;
+    std::string_view method;
+    HttpResponse (SigningApi::*handler)(const HttpRequest&);
+  };
+  static const Route kRoutes[] = {
+      {wire::kCertificatesPath, "GET", &SigningApi::ListCertificates},
+      {wire::kSignPath, "POST", &SigningApi::Sign},
+  };
+  if (path == wire::kHealthPath) {
+    if (request.method != "GET") return ErrorResponse(InvalidArgumentError("use GET " + path));
+    return Health();
+  }
+  for (const Route& route : kRoutes) {
+    if (path != route.path) continue;
+    if (request.method != route.method) {
+      HttpResponse r = JsonResponse(405, wire::ToJson(wire::ErrorResponse{
+                                              "METHOD_NOT_ALLOWED", "use " + std::string(route.method) +
+                                                                        " " + path}));
+      r.headers["Allow"] = std::string(route.method);
+      return r;
+    }
+    return (this->*route.handler)(request);
+  }
+  return ErrorResponse(NotFoundError("no such endpoint: " + path));
+}
+
+HttpResponse SigningApi::Health() {
+  Status hsm = hsm_.Check();
+  wire::HealthResponse h{hsm.ok() ? "ok" : "degraded", version_, hsm.ok() ? "ok" : hsm.message()};
+  return JsonResponse(hsm.ok() ? 200 : 503, wire::ToJson(h));
+}
+
+Status SigningApi::Audit(json event) {
+  Status s = audit_.Append(std::move(event));
+  if (!s.ok()) {
+    SIGNUM_LOG_ERROR("audit", "cannot write audit record: " << s.ToString());
+    return InternalError("the audit log cannot be written; refusing to answer");
+  }
+  return s;
+}
+
+Result<Principal> SigningApi::Authenticate(const HttpRequest& request,
+                                           const StateSnapshot& snapshot,
+                                           std::string_view action) {
+  std::optional<Principal> principal;
+  std::string presented;
+  auto auth = request.headers.find("authorization");
+  if (auth != request.headers.end()) {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth->second.size() > kBearer.size() && auth->second.compare(0, kBearer.size(), kBearer) == 0) {
+      principal = snapshot.authenticator.ByToken(std::string_view(auth->second).substr(kBearer.size()));
+      presented = "token";
+    } else {
+      presented = "malformed authorization header";
+    }
+  } else if (request.client_certificate_sha256_hex) {
+    principal = snapshot.authenticator.ByClientCertificate(*request.client_certificate_sha256_hex);
+    presented = "client certificate " + *request.client_certificate_sha256_hex;
+  }
+  if (principal) return *principal;
+  const std::string message =
+      presented.empty() ? "authentication required: send 'Authorization: Bearer <token>' or a client certificate"
+                        : "unknown credential (" + presented + ")";
+  SIGNUM_RETURN_IF_ERROR(Audit(json{{"type", "authentication"},
+                                    {"action", action},
+                                    {"peer", request.peer_address},
+                                    {"decision", "denied"},
+                                    {"reason", message}}));
+  return UnauthenticatedError(message);
+}
+
+HttpResponse SigningApi::ListCertificates(const HttpRequest& request) {
+  std::shared_ptr<const StateSnapshot> snapshot = state_.Current();
+  auto principal = Authenticate(request, *snapshot, "list");
+  if (!principal.ok()) return ErrorResponse(principal.status());
+  const auto now = std::chrono::system_clock::now();
+  wire::CertificateListResponse list;
+  for (const CertificateRecord& cert : snapshot->state.certificates) {
+    std::optional<AllowedUse> use = snapshot->policy.Visible(*principal, cert, now);
+    if (!use) continue;
+    wire::CertificateEntry e;
+    e.id = cert.id;
+    e.label = cert.label;
+    e.key.type = cert.key_spec.type;
+    e.key.bits = cert.key_spec.Bits();
+    if (cert.key_spec.type == KeyType::kEc) e.key.curve = cert.key_spec.curve;
+    e.certificate_pem = cert.certificate.Pem();
+    for (const Certificate& c : cert.chain) e.chain_pem.push_back(c.Pem());
+    e.schemes = use->schemes;
+    e.hashes = use->hashes;
+    list.certificates.push_back(std::move(e));
+  }
+  Status audited = Audit(json{{"type", "list"},
+                              {"principal", PrincipalJson(*principal)},
+                              {"peer", request.peer_address},
+                              {"decision", "allowed"},
+                              {"certificates", list.certificates.size()}});
+  if (!audited.ok()) return ErrorResponse(audited);
+  return JsonResponse(200, wire::ToJson(list));
+}
+
+HttpResponse SigningApi::Sign(const HttpRequest& request) {
+  std::shared_ptr<const StateSnapshot> snapshot = state_.Current();
+  auto principal = Authenticate(request, *snapshot, "sign");
+  if (!principal.ok()) return ErrorResponse(principal.status());
+
+  json event{{"type", "sign"}, {"principal", PrincipalJson(*principal)}, {"peer", request.peer_address}};
+  // Every way out of here is audited before the answer leaves.
+  auto finish = [&](const Status& status, const std::string& rule,
+                    std::optional<Bytes> signature) -> HttpResponse {
+    event["decision"] = status.ok() ? "allowed" : "denied";
+    if (!rule.empty()) event["rule"] = rule;
+    if (!status.ok()) {
+      event["error"] = {{"code", ErrorCodeName(status.code())}, {"message", status.message()}};
+    }
+    Status audited = Audit(event);
+    if (!audited.ok()) return ErrorResponse(audited);
+    if (!status.ok()) return ErrorResponse(status);
+    wire::SignResponse response{event["certificate_id"].get<std::string>(),
+                                *ParseSignatureScheme(event["scheme"].get<std::string>()),
+                                *ParseHashAlgorithm(event["hash"].get<std::string>()),
+                                std::move(*signature)};
+    return JsonResponse(200, wire::ToJson(response));
+  };
+
+  auto body = wire::ParseJson(request.body);
+  if (!body.ok()) return finish(body.status(), "", std::nullopt);
+  auto parsed = wire::ParseSignRequest(*body);
+  if (!parsed.ok()) return finish(parsed.status(), "", std::nullopt);
+  const wire::SignRequest& req = *parsed;
+  event["certificate_id"] = req.certificate_id;
+  event["scheme"] = SchemeName(req.scheme);
+  event["hash"] = HashName(req.hash);
+  event["digest"] = HexEncode(req.digest);
+  event["context"] = wire::ToJson(req.context);
+
+  const CertificateRecord* cert = snapshot->state.FindCertificate(req.certificate_id);
+  if (cert == nullptr)
+    return finish(NotFoundError("unknown certificate '" + req.certificate_id + "'"), "", std::nullopt);
+  event["certificate_id"] = cert->id;
+  event["certificate_label"] = cert->label;
+  if (!SchemeFitsKey(req.scheme, cert->key_spec.type)) {
+    return finish(InvalidArgumentError("scheme " + std::string(SchemeName(req.scheme)) +
+                                       " does not fit the " + cert->key_spec.Name() + " key of certificate '" +
+                                       cert->label + "'"),
+                  "", std::nullopt);
+  }
+  const Decision decision = snapshot->policy.Evaluate(
+      SignAttempt{*principal, *cert, req.scheme, req.hash, req.context, std::chrono::system_clock::now()});
+  if (!decision.allowed) return finish(PermissionDeniedError(decision.reason), decision.rule, std::nullopt);
+
+  InflightSlot global(inflight_, limits_.max_inflight_signatures);
+  if (!global.acquired())
+    return finish(ResourceExhaustedError("server overloaded: too many signatures in flight; retry"), decision.rule,
+                  std::nullopt);
+  // Per-user concurrency, as Signum's per-user setting: one busy pipeline cannot starve the rest.
+  struct UserSlot {
+    SigningApi& api;
+    std::string user;
+    bool acquired = false;
+    ~UserSlot() {
+      if (!acquired) return;
+      std::lock_guard lock(api.per_user_mu_);
+      if (--api.per_user_inflight_[user] == 0) api.per_user_inflight_.erase(user);
+    }
+  } user_slot{*this, principal->user};
+  if (limits_.per_user_inflight_signatures > 0) {
+    std::lock_guard lock(per_user_mu_);
+    size_t& n = per_user_inflight_[principal->user];
+    if (n >= limits_.per_user_inflight_signatures) {
+      if (n == 0) per_user_inflight_.erase(principal->user);
+      return finish(ResourceExhaustedError("user '" + principal->user + "' has too many signatures in flight; retry"),
+                    decision.rule, std::nullopt);
+    }
+    ++n;
+    user_slot.acquired = true;
+  }
+
+  auto key_id = HexDecode(cert->key_id_hex);
+  if (!key_id.ok()) return finish(InternalError("certificate '" + cert->label + "' has a bad key id"), decision.rule, std::nullopt);
+  auto signature = hsm_.Sign(*key_id, req.scheme, req.hash, req.digest, req.pss_salt_length);
+  if (!signature.ok()) {
+    SIGNUM_LOG_WARN("api", "HSM signing for '" << cert->label << "' failed: " << signature.status().ToString());
+    return finish(signature.status(), decision.rule, std::nullopt);
+  }
+  return finish(Status::Ok(), decision.rule, std::move(signature).value());
+}
+
+}  // namespace signum::server

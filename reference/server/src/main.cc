@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "admin_cli.h"
+
+int main(int argc, char** argv) { return signum::server::RunServerCli(argc, argv); }

@@ -1,0 +1,458 @@
+// End-to-end tests of signum-server: the real binary (started with Boost.Process) on a demo
+// deployment built by `signum-server init-demo` on a fresh SoftHSM2 token, spoken to over real TLS
+// on loopback. Every signature is verified with OpenSSL against the leaf certificate.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/process.hpp>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "signum/core/crypto.h"
+#include "signum/core/files.h"
+#include "signum/core/https_client.h"
+#include "signum/core/wire.h"
+#include "signum/core/x509.h"
+#include "softhsm_token.h"
+#include "temp_dir.h"
+
+namespace signum::server {
+namespace {
+
+namespace bp = boost::process;
+using nlohmann::json;
+using signum::testing::RunCommand;
+using signum::testing::TempDir;
+
+constexpr const char* kServerBinary = SIGNUM_SERVER_BINARY;
+
+std::string Cli(const std::string& args) { return std::string(kServerBinary) + " " + args; }
+
+// A running signum-server process on a demo deployment.
+class Deployment {
+ public:
+  Deployment() : dir_("signum-e2e") {
+    auto init = RunCommand(Cli("init-demo " + dir_.path() + "/demo"));
+    if (init.exit_code != 0) throw std::runtime_error("init-demo failed: " + init.output);
+    root_ = dir_.path() + "/demo";
+    json config = json::parse(*ReadFile(root_ + "/server.json"));
+    port_ = config["listen"]["port"].get<uint16_t>();
+  }
+  ~Deployment() { Stop(); }
+
+  const std::string& root() const { return root_; }
+  std::string config() const { return root_ + "/server.json"; }
+  uint16_t port() const { return port_; }
+
+  void Start() {
+    server_ = std::make_unique<bp::child>(kServerBinary, "serve", "--config", config(),
+                                          bp::std_out > root_ + "/logs/stdout.log",
+                                          bp::std_err > root_ + "/logs/stderr.log");
+    // Ready when /v1/health answers (bounded: 30 s).
+    for (int i = 0; i < 300; ++i) {
+      auto client = Client("");
+      if (client) {
+        auto r = client->Get(std::string(wire::kHealthPath));
+        if (r.ok() && r->status == 200) return;
+      }
+      if (!server_->running()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("signum-server did not become healthy: " +
+                             ReadFile(root_ + "/logs/stderr.log").value());
+  }
+
+  void Stop() {
+    if (!server_) return;
+    if (server_->running()) {
+      ::kill(server_->id(), SIGTERM);  // our own child, by PID
+      for (int i = 0; i < 100 && server_->running(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (server_->running()) server_->terminate();
+    }
+    server_->wait();
+    last_exit_code_ = server_->exit_code();
+    server_.reset();
+  }
+  int last_exit_code() const { return last_exit_code_; }
+
+  std::string Token(const std::string& user) const {
+    return ReadSecretFile(root_ + "/credentials/" + user + ".token").value();
+  }
+
+  std::unique_ptr<HttpsClient> Client(const std::string& token, bool client_certificate = false) const {
+    HttpsClientConfig c;
+    c.host = "127.0.0.1";
+    c.port = port_;
+    c.ca_file = root_ + "/ca/root.pem";
+    c.bearer_token = token;
+    if (client_certificate) {
+      c.client_certificate_file = root_ + "/credentials/ci-bot.crt";
+      c.client_key_file = root_ + "/credentials/ci-bot.key";
+    }
+    auto client = HttpsClient::Create(c);
+    return client.ok() ? std::move(client).value() : nullptr;
+  }
+
+ private:
+  TempDir dir_;
+  std::string root_;
+  uint16_t port_ = 0;
+  std::unique_ptr<bp::child> server_;
+  int last_exit_code_ = -1;
+};
+
+class ServerE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    deployment_ = new Deployment();
+    deployment_->Start();
+  }
+  static void TearDownTestSuite() {
+    delete deployment_;
+    deployment_ = nullptr;
+  }
+
+  static wire::CertificateListResponse List(HttpsClient& client) {
+    auto r = client.Get(std::string(wire::kCertificatesPath));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200) << r->body;
+    return wire::ParseCertificateListResponse(json::parse(r->body)).value();
+  }
+
+  static Result<HttpsResult> PostSign(HttpsClient& client, const wire::SignRequest& req) {
+    return client.Post(std::string(wire::kSignPath), wire::ToJson(req).dump());
+  }
+
+  static Deployment* deployment_;
+};
+Deployment* ServerE2eTest::deployment_ = nullptr;
+
+const std::vector<std::string> kAllLabels = {"rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ec-p521"};
+
+TEST_F(ServerE2eTest, HealthIsOkWithoutCredentials) {
+  auto client = deployment_->Client("");
+  auto r = client->Get("/v1/health");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  auto health = wire::ParseHealthResponse(json::parse(r->body));
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, "ok");
+  EXPECT_EQ(health->hsm, "ok");
+}
+
+TEST_F(ServerE2eTest, ReleaseSeesEveryCertificateWithItsChain) {
+  auto client = deployment_->Client(deployment_->Token("release"));
+  wire::CertificateListResponse list = List(*client);
+  std::vector<std::string> labels;
+  const auto root = Certificate::FromPem(*ReadFile(deployment_->root() + "/ca/root.pem")).value();
+  for (const auto& e : list.certificates) {
+    labels.push_back(e.label);
+    auto leaf = Certificate::FromPem(e.certificate_pem);
+    ASSERT_TRUE(leaf.ok());
+    EXPECT_EQ(e.id, leaf->Sha1ThumbprintHex());
+    ASSERT_EQ(e.chain_pem.size(), 2u) << e.label;
+    std::vector<Certificate> intermediates{Certificate::FromPem(e.chain_pem[0]).value()};
+    Status chain = VerifyCertificateChain(*leaf, intermediates, {root}, /*require_code_signing=*/true);
+    EXPECT_TRUE(chain.ok()) << e.label << ": " << chain.ToString();
+    EXPECT_EQ(leaf->GetKeySpec()->Name(), e.label);
+  }
+  std::sort(labels.begin(), labels.end());
+  auto expected = kAllLabels;
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(labels, expected);
+}
+
+TEST_F(ServerE2eTest, EveryAlgorithmSchemeAndHashSignsAndVerifies) {
+  auto client = deployment_->Client(deployment_->Token("release"));
+  int verified = 0;
+  for (const auto& entry : List(*client).certificates) {
+    const PublicKey key = Certificate::FromPem(entry.certificate_pem)->GetPublicKey().value();
+    std::vector<SignatureScheme> schemes =
+        entry.key.type == KeyType::kRsa
+            ? std::vector<SignatureScheme>{SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss}
+            : std::vector<SignatureScheme>{SignatureScheme::kEcdsa};
+    for (SignatureScheme scheme : schemes) {
+      for (HashAlgorithm hash : {HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512}) {
+        wire::SignRequest req;
+        req.certificate_id = entry.id;
+        req.scheme = scheme;
+        req.hash = hash;
+        req.digest = Digest(hash, AsBytes("artifact " + entry.label + std::string(SchemeName(scheme))));
+        req.context.process = "signum_server_e2e_test";
+        auto r = PostSign(*client, req);
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        ASSERT_EQ(r->status, 200) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash) << ": " << r->body;
+        auto resp = wire::ParseSignResponse(json::parse(r->body));
+        ASSERT_TRUE(resp.ok());
+        EXPECT_EQ(resp->signature.size(), key.spec().SignatureSize());
+        Status v = VerifyDigestSignature(key, scheme, hash, req.digest, resp->signature);
+        EXPECT_TRUE(v.ok()) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash) << ": " << v.ToString();
+        ++verified;
+      }
+    }
+  }
+  // 3 RSA keys x 2 schemes x 3 hashes + 3 EC keys x 3 hashes.
+  EXPECT_EQ(verified, 27);
+}
+
+TEST_F(ServerE2eTest, PssSaltLengthsAndSha1WhereThePolicyAllowsIt) {
+  auto client = deployment_->Client(deployment_->Token("release"));
+  auto list = List(*client);
+  const auto& rsa = *std::find_if(list.certificates.begin(), list.certificates.end(),
+                                  [](const auto& e) { return e.label == "rsa-2048"; });
+  const PublicKey key = Certificate::FromPem(rsa.certificate_pem)->GetPublicKey().value();
+  for (size_t salt : {size_t{0}, size_t{32}, size_t{222}}) {
+    wire::SignRequest req{rsa.id, SignatureScheme::kRsaPss, HashAlgorithm::kSha256,
+                          Digest(HashAlgorithm::kSha256, AsBytes("pss")), salt, {}};
+    auto r = PostSign(*client, req);
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
+    EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig, salt).ok()) << salt;
+  }
+  // release-legacy-sha1 allows SHA-1 with PKCS#1 v1.5 only.
+  wire::SignRequest sha1{rsa.id, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha1,
+                         Digest(HashAlgorithm::kSha1, AsBytes("legacy")), std::nullopt, {}};
+  auto r = PostSign(*client, sha1);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(VerifyDigestSignature(key, sha1.scheme, sha1.hash, sha1.digest,
+                                    wire::ParseSignResponse(json::parse(r->body))->signature)
+                  .ok());
+  sha1.scheme = SignatureScheme::kRsaPss;
+  r = PostSign(*client, sha1);
+  EXPECT_EQ(r->status, 403) << r->body;
+  // ci-bot has no SHA-1 rule at all.
+  auto bot = deployment_->Client("", /*client_certificate=*/true);
+  sha1.scheme = SignatureScheme::kRsaPkcs1;
+  r = PostSign(*bot, sha1);
+  EXPECT_EQ(r->status, 403) << r->body;
+}
+
+TEST_F(ServerE2eTest, AliceSeesAndUsesOnlyRsa2048) {
+  auto alice = deployment_->Client(deployment_->Token("alice"));
+  auto list = List(*alice);
+  ASSERT_EQ(list.certificates.size(), 1u);
+  EXPECT_EQ(list.certificates[0].label, "rsa-2048");
+  auto all = List(*deployment_->Client(deployment_->Token("release")));
+  for (const auto& e : all.certificates) {
+    wire::SignRequest req{e.id,
+                          e.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa,
+                          HashAlgorithm::kSha256, Digest(HashAlgorithm::kSha256, AsBytes("x")), std::nullopt, {}};
+    auto r = PostSign(*alice, req);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, e.label == "rsa-2048" ? 200 : 403) << e.label << ": " << r->body;
+    if (r->status == 403) {
+      auto err = wire::ParseErrorResponse(json::parse(r->body));
+      ASSERT_TRUE(err.ok());
+      EXPECT_EQ(err->code, "PERMISSION_DENIED");
+      EXPECT_NE(err->message.find("alice"), std::string::npos) << err->message;
+    }
+  }
+}
+
+TEST_F(ServerE2eTest, ClientCertificateUserSignsOverMutualTls) {
+  auto bot = deployment_->Client("", /*client_certificate=*/true);
+  auto list = List(*bot);
+  ASSERT_EQ(list.certificates.size(), kAllLabels.size());
+  const auto& ec = *std::find_if(list.certificates.begin(), list.certificates.end(),
+                                 [](const auto& e) { return e.label == "ec-p384"; });
+  wire::SignRequest req{ec.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha384,
+                        Digest(HashAlgorithm::kSha384, AsBytes("container image")), std::nullopt, {}};
+  auto r = PostSign(*bot, req);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
+  EXPECT_EQ(sig.size(), 96u);
+  EXPECT_TRUE(VerifyDigestSignature(Certificate::FromPem(ec.certificate_pem)->GetPublicKey().value(),
+                                    req.scheme, req.hash, req.digest, sig)
+                  .ok());
+}
+
+TEST_F(ServerE2eTest, UnknownOrMissingCredentialsAre401) {
+  for (const std::string& token : {std::string(""), std::string("sgn_00000000_notavalidtoken"),
+                                   std::string("garbage")}) {
+    auto client = deployment_->Client(token);
+    auto r = client->Get("/v1/certificates");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 401) << token;
+    EXPECT_EQ(r->headers["www-authenticate"], "Bearer");
+    EXPECT_TRUE(wire::ParseErrorResponse(json::parse(r->body)).ok()) << r->body;
+  }
+}
+
+TEST_F(ServerE2eTest, BadRequestsGetClearErrorsAndNeverKillTheServer) {
+  auto client = deployment_->Client(deployment_->Token("release"));
+  auto list = List(*client);
+  std::string ec_id;
+  for (const auto& e : list.certificates)
+    if (e.key.type == KeyType::kEc) ec_id = e.id;
+  const std::string digest32 = Base64Encode(Bytes(32, 1));
+  struct Case {
+    std::string name, method, path, body;
+    int status;
+    std::string message_part;
+  };
+  const std::vector<Case> cases = {
+      {"malformed json", "POST", "/v1/sign", "{\"certificate_id\":", 400, "JSON"},
+      {"not an object", "POST", "/v1/sign", "[1,2]", 400, "object"},
+      {"wrong digest length", "POST", "/v1/sign",
+       json{{"certificate_id", ec_id}, {"scheme", "ecdsa"}, {"hash", "sha384"}, {"digest", digest32}}.dump(),
+       400, "48 bytes"},
+      {"unknown certificate", "POST", "/v1/sign",
+       json{{"certificate_id", "00"}, {"scheme", "ecdsa"}, {"hash", "sha256"}, {"digest", digest32}}.dump(),
+       404, "unknown certificate"},
+      {"pss on an ec key", "POST", "/v1/sign",
+       json{{"certificate_id", ec_id}, {"scheme", "rsa-pss"}, {"hash", "sha256"}, {"digest", digest32}}.dump(),
+       400, "does not fit"},
+      {"unknown scheme", "POST", "/v1/sign",
+       json{{"certificate_id", ec_id}, {"scheme", "dsa"}, {"hash", "sha256"}, {"digest", digest32}}.dump(),
+       400, "scheme"},
+      {"oversized body", "POST", "/v1/sign", std::string(200 * 1024, 'x'), 413, ""},
+      {"wrong method", "GET", "/v1/sign", "", 405, "POST"},
+      {"unknown path", "GET", "/v2/sign", "", 404, "no such endpoint"},
+  };
+  for (const Case& c : cases) {
+    auto fresh = deployment_->Client(deployment_->Token("release"));
+    auto r = fresh->Request(c.method, c.path, c.body);
+    ASSERT_TRUE(r.ok()) << c.name << ": " << r.status().ToString();
+    EXPECT_EQ(r->status, c.status) << c.name << ": " << r->body;
+    auto err = wire::ParseErrorResponse(json::parse(r->body, nullptr, false));
+    ASSERT_TRUE(err.ok()) << c.name << ": error body is not JSON: " << r->body;
+    EXPECT_NE(err->message.find(c.message_part), std::string::npos) << c.name << ": " << err->message;
+  }
+  auto health = deployment_->Client("")->Get("/v1/health");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(ServerE2eTest, WherePolicyFromTheAdminCliTakesEffectWhileRunning) {
+  auto add = RunCommand(Cli("policy add --config " + deployment_->config() +
+                            " --position 0 --json '{\"name\":\"no-curl\",\"effect\":\"deny\","
+                            "\"users\":[\"release\"],\"process\":\"curl\"}'"));
+  ASSERT_EQ(add.exit_code, 0) << add.output;
+  auto client = deployment_->Client(deployment_->Token("release"));
+  const auto entry = List(*client).certificates.front();
+  wire::SignRequest req{entry.id,
+                        entry.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa,
+                        HashAlgorithm::kSha256, Digest(HashAlgorithm::kSha256, AsBytes("w")), std::nullopt, {}};
+  req.context.process = "curl";
+  // The server re-reads the state file at most once a second.
+  int status = 0;
+  for (int i = 0; i < 30 && status != 403; ++i) {
+    status = PostSign(*client, req)->status;
+    if (status != 403) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(status, 403);
+  req.context.process = "osslsigncode";
+  EXPECT_EQ(PostSign(*client, req)->status, 200);
+  ASSERT_EQ(RunCommand(Cli("policy remove no-curl --config " + deployment_->config())).exit_code, 0);
+}
+
+TEST_F(ServerE2eTest, TokensCreatedAndRevokedByTheCli) {
+  auto created = RunCommand(Cli("token create alice --config " + deployment_->config()));
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  std::string token = created.output.substr(0, created.output.find('\n'));
+  ASSERT_EQ(token.rfind("sgn_", 0), 0u) << token;
+  const std::string token_id = token.substr(0, token.find('_', 4));
+  // The plaintext token is never stored.
+  EXPECT_EQ(ReadFile(deployment_->root() + "/state.json")->find(token), std::string::npos);
+  int status = 0;
+  for (int i = 0; i < 30 && status != 200; ++i) {
+    status = deployment_->Client(token)->Get("/v1/certificates")->status;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(status, 200);
+  auto revoked = RunCommand(Cli("token revoke alice " + token_id + " --config " + deployment_->config()));
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.output;
+  for (int i = 0; i < 30 && status != 401; ++i) {
+    status = deployment_->Client(token)->Get("/v1/certificates")->status;
+    if (status != 401) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(status, 401);
+}
+
+// Runs last in this suite: it restarts the server.
+TEST_F(ServerE2eTest, ZzAuditChainRecordsDenialsAndSurvivesRestartAndTampering) {
+  const std::string log = deployment_->root() + "/audit/audit.log";
+  auto denied = PostSign(*deployment_->Client(deployment_->Token("alice")),
+                         wire::SignRequest{"ffff", SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+                                           Bytes(32, 9), std::nullopt, {}});
+  ASSERT_EQ(denied->status, 404);
+  auto unknown = deployment_->Client("sgn_deadbeef_unknownunknownunknownunknownunknownxx")->Get("/v1/certificates");
+  ASSERT_EQ(unknown->status, 401);
+  auto verify = RunCommand(Cli("audit-verify " + log));
+  ASSERT_EQ(verify.exit_code, 0) << verify.output;
+
+  std::string text = *ReadFile(log);
+  size_t records_before = std::count(text.begin(), text.end(), '\n');
+  EXPECT_NE(text.find("\"decision\":\"denied\""), std::string::npos);
+  EXPECT_NE(text.find("unknown credential"), std::string::npos);
+  EXPECT_NE(text.find("\"user\":\"alice\""), std::string::npos);
+
+  deployment_->Stop();
+  EXPECT_EQ(deployment_->last_exit_code(), 0);
+  deployment_->Start();
+  auto client = deployment_->Client(deployment_->Token("release"));
+  EXPECT_EQ(List(*client).certificates.size(), kAllLabels.size());
+  verify = RunCommand(Cli("audit-verify " + log));
+  ASSERT_EQ(verify.exit_code, 0) << verify.output;
+  text = *ReadFile(log);
+  EXPECT_GT(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), records_before);
+
+  // An edit anywhere is found.
+  const size_t pos = text.find("\"user\":\"alice\"");
+  ASSERT_NE(pos, std::string::npos);
+  std::string edited = text;
+  edited.replace(pos, 14, "\"user\":\"alicf\"");
+  const std::string copy = deployment_->root() + "/audit/tampered.log";
+  ASSERT_TRUE(WriteFileAtomically(copy, edited).ok());
+  verify = RunCommand(Cli("audit-verify " + copy));
+  EXPECT_NE(verify.exit_code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("line"), std::string::npos) << verify.output;
+}
+
+TEST_F(ServerE2eTest, ZzzOverloadAnswers429WithRetryAfter) {
+  deployment_->Stop();
+  json config = json::parse(*ReadFile(deployment_->config()));
+  config["limits"]["max_inflight_signatures"] = 1;
+  ASSERT_TRUE(WriteFileAtomically(deployment_->config(), config.dump(2)).ok());
+  deployment_->Start();
+  auto list = List(*deployment_->Client(deployment_->Token("release")));
+  const auto rsa4096 = *std::find_if(list.certificates.begin(), list.certificates.end(),
+                                     [](const auto& e) { return e.label == "rsa-4096"; });
+  const PublicKey key = Certificate::FromPem(rsa4096.certificate_pem)->GetPublicKey().value();
+  std::atomic<int> ok{0}, throttled{0}, other{0};
+  std::atomic<bool> retry_after_seen{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto client = deployment_->Client(deployment_->Token("release"));
+      for (int i = 0; i < 10; ++i) {
+        wire::SignRequest req{rsa4096.id, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+                              Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t * 100 + i))),
+                              std::nullopt, {}};
+        auto r = PostSign(*client, req);
+        if (!r.ok()) {
+          ++other;
+        } else if (r->status == 200) {
+          auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
+          if (VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig).ok()) ++ok; else ++other;
+        } else if (r->status == 429) {
+          ++throttled;
+          if (r->headers["retry-after"] == "1") retry_after_seen = true;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(throttled.load(), 0);
+  EXPECT_TRUE(retry_after_seen.load());
+  EXPECT_EQ(other.load(), 0);
+}
+
+}  // namespace
+}  // namespace signum::server

@@ -1,0 +1,52 @@
+// The versioned JSON API of signum-server (see docs/server-api.md): routing, authentication,
+// policy, HSM signing and the audit record for every decision. Transport-independent: it maps an
+// HttpRequest to an HttpResponse, so tests can drive it without sockets.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "audit.h"
+#include "hsm_backend.h"
+#include "https_server.h"
+#include "state_store.h"
+
+namespace signum::server {
+
+struct ApiLimits {
+  size_t max_inflight_signatures = 64;
+  size_t per_user_inflight_signatures = 0;  // 0 = unlimited
+};
+
+class SigningApi {
+ public:
+  SigningApi(StateStore& state, HsmBackend& hsm, AuditLog& audit, ApiLimits limits,
+             std::string version);
+
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse Health();
+  HttpResponse ListCertificates(const HttpRequest& request);
+  HttpResponse Sign(const HttpRequest& request);
+
+  // Resolves the caller from a bearer token or a client certificate; records failures.
+  Result<Principal> Authenticate(const HttpRequest& request, const StateSnapshot& snapshot,
+                                 std::string_view action);
+  // Appends to the audit log; a failure to audit turns the answer into an error (fail closed).
+  Status Audit(nlohmann::json event);
+
+  StateStore& state_;
+  HsmBackend& hsm_;
+  AuditLog& audit_;
+  ApiLimits limits_;
+  std::string version_;
+  std::atomic<size_t> inflight_{0};
+  std::mutex per_user_mu_;
+  std::map<std::string, size_t> per_user_inflight_;
+};
+
+}  // namespace signum::server
