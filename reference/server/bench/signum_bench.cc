@@ -150,12 +150,16 @@ int Run(const Options& options, const std::string& self_path) {
     return 1;
   }
   const std::string root = config->config_dir;
-  const std::string token = ReadSecretFile(root + "/credentials/release.token").value_or("");
+  auto token = ReadSecretFile(root + "/credentials/release.token");
+  if (!token.ok()) {
+    std::cerr << token.status().ToString() << "\n";
+    return 1;
+  }
   HttpsClientConfig client_config;
   client_config.host = "127.0.0.1";
   client_config.port = config->https.port;
   client_config.ca_file = root + "/ca/root.pem";
-  client_config.bearer_token = token;
+  client_config.bearer_token = *token;
   for (int i = 0; i < 300; ++i) {  // wait (bounded) until the server answers
     auto c = HttpsClient::Create(client_config);
     if (c.ok()) {

@@ -363,15 +363,19 @@ int TokenCommand(const Args& args) {
   if (!store.ok()) return Fail(store.status());
   const std::string verb = args.positional.size() > 1 ? args.positional[1] : "";
   if (verb == "create" && args.positional.size() == 3) {
-    std::string token;
+    IssuedToken issued;
     Status s = (*store)->Update([&](ServerState& state) -> Status {
       UserRecord* user = state.FindUser(args.positional[2]);
       if (!user) return NotFoundError("no user '" + args.positional[2] + "'");
-      token = IssueApiToken(*user).token;
+      issued = IssueApiToken(*user);
       return Status::Ok();
     });
     if (!s.ok()) return Fail(s);
-    std::cout << token << "\n";
+    // The token goes to stdout alone so scripts can capture it; it is shown only this once.
+    std::cout << issued.token << "\n";
+    std::cerr << "created token " << issued.record.id << " for " << args.positional[2]
+              << " (only its SHA-256 is stored; revoke with: token revoke " << args.positional[2] << " "
+              << issued.record.id << ")\n";
     return 0;
   }
   if (verb == "revoke" && args.positional.size() == 4) {

@@ -31,6 +31,8 @@ class AuditLog {
   // commit), so throughput does not collapse under load.
   Status Append(nlohmann::json event);
   uint64_t records() const;
+  // fdatasync(2) calls on the log so far; with group commit, concurrent appends share them.
+  uint64_t syncs() const;
 
  private:
   AuditLog() = default;

@@ -80,6 +80,11 @@ Result<ServerState> StateFromJson(const nlohmann::json& j);
 Result<PolicyRule> PolicyRuleFromJson(const nlohmann::json& j);
 nlohmann::json PolicyRuleToJson(const PolicyRule& rule);
 
+// The cross-record rules StateFromJson enforces (unique ids, labels, user and policy names, ids
+// that are the certificates' thumbprints, key specs that match the keys, well-formed credential
+// hashes bound to one user each); for states built in code, e.g. by StateStore::Update.
+Status ValidateState(const ServerState& state);
+
 Result<ServerState> LoadState(const std::string& path);
 Status SaveState(const std::string& path, const ServerState& state);  // atomic, mode 0600
 

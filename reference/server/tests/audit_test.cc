@@ -1,0 +1,385 @@
+// The hash-chained audit log: append/verify, reopen, every kind of tampering, crash leftovers and
+// group commit under concurrency.
+#include "audit.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "signum/core/crypto.h"
+#include "temp_dir.h"
+
+namespace signum::server {
+namespace {
+
+using nlohmann::json;
+using signum::testing::TempDir;
+
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (const std::string& line : lines) out << line << '\n';
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+json Event(int i) {
+  return {{"type", "sign"},
+          {"user", "alice"},
+          {"certificate", "rsa-2048"},
+          {"allowed", i % 3 != 0},
+          {"i", i},
+          {"context", {{"process", "signtool.exe"}, {"pid", 1000 + i}}}};
+}
+
+// Writes n records to a fresh log at path.
+void WriteLog(const std::string& path, int n) {
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  for (int i = 1; i <= n; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+}
+
+std::string Sha256Hex(const std::string& text) {
+  return HexEncode(Digest(HashAlgorithm::kSha256, AsBytes(text)));
+}
+
+// The documented hash, computed independently of audit.cc.
+std::string ExpectedHash(const json& rec) {
+  const json body = {
+      {"seq", rec["seq"]}, {"time", rec["time"]}, {"prev", rec["prev"]}, {"event", rec["event"]}};
+  return Sha256Hex(rec["prev"].get<std::string>() + body.dump());
+}
+
+void ExpectDataLoss(const std::string& path, const std::string& message) {
+  auto report = VerifyAuditLog(path);
+  ASSERT_FALSE(report.ok()) << "tampering not detected";
+  EXPECT_EQ(report.status().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(report.status().message().find(message), std::string::npos)
+      << report.status().message();
+  // And the server refuses to extend it.
+  auto log = AuditLog::Open(path);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(log.status().message().find(message), std::string::npos) << log.status().message();
+}
+
+TEST(AuditLog, AppendAndVerify) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  {
+    auto log = AuditLog::Open(path);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    EXPECT_EQ((*log)->records(), 0u);
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+    EXPECT_EQ((*log)->records(), 10u);
+    EXPECT_EQ((*log)->syncs(), 10u);  // sequential appends: one fdatasync each
+  }
+  const std::string text = ReadAll(path);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+
+  const std::vector<std::string> lines = ReadLines(path);
+  ASSERT_EQ(lines.size(), 10u);
+  std::string prev(64, '0');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    SCOPED_TRACE(lines[i]);
+    const json rec = json::parse(lines[i]);
+    EXPECT_EQ(rec.dump(), lines[i]);  // lines are canonical JSON themselves
+    EXPECT_EQ(rec["seq"], i + 1);
+    EXPECT_EQ(rec["prev"], prev);
+    EXPECT_EQ(rec["event"], Event(static_cast<int>(i + 1)));
+    EXPECT_EQ(rec["hash"], ExpectedHash(rec));
+    const std::string time = rec["time"];
+    EXPECT_EQ(time.size(), 24u) << time;  // 2026-11-27T09:30:00.123Z
+    EXPECT_EQ(time.back(), 'Z');
+    prev = rec["hash"];
+  }
+
+  auto report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->records, 10u);
+  EXPECT_EQ(report->last_hash, prev);
+
+  const json head = json::parse(ReadAll(path + ".head"));
+  EXPECT_EQ(head["seq"], 10);
+  EXPECT_EQ(head["hash"], prev);
+}
+
+TEST(AuditLog, OddEventsStayVerifiable) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  {
+    auto log = AuditLog::Open(path);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append({{"zeta", 1}, {"alpha", {{"y", 2}, {"x", 1}}}}).ok());
+    ASSERT_TRUE((*log)->Append({{"text", "caf\xc3\xa9 \xe2\x9c\x93 \"quoted\" \\ \n tab\t"}}).ok());
+    ASSERT_TRUE((*log)->Append({{"invalid_utf8", std::string("\xff\xfe bad")}}).ok());
+    ASSERT_TRUE(
+        (*log)->Append({{"float", 0.1}, {"big", 18446744073709551615ull}, {"neg", -5}}).ok());
+    ASSERT_TRUE((*log)->Append(json::array({1, "two", nullptr})).ok());
+    ASSERT_TRUE((*log)->Append("just a string").ok());
+  }
+  auto report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->records, 6u);
+}
+
+TEST(AuditLog, EmptyOrMissingLogHasNoRecords) {
+  TempDir dir;
+  auto missing = VerifyAuditLog(dir.File("nothing.log"));
+  ASSERT_TRUE(missing.ok()) << missing.status().ToString();
+  EXPECT_EQ(missing->records, 0u);
+  std::ofstream(dir.File("empty.log")).close();
+  auto empty = VerifyAuditLog(dir.File("empty.log"));
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->records, 0u);
+  auto log = AuditLog::Open(dir.File("empty.log"));
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_TRUE((*log)->Append(Event(1)).ok());
+  EXPECT_EQ(json::parse(ReadLines(dir.File("empty.log"))[0])["seq"], 1);
+}
+
+TEST(AuditLog, ReopenContinuesTheChain) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 5);
+  {
+    auto log = AuditLog::Open(path);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    EXPECT_EQ((*log)->records(), 5u);
+    for (int i = 6; i <= 8; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+    EXPECT_EQ((*log)->records(), 8u);
+  }
+  const std::vector<std::string> lines = ReadLines(path);
+  ASSERT_EQ(lines.size(), 8u);
+  EXPECT_EQ(json::parse(lines[5])["seq"], 6);
+  EXPECT_EQ(json::parse(lines[5])["prev"], json::parse(lines[4])["hash"]);
+  auto report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->records, 8u);
+}
+
+TEST(AuditLog, SecondWriterIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  auto first = AuditLog::Open(path);
+  ASSERT_TRUE(first.ok());
+  auto second = AuditLog::Open(path);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST(AuditTamper, EditedEventIsDetectedWithLineNumber) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 10);
+  std::vector<std::string> lines = ReadLines(path);
+  const size_t pos = lines[6].find("alice");
+  ASSERT_NE(pos, std::string::npos);
+  lines[6][pos] = 'A';  // "Alice": still valid JSON
+  WriteLines(path, lines);
+  ExpectDataLoss(path, "line 7: hash mismatch (record edited)");
+}
+
+TEST(AuditTamper, EditedButUnparseableLineIsDetected) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 4);
+  std::vector<std::string> lines = ReadLines(path);
+  lines[2][0] = '[';
+  WriteLines(path, lines);
+  ExpectDataLoss(path, "line 3: ");
+}
+
+TEST(AuditTamper, DroppedLineIsDetected) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 10);
+  std::vector<std::string> lines = ReadLines(path);
+  lines.erase(lines.begin() + 4);  // seq 5
+  WriteLines(path, lines);
+  ExpectDataLoss(path, "line 5: seq 6 follows 4 (record dropped or reordered)");
+}
+
+TEST(AuditTamper, DroppedFirstLineIsDetected) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 3);
+  std::vector<std::string> lines = ReadLines(path);
+  lines.erase(lines.begin());
+  WriteLines(path, lines);
+  ExpectDataLoss(path, "line 1: seq 2 follows 0");
+}
+
+TEST(AuditTamper, SwappedLinesAreDetected) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 10);
+  std::vector<std::string> lines = ReadLines(path);
+  std::swap(lines[3], lines[4]);
+  WriteLines(path, lines);
+  ExpectDataLoss(path, "line 4: seq 5 follows 3 (record dropped or reordered)");
+}
+
+TEST(AuditTamper, RehashedEditBreaksTheNextPrev) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 10);
+  std::vector<std::string> lines = ReadLines(path);
+  // A careful forger edits line 4 and recomputes its hash; line 5 still names the old one.
+  json rec = json::parse(lines[3]);
+  rec["event"]["allowed"] = true;
+  rec["event"]["user"] = "mallory";
+  rec["hash"] = ExpectedHash(rec);
+  lines[3] = rec.dump();
+  WriteLines(path, lines);
+  ExpectDataLoss(path, "line 5: prev does not match line 4's hash");
+}
+
+TEST(AuditTamper, TruncatedTailIsDetectedThroughTheHead) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 10);
+  std::vector<std::string> lines = ReadLines(path);
+  lines.pop_back();
+  WriteLines(path, lines);  // a perfectly valid chain of 9 records
+  ExpectDataLoss(path, "log ends at seq 9 but head says 10 (tail truncated)");
+
+  // Deleting the whole log is a truncation too.
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ExpectDataLoss(path, "log ends at seq 0 but head says 10 (tail truncated)");
+}
+
+TEST(AuditTamper, RewrittenLogDoesNotMatchTheHead) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  const std::string other = dir.File("other.log");
+  WriteLog(path, 3);
+  {
+    auto log = AuditLog::Open(other);  // a different, internally valid chain
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*log)->Append({{"forged", i}}).ok());
+  }
+  std::ifstream src(other, std::ios::binary);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << src.rdbuf();
+  ExpectDataLoss(path, "hash does not match the head file");
+}
+
+TEST(AuditCrash, PartialLastLineIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 5);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::app);
+    out << R"({"event":{"type":"sign","us)";  // crash in the middle of a write
+  }
+  auto log = AuditLog::Open(path);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(log.status().message().find("incomplete record"), std::string::npos)
+      << log.status().message();
+  EXPECT_NE(log.status().message().find("truncate"), std::string::npos);
+  auto report = VerifyAuditLog(path);
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.status().message().find("line 6: incomplete last line"), std::string::npos)
+      << report.status().message();
+
+  // The documented repair: cut after the last newline; the chain then continues.
+  std::string text = ReadAll(path);
+  text.resize(text.rfind('\n') + 1);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  auto repaired = AuditLog::Open(path);
+  ASSERT_TRUE(repaired.ok()) << repaired.status().ToString();
+  ASSERT_TRUE((*repaired)->Append(Event(6)).ok());
+  EXPECT_EQ((*repaired)->records(), 6u);
+}
+
+TEST(AuditCrash, HeadLaggingBehindTheLogIsFine) {
+  // A crash between the log's fdatasync and the head rewrite leaves the head one batch behind.
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 3);
+  const std::string old_head = ReadAll(path + ".head");
+  {
+    auto log = AuditLog::Open(path);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(Event(4)).ok());
+  }
+  std::ofstream(path + ".head", std::ios::binary | std::ios::trunc) << old_head;
+  auto report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->records, 4u);
+  // Reopening brings the head up to date.
+  ASSERT_TRUE(AuditLog::Open(path).ok());
+  EXPECT_EQ(json::parse(ReadAll(path + ".head"))["seq"], 4);
+}
+
+TEST(AuditLog, ConcurrentAppendsShareFsyncs) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  AuditLog& audit = **log;
+
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (!audit.Append({{"thread", t}, {"i", i}}).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(audit.records(), static_cast<uint64_t>(kThreads * kPerThread));
+  const uint64_t syncs = audit.syncs();
+  std::printf(
+      "[   INFO   ] %d appends from %d threads in %.3f s (%.0f/s), %llu fdatasyncs "
+      "(%.1f records per sync)\n",
+      kThreads * kPerThread, kThreads, seconds, kThreads * kPerThread / seconds,
+      static_cast<unsigned long long>(syncs),
+      static_cast<double>(kThreads * kPerThread) / static_cast<double>(syncs));
+  EXPECT_LT(syncs, static_cast<uint64_t>(kThreads * kPerThread));
+  (*log).reset();  // the final head write
+
+  auto report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->records, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(json::parse(ReadAll(path + ".head"))["seq"], kThreads * kPerThread);
+
+  // Every thread's records are in its own order.
+  std::vector<int> next(kThreads, 0);
+  for (const std::string& line : ReadLines(path)) {
+    const json rec = json::parse(line);
+    const int t = rec["event"]["thread"];
+    EXPECT_EQ(rec["event"]["i"], next[t]);
+    next[t] = rec["event"]["i"].get<int>() + 1;
+  }
+}
+
+}  // namespace
+}  // namespace signum::server

@@ -352,9 +352,12 @@ TEST_F(ServerE2eTest, WherePolicyFromTheAdminCliTakesEffectWhileRunning) {
 TEST_F(ServerE2eTest, TokensCreatedAndRevokedByTheCli) {
   auto created = RunCommand(Cli("token create alice --config " + deployment_->config()));
   ASSERT_EQ(created.exit_code, 0) << created.output;
-  std::string token = created.output.substr(0, created.output.find('\n'));
+  // stdout carries the token alone; stderr (merged here) says which id it got.
+  const size_t start = created.output.find("sgn_");
+  ASSERT_NE(start, std::string::npos) << created.output;
+  const std::string token = created.output.substr(start, created.output.find('\n', start) - start);
   ASSERT_EQ(token.rfind("sgn_", 0), 0u) << token;
-  const std::string token_id = token.substr(0, token.find('_', 4));
+  const std::string token_id = "tok_" + token.substr(4, 8);  // "sgn_<8 hex id>_<secret>"
   // The plaintext token is never stored.
   EXPECT_EQ(ReadFile(deployment_->root() + "/state.json")->find(token), std::string::npos);
   int status = 0;
