@@ -23,6 +23,11 @@ inline constexpr std::string_view kHealthPath = "/v1/health";
 inline constexpr std::string_view kCertificatesPath = "/v1/certificates";
 inline constexpr std::string_view kSignPath = "/v1/sign";
 
+// Limits on caller context fields (longer values are rejected, not truncated).
+inline constexpr size_t kMaxProcessLength = 256;
+inline constexpr size_t kMaxCommandLineLength = 2048;
+inline constexpr size_t kMaxHostLength = 255;
+
 // Who is asking, as far as the caller can tell. Policies ("where") match on it and the audit log
 // records it. The agent fills pid/uid/executable from the socket peer, not from its client.
 struct CallerContext {
