@@ -118,9 +118,12 @@ std::optional<EcCurve> CurveFromParamsDer(ByteView params_der) {
 
 std::string_view SchemeName(SignatureScheme scheme) {
   switch (scheme) {
-    case SignatureScheme::kRsaPkcs1: return "rsa-pkcs1";
-    case SignatureScheme::kRsaPss: return "rsa-pss";
-    case SignatureScheme::kEcdsa: return "ecdsa";
+    case SignatureScheme::kRsaPkcs1:
+      return "rsa-pkcs1";
+    case SignatureScheme::kRsaPss:
+      return "rsa-pss";
+    case SignatureScheme::kEcdsa:
+      return "ecdsa";
   }
   return "unknown";
 }
@@ -169,8 +172,9 @@ Result<KeySpec> ParseKeySpec(std::string_view name) {
     candidate.erase(std::remove(candidate.begin(), candidate.end(), '-'), candidate.end());
     if (compact == candidate) return spec;
   }
-  return InvalidArgumentError("unknown key spec '" + std::string(name) +
-                              "' (expected rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384 or ec-p521)");
+  return InvalidArgumentError(
+      "unknown key spec '" + std::string(name) +
+      "' (expected rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384 or ec-p521)");
 }
 
 std::span<const KeySpec> SupportedKeySpecs() { return kSupportedKeySpecs; }

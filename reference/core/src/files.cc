@@ -14,7 +14,7 @@ namespace signum {
 namespace {
 
 Status ErrnoStatus(const std::string& what, int err) {
-  ErrorCode code = err == ENOENT ? ErrorCode::kNotFound
+  ErrorCode code = err == ENOENT                     ? ErrorCode::kNotFound
                    : (err == EACCES || err == EPERM) ? ErrorCode::kPermissionDenied
                                                      : ErrorCode::kInternal;
   return Status(code, what + ": " + std::strerror(err));

@@ -17,10 +17,14 @@ FILE* g_file = nullptr;  // nullptr = stderr
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kWarning: return "WARN";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarning:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "?";
 }
@@ -31,11 +35,16 @@ void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load()); }
 
 bool SetLogLevelByName(std::string_view name) {
-  if (name == "debug") SetLogLevel(LogLevel::kDebug);
-  else if (name == "info") SetLogLevel(LogLevel::kInfo);
-  else if (name == "warning" || name == "warn") SetLogLevel(LogLevel::kWarning);
-  else if (name == "error") SetLogLevel(LogLevel::kError);
-  else return false;
+  if (name == "debug")
+    SetLogLevel(LogLevel::kDebug);
+  else if (name == "info")
+    SetLogLevel(LogLevel::kInfo);
+  else if (name == "warning" || name == "warn")
+    SetLogLevel(LogLevel::kWarning);
+  else if (name == "error")
+    SetLogLevel(LogLevel::kError);
+  else
+    return false;
   return true;
 }
 

@@ -38,8 +38,8 @@ SoftHsmToken::SoftHsmToken(const std::string& label, const std::string& pin,
     previous_conf_ = prev;
   }
   setenv("SOFTHSM2_CONF", config_.c_str(), 1);
-  CommandResult init = RunCommand("softhsm2-util --init-token --free --label '" + label + "' --pin '" +
-                                  pin + "' --so-pin '" + so_pin + "'");
+  CommandResult init = RunCommand("softhsm2-util --init-token --free --label '" + label +
+                                  "' --pin '" + pin + "' --so-pin '" + so_pin + "'");
   if (init.exit_code != 0)
     throw std::runtime_error("softhsm2-util --init-token failed: " + init.output);
 }

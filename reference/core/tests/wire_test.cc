@@ -102,9 +102,9 @@ TEST(WireTest, SignResponseRoundTrip) {
 }
 
 TEST(WireTest, ErrorsMapToHttpAndBack) {
-  for (ErrorCode code : {ErrorCode::kInvalidArgument, ErrorCode::kUnauthenticated,
-                         ErrorCode::kPermissionDenied, ErrorCode::kNotFound,
-                         ErrorCode::kResourceExhausted, ErrorCode::kUnavailable}) {
+  for (ErrorCode code :
+       {ErrorCode::kInvalidArgument, ErrorCode::kUnauthenticated, ErrorCode::kPermissionDenied,
+        ErrorCode::kNotFound, ErrorCode::kResourceExhausted, ErrorCode::kUnavailable}) {
     Status s(code, "because");
     const int http = HttpStatusFor(code);
     const std::string body = ToJson(ToErrorResponse(s)).dump();

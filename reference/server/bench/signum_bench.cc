@@ -38,9 +38,9 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 struct Options {
-  std::string config;          // existing deployment (server must be running)
-  std::string server_binary;   // default: signum-server next to this binary
-  double seconds = 2.0;        // per measurement cell
+  std::string config;         // existing deployment (server must be running)
+  std::string server_binary;  // default: signum-server next to this binary
+  double seconds = 2.0;       // per measurement cell
   std::vector<int> concurrency = {1, 2, 4, 8};
   std::vector<std::string> keys = {"rsa-2048", "rsa-4096", "ec-p256"};
 };
@@ -62,7 +62,8 @@ Cell Measure(int signers, double seconds, MakeSigner make_signer) {
   std::atomic<uint64_t> errors{0};
   std::vector<std::thread> threads;
   const auto start = Clock::now();
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   for (int t = 0; t < signers; ++t) {
     threads.emplace_back([&, t] {
       auto sign = make_signer(t);
@@ -70,7 +71,8 @@ Cell Measure(int signers, double seconds, MakeSigner make_signer) {
       while (Clock::now() < deadline) {
         const auto t0 = Clock::now();
         if (!sign(i++)) ++errors;
-        latencies[t].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        latencies[t].push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       }
     });
   }
@@ -131,13 +133,15 @@ int Run(const Options& options, const std::string& self_path) {
     config_path = demo + "/server.json";
     // One server worker and HSM session per signer at the highest concurrency.
     json cfg = json::parse(*ReadFile(config_path));
-    const int max_signers = *std::max_element(options.concurrency.begin(), options.concurrency.end());
+    const int max_signers =
+        *std::max_element(options.concurrency.begin(), options.concurrency.end());
     cfg["threads"] = max_signers;
     cfg["hsm"]["sessions"] = max_signers;
     cfg["log"]["level"] = "warning";
     if (!WriteFileAtomically(config_path, cfg.dump(2)).ok()) return 1;
     server = std::make_unique<bp::child>(server_binary, "serve", "--config", config_path,
-                                         bp::std_out > bp::null, bp::std_err > demo + "/logs/stderr.log");
+                                         bp::std_out > bp::null,
+                                         bp::std_err > demo + "/logs/stderr.log");
   }
   auto config = server::LoadServerConfig(config_path);
   if (!config.ok()) {
@@ -181,11 +185,12 @@ int Run(const Options& options, const std::string& self_path) {
     return 1;
   }
 
-  std::printf("# signum-bench: %.1f s per cell, %u cores; direct = HsmBackend over PKCS#11 in-process,\n"
-              "# https = signum-server API over TLS with keep-alive (policy + audit fsync included)\n",
-              options.seconds, std::thread::hardware_concurrency());
-  std::printf("%-9s %4s | %10s %8s %8s | %10s %8s %8s | %6s\n", "key", "n", "direct/s", "p50 ms", "p99 ms",
-              "https/s", "p50 ms", "p99 ms", "b/a");
+  std::printf(
+      "# signum-bench: %.1f s per cell, %u cores; direct = HsmBackend over PKCS#11 in-process,\n"
+      "# https = signum-server API over TLS with keep-alive (policy + audit fsync included)\n",
+      options.seconds, std::thread::hardware_concurrency());
+  std::printf("%-9s %4s | %10s %8s %8s | %10s %8s %8s | %6s\n", "key", "n", "direct/s", "p50 ms",
+              "p99 ms", "https/s", "p50 ms", "p99 ms", "b/a");
   for (const std::string& label : options.keys) {
     const server::CertificateRecord* cert = state->FindCertificate(label);
     if (!cert) {
@@ -197,7 +202,8 @@ int Run(const Options& options, const std::string& self_path) {
     for (int n : options.concurrency) {
       Cell direct = Measure(n, options.seconds, [&](int t) {
         return [&, t](uint64_t i) {
-          Bytes digest = Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t) + "/" + std::to_string(i)));
+          Bytes digest =
+              Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t) + "/" + std::to_string(i)));
           return (*hsm)->Sign(key_id, scheme, HashAlgorithm::kSha256, digest).ok();
         };
       });
@@ -208,14 +214,16 @@ int Run(const Options& options, const std::string& self_path) {
           req.certificate_id = cert->id;
           req.scheme = scheme;
           req.hash = HashAlgorithm::kSha256;
-          req.digest = Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t) + "/" + std::to_string(i)));
+          req.digest =
+              Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t) + "/" + std::to_string(i)));
           req.context.process = "signum-bench";
           auto r = client->Post(std::string(wire::kSignPath), wire::ToJson(req).dump());
           return r.ok() && r->status == 200;
         };
       });
-      std::printf("%-9s %4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f%s\n", label.c_str(), n,
-                  direct.per_second, direct.p50_ms, direct.p99_ms, https.per_second, https.p50_ms, https.p99_ms,
+      std::printf("%-9s %4d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.2f%s\n", label.c_str(),
+                  n, direct.per_second, direct.p50_ms, direct.p99_ms, https.per_second,
+                  https.p50_ms, https.p99_ms,
                   direct.per_second > 0 ? https.per_second / direct.per_second : 0.0,
                   direct.errors + https.errors ? "  (errors!)" : "");
       std::fflush(stdout);
@@ -232,7 +240,9 @@ int Run(const Options& options, const std::string& self_path) {
 
 }  // namespace
 
-int RunBench(const Options& options, const std::string& self_path) { return Run(options, self_path); }
+int RunBench(const Options& options, const std::string& self_path) {
+  return Run(options, self_path);
+}
 
 }  // namespace signum::bench
 
@@ -251,10 +261,12 @@ int main(int argc, char** argv) {
       options.keys = signum::bench::SplitCsv(next());
     } else if (a == "--concurrency") {
       options.concurrency.clear();
-      for (const std::string& n : signum::bench::SplitCsv(next())) options.concurrency.push_back(std::stoi(n));
+      for (const std::string& n : signum::bench::SplitCsv(next()))
+        options.concurrency.push_back(std::stoi(n));
     } else {
-      std::cerr << "usage: signum-bench [--config server.json] [--server PATH] [--seconds S]\n"
-                   "                    [--keys rsa-2048,rsa-4096,ec-p256] [--concurrency 1,2,4,8]\n";
+      std::cerr
+          << "usage: signum-bench [--config server.json] [--server PATH] [--seconds S]\n"
+             "                    [--keys rsa-2048,rsa-4096,ec-p256] [--concurrency 1,2,4,8]\n";
       return 2;
     }
   }

@@ -97,9 +97,12 @@ std::vector<std::string> SplitList(const std::string& s) {
 int Fail(const Status& status) {
   std::cerr << "signum-server: " << status.ToString() << "\n";
   switch (status.code()) {
-    case ErrorCode::kInvalidArgument: return 2;
-    case ErrorCode::kDataLoss: return 3;
-    default: return 1;
+    case ErrorCode::kInvalidArgument:
+      return 2;
+    case ErrorCode::kDataLoss:
+      return 3;
+    default:
+      return 1;
   }
 }
 
@@ -140,15 +143,17 @@ int Serve(const Args& args) {
   if (!audit.ok()) return Fail(audit.status());
 
   SigningApi api(**state, **hsm, **audit,
-                 ApiLimits{config->max_inflight_signatures, config->per_user_inflight_signatures}, kVersion);
-  auto server = HttpsServer::Create(config->https, [&api](const HttpRequest& r) { return api.Handle(r); });
+                 ApiLimits{config->max_inflight_signatures, config->per_user_inflight_signatures},
+                 kVersion);
+  auto server =
+      HttpsServer::Create(config->https, [&api](const HttpRequest& r) { return api.Handle(r); });
   if (!server.ok()) return Fail(server.status());
   (*server)->Start();
-  SIGNUM_LOG_INFO("server", "signum-server " << kVersion << " listening on https://"
-                                             << config->https.listen_address << ":" << (*server)->port()
-                                             << " (HSM token '" << config->hsm_token_label << "', "
-                                             << (*state)->Current()->state.certificates.size()
-                                             << " certificates)");
+  SIGNUM_LOG_INFO("server",
+                  "signum-server "
+                      << kVersion << " listening on https://" << config->https.listen_address << ":"
+                      << (*server)->port() << " (HSM token '" << config->hsm_token_label << "', "
+                      << (*state)->Current()->state.certificates.size() << " certificates)");
   std::printf("listening on %s:%u\n", config->https.listen_address.c_str(), (*server)->port());
   std::fflush(stdout);
 
@@ -160,7 +165,8 @@ int Serve(const Args& args) {
 }
 
 int InitDemoCommand(const Args& args) {
-  if (args.positional.size() != 2) return Fail(InvalidArgumentError("usage: signum-server init-demo DIR"));
+  if (args.positional.size() != 2)
+    return Fail(InvalidArgumentError("usage: signum-server init-demo DIR"));
   DemoOptions options;
   options.dir = args.positional[1];
   if (args.Has("--port")) options.port = static_cast<uint16_t>(std::stoi(args.Get("--port")));
@@ -185,10 +191,12 @@ int InitDemoCommand(const Args& args) {
 }
 
 int AuditVerifyCommand(const Args& args) {
-  if (args.positional.size() != 2) return Fail(InvalidArgumentError("usage: signum-server audit-verify FILE"));
+  if (args.positional.size() != 2)
+    return Fail(InvalidArgumentError("usage: signum-server audit-verify FILE"));
   auto report = VerifyAuditLog(args.positional[1]);
   if (!report.ok()) return Fail(report.status());
-  std::cout << "audit log OK: " << report->records << " records, last hash " << report->last_hash << "\n";
+  std::cout << "audit log OK: " << report->records << " records, last hash " << report->last_hash
+            << "\n";
   return 0;
 }
 
@@ -213,7 +221,9 @@ int KeyCommand(const Args& args) {
     if (!keys.ok()) return Fail(keys.status());
     for (const HsmKey& k : *keys) {
       std::cout << HexEncode(k.id) << "  " << k.public_key.spec().Name() << "  " << k.label
-                << (k.sensitive && !k.extractable ? "" : "  (NOT sensitive/non-extractable: unusable)") << "\n";
+                << (k.sensitive && !k.extractable ? ""
+                                                  : "  (NOT sensitive/non-extractable: unusable)")
+                << "\n";
     }
     return 0;
   }
@@ -226,7 +236,8 @@ int CsrCommand(const Args& args) {
   auto hsm = OpenHsm(*config);
   if (!hsm.ok()) return Fail(hsm.status());
   auto key_id = HexDecode(args.Get("--key-id"));
-  if (!key_id.ok() || key_id->empty()) return Fail(InvalidArgumentError("--key-id HEX is required"));
+  if (!key_id.ok() || key_id->empty())
+    return Fail(InvalidArgumentError("--key-id HEX is required"));
   auto subject = ParseDistinguishedName(args.Get("--subject"));
   if (!subject.ok()) return Fail(subject.status());
   auto signer = (*hsm)->SignerFor(*key_id);
@@ -262,7 +273,8 @@ int CertificateCommand(const Args& args) {
     return 0;
   }
   if (verb == "remove" || verb == "enable" || verb == "disable") {
-    if (args.positional.size() != 3) return Fail(InvalidArgumentError("usage: certificate " + verb + " ID_OR_LABEL"));
+    if (args.positional.size() != 3)
+      return Fail(InvalidArgumentError("usage: certificate " + verb + " ID_OR_LABEL"));
     const std::string which = args.positional[2];
     Status s = (*store)->Update([&](ServerState& state) -> Status {
       for (auto it = state.certificates.begin(); it != state.certificates.end(); ++it) {
@@ -284,7 +296,8 @@ int CertificateCommand(const Args& args) {
   auto hsm = OpenHsm(*config);
   if (!hsm.ok()) return Fail(hsm.status());
   auto key_id = HexDecode(args.Get("--key-id"));
-  if (!key_id.ok() || key_id->empty()) return Fail(InvalidArgumentError("--key-id HEX is required"));
+  if (!key_id.ok() || key_id->empty())
+    return Fail(InvalidArgumentError("--key-id HEX is required"));
   const std::string label = args.Get("--label");
   if (label.empty()) return Fail(InvalidArgumentError("--label is required"));
   const std::vector<std::string> groups = SplitList(args.Get("--groups"));
@@ -334,7 +347,8 @@ int UserCommand(const Args& args) {
   if (verb == "list") {
     for (const UserRecord& u : (*store)->Current()->state.users) {
       std::cout << u.name << "  groups=" << json(u.groups).dump() << "  tokens=" << u.tokens.size()
-                << "  client_certificates=" << u.client_certificates.size() << (u.admin ? "  admin" : "") << "\n";
+                << "  client_certificates=" << u.client_certificates.size()
+                << (u.admin ? "  admin" : "") << "\n";
     }
     return 0;
   }
@@ -343,7 +357,8 @@ int UserCommand(const Args& args) {
   Status s = (*store)->Update([&](ServerState& state) -> Status {
     if (verb == "add") {
       if (state.FindUser(name)) return AlreadyExistsError("user '" + name + "' exists");
-      state.users.push_back(UserRecord{name, SplitList(args.Get("--groups")), args.Has("--admin"), {}, {}});
+      state.users.push_back(
+          UserRecord{name, SplitList(args.Get("--groups")), args.Has("--admin"), {}, {}});
       return Status::Ok();
     }
     if (verb == "remove") {
@@ -374,8 +389,8 @@ int TokenCommand(const Args& args) {
     // The token goes to stdout alone so scripts can capture it; it is shown only this once.
     std::cout << issued.token << "\n";
     std::cerr << "created token " << issued.record.id << " for " << args.positional[2]
-              << " (only its SHA-256 is stored; revoke with: token revoke " << args.positional[2] << " "
-              << issued.record.id << ")\n";
+              << " (only its SHA-256 is stored; revoke with: token revoke " << args.positional[2]
+              << " " << issued.record.id << ")\n";
     return 0;
   }
   if (verb == "revoke" && args.positional.size() == 4) {
@@ -383,7 +398,8 @@ int TokenCommand(const Args& args) {
       UserRecord* user = state.FindUser(args.positional[2]);
       if (!user) return NotFoundError("no user '" + args.positional[2] + "'");
       if (!RevokeApiToken(*user, args.positional[3]))
-        return NotFoundError("user '" + args.positional[2] + "' has no token " + args.positional[3]);
+        return NotFoundError("user '" + args.positional[2] + "' has no token " +
+                             args.positional[3]);
       return Status::Ok();
     });
     return s.ok() ? 0 : Fail(s);
@@ -426,18 +442,22 @@ int PolicyCommand(const Args& args) {
     if (verb == "add") {
       SIGNUM_ASSIGN_OR_RETURN(json j, wire::ParseJson(args.Get("--json")));
       SIGNUM_ASSIGN_OR_RETURN(PolicyRule rule, PolicyRuleFromJson(j));
-      size_t position = args.Has("--position") ? std::stoul(args.Get("--position")) : state.policies.size();
+      size_t position =
+          args.Has("--position") ? std::stoul(args.Get("--position")) : state.policies.size();
       position = std::min(position, state.policies.size());
       state.policies.insert(state.policies.begin() + static_cast<long>(position), rule);
       return Status::Ok();
     }
     if (verb == "remove" && args.positional.size() == 3) {
       const size_t before = state.policies.size();
-      std::erase_if(state.policies, [&](const PolicyRule& r) { return r.name == args.positional[2]; });
-      return before == state.policies.size() ? NotFoundError("no policy '" + args.positional[2] + "'")
-                                              : Status::Ok();
+      std::erase_if(state.policies,
+                    [&](const PolicyRule& r) { return r.name == args.positional[2]; });
+      return before == state.policies.size()
+                 ? NotFoundError("no policy '" + args.positional[2] + "'")
+                 : Status::Ok();
     }
-    return InvalidArgumentError("usage: policy list | policy add --json RULE [--position N] | policy remove NAME");
+    return InvalidArgumentError(
+        "usage: policy list | policy add --json RULE [--position N] | policy remove NAME");
   });
   return s.ok() ? 0 : Fail(s);
 }
@@ -456,9 +476,15 @@ int RunServerCli(int argc, char** argv) {
   }
   const Args args = ParseArgs(argc, argv, 1);  // positional[0] is the command itself
   static const std::map<std::string, int (*)(const Args&)> kCommands = {
-      {"serve", Serve},           {"init-demo", InitDemoCommand}, {"audit-verify", AuditVerifyCommand},
-      {"key", KeyCommand},        {"csr", CsrCommand},           {"certificate", CertificateCommand},
-      {"user", UserCommand},      {"token", TokenCommand},       {"client-cert", ClientCertCommand},
+      {"serve", Serve},
+      {"init-demo", InitDemoCommand},
+      {"audit-verify", AuditVerifyCommand},
+      {"key", KeyCommand},
+      {"csr", CsrCommand},
+      {"certificate", CertificateCommand},
+      {"user", UserCommand},
+      {"token", TokenCommand},
+      {"client-cert", ClientCertCommand},
       {"policy", PolicyCommand},
   };
   auto it = kCommands.find(command);

@@ -20,8 +20,8 @@ HttpResponse JsonResponse(int status, const json& body) {
 }
 
 HttpResponse ErrorResponse(const Status& status) {
-  HttpResponse r = JsonResponse(wire::HttpStatusFor(status.code()),
-                                wire::ToJson(wire::ToErrorResponse(status)));
+  HttpResponse r =
+      JsonResponse(wire::HttpStatusFor(status.code()), wire::ToJson(wire::ToErrorResponse(status)));
   if (status.code() == ErrorCode::kUnauthenticated) r.headers["WWW-Authenticate"] = "Bearer";
   if (status.code() == ErrorCode::kResourceExhausted) r.headers["Retry-After"] = "1";
   return r;
@@ -74,9 +74,9 @@ HttpResponse SigningApi::Handle(const HttpRequest& request) {
   for (const Route& route : kRoutes) {
     if (path != route.path) continue;
     if (request.method != route.method) {
-      HttpResponse r = JsonResponse(405, wire::ToJson(wire::ErrorResponse{
-                                              "METHOD_NOT_ALLOWED", "use " + std::string(route.method) +
-                                                                        " " + path}));
+      HttpResponse r = JsonResponse(
+          405, wire::ToJson(wire::ErrorResponse{"METHOD_NOT_ALLOWED",
+                                                "use " + std::string(route.method) + " " + path}));
       r.headers["Allow"] = std::string(route.method);
       return r;
     }
@@ -101,15 +101,16 @@ Status SigningApi::Audit(json event) {
 }
 
 Result<Principal> SigningApi::Authenticate(const HttpRequest& request,
-                                           const StateSnapshot& snapshot,
-                                           std::string_view action) {
+                                           const StateSnapshot& snapshot, std::string_view action) {
   std::optional<Principal> principal;
   std::string presented;
   auto auth = request.headers.find("authorization");
   if (auth != request.headers.end()) {
     constexpr std::string_view kBearer = "Bearer ";
-    if (auth->second.size() > kBearer.size() && auth->second.compare(0, kBearer.size(), kBearer) == 0) {
-      principal = snapshot.authenticator.ByToken(std::string_view(auth->second).substr(kBearer.size()));
+    if (auth->second.size() > kBearer.size() &&
+        auth->second.compare(0, kBearer.size(), kBearer) == 0) {
+      principal =
+          snapshot.authenticator.ByToken(std::string_view(auth->second).substr(kBearer.size()));
       presented = "token";
     } else {
       presented = "malformed authorization header";
@@ -120,8 +121,9 @@ Result<Principal> SigningApi::Authenticate(const HttpRequest& request,
   }
   if (principal) return *principal;
   const std::string message =
-      presented.empty() ? "authentication required: send 'Authorization: Bearer <token>' or a client certificate"
-                        : "unknown credential (" + presented + ")";
+      presented.empty()
+          ? "authentication required: send 'Authorization: Bearer <token>' or a client certificate"
+          : "unknown credential (" + presented + ")";
   SIGNUM_RETURN_IF_ERROR(Audit(json{{"type", "authentication"},
                                     {"action", action},
                                     {"peer", request.peer_address},
@@ -165,7 +167,8 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
   auto principal = Authenticate(request, *snapshot, "sign");
   if (!principal.ok()) return ErrorResponse(principal.status());
 
-  json event{{"type", "sign"}, {"principal", PrincipalJson(*principal)}, {"peer", request.peer_address}};
+  json event{
+      {"type", "sign"}, {"principal", PrincipalJson(*principal)}, {"peer", request.peer_address}};
   // Every way out of here is audited before the answer leaves.
   // Every refusal is audited before the answer leaves.
   auto finish = [&](const Status& status, const std::string& rule, std::nullopt_t) -> HttpResponse {
@@ -190,23 +193,25 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
 
   const CertificateRecord* cert = snapshot->state.FindCertificate(req.certificate_id);
   if (cert == nullptr)
-    return finish(NotFoundError("unknown certificate '" + req.certificate_id + "'"), "", std::nullopt);
+    return finish(NotFoundError("unknown certificate '" + req.certificate_id + "'"), "",
+                  std::nullopt);
   event["certificate_id"] = cert->id;
   event["certificate_label"] = cert->label;
   if (!SchemeFitsKey(req.scheme, cert->key_spec.type)) {
     return finish(InvalidArgumentError("scheme " + std::string(SchemeName(req.scheme)) +
-                                       " does not fit the " + cert->key_spec.Name() + " key of certificate '" +
-                                       cert->label + "'"),
+                                       " does not fit the " + cert->key_spec.Name() +
+                                       " key of certificate '" + cert->label + "'"),
                   "", std::nullopt);
   }
-  const Decision decision = snapshot->policy.Evaluate(
-      SignAttempt{*principal, *cert, req.scheme, req.hash, req.context, std::chrono::system_clock::now()});
-  if (!decision.allowed) return finish(PermissionDeniedError(decision.reason), decision.rule, std::nullopt);
+  const Decision decision = snapshot->policy.Evaluate(SignAttempt{
+      *principal, *cert, req.scheme, req.hash, req.context, std::chrono::system_clock::now()});
+  if (!decision.allowed)
+    return finish(PermissionDeniedError(decision.reason), decision.rule, std::nullopt);
 
   InflightSlot global(inflight_, limits_.max_inflight_signatures);
   if (!global.acquired())
-    return finish(ResourceExhaustedError("server overloaded: too many signatures in flight; retry"), decision.rule,
-                  std::nullopt);
+    return finish(ResourceExhaustedError("server overloaded: too many signatures in flight; retry"),
+                  decision.rule, std::nullopt);
   // Per-user concurrency, as Signum's per-user setting: one busy pipeline cannot starve the rest.
   struct UserSlot {
     SigningApi& api;
@@ -223,7 +228,8 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
     size_t& n = per_user_inflight_[principal->user];
     if (n >= limits_.per_user_inflight_signatures) {
       if (n == 0) per_user_inflight_.erase(principal->user);
-      return finish(ResourceExhaustedError("user '" + principal->user + "' has too many signatures in flight; retry"),
+      return finish(ResourceExhaustedError("user '" + principal->user +
+                                           "' has too many signatures in flight; retry"),
                     decision.rule, std::nullopt);
     }
     ++n;
@@ -231,19 +237,23 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
   }
 
   auto key_id = HexDecode(cert->key_id_hex);
-  if (!key_id.ok()) return finish(InternalError("certificate '" + cert->label + "' has a bad key id"), decision.rule, std::nullopt);
+  if (!key_id.ok())
+    return finish(InternalError("certificate '" + cert->label + "' has a bad key id"),
+                  decision.rule, std::nullopt);
 
   // The allowed decision is made durable while the HSM signs: the answer waits for both, so the
   // audit fsync overlaps the signature instead of adding to it. A failed signature gets a second
   // record with the error before the answer leaves.
   event["decision"] = "allowed";
   event["rule"] = decision.rule;
-  std::future<Status> audited = std::async(std::launch::async, [this, record = event] { return Audit(record); });
+  std::future<Status> audited =
+      std::async(std::launch::async, [this, record = event] { return Audit(record); });
   auto signature = hsm_.Sign(*key_id, req.scheme, req.hash, req.digest, req.pss_salt_length);
   Status audit_status = audited.get();
   if (!audit_status.ok()) return ErrorResponse(audit_status);
   if (!signature.ok()) {
-    SIGNUM_LOG_WARN("api", "HSM signing for '" << cert->label << "' failed: " << signature.status().ToString());
+    SIGNUM_LOG_WARN(
+        "api", "HSM signing for '" << cert->label << "' failed: " << signature.status().ToString());
     event["type"] = "sign-failed";
     return finish(signature.status(), decision.rule, std::nullopt);
   }

@@ -52,7 +52,9 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   SIGNUM_RETURN_IF_ERROR(Read(tls, "private_key", "tls", c.https.private_key_file));
   SIGNUM_RETURN_IF_ERROR(Read(tls, "client_ca", "tls", c.https.client_ca_file));
   if (c.https.certificate_chain_file.empty() || c.https.private_key_file.empty())
-    return InvalidArgumentError("config " + path + ": tls.certificate and tls.private_key are required (the server only speaks HTTPS)");
+    return InvalidArgumentError(
+        "config " + path +
+        ": tls.certificate and tls.private_key are required (the server only speaks HTTPS)");
   resolve(c.https.certificate_chain_file);
   resolve(c.https.private_key_file);
   if (!c.https.client_ca_file.empty()) resolve(c.https.client_ca_file);
@@ -67,7 +69,8 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   if (c.hsm_module.empty() || c.hsm_token_label.empty())
     return InvalidArgumentError("config " + path + ": hsm.module and hsm.token_label are required");
   if (!c.hsm_pin_file.empty()) resolve(c.hsm_pin_file);
-  if (c.hsm_sessions == 0) return InvalidArgumentError("config " + path + ": hsm.sessions must be at least 1");
+  if (c.hsm_sessions == 0)
+    return InvalidArgumentError("config " + path + ": hsm.sessions must be at least 1");
 
   SIGNUM_RETURN_IF_ERROR(Read(root, "state_file", "", c.state_file));
   SIGNUM_RETURN_IF_ERROR(Read(root, "audit_log", "", c.audit_log));
@@ -76,13 +79,16 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   resolve(c.state_file);
   resolve(c.audit_log);
   SIGNUM_RETURN_IF_ERROR(Read(root, "threads", "", c.threads));
-  if (c.threads == 0) return InvalidArgumentError("config " + path + ": threads must be at least 1");
+  if (c.threads == 0)
+    return InvalidArgumentError("config " + path + ": threads must be at least 1");
   c.https.io_threads = c.threads;
 
   const json& limits = Section(root, "limits");
   SIGNUM_RETURN_IF_ERROR(Read(limits, "max_body_bytes", "limits", c.https.max_body_bytes));
-  SIGNUM_RETURN_IF_ERROR(Read(limits, "max_inflight_signatures", "limits", c.max_inflight_signatures));
-  SIGNUM_RETURN_IF_ERROR(Read(limits, "per_user_inflight_signatures", "limits", c.per_user_inflight_signatures));
+  SIGNUM_RETURN_IF_ERROR(
+      Read(limits, "max_inflight_signatures", "limits", c.max_inflight_signatures));
+  SIGNUM_RETURN_IF_ERROR(
+      Read(limits, "per_user_inflight_signatures", "limits", c.per_user_inflight_signatures));
   SIGNUM_RETURN_IF_ERROR(Read(limits, "request_timeout_ms", "limits", c.https.request_timeout_ms));
   SIGNUM_RETURN_IF_ERROR(Read(limits, "idle_timeout_ms", "limits", c.https.idle_timeout_ms));
 
@@ -94,12 +100,9 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
 }
 
 json ServerConfigToJson(const ServerConfig& c) {
-  json hsm{{"module", c.hsm_module},
-           {"token_label", c.hsm_token_label},
-           {"pin_env", c.hsm_pin_env},
-           {"pin_file", c.hsm_pin_file},
-           {"sessions", c.hsm_sessions},
-           {"environment", c.hsm_environment}};
+  json hsm{{"module", c.hsm_module},     {"token_label", c.hsm_token_label},
+           {"pin_env", c.hsm_pin_env},   {"pin_file", c.hsm_pin_file},
+           {"sessions", c.hsm_sessions}, {"environment", c.hsm_environment}};
   json tls{{"certificate", c.https.certificate_chain_file},
            {"private_key", c.https.private_key_file}};
   if (!c.https.client_ca_file.empty()) tls["client_ca"] = c.https.client_ca_file;
@@ -124,7 +127,8 @@ Result<HsmConfig> ResolveHsmConfig(const ServerConfig& config) {
   hsm.module_path = config.hsm_module;
   hsm.token_label = config.hsm_token_label;
   hsm.pool_size = config.hsm_sessions;
-  const char* from_env = config.hsm_pin_env.empty() ? nullptr : std::getenv(config.hsm_pin_env.c_str());
+  const char* from_env =
+      config.hsm_pin_env.empty() ? nullptr : std::getenv(config.hsm_pin_env.c_str());
   if (from_env && *from_env) {
     hsm.pin = from_env;
   } else if (!config.hsm_pin_file.empty()) {

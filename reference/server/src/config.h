@@ -20,12 +20,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "hsm_backend.h"
 #include "https_server.h"
-#include <nlohmann/json_fwd.hpp>
-
 #include "signum/core/status.h"
 
 namespace signum::server {
@@ -42,8 +41,8 @@ struct ServerConfig {
   std::string state_file;
   std::string audit_log;
   size_t threads = 4;
-  size_t max_inflight_signatures = 64;       // beyond this: 429 + Retry-After
-  size_t per_user_inflight_signatures = 0;   // 0 = no per-user limit
+  size_t max_inflight_signatures = 64;      // beyond this: 429 + Retry-After
+  size_t per_user_inflight_signatures = 0;  // 0 = no per-user limit
   std::string log_level = "info";
   std::string log_file;
 };

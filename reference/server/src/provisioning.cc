@@ -57,13 +57,14 @@ Status InitSoftHsmToken(const std::string& softhsm_conf, const std::string& labe
                         const std::string& pin, const std::string& so_pin) {
   boost::filesystem::path util = bp::search_path("softhsm2-util");
   if (util.empty())
-    return FailedPreconditionError("softhsm2-util not found: SoftHSM2 is not installed (apt-get install softhsm2)");
+    return FailedPreconditionError(
+        "softhsm2-util not found: SoftHSM2 is not installed (apt-get install softhsm2)");
   bp::environment env = boost::this_process::environment();
   env["SOFTHSM2_CONF"] = softhsm_conf;
   bp::ipstream output;
   std::error_code ec;
-  int rc = bp::system(util, "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin,
-                      bp::env = env, (bp::std_out & bp::std_err) > output, ec);
+  int rc = bp::system(util, "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin",
+                      so_pin, bp::env = env, (bp::std_out & bp::std_err) > output, ec);
   std::string text, line;
   while (std::getline(output, line)) text += line + "\n";
   if (ec) return InternalError("cannot run softhsm2-util: " + ec.message());
@@ -96,7 +97,8 @@ Result<FileCa> LoadFileCa(const std::string& cert_pem_file, const std::string& k
   return FileCa{std::move(cert), std::move(key), std::move(chain)};
 }
 
-Result<CertificateRecord> ImportCertificate(HsmBackend& hsm, ByteView key_id, const std::string& label,
+Result<CertificateRecord> ImportCertificate(HsmBackend& hsm, ByteView key_id,
+                                            const std::string& label,
                                             const Certificate& certificate,
                                             std::vector<Certificate> chain,
                                             std::vector<std::string> groups) {
@@ -108,8 +110,14 @@ Result<CertificateRecord> ImportCertificate(HsmBackend& hsm, ByteView key_id, co
     return FailedPreconditionError("HSM key " + HexEncode(key_id) +
                                    " is not CKA_SENSITIVE/non-extractable; Signum will not use it");
   SIGNUM_RETURN_IF_ERROR(hsm.StoreCertificate(key_id, label, certificate));
-  CertificateRecord record{certificate.Sha1ThumbprintHex(), label, HexEncode(key_id),
-                           key.public_key.spec(), certificate, std::move(chain), std::move(groups), true};
+  CertificateRecord record{certificate.Sha1ThumbprintHex(),
+                           label,
+                           HexEncode(key_id),
+                           key.public_key.spec(),
+                           certificate,
+                           std::move(chain),
+                           std::move(groups),
+                           true};
   return record;
 }
 
@@ -137,19 +145,22 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   if (fs::exists(dir + "/server.json"))
     return AlreadyExistsError(dir + " already holds a deployment (server.json exists)");
   if (!fs::exists(options.module_path))
-    return FailedPreconditionError("SoftHSM2 module " + options.module_path +
-                                   " not found: SoftHSM2 is not installed (apt-get install softhsm2)");
+    return FailedPreconditionError(
+        "SoftHSM2 module " + options.module_path +
+        " not found: SoftHSM2 is not installed (apt-get install softhsm2)");
   for (const char* sub : {"", "/hsm/tokens", "/ca", "/tls", "/audit", "/logs"})
     SIGNUM_RETURN_IF_ERROR(MakeDir(dir + sub, 0755));
-  for (const char* sub : {"/secrets", "/credentials"}) SIGNUM_RETURN_IF_ERROR(MakeDir(dir + sub, 0700));
+  for (const char* sub : {"/secrets", "/credentials"})
+    SIGNUM_RETURN_IF_ERROR(MakeDir(dir + sub, 0700));
 
   // 1. A fresh SoftHSM2 token with its own configuration.
   const std::string softhsm_conf = dir + "/hsm/softhsm2.conf";
   SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(softhsm_conf,
-                                             "directories.tokendir = " + dir + "/hsm/tokens\n"
-                                             "objectstore.backend = file\n"
-                                             "log.level = ERROR\n"
-                                             "slots.removable = false\n",
+                                             "directories.tokendir = " + dir +
+                                                 "/hsm/tokens\n"
+                                                 "objectstore.backend = file\n"
+                                                 "log.level = ERROR\n"
+                                                 "slots.removable = false\n",
                                              0644));
   const std::string pin = RandomDigits(8);
   const std::string so_pin = RandomDigits(8);
@@ -177,21 +188,33 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   config.audit_log = dir + "/audit/audit.log";
   config.log_file = dir + "/logs/server.log";
   const std::string config_path = dir + "/server.json";
-  SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(config_path, ServerConfigToJson(config).dump(2) + "\n", 0644));
+  SIGNUM_RETURN_IF_ERROR(
+      WriteFileAtomically(config_path, ServerConfigToJson(config).dump(2) + "\n", 0644));
 
-  // 3. The demo PKI: root -> issuing CA for code signing, a client CA, the server's TLS certificate.
+  // 3. The demo PKI: root -> issuing CA for code signing, a client CA, the server's TLS
+  // certificate.
   const KeySpec ca_spec{KeyType::kRsa, 3072, EcCurve::kP256};
   SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SoftwareKey> root_key, SoftwareKey::Generate(ca_spec));
-  CertificateTemplate root_tmpl{{{"CN", "Signum Harness Demo Root CA"}, {"O", "Signum Harness Demo"}},
-                                CertificateRole::kRootCa, 3650, {}, {}, {}};
-  SIGNUM_ASSIGN_OR_RETURN(Certificate root,
-                          IssueCertificate(root_tmpl, root_key->public_key(), std::nullopt, *root_key));
+  CertificateTemplate root_tmpl{
+      {{"CN", "Signum Harness Demo Root CA"}, {"O", "Signum Harness Demo"}},
+      CertificateRole::kRootCa,
+      3650,
+      {},
+      {},
+      {}};
+  SIGNUM_ASSIGN_OR_RETURN(Certificate root, IssueCertificate(root_tmpl, root_key->public_key(),
+                                                             std::nullopt, *root_key));
   SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SoftwareKey> issuing_key, SoftwareKey::Generate(ca_spec));
   CertificateTemplate issuing_tmpl{
       {{"CN", "Signum Harness Demo Code Signing CA"}, {"O", "Signum Harness Demo"}},
-      CertificateRole::kIntermediateCa, 1825, {}, {}, {}};
-  SIGNUM_ASSIGN_OR_RETURN(Certificate issuing,
-                          IssueCertificate(issuing_tmpl, issuing_key->public_key(), root, *root_key));
+      CertificateRole::kIntermediateCa,
+      1825,
+      {},
+      {},
+      {}};
+  SIGNUM_ASSIGN_OR_RETURN(
+      Certificate issuing,
+      IssueCertificate(issuing_tmpl, issuing_key->public_key(), root, *root_key));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/ca/root.pem", root.Pem()));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/ca/root.key", root_key->PrivateKeyPem(), 0600));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/ca/issuing.pem", issuing.Pem()));
@@ -202,16 +225,28 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   const KeySpec tls_spec{KeyType::kEc, 0, EcCurve::kP256};
   SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SoftwareKey> tls_key, SoftwareKey::Generate(tls_spec));
   CertificateTemplate tls_tmpl{{{"CN", "localhost"}, {"O", "Signum Harness Demo"}},
-                               CertificateRole::kTlsServer, 825, {"localhost"}, {"127.0.0.1", "::1"}, {}};
-  SIGNUM_ASSIGN_OR_RETURN(Certificate tls_cert, IssueCertificate(tls_tmpl, tls_key->public_key(), root, *root_key));
+                               CertificateRole::kTlsServer,
+                               825,
+                               {"localhost"},
+                               {"127.0.0.1", "::1"},
+                               {}};
+  SIGNUM_ASSIGN_OR_RETURN(Certificate tls_cert,
+                          IssueCertificate(tls_tmpl, tls_key->public_key(), root, *root_key));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/tls/server-chain.pem", tls_cert.Pem()));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/tls/server.key", tls_key->PrivateKeyPem(), 0600));
 
-  SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SoftwareKey> client_ca_key, SoftwareKey::Generate(tls_spec));
-  CertificateTemplate client_ca_tmpl{{{"CN", "Signum Harness Demo Client CA"}, {"O", "Signum Harness Demo"}},
-                                     CertificateRole::kRootCa, 3650, {}, {}, {}};
-  SIGNUM_ASSIGN_OR_RETURN(Certificate client_ca, IssueCertificate(client_ca_tmpl, client_ca_key->public_key(),
-                                                                   std::nullopt, *client_ca_key));
+  SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SoftwareKey> client_ca_key,
+                          SoftwareKey::Generate(tls_spec));
+  CertificateTemplate client_ca_tmpl{
+      {{"CN", "Signum Harness Demo Client CA"}, {"O", "Signum Harness Demo"}},
+      CertificateRole::kRootCa,
+      3650,
+      {},
+      {},
+      {}};
+  SIGNUM_ASSIGN_OR_RETURN(
+      Certificate client_ca,
+      IssueCertificate(client_ca_tmpl, client_ca_key->public_key(), std::nullopt, *client_ca_key));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/ca/client-ca.pem", client_ca.Pem()));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/ca/client-ca.key", client_ca_key->PrivateKeyPem(), 0600));
 
@@ -224,19 +259,28 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
            {"release", "release"}, {"alice", "developers"}}) {
     UserRecord user{name, {group}, false, {}, {}};
     IssuedToken token = IssueApiToken(user);
-    SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(dir + "/credentials/" + name + ".token", token.token + "\n", 0600));
+    SIGNUM_RETURN_IF_ERROR(
+        WriteFileAtomically(dir + "/credentials/" + name + ".token", token.token + "\n", 0600));
     state.users.push_back(std::move(user));
     summary.users.push_back(name);
   }
   SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SoftwareKey> bot_key, SoftwareKey::Generate(tls_spec));
   CertificateTemplate bot_tmpl{{{"CN", "ci-bot"}, {"O", "Signum Harness Demo"}},
-                               CertificateRole::kTlsClient, 825, {}, {}, {}};
-  SIGNUM_ASSIGN_OR_RETURN(Certificate bot_cert,
-                          IssueCertificate(bot_tmpl, bot_key->public_key(), client_ca, *client_ca_key));
+                               CertificateRole::kTlsClient,
+                               825,
+                               {},
+                               {},
+                               {}};
+  SIGNUM_ASSIGN_OR_RETURN(Certificate bot_cert, IssueCertificate(bot_tmpl, bot_key->public_key(),
+                                                                 client_ca, *client_ca_key));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/credentials/ci-bot.crt", bot_cert.Pem(), 0600));
   SIGNUM_RETURN_IF_ERROR(WritePem(dir + "/credentials/ci-bot.key", bot_key->PrivateKeyPem(), 0600));
-  state.users.push_back(UserRecord{"ci-bot", {"ci"}, false, {},
-                                   {{HexEncode(bot_cert.Sha256Fingerprint()), bot_cert.Subject()}}});
+  state.users.push_back(
+      UserRecord{"ci-bot",
+                 {"ci"},
+                 false,
+                 {},
+                 {{HexEncode(bot_cert.Sha256Fingerprint()), bot_cert.Subject()}}});
   summary.users.push_back("ci-bot");
 
   // 5. One HSM key and code-signing certificate per algorithm.
@@ -262,7 +306,8 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   // 6. Policies: release sees everything (SHA-1 only for legacy PKCS#1 v1.5), alice only
   //    RSA-2048, ci-bot (client certificate) everything but SHA-1.
   auto rule = [](json j) { return *PolicyRuleFromJson(j); };
-  state.policies.push_back(rule({{"name", "release-all"}, {"effect", "allow"}, {"users", {"release"}}}));
+  state.policies.push_back(
+      rule({{"name", "release-all"}, {"effect", "allow"}, {"users", {"release"}}}));
   state.policies.push_back(rule({{"name", "release-legacy-sha1"},
                                  {"effect", "allow"},
                                  {"users", {"release"}},
@@ -272,7 +317,8 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
                                  {"effect", "allow"},
                                  {"users", {"alice"}},
                                  {"certificates", {"rsa-2048"}}}));
-  state.policies.push_back(rule({{"name", "ci-bot-all"}, {"effect", "allow"}, {"users", {"ci-bot"}}}));
+  state.policies.push_back(
+      rule({{"name", "ci-bot-all"}, {"effect", "allow"}, {"users", {"ci-bot"}}}));
   SIGNUM_RETURN_IF_ERROR(BuildSnapshot(state).status());
   SIGNUM_RETURN_IF_ERROR(SaveState(config.state_file, state));
   return summary;

@@ -1,5 +1,6 @@
 // Provisioning: keys on the HSM, CSRs signed by those keys, certificates issued by a (demo) CA and
-// imported for a key, and `init-demo`, which builds a complete deployment on a fresh SoftHSM2 token.
+// imported for a key, and `init-demo`, which builds a complete deployment on a fresh SoftHSM2
+// token.
 #pragma once
 
 #include <optional>
@@ -36,14 +37,15 @@ Result<CertificateRecord> EnrollKey(HsmBackend& hsm, FileCa& ca, const EnrollReq
 
 // Imports an externally issued certificate (and chain) for an HSM key: checks that the
 // certificate's public key is the HSM key's, stores it on the token and returns the record.
-Result<CertificateRecord> ImportCertificate(HsmBackend& hsm, ByteView key_id, const std::string& label,
+Result<CertificateRecord> ImportCertificate(HsmBackend& hsm, ByteView key_id,
+                                            const std::string& label,
                                             const Certificate& certificate,
                                             std::vector<Certificate> chain,
                                             std::vector<std::string> groups);
 
 struct DemoOptions {
   std::string dir;
-  uint16_t port = 0;            // 0 = pick a free loopback port now
+  uint16_t port = 0;  // 0 = pick a free loopback port now
   std::string token_label = "signum-demo";
   std::string module_path = "/usr/lib/softhsm/libsofthsm2.so";
   std::vector<KeySpec> key_specs;  // empty = every supported spec

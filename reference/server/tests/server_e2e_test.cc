@@ -82,7 +82,8 @@ class Deployment {
     return ReadSecretFile(root_ + "/credentials/" + user + ".token").value();
   }
 
-  std::unique_ptr<HttpsClient> Client(const std::string& token, bool client_certificate = false) const {
+  std::unique_ptr<HttpsClient> Client(const std::string& token,
+                                      bool client_certificate = false) const {
     HttpsClientConfig c;
     c.host = "127.0.0.1";
     c.port = port_;
@@ -130,7 +131,8 @@ class ServerE2eTest : public ::testing::Test {
 };
 Deployment* ServerE2eTest::deployment_ = nullptr;
 
-const std::vector<std::string> kAllLabels = {"rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ec-p521"};
+const std::vector<std::string> kAllLabels = {"rsa-2048", "rsa-3072", "rsa-4096",
+                                             "ec-p256",  "ec-p384",  "ec-p521"};
 
 TEST_F(ServerE2eTest, HealthIsOkWithoutCredentials) {
   auto client = deployment_->Client("");
@@ -155,7 +157,8 @@ TEST_F(ServerE2eTest, ReleaseSeesEveryCertificateWithItsChain) {
     EXPECT_EQ(e.id, leaf->Sha1ThumbprintHex());
     ASSERT_EQ(e.chain_pem.size(), 2u) << e.label;
     std::vector<Certificate> intermediates{Certificate::FromPem(e.chain_pem[0]).value()};
-    Status chain = VerifyCertificateChain(*leaf, intermediates, {root}, /*require_code_signing=*/true);
+    Status chain =
+        VerifyCertificateChain(*leaf, intermediates, {root}, /*require_code_signing=*/true);
     EXPECT_TRUE(chain.ok()) << e.label << ": " << chain.ToString();
     EXPECT_EQ(leaf->GetKeySpec()->Name(), e.label);
   }
@@ -175,21 +178,25 @@ TEST_F(ServerE2eTest, EveryAlgorithmSchemeAndHashSignsAndVerifies) {
             ? std::vector<SignatureScheme>{SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss}
             : std::vector<SignatureScheme>{SignatureScheme::kEcdsa};
     for (SignatureScheme scheme : schemes) {
-      for (HashAlgorithm hash : {HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512}) {
+      for (HashAlgorithm hash :
+           {HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512}) {
         wire::SignRequest req;
         req.certificate_id = entry.id;
         req.scheme = scheme;
         req.hash = hash;
-        req.digest = Digest(hash, AsBytes("artifact " + entry.label + std::string(SchemeName(scheme))));
+        req.digest =
+            Digest(hash, AsBytes("artifact " + entry.label + std::string(SchemeName(scheme))));
         req.context.process = "signum_server_e2e_test";
         auto r = PostSign(*client, req);
         ASSERT_TRUE(r.ok()) << r.status().ToString();
-        ASSERT_EQ(r->status, 200) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash) << ": " << r->body;
+        ASSERT_EQ(r->status, 200) << entry.label << " " << SchemeName(scheme) << " "
+                                  << HashName(hash) << ": " << r->body;
         auto resp = wire::ParseSignResponse(json::parse(r->body));
         ASSERT_TRUE(resp.ok());
         EXPECT_EQ(resp->signature.size(), key.spec().SignatureSize());
         Status v = VerifyDigestSignature(key, scheme, hash, req.digest, resp->signature);
-        EXPECT_TRUE(v.ok()) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash) << ": " << v.ToString();
+        EXPECT_TRUE(v.ok()) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash)
+                            << ": " << v.ToString();
         ++verified;
       }
     }
@@ -205,16 +212,25 @@ TEST_F(ServerE2eTest, PssSaltLengthsAndSha1WhereThePolicyAllowsIt) {
                                   [](const auto& e) { return e.label == "rsa-2048"; });
   const PublicKey key = Certificate::FromPem(rsa.certificate_pem)->GetPublicKey().value();
   for (size_t salt : {size_t{0}, size_t{32}, size_t{222}}) {
-    wire::SignRequest req{rsa.id, SignatureScheme::kRsaPss, HashAlgorithm::kSha256,
-                          Digest(HashAlgorithm::kSha256, AsBytes("pss")), salt, {}};
+    wire::SignRequest req{rsa.id,
+                          SignatureScheme::kRsaPss,
+                          HashAlgorithm::kSha256,
+                          Digest(HashAlgorithm::kSha256, AsBytes("pss")),
+                          salt,
+                          {}};
     auto r = PostSign(*client, req);
     ASSERT_EQ(r->status, 200) << r->body;
     auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
-    EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig, salt).ok()) << salt;
+    EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig, salt).ok())
+        << salt;
   }
   // release-legacy-sha1 allows SHA-1 with PKCS#1 v1.5 only.
-  wire::SignRequest sha1{rsa.id, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha1,
-                         Digest(HashAlgorithm::kSha1, AsBytes("legacy")), std::nullopt, {}};
+  wire::SignRequest sha1{rsa.id,
+                         SignatureScheme::kRsaPkcs1,
+                         HashAlgorithm::kSha1,
+                         Digest(HashAlgorithm::kSha1, AsBytes("legacy")),
+                         std::nullopt,
+                         {}};
   auto r = PostSign(*client, sha1);
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_TRUE(VerifyDigestSignature(key, sha1.scheme, sha1.hash, sha1.digest,
@@ -237,9 +253,13 @@ TEST_F(ServerE2eTest, AliceSeesAndUsesOnlyRsa2048) {
   EXPECT_EQ(list.certificates[0].label, "rsa-2048");
   auto all = List(*deployment_->Client(deployment_->Token("release")));
   for (const auto& e : all.certificates) {
-    wire::SignRequest req{e.id,
-                          e.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa,
-                          HashAlgorithm::kSha256, Digest(HashAlgorithm::kSha256, AsBytes("x")), std::nullopt, {}};
+    wire::SignRequest req{
+        e.id,
+        e.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa,
+        HashAlgorithm::kSha256,
+        Digest(HashAlgorithm::kSha256, AsBytes("x")),
+        std::nullopt,
+        {}};
     auto r = PostSign(*alice, req);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, e.label == "rsa-2048" ? 200 : 403) << e.label << ": " << r->body;
@@ -258,20 +278,25 @@ TEST_F(ServerE2eTest, ClientCertificateUserSignsOverMutualTls) {
   ASSERT_EQ(list.certificates.size(), kAllLabels.size());
   const auto& ec = *std::find_if(list.certificates.begin(), list.certificates.end(),
                                  [](const auto& e) { return e.label == "ec-p384"; });
-  wire::SignRequest req{ec.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha384,
-                        Digest(HashAlgorithm::kSha384, AsBytes("container image")), std::nullopt, {}};
+  wire::SignRequest req{ec.id,
+                        SignatureScheme::kEcdsa,
+                        HashAlgorithm::kSha384,
+                        Digest(HashAlgorithm::kSha384, AsBytes("container image")),
+                        std::nullopt,
+                        {}};
   auto r = PostSign(*bot, req);
   ASSERT_EQ(r->status, 200) << r->body;
   auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
   EXPECT_EQ(sig.size(), 96u);
-  EXPECT_TRUE(VerifyDigestSignature(Certificate::FromPem(ec.certificate_pem)->GetPublicKey().value(),
-                                    req.scheme, req.hash, req.digest, sig)
-                  .ok());
+  EXPECT_TRUE(
+      VerifyDigestSignature(Certificate::FromPem(ec.certificate_pem)->GetPublicKey().value(),
+                            req.scheme, req.hash, req.digest, sig)
+          .ok());
 }
 
 TEST_F(ServerE2eTest, UnknownOrMissingCredentialsAre401) {
-  for (const std::string& token : {std::string(""), std::string("sgn_00000000_notavalidtoken"),
-                                   std::string("garbage")}) {
+  for (const std::string& token :
+       {std::string(""), std::string("sgn_00000000_notavalidtoken"), std::string("garbage")}) {
     auto client = deployment_->Client(token);
     auto r = client->Get("/v1/certificates");
     ASSERT_TRUE(r.ok());
@@ -297,16 +322,24 @@ TEST_F(ServerE2eTest, BadRequestsGetClearErrorsAndNeverKillTheServer) {
       {"malformed json", "POST", "/v1/sign", "{\"certificate_id\":", 400, "JSON"},
       {"not an object", "POST", "/v1/sign", "[1,2]", 400, "object"},
       {"wrong digest length", "POST", "/v1/sign",
-       json{{"certificate_id", ec_id}, {"scheme", "ecdsa"}, {"hash", "sha384"}, {"digest", digest32}}.dump(),
+       json{
+           {"certificate_id", ec_id}, {"scheme", "ecdsa"}, {"hash", "sha384"}, {"digest", digest32}}
+           .dump(),
        400, "48 bytes"},
       {"unknown certificate", "POST", "/v1/sign",
-       json{{"certificate_id", "00"}, {"scheme", "ecdsa"}, {"hash", "sha256"}, {"digest", digest32}}.dump(),
+       json{{"certificate_id", "00"}, {"scheme", "ecdsa"}, {"hash", "sha256"}, {"digest", digest32}}
+           .dump(),
        404, "unknown certificate"},
       {"pss on an ec key", "POST", "/v1/sign",
-       json{{"certificate_id", ec_id}, {"scheme", "rsa-pss"}, {"hash", "sha256"}, {"digest", digest32}}.dump(),
+       json{{"certificate_id", ec_id},
+            {"scheme", "rsa-pss"},
+            {"hash", "sha256"},
+            {"digest", digest32}}
+           .dump(),
        400, "does not fit"},
       {"unknown scheme", "POST", "/v1/sign",
-       json{{"certificate_id", ec_id}, {"scheme", "dsa"}, {"hash", "sha256"}, {"digest", digest32}}.dump(),
+       json{{"certificate_id", ec_id}, {"scheme", "dsa"}, {"hash", "sha256"}, {"digest", digest32}}
+           .dump(),
        400, "scheme"},
       {"oversized body", "POST", "/v1/sign", std::string(200 * 1024, 'x'), 413, ""},
       {"wrong method", "GET", "/v1/sign", "", 405, "POST"},
@@ -319,7 +352,8 @@ TEST_F(ServerE2eTest, BadRequestsGetClearErrorsAndNeverKillTheServer) {
     EXPECT_EQ(r->status, c.status) << c.name << ": " << r->body;
     auto err = wire::ParseErrorResponse(json::parse(r->body, nullptr, false));
     ASSERT_TRUE(err.ok()) << c.name << ": error body is not JSON: " << r->body;
-    EXPECT_NE(err->message.find(c.message_part), std::string::npos) << c.name << ": " << err->message;
+    EXPECT_NE(err->message.find(c.message_part), std::string::npos)
+        << c.name << ": " << err->message;
   }
   auto health = deployment_->Client("")->Get("/v1/health");
   ASSERT_TRUE(health.ok());
@@ -333,9 +367,13 @@ TEST_F(ServerE2eTest, WherePolicyFromTheAdminCliTakesEffectWhileRunning) {
   ASSERT_EQ(add.exit_code, 0) << add.output;
   auto client = deployment_->Client(deployment_->Token("release"));
   const auto entry = List(*client).certificates.front();
-  wire::SignRequest req{entry.id,
-                        entry.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa,
-                        HashAlgorithm::kSha256, Digest(HashAlgorithm::kSha256, AsBytes("w")), std::nullopt, {}};
+  wire::SignRequest req{
+      entry.id,
+      entry.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa,
+      HashAlgorithm::kSha256,
+      Digest(HashAlgorithm::kSha256, AsBytes("w")),
+      std::nullopt,
+      {}};
   req.context.process = "curl";
   // The server re-reads the state file at most once a second.
   int status = 0;
@@ -346,7 +384,8 @@ TEST_F(ServerE2eTest, WherePolicyFromTheAdminCliTakesEffectWhileRunning) {
   EXPECT_EQ(status, 403);
   req.context.process = "osslsigncode";
   EXPECT_EQ(PostSign(*client, req)->status, 200);
-  ASSERT_EQ(RunCommand(Cli("policy remove no-curl --config " + deployment_->config())).exit_code, 0);
+  ASSERT_EQ(RunCommand(Cli("policy remove no-curl --config " + deployment_->config())).exit_code,
+            0);
 }
 
 TEST_F(ServerE2eTest, TokensCreatedAndRevokedByTheCli) {
@@ -366,7 +405,8 @@ TEST_F(ServerE2eTest, TokensCreatedAndRevokedByTheCli) {
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_EQ(status, 200);
-  auto revoked = RunCommand(Cli("token revoke alice " + token_id + " --config " + deployment_->config()));
+  auto revoked =
+      RunCommand(Cli("token revoke alice " + token_id + " --config " + deployment_->config()));
   ASSERT_EQ(revoked.exit_code, 0) << revoked.output;
   for (int i = 0; i < 30 && status != 401; ++i) {
     status = deployment_->Client(token)->Get("/v1/certificates")->status;
@@ -378,11 +418,13 @@ TEST_F(ServerE2eTest, TokensCreatedAndRevokedByTheCli) {
 // Runs last in this suite: it restarts the server.
 TEST_F(ServerE2eTest, ZzAuditChainRecordsDenialsAndSurvivesRestartAndTampering) {
   const std::string log = deployment_->root() + "/audit/audit.log";
-  auto denied = PostSign(*deployment_->Client(deployment_->Token("alice")),
-                         wire::SignRequest{"ffff", SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
-                                           Bytes(32, 9), std::nullopt, {}});
+  auto denied = PostSign(
+      *deployment_->Client(deployment_->Token("alice")),
+      wire::SignRequest{
+          "ffff", SignatureScheme::kEcdsa, HashAlgorithm::kSha256, Bytes(32, 9), std::nullopt, {}});
   ASSERT_EQ(denied->status, 404);
-  auto unknown = deployment_->Client("sgn_deadbeef_unknownunknownunknownunknownunknownxx")->Get("/v1/certificates");
+  auto unknown = deployment_->Client("sgn_deadbeef_unknownunknownunknownunknownunknownxx")
+                     ->Get("/v1/certificates");
   ASSERT_EQ(unknown->status, 401);
   auto verify = RunCommand(Cli("audit-verify " + log));
   ASSERT_EQ(verify.exit_code, 0) << verify.output;
@@ -432,15 +474,21 @@ TEST_F(ServerE2eTest, ZzzOverloadAnswers429WithRetryAfter) {
     threads.emplace_back([&, t] {
       auto client = deployment_->Client(deployment_->Token("release"));
       for (int i = 0; i < 10; ++i) {
-        wire::SignRequest req{rsa4096.id, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+        wire::SignRequest req{rsa4096.id,
+                              SignatureScheme::kRsaPkcs1,
+                              HashAlgorithm::kSha256,
                               Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t * 100 + i))),
-                              std::nullopt, {}};
+                              std::nullopt,
+                              {}};
         auto r = PostSign(*client, req);
         if (!r.ok()) {
           ++other;
         } else if (r->status == 200) {
           auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
-          if (VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig).ok()) ++ok; else ++other;
+          if (VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig).ok())
+            ++ok;
+          else
+            ++other;
         } else if (r->status == 429) {
           ++throttled;
           if (r->headers["retry-after"] == "1") retry_after_seen = true;

@@ -21,23 +21,23 @@ enum class EcCurve { kP256, kP384, kP521 };
 
 struct HashInfo {
   HashAlgorithm algorithm;
-  std::string_view name;          // wire name: "sha256"
-  size_t digest_size;             // bytes
-  ByteView digest_info_prefix;    // DER DigestInfo up to (excluding) the digest octets
-  CK_MECHANISM_TYPE ckm_digest;   // CKM_SHA256
-  CK_RSA_PKCS_MGF_TYPE ckg_mgf;   // CKG_MGF1_SHA256
-  CK_MECHANISM_TYPE ckm_rsa_pkcs; // CKM_SHA256_RSA_PKCS
-  CK_MECHANISM_TYPE ckm_rsa_pss;  // CKM_SHA256_RSA_PKCS_PSS
-  CK_MECHANISM_TYPE ckm_ecdsa;    // CKM_ECDSA_SHA256
+  std::string_view name;           // wire name: "sha256"
+  size_t digest_size;              // bytes
+  ByteView digest_info_prefix;     // DER DigestInfo up to (excluding) the digest octets
+  CK_MECHANISM_TYPE ckm_digest;    // CKM_SHA256
+  CK_RSA_PKCS_MGF_TYPE ckg_mgf;    // CKG_MGF1_SHA256
+  CK_MECHANISM_TYPE ckm_rsa_pkcs;  // CKM_SHA256_RSA_PKCS
+  CK_MECHANISM_TYPE ckm_rsa_pss;   // CKM_SHA256_RSA_PKCS_PSS
+  CK_MECHANISM_TYPE ckm_ecdsa;     // CKM_ECDSA_SHA256
 };
 
 struct CurveInfo {
   EcCurve curve;
-  std::string_view name;        // wire name: "P-256"
+  std::string_view name;          // wire name: "P-256"
   std::string_view openssl_name;  // "prime256v1"
-  int bits;                     // 256
-  size_t field_size;            // bytes of r or s: 32, 48, 66
-  ByteView params_der;          // CKA_EC_PARAMS: DER OBJECT IDENTIFIER of the named curve
+  int bits;                       // 256
+  size_t field_size;              // bytes of r or s: 32, 48, 66
+  ByteView params_der;            // CKA_EC_PARAMS: DER OBJECT IDENTIFIER of the named curve
 };
 
 const std::span<const HashInfo> AllHashes();
@@ -50,12 +50,12 @@ std::optional<HashAlgorithm> HashForMechanism(CK_MECHANISM_TYPE digest_mechanism
 
 const std::span<const CurveInfo> AllCurves();
 const CurveInfo& GetCurveInfo(EcCurve curve);
-Result<EcCurve> ParseCurve(std::string_view name);         // "P-256", "p256", "prime256v1", "secp384r1"
+Result<EcCurve> ParseCurve(std::string_view name);  // "P-256", "p256", "prime256v1", "secp384r1"
 std::optional<EcCurve> CurveFromParamsDer(ByteView params_der);
 
-std::string_view SchemeName(SignatureScheme scheme);      // "rsa-pkcs1", "rsa-pss", "ecdsa"
+std::string_view SchemeName(SignatureScheme scheme);  // "rsa-pkcs1", "rsa-pss", "ecdsa"
 Result<SignatureScheme> ParseSignatureScheme(std::string_view name);
-std::string_view KeyTypeName(KeyType type);               // "rsa", "ec"
+std::string_view KeyTypeName(KeyType type);  // "rsa", "ec"
 bool SchemeFitsKey(SignatureScheme scheme, KeyType type);
 
 // A key algorithm and size: "rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ec-p521".
@@ -74,7 +74,8 @@ Result<KeySpec> ParseKeySpec(std::string_view name);
 // The key specs Signum supports, in the order demos and matrices list them.
 std::span<const KeySpec> SupportedKeySpecs();
 
-// DigestInfo (RFC 8017 §9.2) around a digest; the input of CKM_RSA_PKCS for a PKCS#1 v1.5 signature.
+// DigestInfo (RFC 8017 §9.2) around a digest; the input of CKM_RSA_PKCS for a PKCS#1 v1.5
+// signature.
 Result<Bytes> BuildDigestInfo(HashAlgorithm hash, ByteView digest);
 struct ParsedDigestInfo {
   HashAlgorithm hash;

@@ -19,13 +19,13 @@ void LogLine(LogLevel level, std::string_view component, std::string_view messag
 
 }  // namespace signum
 
-#define SIGNUM_LOG(level, component, expr)                                       \
-  do {                                                                           \
-    if (static_cast<int>(level) >= static_cast<int>(::signum::GetLogLevel())) {  \
-      std::ostringstream signum_log_stream_;                                     \
-      signum_log_stream_ << expr;                                                \
+#define SIGNUM_LOG(level, component, expr)                                      \
+  do {                                                                          \
+    if (static_cast<int>(level) >= static_cast<int>(::signum::GetLogLevel())) { \
+      std::ostringstream signum_log_stream_;                                    \
+      signum_log_stream_ << expr;                                               \
       ::signum::LogLine(level, component, signum_log_stream_.str());            \
-    }                                                                            \
+    }                                                                           \
   } while (0)
 #define SIGNUM_LOG_DEBUG(c, e) SIGNUM_LOG(::signum::LogLevel::kDebug, c, e)
 #define SIGNUM_LOG_INFO(c, e) SIGNUM_LOG(::signum::LogLevel::kInfo, c, e)

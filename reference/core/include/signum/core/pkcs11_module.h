@@ -30,7 +30,8 @@ std::string TrimPadded(const CK_UTF8CHAR* field, size_t width);
 void CopyPadded(std::string_view value, CK_UTF8CHAR* field, size_t width);
 
 struct Pkcs11InitOptions {
-  // CKF_OS_LOCKING_OK: required for SoftHSM2 to lock at all (with NULL args it disables its mutexes).
+  // CKF_OS_LOCKING_OK: required for SoftHSM2 to lock at all (with NULL args it disables its
+  // mutexes).
   bool os_locking = true;
   // Call C_Finalize and dlclose when the module object is destroyed.
   bool finalize_on_destroy = true;
@@ -41,7 +42,7 @@ class Pkcs11Module {
   // dlopen(path), prefer C_GetInterface("PKCS 11", 3.0) when exported, else C_GetFunctionList, then
   // C_Initialize. CKR_CRYPTOKI_ALREADY_INITIALIZED is accepted (and then not finalized by us).
   static Result<std::shared_ptr<Pkcs11Module>> Load(const std::string& path,
-                                                   Pkcs11InitOptions options = {});
+                                                    Pkcs11InitOptions options = {});
   ~Pkcs11Module();
   Pkcs11Module(const Pkcs11Module&) = delete;
   Pkcs11Module& operator=(const Pkcs11Module&) = delete;

@@ -15,8 +15,8 @@ namespace signum {
 
 enum class ErrorCode {
   kOk = 0,
-  kInvalidArgument,     // malformed input from the caller
-  kNotFound,            // unknown certificate, key, user, file
+  kInvalidArgument,  // malformed input from the caller
+  kNotFound,         // unknown certificate, key, user, file
   kAlreadyExists,
   kUnauthenticated,     // no or unknown credential
   kPermissionDenied,    // a policy said no
@@ -25,7 +25,7 @@ enum class ErrorCode {
   kUnavailable,         // a dependency (server, agent, HSM) cannot be reached; retrying may help
   kDeadlineExceeded,
   kUnimplemented,
-  kDataLoss,            // corruption detected (e.g. an edited audit log)
+  kDataLoss,  // corruption detected (e.g. an edited audit log)
   kInternal,
 };
 
@@ -57,16 +57,32 @@ class [[nodiscard]] Status {
   std::optional<unsigned long> ck_rv_;
 };
 
-inline Status InvalidArgumentError(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgumentError(std::string m) {
+  return {ErrorCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFoundError(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
-inline Status AlreadyExistsError(std::string m) { return {ErrorCode::kAlreadyExists, std::move(m)}; }
-inline Status UnauthenticatedError(std::string m) { return {ErrorCode::kUnauthenticated, std::move(m)}; }
-inline Status PermissionDeniedError(std::string m) { return {ErrorCode::kPermissionDenied, std::move(m)}; }
-inline Status ResourceExhaustedError(std::string m) { return {ErrorCode::kResourceExhausted, std::move(m)}; }
-inline Status FailedPreconditionError(std::string m) { return {ErrorCode::kFailedPrecondition, std::move(m)}; }
+inline Status AlreadyExistsError(std::string m) {
+  return {ErrorCode::kAlreadyExists, std::move(m)};
+}
+inline Status UnauthenticatedError(std::string m) {
+  return {ErrorCode::kUnauthenticated, std::move(m)};
+}
+inline Status PermissionDeniedError(std::string m) {
+  return {ErrorCode::kPermissionDenied, std::move(m)};
+}
+inline Status ResourceExhaustedError(std::string m) {
+  return {ErrorCode::kResourceExhausted, std::move(m)};
+}
+inline Status FailedPreconditionError(std::string m) {
+  return {ErrorCode::kFailedPrecondition, std::move(m)};
+}
 inline Status UnavailableError(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
-inline Status DeadlineExceededError(std::string m) { return {ErrorCode::kDeadlineExceeded, std::move(m)}; }
-inline Status UnimplementedError(std::string m) { return {ErrorCode::kUnimplemented, std::move(m)}; }
+inline Status DeadlineExceededError(std::string m) {
+  return {ErrorCode::kDeadlineExceeded, std::move(m)};
+}
+inline Status UnimplementedError(std::string m) {
+  return {ErrorCode::kUnimplemented, std::move(m)};
+}
 inline Status DataLossError(std::string m) { return {ErrorCode::kDataLoss, std::move(m)}; }
 inline Status InternalError(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 
@@ -74,9 +90,10 @@ inline Status InternalError(std::string m) { return {ErrorCode::kInternal, std::
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT: implicit on purpose, like StatusOr
+  Result(T value) : data_(std::move(value)) {}        // NOLINT: implicit on purpose, like StatusOr
   Result(Status status) : data_(std::move(status)) {  // NOLINT
-    if (std::get<Status>(data_).ok()) data_ = Status(ErrorCode::kInternal, "Result built from OK status");
+    if (std::get<Status>(data_).ok())
+      data_ = Status(ErrorCode::kInternal, "Result built from OK status");
   }
 
   bool ok() const { return std::holds_alternative<T>(data_); }
@@ -100,9 +117,9 @@ class [[nodiscard]] Result {
 #define SIGNUM_CONCAT_INNER_(a, b) a##b
 #define SIGNUM_CONCAT_(a, b) SIGNUM_CONCAT_INNER_(a, b)
 
-#define SIGNUM_RETURN_IF_ERROR(expr)              \
-  do {                                            \
-    ::signum::Status signum_status_ = (expr);     \
+#define SIGNUM_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::signum::Status signum_status_ = (expr);        \
     if (!signum_status_.ok()) return signum_status_; \
   } while (0)
 

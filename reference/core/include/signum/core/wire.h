@@ -7,7 +7,6 @@
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,23 +41,23 @@ struct CallerContext {
 };
 
 struct HealthResponse {
-  std::string status;   // "ok" or "degraded"
+  std::string status;  // "ok" or "degraded"
   std::string version;
-  std::string hsm;      // "ok" or the HSM error
+  std::string hsm;  // "ok" or the HSM error
 };
 
 struct KeyDescription {
   KeyType type = KeyType::kRsa;
-  int bits = 0;                      // modulus bits or curve bits
-  std::optional<EcCurve> curve;      // EC only
+  int bits = 0;                  // modulus bits or curve bits
+  std::optional<EcCurve> curve;  // EC only
 };
 
 struct CertificateEntry {
-  std::string id;                    // lowercase hex SHA-1 thumbprint of the certificate
+  std::string id;  // lowercase hex SHA-1 thumbprint of the certificate
   std::string label;
   KeyDescription key;
   std::string certificate_pem;
-  std::vector<std::string> chain_pem;  // issuing CA first, root last
+  std::vector<std::string> chain_pem;    // issuing CA first, root last
   std::vector<SignatureScheme> schemes;  // what the caller's policies allow on this certificate
   std::vector<HashAlgorithm> hashes;
 };

@@ -19,25 +19,25 @@ namespace signum {
 class Certificate {
  public:
   static Result<Certificate> FromDer(ByteView der);
-  static Result<Certificate> FromPem(std::string_view pem);       // the first certificate in pem
+  static Result<Certificate> FromPem(std::string_view pem);  // the first certificate in pem
   static Result<std::vector<Certificate>> AllFromPem(std::string_view pem);  // every certificate
 
   X509* get() const { return x509_.get(); }
   Bytes Der() const;
   std::string Pem() const;
 
-  std::string Subject() const;   // RFC 2253, e.g. "CN=Signum Demo RSA-2048,O=Signum Harness Demo"
+  std::string Subject() const;  // RFC 2253, e.g. "CN=Signum Demo RSA-2048,O=Signum Harness Demo"
   std::string Issuer() const;
   std::string SubjectCommonName() const;  // empty if none
-  Bytes SubjectDer() const;      // DER Name (CKA_SUBJECT)
-  Bytes IssuerDer() const;       // DER Name (CKA_ISSUER)
-  Bytes SerialDer() const;       // DER INTEGER (CKA_SERIAL_NUMBER)
-  std::string SerialHex() const; // lowercase hex of the serial's magnitude
+  Bytes SubjectDer() const;               // DER Name (CKA_SUBJECT)
+  Bytes IssuerDer() const;                // DER Name (CKA_ISSUER)
+  Bytes SerialDer() const;                // DER INTEGER (CKA_SERIAL_NUMBER)
+  std::string SerialHex() const;          // lowercase hex of the serial's magnitude
   Bytes SpkiDer() const;
   Result<PublicKey> GetPublicKey() const;
   Result<KeySpec> GetKeySpec() const;
-  Bytes Sha1Thumbprint() const;          // SHA-1 of the DER: what signtool /sha1 and Signum show
-  std::string Sha1ThumbprintHex() const; // lowercase, no separators
+  Bytes Sha1Thumbprint() const;           // SHA-1 of the DER: what signtool /sha1 and Signum show
+  std::string Sha1ThumbprintHex() const;  // lowercase, no separators
   Bytes Sha256Fingerprint() const;
   std::chrono::system_clock::time_point NotBefore() const;
   std::chrono::system_clock::time_point NotAfter() const;
@@ -53,7 +53,8 @@ std::string CertificatesToPem(const std::vector<Certificate>& certs);
 
 // Verifies that leaf chains to one of trusted_roots through intermediates (X509_verify_cert),
 // optionally for the codeSigning purpose. The error names what failed.
-Status VerifyCertificateChain(const Certificate& leaf, const std::vector<Certificate>& intermediates,
+Status VerifyCertificateChain(const Certificate& leaf,
+                              const std::vector<Certificate>& intermediates,
                               const std::vector<Certificate>& trusted_roots,
                               bool require_code_signing = false);
 
@@ -80,9 +81,9 @@ struct CertificateTemplate {
   DistinguishedName subject;
   CertificateRole role = CertificateRole::kCodeSigning;
   int validity_days = 825;
-  std::vector<std::string> dns_names;    // subjectAltName dNSName (TLS server)
-  std::vector<std::string> ip_addresses; // subjectAltName iPAddress, "127.0.0.1", "::1"
-  std::vector<std::string> emails;       // subjectAltName rfc822Name (cosign wants one)
+  std::vector<std::string> dns_names;     // subjectAltName dNSName (TLS server)
+  std::vector<std::string> ip_addresses;  // subjectAltName iPAddress, "127.0.0.1", "::1"
+  std::vector<std::string> emails;        // subjectAltName rfc822Name (cosign wants one)
 };
 
 // Issues a certificate for `subject_key` with the extensions of `tmpl.role`, signed by
