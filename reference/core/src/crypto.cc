@@ -273,118 +273,6 @@ Bytes Hasher::Final() {
 
 // --- Encodings --------------------------------------------------------------------------------
 
-std::string Base64Encode(ByteView data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  const size_t rest = data.size() - i;
-  if (rest > 0) {
-    uint32_t v = uint32_t{data[i]} << 16;
-    if (rest == 2) v |= uint32_t{data[i + 1]} << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-Result<Bytes> Base64Decode(std::string_view text) {
-  auto value_of = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (text.size() % 4 != 0) {
-    return InvalidArgumentError("base64 text length " + std::to_string(text.size()) +
-                                " is not a multiple of 4");
-  }
-  Bytes out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    size_t padding = 0;
-    if (last) {
-      if (text[i + 3] == '=') padding = text[i + 2] == '=' ? 2 : 1;
-    }
-    uint32_t v = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      if (j >= 4 - padding) {
-        v <<= 6;
-        continue;
-      }
-      const int d = value_of(text[i + j]);
-      if (d < 0) {
-        return InvalidArgumentError("invalid base64 character at offset " + std::to_string(i + j));
-      }
-      v = (v << 6) | static_cast<uint32_t>(d);
-    }
-    // Non-zero bits under the padding mean the text was not produced by a base64 encoder.
-    if ((padding == 1 && (v & 0xff) != 0) || (padding == 2 && (v & 0xffff) != 0)) {
-      return InvalidArgumentError("non-canonical base64 padding");
-    }
-    out.push_back(static_cast<uint8_t>(v >> 16));
-    if (padding < 2) out.push_back(static_cast<uint8_t>(v >> 8));
-    if (padding < 1) out.push_back(static_cast<uint8_t>(v));
-  }
-  return out;
-}
-
-std::string HexEncode(ByteView data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(data.size() * 2);
-  for (uint8_t b : data) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
-  }
-  return out;
-}
-
-Result<Bytes> HexDecode(std::string_view hex) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  out.reserve(hex.size() / 2);
-  size_t i = 0;
-  while (i < hex.size()) {
-    // A separator is only allowed between whole bytes: "ab:cd", not ":ab", "a:b" or "ab::cd".
-    if (hex[i] == ':') {
-      if (out.empty() || i + 1 >= hex.size() || hex[i + 1] == ':') {
-        return InvalidArgumentError("misplaced ':' in hex at offset " + std::to_string(i));
-      }
-      ++i;
-      continue;
-    }
-    if (i + 1 >= hex.size()) return InvalidArgumentError("hex text has an odd number of digits");
-    const int hi = nibble(hex[i]);
-    const int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) {
-      return InvalidArgumentError("invalid hex character at offset " +
-                                  std::to_string(hi < 0 ? i : i + 1));
-    }
-    out.push_back(static_cast<uint8_t>((hi << 4) | lo));
-    i += 2;
-  }
-  return out;
-}
-
 Bytes RandomBytes(size_t count) {
   Bytes out(count);
   if (count > 0 && RAND_bytes(out.data(), static_cast<int>(count)) != 1) Fatal("RAND_bytes");
@@ -607,12 +495,16 @@ Bytes PublicKey::KeyId() const {
   return Digest(HashAlgorithm::kSha1, type() == KeyType::kRsa ? RsaModulus() : EcPoint());
 }
 
+void AppendDerTlv(Bytes& out, uint8_t tag, ByteView content) {
+  out.push_back(tag);
+  AppendDerLength(out, content.size());
+  out.insert(out.end(), content.begin(), content.end());
+}
+
 Bytes WrapEcPointOctetString(ByteView point) {
   Bytes out;
   out.reserve(point.size() + 4);
-  out.push_back(0x04);
-  AppendDerLength(out, point.size());
-  out.insert(out.end(), point.begin(), point.end());
+  AppendDerTlv(out, 0x04, point);
   return out;
 }
 

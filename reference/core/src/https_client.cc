@@ -13,6 +13,8 @@
 // Requests are formatted by hand into one buffer (one TLS record for small requests); Beast is
 // only used to parse responses.
 #include "signum/core/https_client.h"
+#include "signum/core/crypto.h"
+#include "signum/core/tls_files.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -64,26 +66,6 @@ using std::chrono::milliseconds;
 constexpr size_t kMaxResponseBody = 64 * 1024 * 1024;
 constexpr std::uint32_t kMaxResponseHeader = 64 * 1024;
 
-std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    const char* reason = ERR_reason_error_string(e);
-    if (!out.empty()) out += "; ";
-    out += reason != nullptr ? reason : buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
-Status CheckReadable(const std::string& what, const std::string& path) {
-  if (::access(path.c_str(), R_OK) != 0) {
-    return NotFoundError("cannot read " + what + " file " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
-
-int NoPassword(char*, int, int, void*) { return 0; }
 
 bool IsTokenChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -173,20 +155,20 @@ Status HttpsClient::Impl::Init() {
 
   SSL_CTX* ctx = ctx_.native_handle();
   ERR_clear_error();
-  SSL_CTX_set_default_passwd_cb(ctx, NoPassword);
+  RefusePassphrases(ctx);
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-    return InternalError("cannot set minimum TLS version: " + OpenSslErrors());
+    return InternalError("cannot set minimum TLS version: " + DrainOpenSslErrors());
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   if (config_.ca_file.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-      return InternalError("cannot load the system trust store: " + OpenSslErrors());
+      return InternalError("cannot load the system trust store: " + DrainOpenSslErrors());
     }
   } else {
-    SIGNUM_RETURN_IF_ERROR(CheckReadable("CA", config_.ca_file));
+    SIGNUM_RETURN_IF_ERROR(CheckReadableFile("CA", config_.ca_file));
     if (SSL_CTX_load_verify_locations(ctx, config_.ca_file.c_str(), nullptr) != 1) {
       return InvalidArgumentError("cannot load CA certificates from " + config_.ca_file + ": " +
-                                  OpenSslErrors());
+                                  DrainOpenSslErrors());
     }
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
@@ -197,21 +179,8 @@ Status HttpsClient::Impl::Init() {
         config_.client_certificate_file + "', key '" + config_.client_key_file + "')");
   }
   if (!config_.client_certificate_file.empty()) {
-    SIGNUM_RETURN_IF_ERROR(CheckReadable("client certificate", config_.client_certificate_file));
-    if (SSL_CTX_use_certificate_chain_file(ctx, config_.client_certificate_file.c_str()) != 1) {
-      return InvalidArgumentError("cannot load client certificate from " +
-                                  config_.client_certificate_file + ": " + OpenSslErrors());
-    }
-    SIGNUM_RETURN_IF_ERROR(CheckReadable("client key", config_.client_key_file));
-    if (SSL_CTX_use_PrivateKey_file(ctx, config_.client_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return InvalidArgumentError("cannot load client key from " + config_.client_key_file + ": " +
-                                  OpenSslErrors());
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      return InvalidArgumentError("client key " + config_.client_key_file +
-                                  " does not match certificate " + config_.client_certificate_file +
-                                  ": " + OpenSslErrors());
-    }
+    SIGNUM_RETURN_IF_ERROR(UseCertificateAndKey(ctx, "client", config_.client_certificate_file,
+                                                config_.client_key_file));
   }
   ERR_clear_error();
   return Status::Ok();

@@ -1,8 +1,9 @@
 #include "signum/core/wire.h"
 
+#include <tuple>
 #include <nlohmann/json.hpp>
 
-#include "signum/core/crypto.h"
+#include "signum/core/encoding.h"
 
 namespace signum::wire {
 namespace {
@@ -119,6 +120,14 @@ Result<CallerContext> ParseCallerContext(const json& j) {
   SIGNUM_ASSIGN_OR_RETURN(c.command_line, StringField(j, "command_line", false));
   SIGNUM_ASSIGN_OR_RETURN(c.host, StringField(j, "host", false));
   SIGNUM_ASSIGN_OR_RETURN(c.agent_id, StringField(j, "agent_id", false));
+  // Bounded so policies' regexes and the audit log never see pathological input.
+  for (const auto& [field, value, limit] : {std::tuple{"process", &c.process, kMaxProcessLength},
+                                            std::tuple{"command_line", &c.command_line, kMaxCommandLineLength},
+                                            std::tuple{"host", &c.host, kMaxHostLength},
+                                            std::tuple{"agent_id", &c.agent_id, kMaxHostLength}}) {
+    if (value->size() > limit)
+      return FieldError(std::string("context.") + field, "is longer than " + std::to_string(limit) + " bytes");
+  }
   SIGNUM_ASSIGN_OR_RETURN(c.pid, OptionalIntegerField(j, "pid"));
   SIGNUM_ASSIGN_OR_RETURN(c.uid, OptionalIntegerField(j, "uid"));
   return c;

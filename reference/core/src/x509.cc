@@ -103,27 +103,6 @@ Bytes ToDer(const T* obj, int (*i2d)(const T*, unsigned char**)) {
   return out;
 }
 
-void AppendDerLength(Bytes& out, size_t len) {
-  if (len < 0x80) {
-    out.push_back(static_cast<uint8_t>(len));
-    return;
-  }
-  uint8_t tmp[sizeof(size_t)];
-  size_t n = 0;
-  while (len > 0) {
-    tmp[n++] = static_cast<uint8_t>(len & 0xff);
-    len >>= 8;
-  }
-  out.push_back(static_cast<uint8_t>(0x80 | n));
-  while (n > 0) out.push_back(tmp[--n]);
-}
-
-void AppendTlv(Bytes& out, uint8_t tag, ByteView content) {
-  out.push_back(tag);
-  AppendDerLength(out, content.size());
-  out.insert(out.end(), content.begin(), content.end());
-}
-
 std::string Asn1StringToUtf8(const ASN1_STRING* s) {
   unsigned char* utf8 = nullptr;
   const int len = ASN1_STRING_to_UTF8(&utf8, s);
@@ -254,9 +233,9 @@ Bytes AssembleSigned(ByteView tbs, ByteView algorithm_der, ByteView signature) {
   bits.insert(bits.end(), signature.begin(), signature.end());
   Bytes content(tbs.begin(), tbs.end());
   content.insert(content.end(), algorithm_der.begin(), algorithm_der.end());
-  AppendTlv(content, 0x03, bits);
+  AppendDerTlv(content, 0x03, bits);
   Bytes out;
-  AppendTlv(out, 0x30, content);
+  AppendDerTlv(out, 0x30, content);
   return out;
 }
 

@@ -29,6 +29,8 @@
 //   chain to client_ca_file makes the handshake fail (OpenSSL's default verify callback), rather
 //   than being silently ignored: a client that sends a certificate expects it to count.
 #include "https_server.h"
+#include "signum/core/crypto.h"
+#include "signum/core/tls_files.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -112,29 +114,6 @@ constexpr const char* kTls12Ciphers =
 
 constexpr unsigned char kSessionIdContext[] = "signum-server";
 
-// Drains OpenSSL's error queue into "reason; reason".
-std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    const char* reason = ERR_reason_error_string(e);
-    if (!out.empty()) out += "; ";
-    out += reason != nullptr ? reason : buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
-Status CheckReadable(const std::string& what, const std::string& path) {
-  if (path.empty()) return InvalidArgumentError(what + " file not configured");
-  if (::access(path.c_str(), R_OK) != 0) {
-    return NotFoundError("cannot read " + what + " file " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
-
-// Never prompt on a terminal for a key passphrase: encrypted keys simply fail to load.
-int NoPassword(char*, int, int, void*) { return 0; }
 
 std::string EndpointString(const asio::ip::address& address, uint16_t port) {
   if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(port);
@@ -658,41 +637,28 @@ HttpResponse HttpsServer::Impl::CallHandler(const HttpRequest& request) const {
 Status HttpsServer::Impl::InitTls() {
   SSL_CTX* ctx = ssl_ctx_.native_handle();
   ERR_clear_error();
-  SSL_CTX_set_default_passwd_cb(ctx, NoPassword);
+  RefusePassphrases(ctx);
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-    return InternalError("cannot set minimum TLS version: " + OpenSslErrors());
+    return InternalError("cannot set minimum TLS version: " + DrainOpenSslErrors());
   }
   SSL_CTX_set_options(
       ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
-    return InternalError("cannot set TLS 1.2 cipher list: " + OpenSslErrors());
+    return InternalError("cannot set TLS 1.2 cipher list: " + DrainOpenSslErrors());
   }
-  SIGNUM_RETURN_IF_ERROR(CheckReadable("certificate chain", config_.certificate_chain_file));
-  if (SSL_CTX_use_certificate_chain_file(ctx, config_.certificate_chain_file.c_str()) != 1) {
-    return InvalidArgumentError("cannot load certificate chain from " +
-                                config_.certificate_chain_file + ": " + OpenSslErrors());
-  }
-  SIGNUM_RETURN_IF_ERROR(CheckReadable("private key", config_.private_key_file));
-  if (SSL_CTX_use_PrivateKey_file(ctx, config_.private_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return InvalidArgumentError("cannot load private key from " + config_.private_key_file + ": " +
-                                OpenSslErrors());
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    return InvalidArgumentError("private key " + config_.private_key_file +
-                                " does not match certificate " + config_.certificate_chain_file +
-                                ": " + OpenSslErrors());
-  }
+  SIGNUM_RETURN_IF_ERROR(UseCertificateAndKey(ctx, "server", config_.certificate_chain_file,
+                                              config_.private_key_file));
   if (!config_.client_ca_file.empty()) {
-    SIGNUM_RETURN_IF_ERROR(CheckReadable("client CA", config_.client_ca_file));
+    SIGNUM_RETURN_IF_ERROR(CheckReadableFile("client CA", config_.client_ca_file));
     if (SSL_CTX_load_verify_locations(ctx, config_.client_ca_file.c_str(), nullptr) != 1) {
       return InvalidArgumentError("cannot load client CA certificates from " +
-                                  config_.client_ca_file + ": " + OpenSslErrors());
+                                  config_.client_ca_file + ": " + DrainOpenSslErrors());
     }
     // The CA names sent in CertificateRequest, so clients pick a matching certificate.
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config_.client_ca_file.c_str());
     if (names == nullptr) {
       return InvalidArgumentError("no CA certificate in " + config_.client_ca_file + ": " +
-                                  OpenSslErrors());
+                                  DrainOpenSslErrors());
     }
     SSL_CTX_set_client_CA_list(ctx, names);
     // Request, don't require: bearer-token clients have no certificate.

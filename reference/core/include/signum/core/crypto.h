@@ -11,6 +11,7 @@
 
 #include "signum/core/algorithms.h"
 #include "signum/core/bytes.h"
+#include "signum/core/encoding.h"
 #include "signum/core/status.h"
 
 namespace signum {
@@ -47,11 +48,8 @@ class Hasher {
 };
 
 // --- Encodings --------------------------------------------------------------------------------
-std::string Base64Encode(ByteView data);
-Result<Bytes> Base64Decode(std::string_view text);  // strict: rejects junk, accepts no whitespace
-std::string HexEncode(ByteView data);                 // lowercase
-Result<Bytes> HexDecode(std::string_view hex);        // accepts upper/lowercase, optional ':' separators
-Bytes RandomBytes(size_t count);                      // from OpenSSL's CSPRNG
+// Base64Encode/Decode and HexEncode/Decode live in encoding.h (OpenSSL-free).
+Bytes RandomBytes(size_t count);  // from OpenSSL's CSPRNG
 // Compares in constant time (for secrets such as tokens).
 bool ConstantTimeEquals(ByteView a, ByteView b);
 
@@ -89,6 +87,9 @@ class PublicKey {
   KeySpec spec_;
 };
 
+// One DER TLV (tag, definite-form length, content), for the few hand-built encodings.
+void AppendDerTlv(Bytes& out, uint8_t tag, ByteView content);
+
 // CKA_EC_POINT is a DER OCTET STRING holding the point; these convert both ways.
 Bytes WrapEcPointOctetString(ByteView point);
 Result<Bytes> UnwrapEcPointOctetString(ByteView der);
@@ -124,7 +125,8 @@ class SoftwareKey : public DigestSigner {
                            std::optional<size_t> pss_salt_length) override;
 
  private:
-  SoftwareKey(EvpPkeyPtr pkey, PublicKey pub) : pkey_(std::move(pkey)), public_key_(std::move(pub)) {}
+  SoftwareKey(EvpPkeyPtr pkey, PublicKey pub)
+      : pkey_(std::move(pkey)), public_key_(std::move(pub)) {}
   EvpPkeyPtr pkey_;
   PublicKey public_key_;
 };

@@ -1,0 +1,24 @@
+// Text encodings of binary values (base64, hex). Plain C++ with no OpenSSL, so the agent protocol
+// and the Windows providers (built with mingw-w64) can use them; crypto.h includes this header
+// for the callers that always used them from there.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "signum/core/bytes.h"
+#include "signum/core/status.h"
+
+namespace signum {
+
+std::string Base64Encode(ByteView data);            // standard alphabet, padded (RFC 4648 §4)
+Result<Bytes> Base64Decode(std::string_view text);  // strict: rejects junk, accepts no whitespace
+std::string HexEncode(ByteView data);               // lowercase
+Result<Bytes> HexDecode(std::string_view hex);  // accepts upper/lowercase, optional ':' separators
+
+// Text from outside (a /proc command line holds any bytes) made fit for JSON and for the server's
+// length limits: invalid UTF-8 sequences become '?', and truncation never splits a character.
+std::string ToValidUtf8(std::string_view text);
+std::string TruncateUtf8(std::string_view valid_utf8, size_t max_bytes);
+
+}  // namespace signum

@@ -1,0 +1,296 @@
+// The provider <-> signum-agent protocol. No OpenSSL here (see agent_protocol.h): binary values go
+// through encoding.h, and the message bodies reuse wire.h's parsers where the fields are the same
+// as the HTTPS API's, so a sign request means exactly one thing on both hops.
+#include "signum/core/agent_protocol.h"
+
+#include <nlohmann/json.hpp>
+
+#include "signum/core/encoding.h"
+
+namespace signum::agent_protocol {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kHeaderBytes = 4;
+
+Status FieldError(std::string_view field, std::string_view problem) {
+  return InvalidArgumentError("field '" + std::string(field) + "': " + std::string(problem));
+}
+
+std::string_view TypeName(MessageType type) {
+  switch (type) {
+    case MessageType::kHello:
+      return "hello";
+    case MessageType::kList:
+      return "list";
+    case MessageType::kCertificates:
+      return "certificates";
+    case MessageType::kSign:
+      return "sign";
+    case MessageType::kSignature:
+      return "signature";
+    case MessageType::kStatus:
+      return "status";
+    case MessageType::kError:
+      return "error";
+  }
+  return "?";
+}
+
+// Every Parse* first checks the message type. A reply of type "error" yields the Status it
+// carries, so a client can hand any reply to the parser it expects and get either the value or
+// the agent's error.
+Status ExpectType(const json& j, MessageType expected) {
+  SIGNUM_ASSIGN_OR_RETURN(MessageType type, TypeOf(j));
+  if (type == expected) return Status::Ok();
+  if (type == MessageType::kError) return ErrorFromReply(j);
+  return InvalidArgumentError("expected a '" + std::string(TypeName(expected)) +
+                              "' message, got '" + std::string(TypeName(type)) + "'");
+}
+
+Result<std::string> StringField(const json& j, const char* field, bool required) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    if (required) return FieldError(field, "is required");
+    return std::string();
+  }
+  if (!it->is_string()) return FieldError(field, "must be a string");
+  return it->get<std::string>();
+}
+
+Result<bool> BoolField(const json& j, const char* field, bool default_value) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return default_value;
+  if (!it->is_boolean()) return FieldError(field, "must be true or false");
+  return it->get<bool>();
+}
+
+Result<size_t> CountField(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return size_t{0};
+  if (!it->is_number_unsigned()) return FieldError(field, "must be a non-negative integer");
+  return it->get<size_t>();
+}
+
+std::optional<ErrorCode> ErrorCodeFromName(std::string_view name) {
+  for (int i = static_cast<int>(ErrorCode::kOk); i <= static_cast<int>(ErrorCode::kInternal); ++i) {
+    const auto code = static_cast<ErrorCode>(i);
+    if (ErrorCodeName(code) == name) return code;
+  }
+  return std::nullopt;
+}
+
+wire::SignRequest ToWire(const SignRequest& m) {
+  return wire::SignRequest{m.certificate_id, m.scheme,          m.hash,
+                           m.digest,         m.pss_salt_length, m.context};
+}
+
+}  // namespace
+
+// --- Framing ---------------------------------------------------------------------------------
+
+std::string EncodeFrame(const json& message) {
+  // Strings that are not valid UTF-8 (a command line read from /proc can hold anything) are
+  // replaced with U+FFFD instead of making dump() throw.
+  const std::string body = message.dump(-1, ' ', false, json::error_handler_t::replace);
+  const auto size = static_cast<uint32_t>(body.size());
+  std::string frame;
+  frame.reserve(kHeaderBytes + body.size());
+  frame += static_cast<char>((size >> 24) & 0xff);
+  frame += static_cast<char>((size >> 16) & 0xff);
+  frame += static_cast<char>((size >> 8) & 0xff);
+  frame += static_cast<char>(size & 0xff);
+  frame += body;
+  return frame;
+}
+
+Result<std::optional<json>> DecodeFrame(std::string& buffer) {
+  if (buffer.size() < kHeaderBytes) return std::optional<json>();
+  const auto byte = [&](size_t i) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(buffer[i]));
+  };
+  const uint32_t size = (byte(0) << 24) | (byte(1) << 16) | (byte(2) << 8) | byte(3);
+  // Checked before waiting for the body, so a peer cannot make us buffer a huge frame.
+  if (size > kMaxFrameBytes) {
+    return InvalidArgumentError("frame of " + std::to_string(size) +
+                                " bytes exceeds the limit of " + std::to_string(kMaxFrameBytes) +
+                                " bytes");
+  }
+  if (size == 0) return InvalidArgumentError("empty frame");
+  if (buffer.size() - kHeaderBytes < size) return std::optional<json>();
+  const char* begin = buffer.data() + kHeaderBytes;
+  json message = json::parse(begin, begin + size, nullptr, /*allow_exceptions=*/false);
+  buffer.erase(0, kHeaderBytes + size);
+  if (message.is_discarded()) return InvalidArgumentError("frame body is not valid JSON");
+  if (!message.is_object()) return InvalidArgumentError("frame body is not a JSON object");
+  return std::optional<json>(std::move(message));
+}
+
+// --- Messages --------------------------------------------------------------------------------
+
+Result<MessageType> TypeOf(const json& message) {
+  if (!message.is_object()) return InvalidArgumentError("message is not a JSON object");
+  auto it = message.find("type");
+  if (it == message.end()) return FieldError("type", "is required");
+  if (!it->is_string()) return FieldError("type", "must be a string");
+  const std::string& type = it->get_ref<const std::string&>();
+  for (MessageType t :
+       {MessageType::kHello, MessageType::kList, MessageType::kCertificates, MessageType::kSign,
+        MessageType::kSignature, MessageType::kStatus, MessageType::kError}) {
+    if (type == TypeName(t)) return t;
+  }
+  return InvalidArgumentError("unknown message type '" + type.substr(0, 64) + "'");
+}
+
+json ToJson(const Hello& m, bool from_agent) {
+  json j{{"type", "hello"}, {"protocol", m.protocol}, {from_agent ? "agent" : "client", m.peer}};
+  if (!m.secret.empty()) j["secret"] = m.secret;
+  return j;
+}
+
+json ToJson(const ListRequest& m) { return json{{"type", "list"}, {"refresh", m.refresh}}; }
+
+json ToJson(const SignRequest& m) {
+  json j = wire::ToJson(ToWire(m));
+  j["type"] = "sign";
+  return j;
+}
+
+json StatusRequestJson() { return json{{"type", "status"}}; }
+
+json ToJson(const wire::CertificateListResponse& m) {
+  json j = wire::ToJson(m);
+  j["type"] = "certificates";
+  return j;
+}
+
+json SignatureJson(ByteView signature) {
+  return json{{"type", "signature"}, {"signature", Base64Encode(signature)}};
+}
+
+json ToJson(const StatusReport& m) {
+  return json{{"type", "status"},
+              {"server_url", m.server_url},
+              {"server_reachable", m.server_reachable},
+              {"user", m.user},
+              {"certificates", m.certificates},
+              {"message", m.message}};
+}
+
+json ErrorJson(const Status& status) {
+  // An OK status is not an error; sending it as one would make the peer treat success as failure
+  // with code "OK", so it becomes INTERNAL (a bug on the sending side).
+  const ErrorCode code = status.ok() ? ErrorCode::kInternal : status.code();
+  const std::string message =
+      status.ok() ? "error reply built from an OK status" : status.message();
+  return json{{"type", "error"}, {"code", ErrorCodeName(code)}, {"message", message}};
+}
+
+Result<Hello> ParseHello(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kHello));
+  Hello h;
+  auto protocol = j.find("protocol");
+  if (protocol == j.end() || !protocol->is_number_integer()) {
+    return FieldError("protocol", "must be an integer");
+  }
+  // Clamp instead of casting blindly: a huge value must not wrap into a valid version.
+  const auto value = protocol->get<int64_t>();
+  h.protocol = value < 0 ? -1 : value > 1'000'000 ? 1'000'000 : static_cast<int>(value);
+  // The sender names itself as "client" (provider) or "agent" (reply).
+  SIGNUM_ASSIGN_OR_RETURN(std::string client, StringField(j, "client", false));
+  SIGNUM_ASSIGN_OR_RETURN(std::string agent, StringField(j, "agent", false));
+  h.peer = !client.empty() ? client : agent;
+  SIGNUM_ASSIGN_OR_RETURN(h.secret, StringField(j, "secret", false));
+  return h;
+}
+
+Result<ListRequest> ParseListRequest(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kList));
+  ListRequest r;
+  SIGNUM_ASSIGN_OR_RETURN(r.refresh, BoolField(j, "refresh", false));
+  return r;
+}
+
+Result<SignRequest> ParseSignRequest(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kSign));
+  // Same fields and checks as POST /v1/sign (digest length, salt only with PSS, context types),
+  // except that over-long context strings are cut to the server's limits rather than rejected:
+  // a provider cannot always tell how long its host's command line is, and the claims are only
+  // informational (see agent_protocol.h).
+  const json* checked = &j;
+  json shortened;
+  auto context = j.find("context");
+  if (context != j.end() && context->is_object()) {
+    for (const auto& [field, limit] :
+         {std::pair{"process", wire::kMaxProcessLength},
+          std::pair{"command_line", wire::kMaxCommandLineLength},
+          std::pair{"host", wire::kMaxHostLength}, std::pair{"agent_id", wire::kMaxHostLength}}) {
+      auto value = context->find(field);
+      if (value == context->end() || !value->is_string() ||
+          value->get_ref<const std::string&>().size() <= limit) {
+        continue;
+      }
+      if (checked == &j) {
+        shortened = j;
+        checked = &shortened;
+      }
+      shortened["context"][field] = TruncateUtf8(value->get_ref<const std::string&>(), limit);
+    }
+  }
+  SIGNUM_ASSIGN_OR_RETURN(wire::SignRequest w, wire::ParseSignRequest(*checked));
+  SignRequest r;
+  r.certificate_id = std::move(w.certificate_id);
+  r.scheme = w.scheme;
+  r.hash = w.hash;
+  r.digest = std::move(w.digest);
+  r.pss_salt_length = w.pss_salt_length;
+  r.context = std::move(w.context);
+  return r;
+}
+
+Result<wire::CertificateListResponse> ParseCertificates(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kCertificates));
+  return wire::ParseCertificateListResponse(j);
+}
+
+Result<Bytes> ParseSignature(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kSignature));
+  SIGNUM_ASSIGN_OR_RETURN(std::string text, StringField(j, "signature", true));
+  auto bytes = Base64Decode(text);
+  if (!bytes.ok()) return FieldError("signature", "is not valid base64");
+  if (bytes->empty()) return FieldError("signature", "is empty");
+  return std::move(bytes).value();
+}
+
+Result<StatusReport> ParseStatusReport(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kStatus));
+  StatusReport r;
+  SIGNUM_ASSIGN_OR_RETURN(r.server_url, StringField(j, "server_url", false));
+  SIGNUM_ASSIGN_OR_RETURN(r.server_reachable, BoolField(j, "server_reachable", false));
+  SIGNUM_ASSIGN_OR_RETURN(r.user, StringField(j, "user", false));
+  SIGNUM_ASSIGN_OR_RETURN(r.certificates, CountField(j, "certificates"));
+  SIGNUM_ASSIGN_OR_RETURN(r.message, StringField(j, "message", false));
+  return r;
+}
+
+Status ErrorFromReply(const json& reply) {
+  SIGNUM_ASSIGN_OR_RETURN(MessageType type, TypeOf(reply));
+  if (type != MessageType::kError) return Status::Ok();
+  auto code_field = reply.find("code");
+  auto message_field = reply.find("message");
+  std::string code_name =
+      code_field != reply.end() && code_field->is_string() ? code_field->get<std::string>() : "";
+  std::string message = message_field != reply.end() && message_field->is_string()
+                            ? message_field->get<std::string>()
+                            : "";
+  std::optional<ErrorCode> code = ErrorCodeFromName(code_name);
+  // An error reply always means failure: an unknown (newer) or "OK" code becomes INTERNAL with the
+  // original name kept in the message.
+  if (!code || *code == ErrorCode::kOk) {
+    return InternalError("agent error '" + code_name.substr(0, 64) + "': " + message);
+  }
+  return Status(*code, message);
+}
+
+}  // namespace signum::agent_protocol
