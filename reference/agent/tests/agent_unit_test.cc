@@ -1,0 +1,319 @@
+// Unit-level tests of the agent's parts that need no server: configuration and environment,
+// addresses, token ids, the peer uid rule and the caller context built from /proc.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "agent_client.h"
+#include "agent_config.h"
+#include "peer.h"
+#include "server_client.h"
+#include "signum/core/files.h"
+#include "temp_dir.h"
+
+namespace signum::agent {
+namespace {
+
+using signum::testing::TempDir;
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(AgentConfigTest, EnvironmentAloneIsEnough) {
+  auto c = LoadAgentConfig("", FakeEnv({{"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"},
+                                        {"SIGNUM_TOKEN_FILE", "/t/release.token"},
+                                        {"SIGNUM_AGENT_SOCKET", "/run/x/agent.sock"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->server_host, "127.0.0.1");
+  EXPECT_EQ(c->server_port, 8443);
+  EXPECT_EQ(c->token_file, "/t/release.token");
+  EXPECT_EQ(c->socket_path, "/run/x/agent.sock");
+  EXPECT_FALSE(c->tcp_enabled);
+  EXPECT_EQ(c->secret_file, "/run/x/agent.secret");
+  EXPECT_EQ(c->port_file, "/run/x/agent.port");
+  EXPECT_EQ(c->cache_ttl_seconds, 60);
+  EXPECT_EQ(c->log_level, LogLevel::kInfo);
+  EXPECT_EQ(c->agent_id.rfind("signum-agent@", 0), 0u);
+}
+
+TEST(AgentConfigTest, EnvironmentWinsOverTheFileAndFilePathsAreRelativeToIt) {
+  TempDir dir;
+  const std::string file = dir.File("agent.json");
+  ASSERT_TRUE(WriteFileAtomically(file, R"({
+    "server_url": "https://localhost:9000", "ca_file": "ca/root.pem",
+    "token_file": "credentials/release.token", "socket": "run/agent.sock",
+    "tcp": "127.0.0.1:0", "cache_ttl_seconds": 5, "log_level": "warning",
+    "agent_id": "from-file", "max_connections": 8})")
+                  .ok());
+  auto c = LoadAgentConfig(file, FakeEnv({}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->server_host, "localhost");
+  EXPECT_EQ(c->server_port, 9000);
+  EXPECT_EQ(c->ca_file, dir.File("ca/root.pem"));
+  EXPECT_EQ(c->socket_path, dir.File("run/agent.sock"));
+  EXPECT_TRUE(c->tcp_enabled);
+  EXPECT_EQ(c->tcp_port, 0);
+  EXPECT_EQ(c->cache_ttl_seconds, 5);
+  EXPECT_EQ(c->log_level, LogLevel::kWarning);
+  EXPECT_EQ(c->agent_id, "from-file");
+  EXPECT_EQ(c->max_connections, 8u);
+
+  auto e = LoadAgentConfig(file, FakeEnv({{"SIGNUM_SERVER_URL", "https://[::1]:7000/"},
+                                          {"SIGNUM_CACHE_TTL", "0"},
+                                          {"SIGNUM_LOGLEVEL", "HIGH"},
+                                          {"SIGNUM_AGENTID", "AAAAA-BBBBB-CCCCC-DDDDD"},
+                                          {"SIGNUM_AGENT_TCP", "off"},
+                                          {"SIGNUM_TLS_TRUSTED_CA", ""}}));  // empty = unset
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->server_host, "::1");
+  EXPECT_EQ(e->server_port, 7000);
+  EXPECT_EQ(e->cache_ttl_seconds, 0);
+  EXPECT_EQ(e->log_level, LogLevel::kDebug);
+  EXPECT_EQ(e->agent_id, "AAAAA-BBBBB-CCCCC-DDDDD");
+  EXPECT_FALSE(e->tcp_enabled);
+  EXPECT_EQ(e->ca_file, dir.File("ca/root.pem"));
+}
+
+TEST(AgentConfigTest, MistakesAreReportedNotDefaulted) {
+  const auto base = std::map<std::string, std::string>{
+      {"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"}, {"SIGNUM_TOKEN_FILE", "/t"}};
+  auto with = [&](const std::string& k, const std::string& v) {
+    auto vars = base;
+    vars[k] = v;
+    return LoadAgentConfig("", FakeEnv(vars)).status();
+  };
+  EXPECT_FALSE(with("SIGNUM_SERVER_URL", "http://127.0.0.1:8443").ok());
+  EXPECT_FALSE(with("SIGNUM_SERVER_URL", "https://127.0.0.1:99999").ok());
+  EXPECT_FALSE(with("SIGNUM_SERVER_URL", "https://127.0.0.1:8443/v1").ok());
+  EXPECT_FALSE(with("SIGNUM_AGENT_TCP", "0.0.0.0:51599").ok());  // not loopback
+  EXPECT_FALSE(with("SIGNUM_AGENT_TCP", "192.168.1.5:51599").ok());
+  EXPECT_FALSE(with("SIGNUM_LOGLEVEL", "chatty").ok());
+  EXPECT_FALSE(with("SIGNUM_CACHE_TTL", "-1").ok());
+  EXPECT_FALSE(with("SIGNUM_CACHE_TTL", "10s").ok());
+  EXPECT_FALSE(with("SIGNUM_AGENT_SOCKET", "relative.sock").ok());
+  EXPECT_FALSE(with("SIGNUM_CERTIFICATE_PATH", "/c.pem").ok());  // without SIGNUM_KEY_PATH
+  EXPECT_EQ(LoadAgentConfig("", FakeEnv({{"SIGNUM_TOKEN_FILE", "/t"}})).status().code(),
+            ErrorCode::kFailedPrecondition);  // no server
+  EXPECT_EQ(LoadAgentConfig("", FakeEnv({{"SIGNUM_SERVER_URL", "https://h"}})).status().code(),
+            ErrorCode::kFailedPrecondition);  // no credential
+  EXPECT_TRUE(LoadAgentConfig("", FakeEnv({}), /*require_server=*/false).ok());
+
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("typo.json"), R"({"server_ulr": "https://h"})").ok());
+  EXPECT_FALSE(LoadAgentConfig(dir.File("typo.json"), FakeEnv(base)).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir.File("array.json"), "[]").ok());
+  EXPECT_FALSE(LoadAgentConfig(dir.File("array.json"), FakeEnv(base)).ok());
+}
+
+TEST(AgentConfigTest, LogLevelNames) {
+  EXPECT_EQ(ParseLogLevel("LOW"), LogLevel::kWarning);
+  EXPECT_EQ(ParseLogLevel("MEDIUM"), LogLevel::kInfo);
+  EXPECT_EQ(ParseLogLevel("HIGH"), LogLevel::kDebug);
+  EXPECT_EQ(ParseLogLevel("error"), LogLevel::kError);
+  EXPECT_EQ(ParseLogLevel("Info"), LogLevel::kInfo);
+  EXPECT_FALSE(ParseLogLevel("verbose").has_value());
+  EXPECT_NE(EnvironmentHelp().find("SIGNUM_AGENT_SECRET_FILE"), std::string::npos);
+}
+
+TEST(AgentConfigTest, ServerUrls) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(ParseServerUrl("https://signum.example", &host, &port).ok());
+  EXPECT_EQ(host, "signum.example");
+  EXPECT_EQ(port, 443);
+  ASSERT_TRUE(ParseServerUrl("https://[::1]:8443", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 8443);
+  EXPECT_FALSE(ParseServerUrl("https://:8443", &host, &port).ok());
+  EXPECT_FALSE(ParseServerUrl("https://h:", &host, &port).ok());
+  EXPECT_FALSE(ParseServerUrl("https://h:0", &host, &port).ok());
+  EXPECT_FALSE(ParseServerUrl("https://[::1", &host, &port).ok());
+}
+
+TEST(AgentClientAddressTest, LoopbackOnly) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(ParseLoopbackAddress("127.0.0.1:51599", &host, &port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 51599);
+  ASSERT_TRUE(ParseLoopbackAddress("[::1]:7", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  ASSERT_TRUE(ParseLoopbackAddress("localhost:0", &host, &port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_FALSE(ParseLoopbackAddress("10.0.0.1:51599", &host, &port).ok());
+  EXPECT_FALSE(ParseLoopbackAddress("example.com:51599", &host, &port).ok());
+  EXPECT_FALSE(ParseLoopbackAddress("127.0.0.1", &host, &port).ok());
+  EXPECT_FALSE(ParseLoopbackAddress("127.0.0.1:65536", &host, &port).ok());
+  EXPECT_FALSE(ParseLoopbackAddress("127.0.0.1:-1", &host, &port).ok());
+}
+
+TEST(AgentClientAddressTest, EndpointDescriptions) {
+  AgentEndpoint e;
+  e.unix_socket = "/run/user/1000/signum/agent.sock";
+  EXPECT_EQ(e.Describe(), "unix:/run/user/1000/signum/agent.sock");
+  e.unix_socket.clear();
+  e.tcp_host = "127.0.0.1";
+  e.tcp_port = 51599;
+  EXPECT_EQ(e.Describe(), "tcp:127.0.0.1:51599");
+  e.tcp_host = "::1";
+  EXPECT_EQ(e.Describe(), "tcp:[::1]:51599");
+}
+
+TEST(AgentClientAddressTest, SecretFileMustHoldTheAgentsFormat) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("ok"), std::string(64, 'a') + "\n").ok());
+  EXPECT_TRUE(ReadAgentSecretFile(dir.File("ok")).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir.File("short"), "abcd\n").ok());
+  EXPECT_FALSE(ReadAgentSecretFile(dir.File("short")).ok());
+  EXPECT_FALSE(ReadAgentSecretFile(dir.File("missing")).ok());
+}
+
+TEST(AgentClientTest, MissingAgentIsUnavailableAndNamesTheEndpoint) {
+  TempDir dir;
+  AgentEndpoint e;
+  e.unix_socket = dir.File("nobody-here.sock");
+  auto client = AgentClient::Connect(e, "test", 2000);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(client.status().message().find(e.unix_socket), std::string::npos);
+  EXPECT_NE(client.status().message().find("is signum-agent running?"), std::string::npos);
+  AgentEndpoint tcp;
+  tcp.tcp_host = "127.0.0.1";
+  tcp.tcp_port = 1;
+  tcp.secret = std::string(64, 'a');
+  EXPECT_EQ(AgentClient::Connect(tcp, "test", 2000).status().code(), ErrorCode::kUnavailable);
+  tcp.secret.clear();
+  EXPECT_EQ(AgentClient::Connect(tcp, "test", 2000).status().code(),
+            ErrorCode::kFailedPrecondition);
+}
+
+TEST(AgentClientTest, SilentPeerTimesOutInsteadOfHanging) {
+  // A socket that accepts (backlog) but never answers the hello.
+  TempDir dir;
+  const std::string path = dir.File("silent.sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  AgentEndpoint e;
+  e.unix_socket = path;
+  const auto start = std::chrono::steady_clock::now();
+  auto client = AgentClient::Connect(e, "test", 300);
+  EXPECT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), ErrorCode::kDeadlineExceeded) << client.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  ::close(fd);
+}
+
+TEST(AgentClientTest, EndpointFromEnvironment) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("secret"), std::string(64, 'b') + "\n").ok());
+  setenv("SIGNUM_AGENT_SOCKET", "/tmp/x/agent.sock", 1);
+  setenv("SIGNUM_AGENT_TCP", "127.0.0.1:4000", 1);
+  setenv("SIGNUM_AGENT_SECRET_FILE", dir.File("secret").c_str(), 1);
+  auto e = AgentEndpointFromEnvironment();
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->unix_socket, "/tmp/x/agent.sock");
+  EXPECT_EQ(e->tcp_port, 4000);
+  EXPECT_EQ(e->secret, std::string(64, 'b'));
+  unsetenv("SIGNUM_AGENT_SECRET_FILE");
+  EXPECT_EQ(AgentEndpointFromEnvironment().status().code(), ErrorCode::kFailedPrecondition);
+  unsetenv("SIGNUM_AGENT_TCP");
+  unsetenv("SIGNUM_AGENT_SOCKET");
+  setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+  e = AgentEndpointFromEnvironment();
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->unix_socket, "/run/user/4242/signum/agent.sock");
+  unsetenv("XDG_RUNTIME_DIR");
+  EXPECT_EQ(DefaultAgentSocketPath(), "/tmp/signum-" + std::to_string(::geteuid()) + "/agent.sock");
+}
+
+TEST(ServerClientTest, TokenIdNeverIncludesTheSecret) {
+  EXPECT_EQ(TokenId("sgn_1a2b3c4d_s3cr3tpart"), "sgn_1a2b3c4d");
+  EXPECT_EQ(TokenId("something-else"), "sgn_(unrecognised token format)");
+  EXPECT_EQ(TokenId("sgn__x"), "sgn_(unrecognised token format)");
+  EXPECT_EQ(TokenId("sgn_nounderscore"), "sgn_(unrecognised token format)");
+}
+
+TEST(PeerTest, UidRule) {
+  EXPECT_TRUE(CheckPeerUid(1000, 1000).ok());
+  Status other = CheckPeerUid(1001, 1000);
+  EXPECT_EQ(other.code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(other.message().find("peer uid 1001"), std::string::npos);
+  EXPECT_EQ(CheckPeerUid(0, 1000).code(), ErrorCode::kPermissionDenied);  // root too
+}
+
+TEST(PeerTest, SocketPairCredentialsAreOurs) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  auto creds = GetPeerCredentials(fds[0]);
+  ASSERT_TRUE(creds.ok());
+  EXPECT_EQ(creds->pid, ::getpid());
+  EXPECT_EQ(creds->uid, ::geteuid());
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(PeerTest, ProcessInfoComesFromProc) {
+  ProcessInfo self = ReadProcessInfo(::getpid());
+  EXPECT_EQ(self.executable, "signum_agent_test");
+  EXPECT_NE(self.command_line.find("signum_agent_test"), std::string::npos);
+  EXPECT_EQ(self.command_line.find('\0'), std::string::npos);
+  ProcessInfo gone = ReadProcessInfo(::getpid(), "/nonexistent-proc");
+  EXPECT_TRUE(gone.executable.empty());
+  EXPECT_TRUE(gone.command_line.empty());
+}
+
+TEST(PeerTest, CallerContextTrustsTheKernelNotTheClient) {
+  wire::CallerContext claimed;
+  claimed.process = "fake";
+  claimed.command_line = "fake --args";
+  claimed.pid = 1;
+  claimed.uid = 0;
+  const PeerCredentials peer{4242, 1000, 1000};
+  const ProcessInfo proc{"osslsigncode", "osslsigncode sign -in a.exe"};
+
+  auto unix_ctx =
+      BuildCallerContext(Transport::kUnixSocket, peer, proc, claimed, "build-7", "agent-1");
+  EXPECT_EQ(unix_ctx.process, "osslsigncode");
+  EXPECT_EQ(unix_ctx.command_line, "osslsigncode sign -in a.exe");
+  EXPECT_EQ(unix_ctx.pid, 4242);
+  EXPECT_EQ(unix_ctx.uid, 1000);
+  EXPECT_EQ(unix_ctx.host, "build-7");
+  EXPECT_EQ(unix_ctx.agent_id, "agent-1");
+
+  // /proc unreadable: the command line claim fills the gap, the process claim never does.
+  auto hidden = BuildCallerContext(Transport::kUnixSocket, peer, ProcessInfo{}, claimed, "build-7",
+                                   "agent-1");
+  EXPECT_EQ(hidden.process, "");
+  EXPECT_EQ(hidden.command_line, "fake --args");
+  EXPECT_EQ(hidden.pid, 4242);
+
+  // Arbitrary bytes and any length from /proc: valid UTF-8 and within the server's limits.
+  const ProcessInfo odd{"tool\xFF", "tool \xFE" + std::string(10000, 'x')};
+  auto cut = BuildCallerContext(Transport::kUnixSocket, peer, odd, claimed, "build-7", "agent-1");
+  EXPECT_EQ(cut.process, "tool?");
+  EXPECT_EQ(cut.command_line.size(), wire::kMaxCommandLineLength);
+  EXPECT_EQ(cut.command_line.rfind("tool ?x", 0), 0u);
+
+  auto tcp = BuildCallerContext(Transport::kTcp, std::nullopt, ProcessInfo{}, claimed, "build-7",
+                                "agent-1");
+  EXPECT_EQ(tcp.process, "fake");
+  EXPECT_EQ(tcp.pid, 1);
+  EXPECT_EQ(tcp.host, "build-7 (tcp-peer)");
+}
+
+}  // namespace
+}  // namespace signum::agent

@@ -1,0 +1,22 @@
+// What a provider tells the agent (and so the server's policies and audit log) about the process
+// it runs in. The agent also derives pid/uid/executable from the socket peer and prefers those;
+// the command line only the process itself knows.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "signum/core/wire.h"
+
+namespace signum::provider {
+
+// process = basename of /proc/self/exe, command_line = /proc/self/cmdline joined by spaces
+// (truncated to a few KiB), host = gethostname(), pid and uid. Never fails: what cannot be read
+// stays empty.
+wire::CallerContext CurrentProcessContext();
+
+// Keeps valid UTF-8 sequences (RFC 3629) and replaces every other byte, and control characters
+// other than tab, with '?': JSON strings must be valid UTF-8, and a command line is just bytes.
+std::string SanitizeUtf8(std::string_view in);
+
+}  // namespace signum::provider

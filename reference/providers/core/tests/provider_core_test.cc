@@ -1,0 +1,408 @@
+// Unit tests of the provider model: certificate parsing and deduplication, the cached certificate
+// source, the raw-ECDSA input rules, digest validation, the connection pool's failure behaviour
+// and the process context. No agent is needed: the pool is pointed at endpoints that do not exist,
+// and the certificate lists are built from real certificates issued by a throwaway software CA.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "signum/core/crypto.h"
+#include "signum/core/x509.h"
+#include "signum/provider/agent_pool.h"
+#include "signum/provider/certificate_source.h"
+#include "signum/provider/process_context.h"
+#include "signum/provider/provider_certificate.h"
+#include "signum/provider/public_key_components.h"
+#include "signum/provider/signer.h"
+#include "temp_dir.h"
+
+namespace signum::provider {
+namespace {
+
+// A root, an issuing CA and leaves issued by it, like the demo deployment's chain.
+class Pki {
+ public:
+  Pki() {
+    root_key_ = SoftwareKey::Generate(ParseKeySpec("ec-p256").value()).value();
+    CertificateTemplate root_tmpl;
+    root_tmpl.subject = {{"CN", "Test Root"}};
+    root_tmpl.role = CertificateRole::kRootCa;
+    root_ = std::make_unique<Certificate>(
+        IssueCertificate(root_tmpl, root_key_->public_key(), std::nullopt, *root_key_).value());
+    issuing_key_ = SoftwareKey::Generate(ParseKeySpec("ec-p256").value()).value();
+    CertificateTemplate ca_tmpl;
+    ca_tmpl.subject = {{"CN", "Test Issuing CA"}};
+    ca_tmpl.role = CertificateRole::kIntermediateCa;
+    issuing_ = std::make_unique<Certificate>(
+        IssueCertificate(ca_tmpl, issuing_key_->public_key(), *root_, *root_key_).value());
+  }
+
+  wire::CertificateEntry Leaf(const std::string& label, const std::string& spec_name) {
+    auto key = SoftwareKey::Generate(ParseKeySpec(spec_name).value()).value();
+    CertificateTemplate tmpl;
+    tmpl.subject = {{"CN", label}};
+    tmpl.role = CertificateRole::kCodeSigning;
+    Certificate leaf = IssueCertificate(tmpl, key->public_key(), *issuing_, *issuing_key_).value();
+    wire::CertificateEntry e;
+    e.id = leaf.Sha1ThumbprintHex();
+    e.label = label;
+    e.key.type = key->public_key().spec().type;
+    e.key.bits = key->public_key().spec().Bits();
+    if (e.key.type == KeyType::kEc) e.key.curve = key->public_key().spec().curve;
+    e.certificate_pem = leaf.Pem();
+    e.chain_pem = {issuing_->Pem(), root_->Pem()};
+    e.schemes = {SignatureScheme::kEcdsa};
+    e.hashes = {HashAlgorithm::kSha256};
+    return e;
+  }
+
+  const Certificate& root() const { return *root_; }
+  const Certificate& issuing() const { return *issuing_; }
+
+ private:
+  std::unique_ptr<SoftwareKey> root_key_, issuing_key_;
+  std::unique_ptr<Certificate> root_, issuing_;
+};
+
+Pki& SharedPki() {
+  static Pki* pki = new Pki();
+  return *pki;
+}
+
+TEST(ProviderCertificateTest, ParsesAnEntryWithThumbprintChainAndKey) {
+  wire::CertificateEntry e = SharedPki().Leaf("ec-leaf", "ec-p384");
+  auto c = ProviderCertificateFromEntry(e);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->id, e.id);
+  EXPECT_EQ(c->thumbprint.size(), 20u);
+  EXPECT_EQ(HexEncode(c->thumbprint), e.id);
+  EXPECT_EQ(c->label, "ec-leaf");
+  EXPECT_EQ(c->key_spec.Name(), "ec-p384");
+  EXPECT_EQ(c->components.ec_point, c->public_key.EcPoint());
+  ASSERT_EQ(c->chain.size(), 2u);
+  EXPECT_EQ(c->chain[0].Sha1ThumbprintHex(), SharedPki().issuing().Sha1ThumbprintHex());
+  EXPECT_TRUE(c->AllowsScheme(SignatureScheme::kEcdsa));
+  EXPECT_FALSE(c->AllowsScheme(SignatureScheme::kRsaPss));
+  EXPECT_TRUE(c->AllowsHash(HashAlgorithm::kSha256));
+  EXPECT_FALSE(c->AllowsHash(HashAlgorithm::kSha1));
+}
+
+TEST(ProviderCertificateTest, RejectsAnIdThatIsNotTheThumbprint) {
+  wire::CertificateEntry e = SharedPki().Leaf("x", "ec-p256");
+  e.id = std::string(40, 'a');
+  auto c = ProviderCertificateFromEntry(e);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("thumbprint"), std::string::npos);
+}
+
+TEST(ProviderCertificateTest, RejectsAKeyDescriptionThatDoesNotMatch) {
+  wire::CertificateEntry e = SharedPki().Leaf("x", "ec-p256");
+  e.key.bits = 384;
+  EXPECT_FALSE(ProviderCertificateFromEntry(e).ok());
+  e = SharedPki().Leaf("y", "ec-p256");
+  e.key.type = KeyType::kRsa;
+  EXPECT_FALSE(ProviderCertificateFromEntry(e).ok());
+}
+
+TEST(ProviderCertificateTest, RejectsBrokenPem) {
+  wire::CertificateEntry e = SharedPki().Leaf("x", "ec-p256");
+  e.certificate_pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  EXPECT_FALSE(ProviderCertificateFromEntry(e).ok());
+  e = SharedPki().Leaf("y", "ec-p256");
+  e.chain_pem.push_back("junk");
+  EXPECT_FALSE(ProviderCertificateFromEntry(e).ok());
+}
+
+TEST(PublicKeyComponentsTest, ReadsEverySupportedKeyFromTheSpki) {
+  for (const KeySpec& spec : SupportedKeySpecs()) {
+    auto key = SoftwareKey::Generate(spec).value();
+    auto parsed = ParseSubjectPublicKeyInfo(key->public_key().SpkiDer());
+    ASSERT_TRUE(parsed.ok()) << spec.Name() << ": " << parsed.status().ToString();
+    EXPECT_EQ(parsed->spec, spec) << spec.Name();
+    if (spec.type == KeyType::kRsa) {
+      EXPECT_EQ(parsed->rsa_modulus, key->public_key().RsaModulus());
+      EXPECT_EQ(parsed->rsa_public_exponent, key->public_key().RsaPublicExponent());
+      EXPECT_TRUE(parsed->ec_point.empty());
+    } else {
+      EXPECT_EQ(parsed->ec_point, key->public_key().EcPoint());
+      EXPECT_TRUE(parsed->rsa_modulus.empty());
+    }
+  }
+}
+
+TEST(PublicKeyComponentsTest, RejectsWhatIsNotAnSpkiOfASupportedKey) {
+  EXPECT_FALSE(ParseSubjectPublicKeyInfo(Bytes{}).ok());
+  EXPECT_FALSE(ParseSubjectPublicKeyInfo(Bytes{0x30, 0x03, 0x02, 0x01, 0x01}).ok());
+  Bytes spki =
+      SoftwareKey::Generate(ParseKeySpec("ec-p256").value()).value()->public_key().SpkiDer();
+  spki.resize(spki.size() - 1);
+  EXPECT_FALSE(ParseSubjectPublicKeyInfo(spki).ok());
+}
+
+TEST(CertificateSetTest, DeduplicatesAuthoritiesAndLeavesAndSkipsBadEntries) {
+  wire::CertificateListResponse list;
+  list.certificates.push_back(SharedPki().Leaf("a", "ec-p256"));
+  list.certificates.push_back(SharedPki().Leaf("b", "rsa-2048"));
+  list.certificates.push_back(list.certificates[0]);  // listed twice
+  wire::CertificateEntry bad = SharedPki().Leaf("c", "ec-p256");
+  bad.id = "00";
+  list.certificates.push_back(bad);
+  CertificateSet set = BuildCertificateSet(list);
+  ASSERT_EQ(set.certificates.size(), 2u);
+  EXPECT_EQ(set.certificates[0]->label, "a");
+  EXPECT_EQ(set.certificates[1]->label, "b");
+  EXPECT_EQ(set.skipped.size(), 2u);
+  // Both leaves share issuing CA and root: each appears once, issuing first.
+  ASSERT_EQ(set.authorities.size(), 2u);
+  EXPECT_EQ(set.authorities[0].Sha1ThumbprintHex(), SharedPki().issuing().Sha1ThumbprintHex());
+  EXPECT_EQ(set.authorities[1].Sha1ThumbprintHex(), SharedPki().root().Sha1ThumbprintHex());
+  EXPECT_NE(set.FindById(list.certificates[1].id), nullptr);
+  EXPECT_EQ(set.FindById("nope"), nullptr);
+}
+
+TEST(CertificateSetTest, ACaThatIsAlsoASigningCertificateIsNotListedTwice) {
+  wire::CertificateListResponse list;
+  wire::CertificateEntry leaf = SharedPki().Leaf("a", "ec-p256");
+  list.certificates.push_back(leaf);
+  // The issuing CA offered as a signing certificate in its own right.
+  wire::CertificateEntry ca;
+  ca.id = SharedPki().issuing().Sha1ThumbprintHex();
+  ca.label = "issuing";
+  ca.key = {KeyType::kEc, 256, EcCurve::kP256};
+  ca.certificate_pem = SharedPki().issuing().Pem();
+  ca.chain_pem = {SharedPki().root().Pem()};
+  list.certificates.push_back(ca);
+  CertificateSet set = BuildCertificateSet(list);
+  ASSERT_EQ(set.certificates.size(), 2u);
+  ASSERT_EQ(set.authorities.size(), 1u);
+  EXPECT_EQ(set.authorities[0].Sha1ThumbprintHex(), SharedPki().root().Sha1ThumbprintHex());
+}
+
+TEST(CertificateSourceTest, LoadsOnceAndCaches) {
+  int calls = 0;
+  wire::CertificateListResponse list;
+  list.certificates.push_back(SharedPki().Leaf("a", "ec-p256"));
+  CertificateSource source([&](bool refresh) -> Result<wire::CertificateListResponse> {
+    ++calls;
+    EXPECT_FALSE(refresh);
+    return list;
+  });
+  EXPECT_EQ(source.generation(), 0u);
+  auto first = source.Get();
+  ASSERT_TRUE(first.ok());
+  auto second = source.Get();
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(first->get(), second->get());
+  EXPECT_EQ((*first)->certificates.size(), 1u);
+  EXPECT_EQ(source.generation(), 1u);
+}
+
+TEST(CertificateSourceTest, RetriesAFailedLoadAtMostOncePerInterval) {
+  int calls = 0;
+  bool fail = true;
+  wire::CertificateListResponse list;
+  list.certificates.push_back(SharedPki().Leaf("a", "ec-p256"));
+  CertificateSource source(
+      [&](bool) -> Result<wire::CertificateListResponse> {
+        ++calls;
+        if (fail) return UnavailableError("agent not running");
+        return list;
+      },
+      std::chrono::milliseconds(200));
+  auto r = source.Get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("agent not running"), std::string::npos);
+  // Within the interval the remembered error comes back without asking again.
+  EXPECT_FALSE(source.Get().ok());
+  EXPECT_EQ(calls, 1);
+  fail = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  auto later = source.Get();
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ((*later)->certificates.size(), 1u);
+}
+
+TEST(CertificateSourceTest, RefreshAsksTheAgentToBypassItsCacheAndKeepsTheOldSetOnFailure) {
+  std::vector<bool> refreshes;
+  bool fail = false;
+  wire::CertificateListResponse list;
+  list.certificates.push_back(SharedPki().Leaf("a", "ec-p256"));
+  CertificateSource source([&](bool refresh) -> Result<wire::CertificateListResponse> {
+    refreshes.push_back(refresh);
+    if (fail) return UnavailableError("down");
+    return list;
+  });
+  auto first = source.Get();
+  ASSERT_TRUE(first.ok());
+  list.certificates.push_back(SharedPki().Leaf("b", "ec-p256"));
+  auto refreshed = source.Refresh();
+  ASSERT_TRUE(refreshed.ok());
+  EXPECT_EQ((*refreshed)->certificates.size(), 2u);
+  fail = true;
+  EXPECT_FALSE(source.Refresh().ok());
+  auto kept = source.Get();
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ((*kept)->certificates.size(), 2u);
+  EXPECT_EQ(refreshes, (std::vector<bool>{false, true, true}));
+}
+
+TEST(EcdsaInputTest, KnownHashLengthsGoAsThatHashEvenWhenLongerThanTheCurve) {
+  for (const HashInfo& h : AllHashes()) {
+    Bytes input(h.digest_size, 0xAB);
+    for (const CurveInfo& c : AllCurves()) {
+      auto prepared = PrepareRawEcdsaInput(c.curve, input);
+      ASSERT_TRUE(prepared.ok()) << c.name << " " << h.name;
+      EXPECT_EQ(prepared->hash, h.algorithm);
+      EXPECT_EQ(prepared->digest, input);
+      EXPECT_EQ(prepared->scheme, SignatureScheme::kEcdsa);
+    }
+  }
+}
+
+TEST(EcdsaInputTest, LongerInputsAreTruncatedToTheCurveWhenThatIsAHashLength) {
+  Bytes input(40);
+  for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<uint8_t>(i + 1);
+  auto p256 = PrepareRawEcdsaInput(EcCurve::kP256, input);
+  ASSERT_TRUE(p256.ok());
+  EXPECT_EQ(p256->hash, HashAlgorithm::kSha256);
+  EXPECT_EQ(p256->digest, Bytes(input.begin(), input.begin() + 32));
+  Bytes long_input(100, 7);
+  auto p384 = PrepareRawEcdsaInput(EcCurve::kP384, long_input);
+  ASSERT_TRUE(p384.ok());
+  EXPECT_EQ(p384->hash, HashAlgorithm::kSha384);
+  EXPECT_EQ(p384->digest.size(), 48u);
+  // P-521's order is not a whole number of bytes: 65+ byte inputs cannot be labelled.
+  EXPECT_FALSE(PrepareRawEcdsaInput(EcCurve::kP521, Bytes(65, 1)).ok());
+  EXPECT_FALSE(PrepareRawEcdsaInput(EcCurve::kP521, Bytes(66, 1)).ok());
+  EXPECT_FALSE(PrepareRawEcdsaInput(EcCurve::kP521, Bytes(100, 1)).ok());
+}
+
+TEST(EcdsaInputTest, ShorterInputsAreLeftPaddedToTheShortestSha2LengthThatFits) {
+  auto p256 = PrepareRawEcdsaInput(EcCurve::kP256, Bytes{1, 2, 3});
+  ASSERT_TRUE(p256.ok());
+  EXPECT_EQ(p256->hash, HashAlgorithm::kSha224);
+  ASSERT_EQ(p256->digest.size(), 28u);
+  EXPECT_EQ(p256->digest[24], 0);
+  EXPECT_EQ(p256->digest[25], 1);
+  EXPECT_EQ(p256->digest[27], 3);
+  auto thirty = PrepareRawEcdsaInput(EcCurve::kP384, Bytes(30, 9));
+  ASSERT_TRUE(thirty.ok());
+  EXPECT_EQ(thirty->hash, HashAlgorithm::kSha256);
+  auto forty = PrepareRawEcdsaInput(EcCurve::kP521, Bytes(50, 9));
+  ASSERT_TRUE(forty.ok());
+  EXPECT_EQ(forty->hash, HashAlgorithm::kSha512);
+  EXPECT_FALSE(PrepareRawEcdsaInput(EcCurve::kP256, Bytes{}).ok());
+}
+
+TEST(EcdsaInputTest, PaddedAndTruncatedInputsSignTheSameValueAsTheRawInput) {
+  // The normalisation must not change what ECDSA signs: a signature over the prepared digest
+  // verifies as a signature over the original input (OpenSSL applies X9.62 truncation itself).
+  for (const char* spec_name : {"ec-p256", "ec-p384"}) {
+    auto key = SoftwareKey::Generate(ParseKeySpec(spec_name).value()).value();
+    for (size_t n : {3u, 30u, 40u, 47u, 70u}) {
+      Bytes input(n);
+      for (size_t i = 0; i < n; ++i) input[i] = static_cast<uint8_t>(0x80 + i);
+      auto prepared = PrepareRawEcdsaInput(key->public_key().spec().curve, input);
+      if (!prepared.ok()) continue;
+      auto sig =
+          key->SignDigest(SignatureScheme::kEcdsa, prepared->hash, prepared->digest, std::nullopt);
+      ASSERT_TRUE(sig.ok()) << sig.status().ToString();
+      // Verify against the prepared digest, the form every verifier sees.
+      EXPECT_TRUE(VerifyDigestSignature(key->public_key(), SignatureScheme::kEcdsa, prepared->hash,
+                                        prepared->digest, *sig)
+                      .ok())
+          << spec_name << " n=" << n;
+    }
+  }
+}
+
+TEST(ValidateDigestToSignTest, ChecksSchemeLengthAndSalt) {
+  const KeySpec rsa = ParseKeySpec("rsa-2048").value();
+  const KeySpec ec = ParseKeySpec("ec-p256").value();
+  DigestToSign ok{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(32), std::nullopt};
+  EXPECT_TRUE(ValidateDigestToSign(rsa, ok).ok());
+  EXPECT_FALSE(ValidateDigestToSign(ec, ok).ok());
+  DigestToSign short_digest{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(31),
+                            std::nullopt};
+  EXPECT_FALSE(ValidateDigestToSign(rsa, short_digest).ok());
+  DigestToSign pss{SignatureScheme::kRsaPss, HashAlgorithm::kSha256, Bytes(32), 222};
+  EXPECT_TRUE(ValidateDigestToSign(rsa, pss).ok());
+  pss.pss_salt_length = 223;
+  EXPECT_FALSE(ValidateDigestToSign(rsa, pss).ok());
+  DigestToSign salted_pkcs1{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(32), 32};
+  EXPECT_FALSE(ValidateDigestToSign(rsa, salted_pkcs1).ok());
+}
+
+TEST(AgentConnectionPoolTest, AnEndpointErrorIsReturnedByEveryRequest) {
+  AgentPoolOptions options;
+  options.endpoint =
+      FailedPreconditionError("SIGNUM_AGENT_TCP is set but SIGNUM_AGENT_SECRET_FILE is not");
+  AgentConnectionPool pool(options);
+  auto list = pool.ListCertificates(false);
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(pool.DescribeEndpoint().find("SIGNUM_AGENT_SECRET_FILE"), std::string::npos);
+}
+
+TEST(AgentConnectionPoolTest, AnAbsentAgentFailsFastAsUnavailable) {
+  testing::TempDir dir("signum-pool");
+  AgentPoolOptions options;
+  agent::AgentEndpoint endpoint;
+  endpoint.unix_socket = dir.File("no-agent.sock");
+  options.endpoint = endpoint;
+  options.timeout_ms = 5000;
+  AgentConnectionPool pool(options);
+  const auto start = std::chrono::steady_clock::now();
+  auto list = pool.ListCertificates(false);
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.status().code(), ErrorCode::kUnavailable) << list.status().ToString();
+  EXPECT_NE(list.status().message().find("no-agent.sock"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(pool.idle_connections(), 0u);
+  EXPECT_EQ(pool.DescribeEndpoint(), "unix:" + dir.File("no-agent.sock"));
+}
+
+TEST(SignerTest, ValidatesBeforeAskingTheAgent) {
+  AgentPoolOptions options;
+  options.endpoint = UnavailableError("must not be reached");
+  AgentConnectionPool pool(options);
+  Signer signer(&pool, CurrentProcessContext());
+  auto cert = ProviderCertificateFromEntry(SharedPki().Leaf("a", "ec-p256")).value();
+  auto wrong_scheme = signer.SignDigest(
+      cert, {SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(32), std::nullopt});
+  ASSERT_FALSE(wrong_scheme.ok());
+  EXPECT_EQ(wrong_scheme.status().code(), ErrorCode::kInvalidArgument);
+  // A valid request reaches the (unreachable) agent.
+  auto unreachable =
+      signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("data"));
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_EQ(unreachable.status().code(), ErrorCode::kUnavailable);
+}
+
+TEST(ProcessContextTest, DescribesThisProcess) {
+  wire::CallerContext c = CurrentProcessContext();
+  EXPECT_EQ(c.process, "signum_provider_core_test");
+  EXPECT_NE(c.command_line.find("signum_provider_core_test"), std::string::npos);
+  ASSERT_TRUE(c.pid.has_value());
+  EXPECT_EQ(*c.pid, static_cast<long>(::getpid()));
+  EXPECT_FALSE(c.host.empty());
+}
+
+TEST(ProcessContextTest, SanitizesBytesThatAreNotUtf8) {
+  EXPECT_EQ(SanitizeUtf8("plain ascii"), "plain ascii");
+  EXPECT_EQ(SanitizeUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
+  EXPECT_EQ(SanitizeUtf8("\xF0\x9F\x94\x91 key"), "\xF0\x9F\x94\x91 key");
+  EXPECT_EQ(SanitizeUtf8("bad\xFF"), "bad?");
+  EXPECT_EQ(SanitizeUtf8("cut\xC3"), "cut?");
+  EXPECT_EQ(SanitizeUtf8("overlong\xC0\xAF"), "overlong??");
+  EXPECT_EQ(SanitizeUtf8("surrogate\xED\xA0\x80"), "surrogate???");
+  EXPECT_EQ(SanitizeUtf8("nl\nx"), "nl?x");
+}
+
+}  // namespace
+}  // namespace signum::provider
