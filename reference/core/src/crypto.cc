@@ -1,5 +1,7 @@
 #include "signum/core/crypto.h"
 
+#include "openssl_ptr.h"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -19,12 +21,6 @@
 namespace signum {
 namespace {
 
-struct BioDeleter {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
 struct EvpPkeyCtxDeleter {
   void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
 };
@@ -37,8 +33,8 @@ struct ParamBldDeleter {
 struct ParamDeleter {
   void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
+using internal::BioPtr;
+using internal::BnPtr;
 using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxDeleter>;
 using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter>;
 using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter>;

@@ -1,5 +1,7 @@
 #include "signum/core/x509.h"
 
+#include "openssl_ptr.h"
+
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -17,12 +19,6 @@
 namespace signum {
 namespace {
 
-struct BioDeleter {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
 struct X509Deleter {
   void operator()(X509* p) const { X509_free(p); }
 };
@@ -54,8 +50,8 @@ struct X509StackDeleter {
 struct OpenSslStringDeleter {
   void operator()(unsigned char* p) const { OPENSSL_free(p); }
 };
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BnPtr = std::unique_ptr<BIGNUM, BnDeleter>;
+using internal::BioPtr;
+using internal::BnPtr;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using X509ReqPtr = std::unique_ptr<X509_REQ, X509ReqDeleter>;
 using X509NamePtr = std::unique_ptr<X509_NAME, X509NameDeleter>;

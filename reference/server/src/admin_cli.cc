@@ -112,6 +112,12 @@ Result<ServerConfig> ConfigFrom(const Args& args) {
   return LoadServerConfig(path);
 }
 
+// The state file named by the config in --config.
+Result<std::unique_ptr<StateStore>> OpenStateStore(const Args& args) {
+  SIGNUM_ASSIGN_OR_RETURN(ServerConfig config, ConfigFrom(args));
+  return StateStore::Open(config.state_file);
+}
+
 Result<std::unique_ptr<HsmBackend>> OpenHsm(const ServerConfig& config) {
   SIGNUM_ASSIGN_OR_RETURN(HsmConfig hsm, ResolveHsmConfig(config));
   hsm.pool_size = 1;  // administration is sequential
@@ -260,9 +266,7 @@ Result<std::vector<Certificate>> ReadCertificates(const std::string& path) {
 }
 
 int CertificateCommand(const Args& args) {
-  auto config = ConfigFrom(args);
-  if (!config.ok()) return Fail(config.status());
-  auto store = StateStore::Open(config->state_file);
+  auto store = OpenStateStore(args);
   if (!store.ok()) return Fail(store.status());
   const std::string verb = args.positional.size() > 1 ? args.positional[1] : "";
   if (verb == "list") {
@@ -293,6 +297,8 @@ int CertificateCommand(const Args& args) {
   if (verb != "import" && verb != "issue")
     return Fail(InvalidArgumentError("usage: certificate import|issue|list|remove|enable|disable"));
 
+  auto config = ConfigFrom(args);
+  if (!config.ok()) return Fail(config.status());
   auto hsm = OpenHsm(*config);
   if (!hsm.ok()) return Fail(hsm.status());
   auto key_id = HexDecode(args.Get("--key-id"));
@@ -339,9 +345,7 @@ int CertificateCommand(const Args& args) {
 }
 
 int UserCommand(const Args& args) {
-  auto config = ConfigFrom(args);
-  if (!config.ok()) return Fail(config.status());
-  auto store = StateStore::Open(config->state_file);
+  auto store = OpenStateStore(args);
   if (!store.ok()) return Fail(store.status());
   const std::string verb = args.positional.size() > 1 ? args.positional[1] : "";
   if (verb == "list") {
@@ -372,9 +376,7 @@ int UserCommand(const Args& args) {
 }
 
 int TokenCommand(const Args& args) {
-  auto config = ConfigFrom(args);
-  if (!config.ok()) return Fail(config.status());
-  auto store = StateStore::Open(config->state_file);
+  auto store = OpenStateStore(args);
   if (!store.ok()) return Fail(store.status());
   const std::string verb = args.positional.size() > 1 ? args.positional[1] : "";
   if (verb == "create" && args.positional.size() == 3) {
@@ -427,9 +429,7 @@ int ClientCertCommand(const Args& args) {
 }
 
 int PolicyCommand(const Args& args) {
-  auto config = ConfigFrom(args);
-  if (!config.ok()) return Fail(config.status());
-  auto store = StateStore::Open(config->state_file);
+  auto store = OpenStateStore(args);
   if (!store.ok()) return Fail(store.status());
   const std::string verb = args.positional.size() > 1 ? args.positional[1] : "";
   if (verb == "list") {
