@@ -169,10 +169,10 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
 
   json event{
       {"type", "sign"}, {"principal", PrincipalJson(*principal)}, {"peer", request.peer_address}};
-  // Every way out of here is audited before the answer leaves.
-  // Every refusal is audited before the answer leaves.
-  auto finish = [&](const Status& status, const std::string& rule, std::nullopt_t) -> HttpResponse {
-    event["decision"] = "denied";
+  // Every refusal is audited before the answer leaves. A signature that failed after an allowed
+  // decision keeps "decision":"allowed" and records the failure as its outcome.
+  auto refuse = [&](const Status& status, const std::string& rule) -> HttpResponse {
+    if (!event.contains("decision")) event["decision"] = "denied";
     if (!rule.empty()) event["rule"] = rule;
     event["error"] = {{"code", ErrorCodeName(status.code())}, {"message", status.message()}};
     Status audited = Audit(event);
@@ -181,9 +181,9 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
   };
 
   auto body = wire::ParseJson(request.body);
-  if (!body.ok()) return finish(body.status(), "", std::nullopt);
+  if (!body.ok()) return refuse(body.status(), "");
   auto parsed = wire::ParseSignRequest(*body);
-  if (!parsed.ok()) return finish(parsed.status(), "", std::nullopt);
+  if (!parsed.ok()) return refuse(parsed.status(), "");
   const wire::SignRequest& req = *parsed;
   event["certificate_id"] = req.certificate_id;
   event["scheme"] = SchemeName(req.scheme);
@@ -193,25 +193,23 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
 
   const CertificateRecord* cert = snapshot->state.FindCertificate(req.certificate_id);
   if (cert == nullptr)
-    return finish(NotFoundError("unknown certificate '" + req.certificate_id + "'"), "",
-                  std::nullopt);
+    return refuse(NotFoundError("unknown certificate '" + req.certificate_id + "'"), "");
   event["certificate_id"] = cert->id;
   event["certificate_label"] = cert->label;
   if (!SchemeFitsKey(req.scheme, cert->key_spec.type)) {
-    return finish(InvalidArgumentError("scheme " + std::string(SchemeName(req.scheme)) +
+    return refuse(InvalidArgumentError("scheme " + std::string(SchemeName(req.scheme)) +
                                        " does not fit the " + cert->key_spec.Name() +
                                        " key of certificate '" + cert->label + "'"),
-                  "", std::nullopt);
+                  "");
   }
   const Decision decision = snapshot->policy.Evaluate(SignAttempt{
       *principal, *cert, req.scheme, req.hash, req.context, std::chrono::system_clock::now()});
-  if (!decision.allowed)
-    return finish(PermissionDeniedError(decision.reason), decision.rule, std::nullopt);
+  if (!decision.allowed) return refuse(PermissionDeniedError(decision.reason), decision.rule);
 
   InflightSlot global(inflight_, limits_.max_inflight_signatures);
   if (!global.acquired())
-    return finish(ResourceExhaustedError("server overloaded: too many signatures in flight; retry"),
-                  decision.rule, std::nullopt);
+    return refuse(ResourceExhaustedError("server overloaded: too many signatures in flight; retry"),
+                  decision.rule);
   // Per-user concurrency, as Signum's per-user setting: one busy pipeline cannot starve the rest.
   struct UserSlot {
     SigningApi& api;
@@ -228,9 +226,9 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
     size_t& n = per_user_inflight_[principal->user];
     if (n >= limits_.per_user_inflight_signatures) {
       if (n == 0) per_user_inflight_.erase(principal->user);
-      return finish(ResourceExhaustedError("user '" + principal->user +
+      return refuse(ResourceExhaustedError("user '" + principal->user +
                                            "' has too many signatures in flight; retry"),
-                    decision.rule, std::nullopt);
+                    decision.rule);
     }
     ++n;
     user_slot.acquired = true;
@@ -238,8 +236,8 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
 
   auto key_id = HexDecode(cert->key_id_hex);
   if (!key_id.ok())
-    return finish(InternalError("certificate '" + cert->label + "' has a bad key id"),
-                  decision.rule, std::nullopt);
+    return refuse(InternalError("certificate '" + cert->label + "' has a bad key id"),
+                  decision.rule);
 
   // The allowed decision is made durable while the HSM signs: the answer waits for both, so the
   // audit fsync overlaps the signature instead of adding to it. A failed signature gets a second
@@ -255,7 +253,8 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
     SIGNUM_LOG_WARN(
         "api", "HSM signing for '" << cert->label << "' failed: " << signature.status().ToString());
     event["type"] = "sign-failed";
-    return finish(signature.status(), decision.rule, std::nullopt);
+    event["outcome"] = "failed";
+    return refuse(signature.status(), decision.rule);
   }
   wire::SignResponse response{cert->id, req.scheme, req.hash, std::move(signature).value()};
   return JsonResponse(200, wire::ToJson(response));
