@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -81,8 +82,16 @@ def main():
     if status != 200:
         sys.exit("listing certificates failed: %s" % listing)
     os.makedirs(report_dir, exist_ok=True)
-    records = []
     work = tempfile.mkdtemp(prefix="signum-api-matrix-")
+    try:
+        records = run_cells(api, listing, root_ca, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_reports(records, report_dir)
+
+
+def run_cells(api, listing, root_ca, work):
+    records = []
     for cert in listing["certificates"]:
         leaf = os.path.join(work, cert["label"] + ".pem")
         chain = os.path.join(work, cert["label"] + "-chain.pem")
@@ -132,6 +141,10 @@ def main():
                                 "seconds": round(time.time() - started, 3)})
                 print("[%3d] %-9s %-9s %-6s %s %s" % (len(records), cert["label"], scheme, hash_name,
                                                        outcome.upper(), reason), flush=True)
+    return records
+
+
+def write_reports(records, report_dir):
     json.dump(records, open(os.path.join(report_dir, "api-matrix.json"), "w"), indent=2)
     with open(os.path.join(report_dir, "api-matrix.md"), "w") as md:
         md.write("| algorithm | scheme | hash | status | seconds | reason |\n|---|---|---|---|---|---|\n")
