@@ -612,12 +612,15 @@ Status Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
   return s;
 }
 
-// §5.12.3 C_SignUpdate: hash-and-sign mechanisms hash as the data comes; raw mechanisms collect it.
-Status SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+// C_SignUpdate and C_VerifyUpdate: feed one part to the session's active operation; any error
+// ends it.
+Status UpdateOperation(CK_SESSION_HANDLE hSession,
+                       std::unique_ptr<SignatureOperation> Session::*slot, const char* kind,
+                       CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
   SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
   std::lock_guard lock(ctx.session->mu);
-  std::unique_ptr<SignatureOperation>& op = ctx.session->sign;
-  if (op == nullptr) return NoOperation("sign");
+  std::unique_ptr<SignatureOperation>& op = (*ctx.session).*slot;
+  if (op == nullptr) return NoOperation(kind);
   if (pPart == nullptr && ulPartLen != 0) {
     op.reset();
     return ArgumentsBad("pPart is NULL with ulPartLen " + std::to_string(ulPartLen));
@@ -625,6 +628,11 @@ Status SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPart
   Status s = op->Update(ByteView(pPart, pPart == nullptr ? 0 : ulPartLen));
   if (!s.ok()) op.reset();
   return s;
+}
+
+// §5.12.3 C_SignUpdate: hash-and-sign mechanisms hash as the data comes; raw mechanisms collect it.
+Status SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+  return UpdateOperation(hSession, &Session::sign, "sign", pPart, ulPartLen);
 }
 
 // §5.12.4 C_SignFinal: the same length protocol as C_Sign.
@@ -673,17 +681,7 @@ Status Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 
 // §5.13.3 C_VerifyUpdate
 Status VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
-  SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
-  std::lock_guard lock(ctx.session->mu);
-  std::unique_ptr<SignatureOperation>& op = ctx.session->verify;
-  if (op == nullptr) return NoOperation("verify");
-  if (pPart == nullptr && ulPartLen != 0) {
-    op.reset();
-    return ArgumentsBad("pPart is NULL with ulPartLen " + std::to_string(ulPartLen));
-  }
-  Status s = op->Update(ByteView(pPart, pPart == nullptr ? 0 : ulPartLen));
-  if (!s.ok()) op.reset();
-  return s;
+  return UpdateOperation(hSession, &Session::verify, "verify", pPart, ulPartLen);
 }
 
 // §5.13.4 C_VerifyFinal: always ends the operation.
