@@ -30,6 +30,12 @@ Running
   serve --config FILE                 run the HTTPS signing server
   init-demo DIR [--port N] [--token-label L] [--module PATH] [--keys rsa-2048,ec-p256,...]
                                       build a complete demo deployment on a fresh SoftHSM2 token
+  init-demo DIR --hsm-module PATH --hsm-token-label LABEL --hsm-pin-file FILE
+            [--hsm-env NAME=VALUE]... [--port N] [--keys ...]
+                                      the same on an EXISTING token of any PKCS#11 module (an HSM
+                                      vendor's): nothing is initialised, the demo keys are added
+  remove-demo-keys DIR                destroy on the token exactly the keys, public keys and
+                                      certificates init-demo created there (DIR/hsm/demo-keys.json)
   audit-verify FILE                   check an audit log's hash chain (edits, drops, reorders)
 
 Administration (all take --config FILE; the running server picks up state changes by itself)
@@ -50,7 +56,8 @@ Administration (all take --config FILE; the running server picks up state change
 // --name value options and positional arguments.
 struct Args {
   std::vector<std::string> positional;
-  std::map<std::string, std::string> options;
+  std::map<std::string, std::string> options;                  // the last value of each option
+  std::map<std::string, std::vector<std::string>> all_values;  // every value, for repeatable ones
   std::vector<std::string> flags;
 
   bool Has(const std::string& name) const {
@@ -72,8 +79,10 @@ Args ParseArgs(int argc, char** argv, int first) {
         args.flags.push_back(a);
       } else if (auto eq = a.find('='); eq != std::string::npos) {
         args.options[a.substr(0, eq)] = a.substr(eq + 1);
+        args.all_values[a.substr(0, eq)].push_back(a.substr(eq + 1));
       } else if (i + 1 < argc) {
         args.options[a] = argv[++i];
+        args.all_values[a].push_back(argv[i]);
       } else {
         args.options[a] = "";
       }
@@ -183,6 +192,30 @@ int InitDemoCommand(const Args& args) {
     if (!spec.ok()) return Fail(spec.status());
     options.key_specs.push_back(*spec);
   }
+  const bool existing_token =
+      args.Has("--hsm-module") || args.Has("--hsm-token-label") || args.Has("--hsm-pin-file");
+  if (existing_token) {
+    if (!args.Has("--hsm-module") || !args.Has("--hsm-token-label") ||
+        !args.Has("--hsm-pin-file") || args.Has("--module") || args.Has("--token-label"))
+      return Fail(InvalidArgumentError(
+          "an existing token needs all of --hsm-module, --hsm-token-label and --hsm-pin-file "
+          "(and neither --module nor --token-label)"));
+    options.module_path = args.Get("--hsm-module");
+    options.token_label = args.Get("--hsm-token-label");
+    ExistingToken token;
+    token.pin_file = args.Get("--hsm-pin-file");
+    auto env = args.all_values.find("--hsm-env");
+    for (const std::string& assignment :
+         env == args.all_values.end() ? std::vector<std::string>{} : env->second) {
+      const size_t eq = assignment.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return Fail(InvalidArgumentError("--hsm-env wants NAME=VALUE, not '" + assignment + "'"));
+      token.environment[assignment.substr(0, eq)] = assignment.substr(eq + 1);
+    }
+    options.existing_token = std::move(token);
+  } else if (args.Has("--hsm-env")) {
+    return Fail(InvalidArgumentError("--hsm-env only goes with --hsm-module (an existing token)"));
+  }
   auto summary = InitDemo(options);
   if (!summary.ok()) return Fail(summary.status().WithContext("init-demo"));
   std::cout << "demo deployment ready in " << options.dir << "\n"
@@ -193,6 +226,18 @@ int InitDemoCommand(const Args& args) {
   std::cout << "\n  users:        ";
   for (const auto& u : summary->users) std::cout << u << " ";
   std::cout << "\n  start with:   signum-server serve --config " << summary->config_path << "\n";
+  return 0;
+}
+
+int RemoveDemoKeysCommand(const Args& args) {
+  if (args.positional.size() != 2)
+    return Fail(InvalidArgumentError("usage: signum-server remove-demo-keys DIR"));
+  auto removed = RemoveDemoKeys(args.positional[1]);
+  if (!removed.ok()) return Fail(removed.status().WithContext("remove-demo-keys"));
+  std::cout << "removed " << removed->key_ids_hex.size()
+            << " demo key pairs (private key, public key, certificate) from the token\n";
+  for (const std::string& id : removed->key_ids_hex) std::cout << "  removed " << id << "\n";
+  for (const std::string& id : removed->missing_hex) std::cout << "  already gone " << id << "\n";
   return 0;
 }
 
@@ -478,6 +523,7 @@ int RunServerCli(int argc, char** argv) {
   static const std::map<std::string, int (*)(const Args&)> kCommands = {
       {"serve", Serve},
       {"init-demo", InitDemoCommand},
+      {"remove-demo-keys", RemoveDemoKeysCommand},
       {"audit-verify", AuditVerifyCommand},
       {"key", KeyCommand},
       {"csr", CsrCommand},

@@ -72,6 +72,32 @@ Status InitSoftHsmToken(const std::string& softhsm_conf, const std::string& labe
   return Status::Ok();
 }
 
+// DIR/hsm/demo-keys.json (see kDemoKeyLedger).
+struct LedgerEntry {
+  std::string key_id_hex;
+  std::string label;
+};
+
+Result<std::vector<LedgerEntry>> ReadKeyLedger(const std::string& path) {
+  SIGNUM_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  try {
+    std::vector<LedgerEntry> entries;
+    const json ledger = json::parse(text);  // named: a temporary would die before the loop
+    for (const json& key : ledger.at("keys"))
+      entries.push_back({key.at("key_id").get<std::string>(), key.at("label").get<std::string>()});
+    return entries;
+  } catch (const std::exception& e) {
+    return DataLossError(path + " is not a demo key ledger: " + e.what());
+  }
+}
+
+Status WriteKeyLedger(const std::string& path, const std::vector<LedgerEntry>& entries) {
+  json keys = json::array();
+  for (const LedgerEntry& e : entries)
+    keys.push_back({{"key_id", e.key_id_hex}, {"label", e.label}});
+  return WriteFileAtomically(path, json{{"keys", keys}}.dump(2) + "\n", 0644);
+}
+
 std::string RandomDigits(size_t n) {
   Bytes random = RandomBytes(n);
   std::string out;
@@ -123,6 +149,11 @@ Result<CertificateRecord> ImportCertificate(HsmBackend& hsm, ByteView key_id,
 
 Result<CertificateRecord> EnrollKey(HsmBackend& hsm, FileCa& ca, const EnrollRequest& request) {
   SIGNUM_ASSIGN_OR_RETURN(HsmKey key, hsm.GenerateKeyPair(request.spec, request.label));
+  return CertifyKey(hsm, ca, key, request);
+}
+
+Result<CertificateRecord> CertifyKey(HsmBackend& hsm, FileCa& ca, const HsmKey& key,
+                                     const EnrollRequest& request) {
   SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<DigestSigner> signer, hsm.SignerFor(key.id));
   // The CSR round trip proves the HSM key can sign before a certificate is issued for it.
   SIGNUM_ASSIGN_OR_RETURN(Bytes csr, BuildCsrDer(request.subject, *signer));
@@ -144,52 +175,70 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   const std::string dir = fs::absolute(options.dir).lexically_normal().string();
   if (fs::exists(dir + "/server.json"))
     return AlreadyExistsError(dir + " already holds a deployment (server.json exists)");
+  const bool fresh_softhsm = !options.existing_token.has_value();
   if (!fs::exists(options.module_path))
     return FailedPreconditionError(
-        "SoftHSM2 module " + options.module_path +
-        " not found: SoftHSM2 is not installed (apt-get install softhsm2)");
-  for (const char* sub : {"", "/hsm/tokens", "/ca", "/tls", "/audit", "/logs"})
+        fresh_softhsm ? "SoftHSM2 module " + options.module_path +
+                            " not found: SoftHSM2 is not installed (apt-get install softhsm2)"
+                      : "PKCS#11 module " + options.module_path + " not found");
+  for (const char* sub : {"", "/hsm", "/ca", "/tls", "/audit", "/logs"})
     SIGNUM_RETURN_IF_ERROR(MakeDir(dir + sub, 0755));
   for (const char* sub : {"/secrets", "/credentials"})
     SIGNUM_RETURN_IF_ERROR(MakeDir(dir + sub, 0700));
 
-  // 1. A fresh SoftHSM2 token with its own configuration.
-  const std::string softhsm_conf = dir + "/hsm/softhsm2.conf";
-  SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(softhsm_conf,
-                                             "directories.tokendir = " + dir +
-                                                 "/hsm/tokens\n"
-                                                 "objectstore.backend = file\n"
-                                                 "log.level = ERROR\n"
-                                                 "slots.removable = false\n",
-                                             0644));
-  const std::string pin = RandomDigits(8);
-  const std::string so_pin = RandomDigits(8);
-  SIGNUM_RETURN_IF_ERROR(InitSoftHsmToken(softhsm_conf, options.token_label, pin, so_pin));
-  SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(dir + "/secrets/hsm.pin", pin + "\n", 0600));
-  SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(dir + "/secrets/hsm-so.pin", so_pin + "\n", 0600));
+  ServerConfig config;
+  config.config_dir = dir;
+  config.hsm_module = options.module_path;
+  config.hsm_token_label = options.token_label;
+  if (fresh_softhsm) {
+    // 1. A fresh SoftHSM2 token with its own configuration.
+    SIGNUM_RETURN_IF_ERROR(MakeDir(dir + "/hsm/tokens", 0755));
+    const std::string softhsm_conf = dir + "/hsm/softhsm2.conf";
+    SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(softhsm_conf,
+                                               "directories.tokendir = " + dir +
+                                                   "/hsm/tokens\n"
+                                                   "objectstore.backend = file\n"
+                                                   "log.level = ERROR\n"
+                                                   "slots.removable = false\n",
+                                               0644));
+    const std::string pin = RandomDigits(8);
+    const std::string so_pin = RandomDigits(8);
+    SIGNUM_RETURN_IF_ERROR(InitSoftHsmToken(softhsm_conf, options.token_label, pin, so_pin));
+    SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(dir + "/secrets/hsm.pin", pin + "\n", 0600));
+    SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(dir + "/secrets/hsm-so.pin", so_pin + "\n", 0600));
+    config.hsm_pin_file = dir + "/secrets/hsm.pin";
+    config.hsm_environment["SOFTHSM2_CONF"] = softhsm_conf;
+  } else {
+    // 1. The vendor's token as it is: no initialisation, the PIN stays in the vendor's file.
+    const std::string pin_file = fs::absolute(options.existing_token->pin_file).string();
+    SIGNUM_RETURN_IF_ERROR(ReadSecretFile(pin_file).status().WithContext("HSM PIN file"));
+    config.hsm_pin_file = pin_file;
+    config.hsm_environment = options.existing_token->environment;
+  }
 
   // 2. The configuration, so every later step goes through the same code as `serve`.
   uint16_t port = options.port;
   if (port == 0) {
     SIGNUM_ASSIGN_OR_RETURN(port, PickFreeLoopbackPort());
   }
-  ServerConfig config;
-  config.config_dir = dir;
   config.https.listen_address = "127.0.0.1";
   config.https.port = port;
   config.https.certificate_chain_file = dir + "/tls/server-chain.pem";
   config.https.private_key_file = dir + "/tls/server.key";
   config.https.client_ca_file = dir + "/ca/client-ca.pem";
-  config.hsm_module = options.module_path;
-  config.hsm_token_label = options.token_label;
-  config.hsm_pin_file = dir + "/secrets/hsm.pin";
-  config.hsm_environment["SOFTHSM2_CONF"] = softhsm_conf;
   config.state_file = dir + "/state.json";
   config.audit_log = dir + "/audit/audit.log";
   config.log_file = dir + "/logs/server.log";
   const std::string config_path = dir + "/server.json";
   SIGNUM_RETURN_IF_ERROR(
       WriteFileAtomically(config_path, ServerConfigToJson(config).dump(2) + "\n", 0644));
+  // Open the token now: a wrong module, label or PIN fails before any other work.
+  SIGNUM_ASSIGN_OR_RETURN(HsmConfig hsm_config, ResolveHsmConfig(config));
+  hsm_config.pool_size = 1;  // provisioning is sequential
+  SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<HsmBackend> hsm, HsmBackend::Open(hsm_config));
+  const std::string ledger_path = dir + "/" + kDemoKeyLedger;
+  std::vector<LedgerEntry> ledger;
+  SIGNUM_RETURN_IF_ERROR(WriteKeyLedger(ledger_path, ledger));
 
   // 3. The demo PKI: root -> issuing CA for code signing, a client CA, the server's TLS
   // certificate.
@@ -283,9 +332,8 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
                  {{HexEncode(bot_cert.Sha256Fingerprint()), bot_cert.Subject()}}});
   summary.users.push_back("ci-bot");
 
-  // 5. One HSM key and code-signing certificate per algorithm.
-  SIGNUM_ASSIGN_OR_RETURN(HsmConfig hsm_config, ResolveHsmConfig(config));
-  SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<HsmBackend> hsm, HsmBackend::Open(hsm_config));
+  // 5. One HSM key and code-signing certificate per algorithm, each key in the ledger as soon as
+  //    it exists.
   FileCa ca{issuing, std::move(issuing_key), {root}};
   std::vector<KeySpec> specs = options.key_specs;
   if (specs.empty()) specs.assign(SupportedKeySpecs().begin(), SupportedKeySpecs().end());
@@ -297,7 +345,11 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
                           {"signer@signum.test"},
                           {std::string(KeyTypeName(spec.type))},
                           825};
-    auto record = EnrollKey(*hsm, ca, request);
+    auto key = hsm->GenerateKeyPair(spec, label);
+    if (!key.ok()) return key.status().WithContext("generating " + label + " on the token");
+    ledger.push_back({HexEncode(key->id), label});
+    SIGNUM_RETURN_IF_ERROR(WriteKeyLedger(ledger_path, ledger));
+    auto record = CertifyKey(*hsm, ca, *key, request);
     if (!record.ok()) return record.status().WithContext("enrolling " + label);
     state.certificates.push_back(std::move(record).value());
     summary.certificate_labels.push_back(label);
@@ -322,6 +374,57 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   SIGNUM_RETURN_IF_ERROR(BuildSnapshot(state).status());
   SIGNUM_RETURN_IF_ERROR(SaveState(config.state_file, state));
   return summary;
+}
+
+Result<RemovedDemoKeys> RemoveDemoKeys(const std::string& dir_arg) {
+  const std::string dir = fs::absolute(dir_arg).lexically_normal().string();
+  SIGNUM_ASSIGN_OR_RETURN(ServerConfig config, LoadServerConfig(dir + "/server.json"));
+  const std::string ledger_path = dir + "/" + kDemoKeyLedger;
+  if (!fs::exists(ledger_path))
+    return NotFoundError(
+        ledger_path + " does not exist: " + dir +
+        " was not made by this init-demo, so which objects are its own is unknown");
+  SIGNUM_ASSIGN_OR_RETURN(std::vector<LedgerEntry> ledger, ReadKeyLedger(ledger_path));
+  RemovedDemoKeys removed;
+  if (ledger.empty()) return removed;
+
+  SIGNUM_ASSIGN_OR_RETURN(HsmConfig hsm_config, ResolveHsmConfig(config));
+  hsm_config.pool_size = 1;
+  SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<HsmBackend> hsm, HsmBackend::Open(hsm_config));
+  std::vector<LedgerEntry> remaining = ledger;
+  Status failure = Status::Ok();
+  for (const LedgerEntry& entry : ledger) {
+    SIGNUM_ASSIGN_OR_RETURN(Bytes key_id, HexDecode(entry.key_id_hex));
+    Status destroyed = hsm->DestroyKey(key_id);
+    if (destroyed.code() == ErrorCode::kNotFound) {
+      removed.missing_hex.push_back(entry.key_id_hex);
+    } else if (!destroyed.ok()) {
+      failure =
+          destroyed.WithContext("removing " + entry.label + " (CKA_ID " + entry.key_id_hex + ")");
+      break;
+    } else {
+      removed.key_ids_hex.push_back(entry.key_id_hex);
+    }
+    std::erase_if(remaining,
+                  [&](const LedgerEntry& e) { return e.key_id_hex == entry.key_id_hex; });
+  }
+  // The ledger and state.json follow what is gone, even after a partial failure.
+  SIGNUM_RETURN_IF_ERROR(WriteKeyLedger(ledger_path, remaining));
+  auto gone = [&](const CertificateRecord& c) {
+    return std::none_of(remaining.begin(), remaining.end(),
+                        [&](const LedgerEntry& e) { return e.key_id_hex == c.key_id_hex; }) &&
+           std::any_of(ledger.begin(), ledger.end(),
+                       [&](const LedgerEntry& e) { return e.key_id_hex == c.key_id_hex; });
+  };
+  if (fs::exists(config.state_file)) {
+    SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<StateStore> store, StateStore::Open(config.state_file));
+    SIGNUM_RETURN_IF_ERROR(store->Update([&](ServerState& state) -> Status {
+      std::erase_if(state.certificates, gone);
+      return Status::Ok();
+    }));
+  }
+  if (!failure.ok()) return failure;
+  return removed;
 }
 
 }  // namespace signum::server

@@ -21,9 +21,13 @@ namespace {
 
 constexpr auto kCheckInterval = std::chrono::seconds(1);
 
+// What tells us the file changed. The inode is part of it: SaveState replaces the file by
+// rename, and two saves within one timestamp tick with equal sizes ("alice" -> "carol") would
+// otherwise look identical.
 struct FileStamp {
   long long mtime_ns = -1;
   long long size = -1;
+  unsigned long long inode = 0;
 };
 
 std::optional<FileStamp> Stat(const std::string& path) {
@@ -32,6 +36,7 @@ std::optional<FileStamp> Stat(const std::string& path) {
   FileStamp stamp;
   stamp.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
   stamp.size = static_cast<long long>(st.st_size);
+  stamp.inode = static_cast<unsigned long long>(st.st_ino);
   return stamp;
 }
 
@@ -97,6 +102,7 @@ Status StateStore::ReloadLocked() {
   }
   loaded_mtime_ns_ = stamp->mtime_ns;
   loaded_size_ = stamp->size;
+  loaded_inode_ = stamp->inode;
   SIGNUM_ASSIGN_OR_RETURN(ServerState state, LoadState(path_));
   SIGNUM_ASSIGN_OR_RETURN(current_, BuildSnapshot(std::move(state)));
   return Status::Ok();
@@ -113,7 +119,10 @@ std::shared_ptr<const StateSnapshot> StateStore::Current() {
                                             << "; keeping the loaded state");
     return current_;
   }
-  if (stamp->mtime_ns == loaded_mtime_ns_ && stamp->size == loaded_size_) return current_;
+  if (stamp->mtime_ns == loaded_mtime_ns_ && stamp->size == loaded_size_ &&
+      stamp->inode == loaded_inode_) {
+    return current_;
+  }
   try {
     Status status = ReloadLocked();
     if (status.ok()) {
@@ -139,6 +148,7 @@ Status StateStore::Update(const std::function<Status(ServerState&)>& mutate) {
     if (const std::optional<FileStamp> stamp = Stat(path_)) {
       loaded_mtime_ns_ = stamp->mtime_ns;
       loaded_size_ = stamp->size;
+      loaded_inode_ = stamp->inode;
     }
     current_ = std::move(snapshot);
     last_check_ = std::chrono::steady_clock::now();

@@ -45,6 +45,7 @@ class StateStore {
   std::chrono::steady_clock::time_point last_check_{};
   long long loaded_mtime_ns_ = -1;
   long long loaded_size_ = -1;
+  unsigned long long loaded_inode_ = 0;
 };
 
 }  // namespace signum::server

@@ -6,6 +6,7 @@
 
 #include <boost/process.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -24,17 +25,18 @@ namespace {
 namespace bp = boost::process;
 using nlohmann::json;
 using signum::testing::RunCommand;
+using signum::testing::SoftHsmToken;
 using signum::testing::TempDir;
 
 constexpr const char* kServerBinary = SIGNUM_SERVER_BINARY;
 
 std::string Cli(const std::string& args) { return std::string(kServerBinary) + " " + args; }
 
-// A running signum-server process on a demo deployment.
+// A running signum-server process on a demo deployment (init-demo with `init_options`).
 class Deployment {
  public:
-  Deployment() : dir_("signum-e2e") {
-    auto init = RunCommand(Cli("init-demo " + dir_.path() + "/demo"));
+  explicit Deployment(const std::string& init_options = "") : dir_("signum-e2e") {
+    auto init = RunCommand(Cli("init-demo " + dir_.path() + "/demo " + init_options));
     if (init.exit_code != 0) throw std::runtime_error("init-demo failed: " + init.output);
     root_ = dir_.path() + "/demo";
     json config = json::parse(*ReadFile(root_ + "/server.json"));
@@ -503,6 +505,132 @@ TEST_F(ServerE2eTest, ZzzOverloadAnswers429WithRetryAfter) {
   EXPECT_GT(throttled.load(), 0);
   EXPECT_TRUE(retry_after_seen.load());
   EXPECT_EQ(other.load(), 0);
+}
+
+}  // namespace
+}  // namespace signum::server
+
+namespace signum::server {
+namespace {
+
+// Every object on a token as pkcs11-tool lists it after login (labels, classes, CKA_IDs, key
+// attributes): "left as found" means this text is unchanged.
+std::string ListTokenObjects(const SoftHsmToken& token) {
+  auto listed = RunCommand("SOFTHSM2_CONF=" + token.config_path() + " pkcs11-tool --module " +
+                           token.module_path() + " --token-label " + token.label() +
+                           " --login --pin " + token.pin() + " --list-objects 2>&1");
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  return listed.output;
+}
+
+// init-demo on an existing token of "any" PKCS#11 module (a SoftHSM2 token stands in for an HSM
+// vendor's): the server signs with keys it generated there, and remove-demo-keys takes exactly
+// those objects away again while the vendor's own key pair stays.
+TEST(VendorTokenE2eTest, InitDemoOnAnExistingTokenSignsAndRemoveDemoKeysLeavesItAsFound) {
+  SoftHsmToken vendor("vendor-token", "vendor-pin-4711");
+  auto own_key = RunCommand("SOFTHSM2_CONF=" + vendor.config_path() + " pkcs11-tool --module " +
+                            vendor.module_path() + " --token-label vendor-token --login --pin " +
+                            vendor.pin() +
+                            " --keypairgen --key-type EC:prime256v1 --label vendors-own --id 0a0b"
+                            " 2>&1");
+  ASSERT_EQ(own_key.exit_code, 0) << own_key.output;
+  const std::string before = ListTokenObjects(vendor);
+  ASSERT_NE(before.find("vendors-own"), std::string::npos) << before;
+
+  TempDir secrets("signum-vendor-pin");
+  ASSERT_TRUE(WriteFileAtomically(secrets.File("pin"), vendor.pin() + "\n", 0600).ok());
+  // The variable reaches the module only through --hsm-env (server.json hsm.environment).
+  ::unsetenv("SOFTHSM2_CONF");
+  Deployment deployment("--hsm-module " + vendor.module_path() +
+                        " --hsm-token-label vendor-token --hsm-pin-file " + secrets.File("pin") +
+                        " --hsm-env SOFTHSM2_CONF=" + vendor.config_path() +
+                        " --hsm-env SIGNUM_VENDOR_PROBE=a=b --keys rsa-2048,ec-p256");
+  ::setenv("SOFTHSM2_CONF", vendor.config_path().c_str(), 1);
+
+  json config = json::parse(*ReadFile(deployment.config()));
+  EXPECT_EQ(config["hsm"]["module"], vendor.module_path());
+  EXPECT_EQ(config["hsm"]["token_label"], "vendor-token");
+  EXPECT_EQ(config["hsm"]["pin_file"], secrets.File("pin"));
+  EXPECT_EQ(config["hsm"]["environment"]["SOFTHSM2_CONF"], vendor.config_path());
+  EXPECT_EQ(config["hsm"]["environment"]["SIGNUM_VENDOR_PROBE"], "a=b");
+  EXPECT_FALSE(std::filesystem::exists(deployment.root() + "/hsm/tokens"));
+  EXPECT_FALSE(std::filesystem::exists(deployment.root() + "/secrets/hsm.pin"));
+  const std::string with_demo = ListTokenObjects(vendor);
+  EXPECT_NE(with_demo.find("rsa-2048"), std::string::npos) << with_demo;
+  EXPECT_NE(with_demo.find("ec-p256"), std::string::npos) << with_demo;
+
+  deployment.Start();
+  auto client = deployment.Client(deployment.Token("release"));
+  ASSERT_NE(client, nullptr);
+  auto listed = client->Get(std::string(wire::kCertificatesPath));
+  ASSERT_TRUE(listed.ok() && listed->status == 200);
+  auto list = wire::ParseCertificateListResponse(json::parse(listed->body)).value();
+  ASSERT_EQ(list.certificates.size(), 2u);
+  for (const auto& entry : list.certificates) {
+    const PublicKey key = Certificate::FromPem(entry.certificate_pem)->GetPublicKey().value();
+    wire::SignRequest req;
+    req.certificate_id = entry.id;
+    req.scheme =
+        entry.key.type == KeyType::kRsa ? SignatureScheme::kRsaPss : SignatureScheme::kEcdsa;
+    req.hash = HashAlgorithm::kSha256;
+    req.digest = Digest(req.hash, AsBytes("vendor artifact " + entry.label));
+    auto r = client->Post(std::string(wire::kSignPath), wire::ToJson(req).dump());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto resp = wire::ParseSignResponse(json::parse(r->body));
+    ASSERT_TRUE(resp.ok());
+    Status v = VerifyDigestSignature(key, req.scheme, req.hash, req.digest, resp->signature);
+    EXPECT_TRUE(v.ok()) << entry.label << ": " << v.ToString();
+  }
+  deployment.Stop();
+
+  auto removed = RunCommand(Cli("remove-demo-keys " + deployment.root()));
+  ASSERT_EQ(removed.exit_code, 0) << removed.output;
+  EXPECT_NE(removed.output.find("removed 2 demo key pairs"), std::string::npos) << removed.output;
+  EXPECT_EQ(ListTokenObjects(vendor), before);
+  json state = json::parse(*ReadFile(deployment.root() + "/state.json"));
+  EXPECT_TRUE(state["certificates"].empty()) << state["certificates"].dump();
+  auto again = RunCommand(Cli("remove-demo-keys " + deployment.root()));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("removed 0 demo key pairs"), std::string::npos) << again.output;
+}
+
+TEST(VendorTokenE2eTest, WrongPinOrIncompleteOptionsFailAndLeaveTheTokenAlone) {
+  SoftHsmToken vendor("vendor-token", "vendor-pin-4711");
+  const std::string before = ListTokenObjects(vendor);
+  TempDir dir("signum-vendor-bad");
+  ASSERT_TRUE(WriteFileAtomically(dir.File("pin"), "not-the-pin\n", 0600).ok());
+  auto bad_pin =
+      RunCommand(Cli("init-demo " + dir.File("demo") + " --hsm-module " + vendor.module_path() +
+                     " --hsm-token-label vendor-token" + " --hsm-pin-file " + dir.File("pin") +
+                     " --hsm-env SOFTHSM2_CONF=" + vendor.config_path()));
+  EXPECT_NE(bad_pin.exit_code, 0);
+  EXPECT_NE(bad_pin.output.find("CKR_PIN_INCORRECT"), std::string::npos) << bad_pin.output;
+  auto half = RunCommand(Cli("init-demo " + dir.File("demo2") + " --hsm-module " +
+                             vendor.module_path() + " --hsm-pin-file " + dir.File("pin")));
+  EXPECT_EQ(half.exit_code, 2) << half.output;
+  EXPECT_EQ(ListTokenObjects(vendor), before);
+}
+
+// The fresh-SoftHSM2 deployment keeps the same ledger, so remove-demo-keys works there too.
+TEST(VendorTokenE2eTest, RemoveDemoKeysOnAFreshSoftHsmDeploymentEmptiesItsToken) {
+  TempDir dir("signum-demo-remove");
+  auto init = RunCommand(Cli("init-demo " + dir.File("demo") + " --keys ec-p256"));
+  ASSERT_EQ(init.exit_code, 0) << init.output;
+  auto ledger = json::parse(*ReadFile(dir.File("demo/hsm/demo-keys.json")));
+  ASSERT_EQ(ledger["keys"].size(), 1u);
+  auto removed = RunCommand(Cli("remove-demo-keys " + dir.File("demo")));
+  ASSERT_EQ(removed.exit_code, 0) << removed.output;
+  EXPECT_NE(removed.output.find(ledger["keys"][0]["key_id"].get<std::string>()), std::string::npos)
+      << removed.output;
+  const std::string pin = ReadSecretFile(dir.File("demo/secrets/hsm.pin")).value();
+  auto listed = RunCommand("SOFTHSM2_CONF=" + dir.File("demo/hsm/softhsm2.conf") +
+                           " pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label"
+                           " signum-demo --login --pin " +
+                           pin + " --list-objects 2>&1");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_EQ(listed.output.find("Private Key Object"), std::string::npos) << listed.output;
+  EXPECT_EQ(listed.output.find("Certificate Object"), std::string::npos) << listed.output;
 }
 
 }  // namespace

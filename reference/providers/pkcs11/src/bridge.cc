@@ -109,10 +109,11 @@ Status CopyList(const std::vector<T>& items, T* out, CK_ULONG_PTR count) {
   return Status::Ok();
 }
 
-// Signature output: the length query (NULL buffer) and a short buffer keep the operation
-// (§5.2); the caller ends it on every other outcome. Returns nullopt when the caller should go on
-// and produce the signature.
-std::optional<Status> LengthProtocol(size_t size, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
+// Signature and digest output: the length query (NULL buffer) and a short buffer keep the
+// operation (§5.2); the caller ends it on every other outcome. Returns nullopt when the caller
+// should go on and produce the output (`what`, for the message).
+std::optional<Status> LengthProtocol(const char* what, size_t size, CK_BYTE_PTR out,
+                                     CK_ULONG_PTR out_len) {
   if (out == nullptr) {
     *out_len = size;
     return Status::Ok();
@@ -120,10 +121,17 @@ std::optional<Status> LengthProtocol(size_t size, CK_BYTE_PTR out, CK_ULONG_PTR 
   if (*out_len < size) {
     const CK_ULONG given = *out_len;
     *out_len = size;
-    return CkError(CKR_BUFFER_TOO_SMALL, "signature needs " + std::to_string(size) +
+    return CkError(CKR_BUFFER_TOO_SMALL, std::string(what) + " needs " + std::to_string(size) +
                                              " bytes, buffer has " + std::to_string(given));
   }
   return std::nullopt;
+}
+
+// Copies a computed digest out (the length protocol has already made sure it fits).
+Status DeliverDigest(const Bytes& digest, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
+  std::memcpy(out, digest.data(), digest.size());
+  *out_len = digest.size();
+  return Status::Ok();
 }
 
 // Signs the prepared digest through the agent, keeping the result in the operation so that it is
@@ -359,12 +367,13 @@ Status GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) {
   return Status::Ok();
 }
 
-// §5.6.7 C_SessionCancel (3.0): ends the operations named in flags.
+// §5.6.7 C_SessionCancel (3.0): ends the operations named in flags (sign, verify, digest, find).
 Status SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags) {
   SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
   std::lock_guard lock(ctx.session->mu);
   if (flags & CKF_SIGN) ctx.session->sign.reset();
   if (flags & CKF_VERIFY) ctx.session->verify.reset();
+  if (flags & CKF_DIGEST) ctx.session->digest.reset();
   if (flags & CKF_FIND_OBJECTS) ctx.session->find.reset();
   return Status::Ok();
 }
@@ -571,6 +580,107 @@ Status FindObjectsFinal(CK_SESSION_HANDLE hSession) {
   return Status::Ok();
 }
 
+// --- Message digesting: local (OpenSSL), no key, no agent, no login needed --------------------
+// SunPKCS11 offers RSASSA-PSS only when the token lists the digest mechanism (CKF_DIGEST); other
+// tools (pkcs11-tool --hash) digest on the token. The rules mirror signing: CKR_OPERATION_ACTIVE
+// for a second Init, the length protocol (NULL buffer or short buffer keep the operation), every
+// other outcome ends it.
+
+// C_DigestInit
+Status DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) {
+  SIGNUM_ASSIGN_OR_RETURN(std::shared_ptr<Provider> provider, GetProvider());
+  if (pMechanism == nullptr) return ArgumentsBad("pMechanism is NULL");
+  if (pMechanism->pParameter == nullptr && pMechanism->ulParameterLen != 0) {
+    return ArgumentsBad("pMechanism->pParameter is NULL with ulParameterLen " +
+                        std::to_string(pMechanism->ulParameterLen));
+  }
+  SIGNUM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, provider->GetSession(hSession));
+  std::lock_guard lock(session->mu);
+  if (session->digest != nullptr) {
+    return CkError(CKR_OPERATION_ACTIVE, "a digest operation is already active in this session");
+  }
+  SIGNUM_ASSIGN_OR_RETURN(session->digest, DigestOperation::Create(*pMechanism));
+  return Status::Ok();
+}
+
+// C_Digest: single-part; the same length protocol as C_Sign (pData may be NULL for the probe).
+Status Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+              CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) {
+  SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
+  std::lock_guard lock(ctx.session->mu);
+  std::unique_ptr<DigestOperation>& op = ctx.session->digest;
+  if (op == nullptr) return NoOperation("digest");
+  if (pulDigestLen == nullptr) {
+    op.reset();
+    return ArgumentsBad("pulDigestLen is NULL");
+  }
+  if (op->updated()) {
+    // As C_Sign after C_SignUpdate: C_Digest cannot finish a multi-part operation; end it.
+    op.reset();
+    return CkError(
+        CKR_OPERATION_NOT_INITIALIZED,
+        "C_Digest after C_DigestUpdate: finish a multi-part operation with C_DigestFinal");
+  }
+  if (auto done = LengthProtocol("digest", op->digest_size(), pDigest, pulDigestLen)) return *done;
+  if (pData == nullptr && ulDataLen != 0) {
+    op.reset();
+    return ArgumentsBad("pData is NULL with ulDataLen " + std::to_string(ulDataLen));
+  }
+  const Bytes digest = op->DigestOf(ByteView(pData, pData == nullptr ? 0 : ulDataLen));
+  op.reset();
+  return DeliverDigest(digest, pDigest, pulDigestLen);
+}
+
+// C_DigestUpdate: any error ends the operation.
+Status DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+  SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
+  std::lock_guard lock(ctx.session->mu);
+  std::unique_ptr<DigestOperation>& op = ctx.session->digest;
+  if (op == nullptr) return NoOperation("digest");
+  if (pPart == nullptr && ulPartLen != 0) {
+    op.reset();
+    return ArgumentsBad("pPart is NULL with ulPartLen " + std::to_string(ulPartLen));
+  }
+  op->Update(ByteView(pPart, pPart == nullptr ? 0 : ulPartLen));
+  return Status::Ok();
+}
+
+// C_DigestKey digests a secret key's value. The token holds only key pairs (no CKO_SECRET_KEY),
+// and their private halves never leave the HSM: a key → CKR_KEY_INDIGESTIBLE, anything else →
+// CKR_KEY_HANDLE_INVALID. Either error ends the operation, as a failed C_DigestUpdate does.
+Status DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) {
+  SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
+  std::lock_guard lock(ctx.session->mu);
+  std::unique_ptr<DigestOperation>& op = ctx.session->digest;
+  if (op == nullptr) return NoOperation("digest");
+  op.reset();
+  std::shared_ptr<const Object> key = ctx.provider->FindObject(hKey);
+  if (key == nullptr || key->kind == ObjectKind::kCertificate ||
+      (key->is_private && !ctx.provider->logged_in())) {
+    return CkError(CKR_KEY_HANDLE_INVALID, "no key with handle " + std::to_string(hKey));
+  }
+  return CkError(CKR_KEY_INDIGESTIBLE,
+                 "only secret keys can be digested; the Signum token holds key pairs whose "
+                 "private halves never leave the HSM");
+}
+
+// C_DigestFinal: the same length protocol as C_SignFinal.
+Status DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) {
+  SIGNUM_ASSIGN_OR_RETURN(auto ctx, GetSessionContext(hSession));
+  std::lock_guard lock(ctx.session->mu);
+  std::unique_ptr<DigestOperation>& op = ctx.session->digest;
+  if (op == nullptr) return NoOperation("digest");
+  if (pulDigestLen == nullptr) {
+    op.reset();
+    return ArgumentsBad("pulDigestLen is NULL");
+  }
+  if (auto done = LengthProtocol("digest", op->digest_size(), pDigest, pulDigestLen)) return *done;
+  Result<Bytes> digest = op->Final();
+  op.reset();
+  if (!digest.ok()) return digest.status();
+  return DeliverDigest(*digest, pDigest, pulDigestLen);
+}
+
 // --- Signing (§5.12)
 // ------------------------------------------------------------------------------
 
@@ -599,7 +709,9 @@ Status Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
     return CkError(CKR_OPERATION_NOT_INITIALIZED,
                    "C_Sign after C_SignUpdate: finish a multi-part operation with C_SignFinal");
   }
-  if (auto done = LengthProtocol(op->signature_size(), pSignature, pulSignatureLen)) return *done;
+  if (auto done = LengthProtocol("signature", op->signature_size(), pSignature, pulSignatureLen)) {
+    return *done;
+  }
   if (pData == nullptr && ulDataLen != 0) {
     op.reset();
     return ArgumentsBad("pData is NULL with ulDataLen " + std::to_string(ulDataLen));
@@ -645,7 +757,9 @@ Status SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PT
     op.reset();
     return ArgumentsBad("pulSignatureLen is NULL");
   }
-  if (auto done = LengthProtocol(op->signature_size(), pSignature, pulSignatureLen)) return *done;
+  if (auto done = LengthProtocol("signature", op->signature_size(), pSignature, pulSignatureLen)) {
+    return *done;
+  }
   SignatureOperation& current = *op;
   Status s = ProduceSignature(
       *ctx.provider, current, [&] { return current.FinalDigest(); }, pSignature, pulSignatureLen);

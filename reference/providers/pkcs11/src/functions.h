@@ -102,12 +102,12 @@
       ((OUT_BYTES, CK_BYTE_PTR, pPart, CK_ULONG_PTR, pulPartLen))) \
   X(DecryptFinal, V2, STUB, ((HANDLE, CK_SESSION_HANDLE, hSession)) \
       ((OUT_BYTES, CK_BYTE_PTR, pLastPart, CK_ULONG_PTR, pulLastPartLen))) \
-  X(DigestInit, V2, STUB, ((HANDLE, CK_SESSION_HANDLE, hSession))((MECHANISM, CK_MECHANISM_PTR, pMechanism))) \
-  X(Digest, V2, STUB, ((HANDLE, CK_SESSION_HANDLE, hSession))((BYTES, CK_BYTE_PTR, pData, CK_ULONG, ulDataLen)) \
+  X(DigestInit, V2, IMPL, ((HANDLE, CK_SESSION_HANDLE, hSession))((MECHANISM, CK_MECHANISM_PTR, pMechanism))) \
+  X(Digest, V2, IMPL, ((HANDLE, CK_SESSION_HANDLE, hSession))((BYTES, CK_BYTE_PTR, pData, CK_ULONG, ulDataLen)) \
       ((OUT_BYTES, CK_BYTE_PTR, pDigest, CK_ULONG_PTR, pulDigestLen))) \
-  X(DigestUpdate, V2, STUB, ((HANDLE, CK_SESSION_HANDLE, hSession))((BYTES, CK_BYTE_PTR, pPart, CK_ULONG, ulPartLen))) \
-  X(DigestKey, V2, STUB, ((HANDLE, CK_SESSION_HANDLE, hSession))((HANDLE, CK_OBJECT_HANDLE, hKey))) \
-  X(DigestFinal, V2, STUB, ((HANDLE, CK_SESSION_HANDLE, hSession)) \
+  X(DigestUpdate, V2, IMPL, ((HANDLE, CK_SESSION_HANDLE, hSession))((BYTES, CK_BYTE_PTR, pPart, CK_ULONG, ulPartLen))) \
+  X(DigestKey, V2, IMPL, ((HANDLE, CK_SESSION_HANDLE, hSession))((HANDLE, CK_OBJECT_HANDLE, hKey))) \
+  X(DigestFinal, V2, IMPL, ((HANDLE, CK_SESSION_HANDLE, hSession)) \
       ((OUT_BYTES, CK_BYTE_PTR, pDigest, CK_ULONG_PTR, pulDigestLen))) \
   X(SignInit, V2, IMPL, ((HANDLE, CK_SESSION_HANDLE, hSession))((MECHANISM, CK_MECHANISM_PTR, pMechanism)) \
       ((HANDLE, CK_OBJECT_HANDLE, hKey))) \

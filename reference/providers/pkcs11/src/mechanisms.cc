@@ -7,18 +7,16 @@ namespace {
 
 std::vector<Mechanism> BuildTable() {
   std::vector<Mechanism> table;
-  table.push_back({CKM_RSA_PKCS, KeyType::kRsa, SignatureScheme::kRsaPkcs1, std::nullopt});
-  for (const HashInfo& h : AllHashes()) {
-    table.push_back({h.ckm_rsa_pkcs, KeyType::kRsa, SignatureScheme::kRsaPkcs1, h.algorithm});
-  }
-  table.push_back({CKM_RSA_PKCS_PSS, KeyType::kRsa, SignatureScheme::kRsaPss, std::nullopt});
-  for (const HashInfo& h : AllHashes()) {
-    table.push_back({h.ckm_rsa_pss, KeyType::kRsa, SignatureScheme::kRsaPss, h.algorithm});
-  }
-  table.push_back({CKM_ECDSA, KeyType::kEc, SignatureScheme::kEcdsa, std::nullopt});
-  for (const HashInfo& h : AllHashes()) {
-    table.push_back({h.ckm_ecdsa, KeyType::kEc, SignatureScheme::kEcdsa, h.algorithm});
-  }
+  const SignatureMechanism rsa_pkcs1{KeyType::kRsa, SignatureScheme::kRsaPkcs1};
+  const SignatureMechanism rsa_pss{KeyType::kRsa, SignatureScheme::kRsaPss};
+  const SignatureMechanism ecdsa{KeyType::kEc, SignatureScheme::kEcdsa};
+  table.push_back({CKM_RSA_PKCS, std::nullopt, rsa_pkcs1});
+  for (const HashInfo& h : AllHashes()) table.push_back({h.ckm_rsa_pkcs, h.algorithm, rsa_pkcs1});
+  table.push_back({CKM_RSA_PKCS_PSS, std::nullopt, rsa_pss});
+  for (const HashInfo& h : AllHashes()) table.push_back({h.ckm_rsa_pss, h.algorithm, rsa_pss});
+  table.push_back({CKM_ECDSA, std::nullopt, ecdsa});
+  for (const HashInfo& h : AllHashes()) table.push_back({h.ckm_ecdsa, h.algorithm, ecdsa});
+  for (const HashInfo& h : AllHashes()) table.push_back({h.ckm_digest, h.algorithm, std::nullopt});
   return table;
 }
 
@@ -52,13 +50,19 @@ const Mechanism* FindMechanism(CK_MECHANISM_TYPE type) {
 
 CK_MECHANISM_INFO InfoFor(const Mechanism& mechanism) {
   CK_MECHANISM_INFO info{};
-  const auto [lo, hi] = KeySizeRange(mechanism.key_type);
+  if (mechanism.is_digest()) {
+    // Computed locally with OpenSSL; the key size fields are unused for digests (left 0).
+    info.flags = CKF_DIGEST;
+    return info;
+  }
+  const KeyType key_type = mechanism.signature->key_type;
+  const auto [lo, hi] = KeySizeRange(key_type);
   info.ulMinKeySize = lo;
   info.ulMaxKeySize = hi;
   // Verification runs locally against the public key (OpenSSL); signing in the HSM, but not in a
   // device attached to this host, hence no CKF_HW.
   info.flags = CKF_SIGN | CKF_VERIFY;
-  if (mechanism.key_type == KeyType::kEc) {
+  if (key_type == KeyType::kEc) {
     info.flags |= CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
   }
   return info;
@@ -67,7 +71,7 @@ CK_MECHANISM_INFO InfoFor(const Mechanism& mechanism) {
 std::vector<CK_MECHANISM_TYPE> MechanismsFor(KeyType key_type) {
   std::vector<CK_MECHANISM_TYPE> out;
   for (const Mechanism& m : Table()) {
-    if (m.key_type == key_type) out.push_back(m.type);
+    if (m.signature.has_value() && m.signature->key_type == key_type) out.push_back(m.type);
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "digest_operation.h"
 #include "objects.h"
 #include "sign_operation.h"
 #include "signum/core/pkcs11.h"
@@ -59,6 +60,7 @@ class Session {
   std::optional<FindState> find;
   std::unique_ptr<SignatureOperation> sign;
   std::unique_ptr<SignatureOperation> verify;
+  std::unique_ptr<DigestOperation> digest;
 
  private:
   const CK_SESSION_HANDLE handle_;

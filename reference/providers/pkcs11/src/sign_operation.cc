@@ -58,13 +58,18 @@ Result<std::unique_ptr<SignatureOperation>> SignatureOperation::Create(
     return CkError(CKR_MECHANISM_INVALID,
                    MechanismName(mechanism.mechanism) + " is not offered by this token");
   }
-  if (m->key_type != key->key_spec.type) {
+  if (m->is_digest()) {
+    return CkError(
+        CKR_MECHANISM_INVALID,
+        MechanismName(m->type) + " is a digest mechanism (C_DigestInit), not a signature one");
+  }
+  if (m->signature->key_type != key->key_spec.type) {
     return CkError(CKR_KEY_TYPE_INCONSISTENT, MechanismName(m->type) + " cannot be used with " +
                                                   key->label + " (" + key->key_spec.Name() + ")");
   }
   std::unique_ptr<SignatureOperation> op(new SignatureOperation());
   op->mechanism_ = m;
-  if (m->scheme == SignatureScheme::kRsaPss) {
+  if (m->signature->scheme == SignatureScheme::kRsaPss) {
     HashAlgorithm hash = HashAlgorithm::kSha256;
     size_t salt = 0;
     SIGNUM_RETURN_IF_ERROR(ValidatePssParameters(mechanism, *m, key->key_spec, &hash, &salt));
@@ -96,8 +101,7 @@ Status SignatureOperation::Update(ByteView part) {
 }
 
 Result<provider::DigestToSign> SignatureOperation::FromRawInput(ByteView input) const {
-  const Mechanism& m = *mechanism_;
-  switch (m.scheme) {
+  switch (mechanism_->signature->scheme) {
     case SignatureScheme::kRsaPkcs1: {
       // PKCS#1 v1.5 needs 11 bytes of padding (RFC 8017 §9.2 step 3).
       const size_t k = key_->key_spec.SignatureSize();
@@ -138,7 +142,7 @@ Result<provider::DigestToSign> SignatureOperation::FromRawInput(ByteView input) 
 
 Result<provider::DigestToSign> SignatureOperation::DigestFor(ByteView data) const {
   if (!mechanism_->hash.has_value()) return FromRawInput(data);
-  return provider::DigestToSign{mechanism_->scheme, *mechanism_->hash,
+  return provider::DigestToSign{mechanism_->signature->scheme, *mechanism_->hash,
                                 Digest(*mechanism_->hash, data), pss_salt_};
 }
 
@@ -146,7 +150,8 @@ Result<provider::DigestToSign> SignatureOperation::FinalDigest() {
   if (finished_) return CkError(CKR_GENERAL_ERROR, "operation input already consumed");
   finished_ = true;
   if (!hasher_.has_value()) return FromRawInput(raw_input_);
-  return provider::DigestToSign{mechanism_->scheme, *mechanism_->hash, hasher_->Final(), pss_salt_};
+  return provider::DigestToSign{mechanism_->signature->scheme, *mechanism_->hash, hasher_->Final(),
+                                pss_salt_};
 }
 
 Status VerifySignature(const provider::ProviderCertificate& key,

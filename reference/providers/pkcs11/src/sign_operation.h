@@ -29,7 +29,8 @@ class SignatureOperation {
   // Checks the mechanism against the key and its parameters (PSS: CK_RSA_PKCS_PSS_PARAMS with a
   // supported hashAlg, equal to the mechanism's hash for CKM_SHA*_RSA_PKCS_PSS, MGF1 of the same
   // hash, sLen within emLen - hLen - 2; the others: no parameters).
-  // CKR_MECHANISM_INVALID / CKR_KEY_TYPE_INCONSISTENT / CKR_MECHANISM_PARAM_INVALID.
+  // CKR_MECHANISM_INVALID (also for digest mechanisms) / CKR_KEY_TYPE_INCONSISTENT /
+  // CKR_MECHANISM_PARAM_INVALID.
   static Result<std::unique_ptr<SignatureOperation>> Create(
       const CK_MECHANISM& mechanism, std::shared_ptr<const provider::ProviderCertificate> key);
 

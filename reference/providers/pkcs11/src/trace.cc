@@ -342,7 +342,8 @@ void In_MECHANISM(Record& r, const char* n, CK_MECHANISM_PTR v) {
   std::string text = MechanismName(v->mechanism);
   const Mechanism* known = FindMechanism(v->mechanism);
   if (v->pParameter != nullptr && v->ulParameterLen == sizeof(CK_RSA_PKCS_PSS_PARAMS) &&
-      known != nullptr && known->scheme == SignatureScheme::kRsaPss) {
+      known != nullptr && known->signature.has_value() &&
+      known->signature->scheme == SignatureScheme::kRsaPss) {
     const auto* pss = static_cast<const CK_RSA_PKCS_PSS_PARAMS*>(v->pParameter);
     text += " {hashAlg = " + MechanismName(pss->hashAlg) +
             ", mgf = " + Named(MgfName(pss->mgf), pss->mgf) + ", sLen = " + Ulong(pss->sLen) + "}";

@@ -10,10 +10,12 @@
 #include <set>
 
 #include "ck_status.h"
+#include "digest_operation.h"
 #include "mechanisms.h"
 #include "objects.h"
 #include "sign_operation.h"
 #include "signum/core/crypto.h"
+#include "signum/core/encoding.h"
 #include "signum/core/pkcs11_module.h"
 #include "test_pki.h"
 #include "trace.h"
@@ -300,14 +302,25 @@ TEST(ObjectStoreTest, MatchingIsExact) {
 
 TEST(MechanismsTest, EveryMechanismOnceWithConsistentInfo) {
   std::set<CK_MECHANISM_TYPE> seen;
+  size_t digests = 0;
   for (const Mechanism& m : AllMechanisms()) {
     EXPECT_TRUE(seen.insert(m.type).second) << MechanismName(m.type);
     EXPECT_EQ(FindMechanism(m.type), &m);
     CK_MECHANISM_INFO info = InfoFor(m);
     EXPECT_LE(info.ulMinKeySize, info.ulMaxKeySize);
-    EXPECT_TRUE(info.flags & CKF_SIGN);
     EXPECT_FALSE(info.flags & (CKF_ENCRYPT | CKF_DECRYPT | CKF_DERIVE | CKF_HW));
-    if (m.key_type == KeyType::kRsa) {
+    if (m.is_digest()) {
+      ++digests;
+      ASSERT_TRUE(m.hash.has_value()) << MechanismName(m.type);
+      EXPECT_EQ(m.type, GetHashInfo(*m.hash).ckm_digest);
+      EXPECT_EQ(info.flags, static_cast<CK_FLAGS>(CKF_DIGEST)) << MechanismName(m.type);
+      EXPECT_EQ(info.ulMinKeySize, 0u);
+      EXPECT_EQ(info.ulMaxKeySize, 0u);
+      continue;
+    }
+    EXPECT_TRUE(info.flags & CKF_SIGN);
+    EXPECT_FALSE(info.flags & CKF_DIGEST);
+    if (m.signature->key_type == KeyType::kRsa) {
       EXPECT_EQ(info.ulMinKeySize, 2048u);
       EXPECT_EQ(info.ulMaxKeySize, 4096u);
     } else {
@@ -315,14 +328,24 @@ TEST(MechanismsTest, EveryMechanismOnceWithConsistentInfo) {
       EXPECT_EQ(info.ulMaxKeySize, 521u);
     }
   }
-  EXPECT_EQ(seen.size(), 18u);  // (raw + 5 hashes) x {PKCS#1, PSS, ECDSA}
-  for (CK_MECHANISM_TYPE t : {CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS_PSS,
-                              CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA, CKM_ECDSA_SHA384}) {
+  // (raw + 5 hashes) x {PKCS#1, PSS, ECDSA}, and the 5 digests.
+  EXPECT_EQ(seen.size(), 23u);
+  EXPECT_EQ(digests, 5u);
+  for (CK_MECHANISM_TYPE t :
+       {CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA,
+        CKM_ECDSA_SHA384, CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512}) {
     EXPECT_NE(FindMechanism(t), nullptr) << MechanismName(t);
   }
   EXPECT_EQ(FindMechanism(CKM_RSA_X_509), nullptr);
+  EXPECT_EQ(FindMechanism(CKM_MD5), nullptr);
+  // Keys allow their signature mechanisms only: a digest needs no key.
   EXPECT_EQ(MechanismsFor(KeyType::kRsa).size(), 12u);
   EXPECT_EQ(MechanismsFor(KeyType::kEc).size(), 6u);
+  for (KeyType type : {KeyType::kRsa, KeyType::kEc}) {
+    for (CK_MECHANISM_TYPE t : MechanismsFor(type)) {
+      EXPECT_FALSE(FindMechanism(t)->is_digest()) << MechanismName(t);
+    }
+  }
 }
 
 TEST(CkStatusTest, PayloadWinsOverTheTable) {
@@ -378,6 +401,45 @@ TEST(SignatureOperationTest, MechanismMustFitTheKey) {
   uint8_t junk[4] = {};
   op = SignatureOperation::Create(Mech(CKM_RSA_PKCS, junk, 4), RsaLeaf());
   EXPECT_EQ(RvOf(op.status()), CKR_MECHANISM_PARAM_INVALID);
+}
+
+TEST(SignatureOperationTest, DigestMechanismsDoNotSign) {
+  auto op = SignatureOperation::Create(Mech(CKM_SHA256), RsaLeaf());
+  ASSERT_FALSE(op.ok());
+  EXPECT_EQ(RvOf(op.status()), CKR_MECHANISM_INVALID);
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA_1), EcLeaf()).status()),
+            CKR_MECHANISM_INVALID);
+}
+
+TEST(DigestOperationTest, OnlyDigestMechanismsWithoutParameters) {
+  EXPECT_EQ(RvOf(DigestOperation::Create(Mech(CKM_SHA256_RSA_PKCS)).status()),
+            CKR_MECHANISM_INVALID);
+  EXPECT_EQ(RvOf(DigestOperation::Create(Mech(CKM_ECDSA)).status()), CKR_MECHANISM_INVALID);
+  EXPECT_EQ(RvOf(DigestOperation::Create(Mech(CKM_MD5)).status()), CKR_MECHANISM_INVALID);
+  uint8_t junk[4] = {};
+  EXPECT_EQ(RvOf(DigestOperation::Create(Mech(CKM_SHA256, junk, 4)).status()),
+            CKR_MECHANISM_PARAM_INVALID);
+  for (const HashInfo& h : AllHashes()) {
+    auto op = DigestOperation::Create(Mech(h.ckm_digest));
+    ASSERT_TRUE(op.ok()) << h.name;
+    EXPECT_EQ((*op)->digest_size(), h.digest_size);
+    EXPECT_EQ((*op)->mechanism().type, h.ckm_digest);
+    EXPECT_FALSE((*op)->updated());
+  }
+}
+
+TEST(DigestOperationTest, FinalIsOnce) {
+  auto op = DigestOperation::Create(Mech(CKM_SHA384)).value();
+  op->Update(AsBytes("ab"));
+  op->Update(AsBytes("c"));
+  EXPECT_TRUE(op->updated());
+  auto first = op->Final();
+  ASSERT_TRUE(first.ok());
+  // SHA-384("abc"), FIPS 180-2 appendix D.1.
+  EXPECT_EQ(HexEncode(*first),
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
+            "8086072ba1e7cc2358baeca134c825a7");
+  EXPECT_EQ(RvOf(op->Final().status()), CKR_GENERAL_ERROR);
 }
 
 TEST(SignatureOperationTest, RsaPkcsTakesADigestInfo) {

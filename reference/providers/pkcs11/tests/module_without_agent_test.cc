@@ -1,9 +1,10 @@
 // libsignumpkcs11.so through dlopen with no agent running: everything that must work (or fail
 // cleanly) without one. The ABI and its function lists, C_Initialize/C_Finalize semantics, token
 // and slot information, mechanisms, sessions, the PIN policy, a read-only token, the NULL-argument
-// sweep, fork, the exported symbols and the call trace. Signing is covered end to end in
-// provider_e2e_test.cc against a real agent, server and SoftHSM2.
+// sweep, fork, the exported symbols, the call trace, and digesting (local: no agent needed).
+// Signing is covered end to end in provider_e2e_test.cc against a real agent, server and SoftHSM2.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 
 #include "functions.h"
 #include "module_test_util.h"
+#include "signum/core/encoding.h"
 #include "signum/core/files.h"
 #include "temp_dir.h"
 
@@ -281,18 +283,28 @@ TEST_F(NoAgentTest, MechanismListAndInfoAgree) {
   EXPECT_RV(CKR_BUFFER_TOO_SMALL, F()->C_GetMechanismList(1, list.data(), &small));
   EXPECT_EQ(small, count);
   ASSERT_RV(CKR_OK, F()->C_GetMechanismList(1, list.data(), &count));
-  EXPECT_EQ(count, 18u);
+  EXPECT_EQ(count, 23u);
   std::set<CK_MECHANISM_TYPE> unique(list.begin(), list.end());
   EXPECT_EQ(unique.size(), list.size()) << "duplicates in the mechanism list (F31)";
   for (CK_MECHANISM_TYPE m : list) {
     CK_MECHANISM_INFO info;
     ASSERT_RV(CKR_OK, F()->C_GetMechanismInfo(1, m, &info)) << MechanismName(m);
-    EXPECT_TRUE(info.flags & CKF_SIGN);
+    // Each mechanism is either a signature one or a digest one.
+    EXPECT_NE((info.flags & CKF_SIGN) != 0, (info.flags & CKF_DIGEST) != 0) << MechanismName(m);
     EXPECT_LE(info.ulMinKeySize, info.ulMaxKeySize);
   }
   for (CK_MECHANISM_TYPE m :
        {CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA, CKM_ECDSA_SHA512}) {
     EXPECT_EQ(unique.count(m), 1u) << MechanismName(m);
+  }
+  // The digests SunPKCS11 looks for before it offers RSASSA-PSS (as SoftHSM2 lists them).
+  for (CK_MECHANISM_TYPE m : {CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512}) {
+    EXPECT_EQ(unique.count(m), 1u) << MechanismName(m);
+    CK_MECHANISM_INFO info;
+    ASSERT_RV(CKR_OK, F()->C_GetMechanismInfo(1, m, &info)) << MechanismName(m);
+    EXPECT_EQ(info.flags, static_cast<CK_FLAGS>(CKF_DIGEST)) << MechanismName(m);
+    EXPECT_EQ(info.ulMinKeySize, 0u);
+    EXPECT_EQ(info.ulMaxKeySize, 0u);
   }
   CK_MECHANISM_INFO info;
   EXPECT_RV(CKR_MECHANISM_INVALID, F()->C_GetMechanismInfo(1, CKM_RSA_X_509, &info));
@@ -341,10 +353,14 @@ TEST_F(NoAgentTest, UnsupportedFunctionsSaySo) {
   Initialized init;
   CK_SESSION_HANDLE s = OpenSession();
   CK_MECHANISM m{CKM_SHA256, nullptr, 0};
-  EXPECT_RV(CKR_FUNCTION_NOT_SUPPORTED, F()->C_DigestInit(s, &m));
   EXPECT_RV(CKR_FUNCTION_NOT_SUPPORTED, F()->C_EncryptInit(s, &m, 1));
   CK_ULONG len = 0;
   EXPECT_RV(CKR_FUNCTION_NOT_SUPPORTED, F()->C_GetOperationState(s, nullptr, &len));  // F14
+  // Also while an operation (a digest) is active: its state is never exported or imported.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &m));
+  EXPECT_RV(CKR_FUNCTION_NOT_SUPPORTED, F()->C_GetOperationState(s, nullptr, &len));
+  CK_BYTE state[8] = {};
+  EXPECT_RV(CKR_FUNCTION_NOT_SUPPORTED, F()->C_SetOperationState(s, state, sizeof state, 0, 0));
   EXPECT_RV(CKR_FUNCTION_NOT_SUPPORTED, F()->C_MessageSignInit(s, &m, 1));
   CK_BYTE seed[4] = {};
   EXPECT_RV(CKR_RANDOM_SEED_NOT_SUPPORTED, F()->C_SeedRandom(s, seed, 4));
@@ -354,6 +370,223 @@ TEST_F(NoAgentTest, UnsupportedFunctionsSaySo) {
   EXPECT_RV(CKR_FUNCTION_NOT_PARALLEL, F()->C_GetFunctionStatus(s));
   CK_SLOT_ID slot;
   EXPECT_RV(CKR_NO_EVENT, F()->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, nullptr));
+}
+
+// --- Digesting: local, no key, no agent, no login ------------------------------------------------
+
+// The reference: OpenSSL's one-shot EVP_Digest by name, not the module's code path (Hasher).
+Bytes OpenSslDigest(const char* name, const Bytes& data) {
+  const EVP_MD* md = EVP_get_digestbyname(name);
+  if (md == nullptr) throw std::runtime_error(std::string("no OpenSSL digest ") + name);
+  Bytes out(EVP_MAX_MD_SIZE);
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr) != 1) {
+    throw std::runtime_error("EVP_Digest failed");
+  }
+  out.resize(len);
+  return out;
+}
+
+struct DigestCase {
+  CK_MECHANISM_TYPE mechanism;
+  const char* openssl_name;
+  size_t size;
+};
+constexpr DigestCase kDigestCases[] = {{CKM_SHA_1, "SHA1", 20},
+                                       {CKM_SHA224, "SHA224", 28},
+                                       {CKM_SHA256, "SHA256", 32},
+                                       {CKM_SHA384, "SHA384", 48},
+                                       {CKM_SHA512, "SHA512", 64}};
+
+Bytes Pattern(size_t n) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>((i * 131 + 7) & 0xff);
+  return b;
+}
+
+// C_Digest with the two-call protocol.
+Bytes SinglePartDigest(CK_SESSION_HANDLE s, CK_MECHANISM_TYPE type, ByteView input) {
+  Bytes data(input.begin(), input.end());
+  CK_MECHANISM m{type, nullptr, 0};
+  EXPECT_RV(CKR_OK, F()->C_DigestInit(s, &m));
+  CK_ULONG len = 0;
+  EXPECT_RV(CKR_OK, F()->C_Digest(s, data.data(), data.size(), nullptr, &len));
+  Bytes out(len);
+  EXPECT_RV(CKR_OK, F()->C_Digest(s, data.data(), data.size(), out.data(), &len));
+  out.resize(len);
+  return out;
+}
+
+// C_DigestUpdate in parts of the given sizes (cycled), then C_DigestFinal.
+Bytes MultiPartDigest(CK_SESSION_HANDLE s, CK_MECHANISM_TYPE type, Bytes data,
+                      const std::vector<size_t>& parts) {
+  CK_MECHANISM m{type, nullptr, 0};
+  EXPECT_RV(CKR_OK, F()->C_DigestInit(s, &m));
+  size_t offset = 0;
+  for (size_t i = 0; offset < data.size() || i == 0; ++i) {
+    const size_t n = std::min(parts[i % parts.size()], data.size() - offset);
+    EXPECT_RV(CKR_OK, F()->C_DigestUpdate(s, n == 0 ? nullptr : data.data() + offset, n));
+    offset += n;
+  }
+  CK_ULONG len = 0;
+  EXPECT_RV(CKR_OK, F()->C_DigestFinal(s, nullptr, &len));
+  Bytes out(len);
+  EXPECT_RV(CKR_OK, F()->C_DigestFinal(s, out.data(), &len));
+  out.resize(len);
+  return out;
+}
+
+TEST_F(NoAgentTest, DigestsMatchOpenSslSingleAndMultiPart) {
+  // Checked-PIN mode and no C_Login: digesting needs no key, so no login either.
+  ScopedEnv pin_env("SIGNUM_PKCS11_PIN", "1234");
+  Initialized init;
+  CK_SESSION_HANDLE s = OpenSession();
+  for (const DigestCase& c : kDigestCases) {
+    for (size_t size : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{1} << 20}) {
+      SCOPED_TRACE(std::string(c.openssl_name) + " over " + std::to_string(size) + " bytes");
+      const Bytes data = Pattern(size);
+      const Bytes expected = OpenSslDigest(c.openssl_name, data);
+      ASSERT_EQ(expected.size(), c.size);
+      EXPECT_EQ(HexEncode(SinglePartDigest(s, c.mechanism, data)), HexEncode(expected));
+      EXPECT_EQ(HexEncode(MultiPartDigest(s, c.mechanism, data, {size})), HexEncode(expected));
+      // Parts that straddle the 64/128-byte block boundaries, including empty parts.
+      EXPECT_EQ(HexEncode(MultiPartDigest(s, c.mechanism, data, {1, 0, 63, 64, 4093})),
+                HexEncode(expected));
+    }
+  }
+  // A known answer too, in case OpenSSL and the module ever shared a mistake: SHA-256("abc").
+  EXPECT_EQ(HexEncode(SinglePartDigest(s, CKM_SHA256, AsBytes("abc"))),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CK_SESSION_INFO info;
+  ASSERT_RV(CKR_OK, F()->C_GetSessionInfo(s, &info));
+  EXPECT_EQ(info.state, CKS_RO_PUBLIC_SESSION);
+}
+
+TEST_F(NoAgentTest, DigestLengthProtocolKeepsTheOperationUntilSuccess) {
+  Initialized init;
+  CK_SESSION_HANDLE s = OpenSession();
+  Bytes data;
+  for (char c : std::string("length protocol")) data.push_back(static_cast<uint8_t>(c));
+  const Bytes expected = OpenSslDigest("SHA384", data);
+  CK_MECHANISM m{CKM_SHA384, nullptr, 0};
+
+  // C_Digest: NULL buffer -> length; pData may be NULL for the probe.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &m));
+  CK_ULONG len = 0;
+  EXPECT_RV(CKR_OK, F()->C_Digest(s, nullptr, 0, nullptr, &len));
+  EXPECT_EQ(len, 48u);
+  Bytes out(64, 0xee);
+  len = 47;  // one short: CKR_BUFFER_TOO_SMALL, the length, the buffer untouched, op kept
+  EXPECT_RV(CKR_BUFFER_TOO_SMALL, F()->C_Digest(s, data.data(), data.size(), out.data(), &len));
+  EXPECT_EQ(len, 48u);
+  EXPECT_EQ(out, Bytes(64, 0xee));
+  len = out.size();  // a bigger buffer is fine: the length says how much was written
+  ASSERT_RV(CKR_OK, F()->C_Digest(s, data.data(), data.size(), out.data(), &len));
+  EXPECT_EQ(len, 48u);
+  EXPECT_EQ(HexEncode(ByteView(out.data(), len)), HexEncode(expected));
+  // Success ended it.
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED,
+            F()->C_Digest(s, data.data(), data.size(), out.data(), &len));
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestFinal(s, out.data(), &len));
+
+  // C_DigestFinal: the same.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &m));
+  ASSERT_RV(CKR_OK, F()->C_DigestUpdate(s, data.data(), data.size()));
+  len = 0;
+  EXPECT_RV(CKR_OK, F()->C_DigestFinal(s, nullptr, &len));
+  EXPECT_EQ(len, 48u);
+  len = 0;
+  EXPECT_RV(CKR_BUFFER_TOO_SMALL, F()->C_DigestFinal(s, out.data(), &len));
+  EXPECT_EQ(len, 48u);
+  ASSERT_RV(CKR_OK, F()->C_DigestFinal(s, out.data(), &len));
+  EXPECT_EQ(HexEncode(ByteView(out.data(), len)), HexEncode(expected));
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestFinal(s, out.data(), &len));
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestUpdate(s, out.data(), 1));
+}
+
+TEST_F(NoAgentTest, DigestOperationRules) {
+  Initialized init;
+  CK_SESSION_HANDLE s = OpenSession(), other = OpenSession();
+  CK_MECHANISM sha256{CKM_SHA256, nullptr, 0}, sha1{CKM_SHA_1, nullptr, 0};
+  CK_BYTE out[64];
+  CK_ULONG len = sizeof out;
+  CK_BYTE abc[] = {'a', 'b', 'c'};
+
+  // Nothing active: CKR_OPERATION_NOT_INITIALIZED everywhere.
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_Digest(s, abc, 3, out, &len));
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestUpdate(s, abc, 3));
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestKey(s, 12345));
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestFinal(s, out, &len));
+
+  // Arguments, handles and mechanisms.
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_DigestInit(s, nullptr));
+  CK_MECHANISM null_param{CKM_SHA256, nullptr, 4};
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_DigestInit(s, &null_param));
+  EXPECT_RV(CKR_SESSION_HANDLE_INVALID, F()->C_DigestInit(0x7777, &sha256));
+  EXPECT_RV(CKR_SESSION_HANDLE_INVALID, F()->C_Digest(0x7777, abc, 3, out, &len));
+  EXPECT_RV(CKR_SESSION_HANDLE_INVALID, F()->C_DigestUpdate(0x7777, abc, 3));
+  EXPECT_RV(CKR_SESSION_HANDLE_INVALID, F()->C_DigestKey(0x7777, 1));
+  EXPECT_RV(CKR_SESSION_HANDLE_INVALID, F()->C_DigestFinal(0x7777, out, &len));
+  CK_MECHANISM md5{CKM_MD5, nullptr, 0}, sign{CKM_SHA256_RSA_PKCS, nullptr, 0};
+  EXPECT_RV(CKR_MECHANISM_INVALID, F()->C_DigestInit(s, &md5));
+  EXPECT_RV(CKR_MECHANISM_INVALID, F()->C_DigestInit(s, &sign));
+  CK_BYTE param[4] = {};
+  CK_MECHANISM with_param{CKM_SHA256, param, sizeof param};
+  EXPECT_RV(CKR_MECHANISM_PARAM_INVALID, F()->C_DigestInit(s, &with_param));
+
+  // A second Init: CKR_OPERATION_ACTIVE, and the first operation (SHA-256) is untouched.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_OPERATION_ACTIVE, F()->C_DigestInit(s, &sha1));
+  // Operations are per session: another session digests on its own.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(other, &sha1));
+  len = sizeof out;
+  ASSERT_RV(CKR_OK, F()->C_Digest(other, abc, 3, out, &len));
+  EXPECT_EQ(HexEncode(ByteView(out, len)), HexEncode(OpenSslDigest("SHA1", Bytes(abc, abc + 3))));
+  len = sizeof out;
+  ASSERT_RV(CKR_OK, F()->C_Digest(s, abc, 3, out, &len));
+  EXPECT_EQ(HexEncode(ByteView(out, len)),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+
+  // Errors that end the operation.
+  auto ended = [&](const char* what) {
+    SCOPED_TRACE(what);
+    CK_ULONG l = sizeof out;
+    EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestFinal(s, out, &l));
+  };
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_Digest(s, abc, 3, out, nullptr));
+  ended("C_Digest with pulDigestLen NULL");
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  len = sizeof out;
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_Digest(s, nullptr, 3, out, &len));
+  ended("C_Digest with pData NULL and a length");
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_DigestUpdate(s, nullptr, 3));
+  ended("C_DigestUpdate with pPart NULL and a length");
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_DigestFinal(s, out, nullptr));
+  ended("C_DigestFinal with pulDigestLen NULL");
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  ASSERT_RV(CKR_OK, F()->C_DigestUpdate(s, abc, 3));
+  len = sizeof out;
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_Digest(s, abc, 3, out, &len));
+  ended("C_Digest after C_DigestUpdate");
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_KEY_HANDLE_INVALID, F()->C_DigestKey(s, 12345));
+  ended("C_DigestKey with a handle that is no key");
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_OK, F()->C_SessionCancel(s, CKF_DIGEST));
+  ended("C_SessionCancel(CKF_DIGEST)");
+  // C_SessionCancel for other operations leaves a digest alone.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_OK, F()->C_SessionCancel(s, CKF_SIGN | CKF_VERIFY | CKF_FIND_OBJECTS));
+  len = sizeof out;
+  EXPECT_RV(CKR_OK, F()->C_Digest(s, abc, 3, out, &len));
+
+  // A closed session takes its operation with it.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(other, &sha256));
+  ASSERT_RV(CKR_OK, F()->C_CloseSession(other));
+  EXPECT_RV(CKR_SESSION_HANDLE_INVALID, F()->C_DigestUpdate(other, abc, 3));
 }
 
 // --- No agent: a token with no objects, quickly --------------------------------------------------

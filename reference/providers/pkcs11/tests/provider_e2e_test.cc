@@ -622,6 +622,45 @@ TEST_F(ProviderE2eTest, PssParametersAreCheckedAtSignInit) {
             SignOnce(s, {CKM_RSA_PKCS_PSS, &ok, sizeof ok}, k.private_key, Bytes(48, 1)).rv);
 }
 
+// Hash on the token (C_Digest*), then sign that digest with raw CKM_RSA_PKCS_PSS, both operations
+// active in one session; the signature verifies over the original data's digest.
+TEST_F(ProviderE2eTest, DigestOnTheTokenThenSignTheDigestWithRawPss) {
+  Initialized init;
+  CK_SESSION_HANDLE s = OpenSession();
+  auto keys = LoadKeys(s);
+  const Key& k = keys["rsa-2048"];
+  ASSERT_NE(k.private_key, 0u);
+  Bytes data = B("jar manifest digest");
+  CK_MECHANISM sha256{CKM_SHA256, nullptr, 0};
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  CK_RSA_PKCS_PSS_PARAMS p{CKM_SHA256, CKG_MGF1_SHA256, 32};
+  CK_MECHANISM pss{CKM_RSA_PKCS_PSS, &p, sizeof p};
+  ASSERT_RV(CKR_OK, F()->C_SignInit(s, &pss, k.private_key));
+  ASSERT_RV(CKR_OK, F()->C_DigestUpdate(s, data.data(), data.size()));
+  Bytes digest(32);
+  CK_ULONG len = digest.size();
+  ASSERT_RV(CKR_OK, F()->C_DigestFinal(s, digest.data(), &len));
+  EXPECT_EQ(digest, Digest(HashAlgorithm::kSha256, data));
+  Bytes signature(256);
+  len = signature.size();
+  ASSERT_RV(CKR_OK, F()->C_Sign(s, digest.data(), digest.size(), signature.data(), &len));
+  signature.resize(len);
+  ExpectVerifies(k, {SignatureScheme::kRsaPss, HashAlgorithm::kSha256, digest, 32}, signature,
+                 "digest on the token, then CKM_RSA_PKCS_PSS");
+
+  // The token's keys are key pairs: nothing it holds can be fed into a digest.
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_KEY_INDIGESTIBLE, F()->C_DigestKey(s, k.private_key));
+  len = digest.size();
+  EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_DigestFinal(s, digest.data(), &len));
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_KEY_INDIGESTIBLE, F()->C_DigestKey(s, k.public_key));
+  ASSERT_RV(CKR_OK, F()->C_DigestInit(s, &sha256));
+  EXPECT_RV(CKR_KEY_HANDLE_INVALID, F()->C_DigestKey(s, k.certificate));
+  // A digest mechanism does not sign.
+  EXPECT_RV(CKR_MECHANISM_INVALID, F()->C_SignInit(s, &sha256, k.private_key));
+}
+
 TEST_F(ProviderE2eTest, LocalVerificationAcceptsOurSignaturesAndRejectsOthers) {
   Initialized init;
   CK_SESSION_HANDLE s = OpenSession();

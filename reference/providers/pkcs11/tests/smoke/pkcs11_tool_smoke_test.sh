@@ -1,7 +1,8 @@
 #!/bin/bash
 # OpenSC pkcs11-tool against libsignumpkcs11.so on a live deployment: list slots and objects,
 # export the certificates, sign with RSA PKCS#1 v1.5, RSA-PSS and ECDSA, and verify every signature
-# with plain openssl against the certificate read from the token.
+# with plain openssl against the certificate read from the token; digest on the token (--hash) and
+# compare with openssl dgst.
 #   usage: pkcs11_tool_smoke_test.sh SIGNUM_SERVER SIGNUM_AGENT MODULE
 source "$(dirname "$0")/deployment.sh" "$@"
 
@@ -60,6 +61,14 @@ for label in ec-p256 ec-p384 ec-p521; do
     -i data.sha512 -o "$label.raw.sig" > /dev/null
   openssl dgst -sha512 -verify "$label.pub" -signature "$label.raw.sig" data.bin | grep -q "Verified OK" \
     || fail "$label ECDSA over SHA-512"
+done
+
+step "pkcs11-tool --hash: SHA-1/224/256/384/512 on the token equal openssl dgst"
+for hash in SHA-1 SHA224 SHA256 SHA384 SHA512; do
+  p11 --hash --mechanism "$hash" -i data.bin -o "data.$hash" > /dev/null || fail "--hash $hash"
+  openssl_name=$(echo "$hash" | tr -d '-' | tr 'A-Z' 'a-z')
+  openssl dgst -"$openssl_name" -binary data.bin > "data.$hash.openssl"
+  cmp -s "data.$hash" "data.$hash.openssl" || fail "digest $hash differs from openssl dgst"
 done
 
 step "trace"

@@ -1,0 +1,273 @@
+"""Runs one cell: the row's prepare, sign and verify scripts with the row environment, and turns
+the outcome plus the row's expectation into a status (pass | fail | skip | xfail).
+
+Each step is a script file written next to its log, so what ran is exactly what a person reads
+in reports/logs/<cell>/ and in a repro script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import native
+from .matrix import Cell
+from .site import Site
+
+HARNESS_DIR = Path(__file__).resolve().parents[1]
+STEPS = ("prepare", "sign", "verify")
+# A step that exits 77 found that the tool cannot do this here (e.g. an osslsigncode older than
+# 2.8 has no script signing): a skip whose reason is the step's last line of output, as automake
+# test drivers treat 77.
+SKIP_EXIT_CODE = 77
+FLAKY_ATTEMPTS = 3
+LOG_TAIL_LINES = 25
+
+
+# Where each interface's Signum provider is built. A row whose provider is not built on this
+# platform is skipped with that reason rather than run against nothing.
+PROVIDERS = {
+    "pkcs11": ("reference/providers/pkcs11/libsignumpkcs11.so", "the PKCS#11 provider"),
+    "ksp": ("reference/providers/cng/signumksp.dll", "the CNG Key Storage Provider (issue 6)"),
+    "csp": ("reference/providers/cng/signumcsp.dll", "the legacy CryptoAPI CSP (issue 6)"),
+    "ctk": ("reference/providers/ctk/SignumToken.appex", "the CryptoTokenKit extension"),
+}
+
+
+def missing_provider(interface: str) -> str:
+    relative, what = PROVIDERS[interface]
+    path = native.build_dir() / relative
+    return "" if path.exists() else f"Signum's {what} is not built here ({path} is missing)"
+
+
+def engine_path() -> str:
+    """libp11's OpenSSL engine (libengine-pkcs11-openssl), from OpenSSL's own ENGINESDIR."""
+    try:
+        out = subprocess.run(["openssl", "version", "-e"], capture_output=True, text=True,
+                             check=False).stdout
+        match = re.search(r'ENGINESDIR: "([^"]+)"', out)
+        if match:
+            return str(Path(match.group(1)) / "pkcs11.so")
+    except OSError:
+        pass
+    return "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
+
+
+@dataclasses.dataclass
+class StepResult:
+    name: str
+    exit_code: int
+    seconds: float
+    log: str
+    timed_out: bool = False
+
+
+@dataclasses.dataclass
+class CellResult:
+    cell: Cell
+    status: str                 # pass | fail | skip | xfail
+    reason: str
+    seconds: float
+    log_dir: str
+    steps: list
+    attempts: int = 1
+
+    def record(self) -> dict:
+        row = self.cell.row
+        expectation = self.cell.expectation
+        trace = Path(self.log_dir) / "pkcs11-trace.log"
+        return {
+            "id": self.cell.id, "row": row.id, "tool": row.tool, "artifact": row.artifact,
+            "interface": row.interface, "platform": row.platform,
+            "algorithm": self.cell.algorithm.name, "column": self.cell.column,
+            "hash": self.cell.hash, "status": self.status, "reason": self.reason,
+            "bug": expectation.bug if expectation else "",
+            "seconds": round(self.seconds, 2), "attempts": self.attempts,
+            "log": self.log_dir, "trace": str(trace) if trace.exists() else "",
+            "steps": [dataclasses.asdict(step) for step in self.steps],
+        }
+
+
+PKCS11_SPY = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so"
+
+
+def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool = False) -> dict:
+    """The variables docs/matrix.md promises every row script. With `spy`, the direct column's
+    module is OpenSC's pkcs11-spy in front of the HSM module (a call trace for repro runs; it logs
+    the PIN in clear, so only repro uses it)."""
+    column = site.columns[cell.column]
+    keys = site.keys(cell.column)
+    label = cell.algorithm.name
+    if label not in keys:
+        raise LookupError(f"token `{column.token_label}` ({column.module}) has no certificate "
+                          f"labelled `{label}` with a private key beside it; it has {sorted(keys)}")
+    key = keys[label]
+    (work / "cert.pem").write_text(key.certificate_pem)
+    chain_text = Path(site.chain).read_text()
+    (work / "cert-chain.pem").write_text(key.certificate_pem + chain_text)
+    engine_conf = work / "openssl-engine.cnf"
+    engine_conf.write_text(
+        "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n"
+        "[engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n"
+        f"dynamic_path = {engine_path()}\nMODULE_PATH = {column.module}\ninit = 0\n"
+        "[req]\ndistinguished_name = req_dn\n[req_dn]\n")
+    uri_base = f"pkcs11:token={column.token_label};object={label}"
+    environment = {
+        "WORK": str(work), "HARNESS": str(HARNESS_DIR), "COLUMN": cell.column,
+        "PKCS11_MODULE": column.module, "TOKEN_LABEL": column.token_label, "PIN": column.pin,
+        "ALGORITHM": label, "KEY_TYPE": cell.algorithm.key_type,
+        "KEY_BITS": str(cell.algorithm.bits), "KEY_LABEL": label, "KEY_ID": key.id_hex,
+        "KEY_URI": uri_base + ";type=private", "CERT_URI": uri_base + ";type=cert",
+        "CERT_SHA1": key.sha1_thumbprint, "HASH": cell.hash,
+        "CERT": str(work / "cert.pem"), "CHAIN": site.chain,
+        "CERT_CHAIN": str(work / "cert-chain.pem"), "ROOT_CA": site.root_ca,
+        "OPENSSL_ENGINE_CONF": str(engine_conf), "HOME": str(work / "home"),
+        "SIGNUM_PKCS11_TRACE": str(log_dir / "pkcs11-trace.log"),
+    }
+    environment.update(site.module_environment())
+    if spy and cell.column == "direct" and Path(PKCS11_SPY).exists():
+        environment.update(PKCS11_MODULE=PKCS11_SPY, PKCS11SPY=column.module,
+                           PKCS11SPY_OUTPUT=str(log_dir / "pkcs11-spy.log"))
+        engine_conf.write_text(engine_conf.read_text().replace(column.module, PKCS11_SPY))
+    return environment
+
+
+def _script_text(shell: str, body: str) -> tuple:
+    if shell == "bash":
+        return "bash", "set -euo pipefail\n" + body
+    if shell == "pwsh":
+        return "ps1", "$ErrorActionPreference = 'Stop'\n" + body
+    return "cmd", "@echo off\r\n" + body.replace("\n", "\r\n")
+
+
+def _command(shell: str, script: Path) -> list:
+    if shell == "bash":
+        return ["bash", str(script)]
+    if shell == "pwsh":
+        return ["pwsh", "-NoProfile", "-NonInteractive", "-File", str(script)]
+    return ["cmd", "/c", str(script)]
+
+
+def run_step(name: str, shell: str, body: str, environment: dict, work: Path, log_dir: Path,
+             timeout: float) -> StepResult:
+    suffix, text = _script_text(shell, body)
+    script = log_dir / f"{name}.{suffix}"
+    script.write_text(text)
+    log = log_dir / f"{name}.log"
+    start = time.monotonic()
+    with open(log, "wb") as out:
+        # A session of its own, so a timeout ends the step's whole process group (ours) only.
+        process = subprocess.Popen(_command(shell, script), cwd=work, env=environment,
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            code = process.wait(timeout=max(timeout, 1))
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            code, timed_out = -signal.SIGKILL, True
+    return StepResult(name, code, time.monotonic() - start, str(log), timed_out)
+
+
+class _SkipCell(Exception):
+    pass
+
+
+def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _attempt(cell: Cell, site: Site, log_dir: Path, scratch_root: Path, spy: bool) -> tuple:
+    """Runs prepare, sign, verify once. Returns (steps, failure message or "")."""
+    if log_dir.exists():
+        shutil.rmtree(log_dir)
+    log_dir.mkdir(parents=True)
+    # Scratch lives under a short path: gpg-agent's socket path must fit in sun_path.
+    work = Path(tempfile.mkdtemp(prefix=cell.row.id[:24] + "-", dir=scratch_root))
+    (work / "home").mkdir()
+    steps = []
+    deadline = time.monotonic() + cell.row.timeout
+    try:
+        environment = dict(os.environ)
+        environment.update(row_environment(cell, site, work, log_dir, spy))
+        (log_dir / "environment.txt").write_text("".join(
+            f"{k}={v}\n" for k, v in sorted(environment.items())
+            if k not in os.environ or os.environ[k] != v))
+        for name in STEPS:
+            body = getattr(cell.row, name)
+            if not body.strip():
+                continue
+            step = run_step(name, cell.row.shell, body, environment, work, log_dir,
+                            deadline - time.monotonic())
+            steps.append(step)
+            if step.timed_out:
+                return steps, f"{name} timed out after {cell.row.timeout}s\n{log_tail(step.log)}"
+            if step.exit_code == SKIP_EXIT_CODE:
+                last = (log_tail(step.log, 1) or f"{name} exited {SKIP_EXIT_CODE}").strip()
+                raise _SkipCell(f"{name}: {last}")
+            if step.exit_code != 0:
+                return steps, f"{name} exited {step.exit_code}\n{log_tail(step.log)}"
+        return steps, ""
+    except (LookupError, OSError, RuntimeError) as error:
+        return steps, f"harness: {error}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def static_skip_reason(cell: Cell) -> str:
+    """Why the cell cannot run here, known before any deployment exists ("" if it can run): an
+    expected skip, a provider not built on this platform, or a tool that is not installed."""
+    expectation = cell.expectation
+    if expectation and expectation.status == "skip":
+        return expectation.reason
+    no_provider = missing_provider(cell.row.interface)
+    if no_provider:
+        return no_provider
+    missing = cell.row.missing_requirements()
+    if missing:
+        hint = cell.row.install.get(cell.row.platform, "")
+        return "not installed here: " + ", ".join(missing) + (f"; install: {hint}" if hint else "")
+    return ""
+
+
+def run_cell(cell: Cell, site: Site, log_root: Path, scratch_root: Path,
+             spy: bool = False) -> CellResult:
+    expectation = cell.expectation
+    log_dir = Path(log_root) / cell.id
+    start = time.monotonic()
+    skip_reason = static_skip_reason(cell)
+    if skip_reason:
+        return CellResult(cell, "skip", skip_reason, 0.0, str(log_dir), [])
+
+    attempts = FLAKY_ATTEMPTS if expectation and expectation.status == "flaky" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            steps, failure = _attempt(cell, site, log_dir, scratch_root, spy)
+        except _SkipCell as skip:
+            return CellResult(cell, "skip", str(skip), time.monotonic() - start, str(log_dir),
+                              [], attempt)
+        if not failure:
+            break
+    seconds = time.monotonic() - start
+    if not failure:
+        if expectation and expectation.status == "xfail":
+            return CellResult(cell, "fail", f"expected to fail ({expectation.reason}) but passed: "
+                              "update matrix.yaml", seconds, str(log_dir), steps, attempt)
+        return CellResult(cell, "pass", "", seconds, str(log_dir), steps, attempt)
+    if expectation and expectation.status in ("xfail", "flaky"):
+        note = f"{expectation.status}: {expectation.reason}"
+        return CellResult(cell, "xfail", f"{note}\n{failure}", seconds, str(log_dir), steps,
+                          attempt)
+    return CellResult(cell, "fail", failure, seconds, str(log_dir), steps, attempt)
