@@ -158,13 +158,16 @@ def write_html(records, matrix: Matrix, platform: str, seconds: float, out: Path
     (out / "matrix.html").write_text("\n".join(parts) + "\n")
 
 
-def write_repro_script(record: dict, out: Path) -> Path:
+def write_repro_script(record: dict, out: Path, matrix_path: Path) -> Path:
     """reports/repro/<cell>.sh: on a fresh machine, installs and builds what is needed, brings up a
     deployment of its own and reruns exactly this cell with the call trace on."""
     repro_dir = out / "repro"
     repro_dir.mkdir(parents=True, exist_ok=True)
     path = repro_dir / f"{record['id']}.sh"
     reason = (record["reason"].splitlines() or [""])[0]
+    default_matrix = (REPO / "matrix.yaml").resolve()
+    matrix_option = ("" if Path(matrix_path).resolve() == default_matrix
+                     else f" --matrix {shlex.quote(str(Path(matrix_path).resolve()))}")
     steps = "".join(f"#   {step['name']}: {step['log']}\n" for step in record["steps"])
     path.write_text(f"""#!/usr/bin/env bash
 # Reproduces matrix cell {record['id']} on its own:
@@ -181,7 +184,7 @@ REPO=${{SIGNUM_REPO:-{shlex.quote(str(REPO))}}}
 cd "$REPO"
 ci/setup
 ci/build-matrix-parts
-exec /usr/bin/python3 -m interop.harness repro {shlex.quote(record['row'])} \\
+exec /usr/bin/python3 -m interop.harness{matrix_option} repro {shlex.quote(record['row'])} \\
   --algorithm {shlex.quote(record['algorithm'])} --column {shlex.quote(record['column'])} "$@"
 """)
     path.chmod(0o755)
@@ -196,7 +199,7 @@ def write_all(records, matrix: Matrix, platform: str, seconds: float, out: Path)
             old.unlink()
     for record in records:
         if record["status"] == "fail":
-            write_repro_script(record, out)
+            write_repro_script(record, out, matrix.path)
     write_json(records, matrix, platform, seconds, out)
     write_markdown(records, matrix, platform, seconds, out)
     write_html(records, matrix, platform, seconds, out)

@@ -182,7 +182,9 @@ def test_reports_are_written_with_repro_scripts_for_failures(tmp_path):
     repro = out / "repro" / "demo-row.rsa-2048.direct.sh"
     assert repro.stat().st_mode & 0o100
     text = repro.read_text()
-    assert "interop.harness repro demo-row" in text and "--column direct" in text
+    assert "repro demo-row" in text and "--column direct" in text
+    # Not the repository's matrix.yaml: the script names the matrix it came from.
+    assert f"--matrix {tmp_path / 'matrix.yaml'}" in text
     assert [p.name for p in (out / "repro").iterdir()] == [repro.name]
 
 

@@ -17,7 +17,6 @@ int main() {
         {{"name", std::string(d.name)},
          {"description", std::string(d.description)},
          {"evidence", std::string(d.evidence)},
-         {"one_key_type", d.one_key_type},
          {"failing_checks",
           {{"provider", names(d.failing_provider_checks)}, {"hsm", names(d.failing_hsm_checks)}}}});
   }

@@ -42,11 +42,6 @@ struct DefectInfo {
   // may fail.
   std::vector<std::string_view> failing_provider_checks;
   std::vector<std::string_view> failing_hsm_checks;
-  // The defect hits one key type only (EC or RSA). Checks that sign with "the first key on the
-  // token" then fail or pass depending on the token's object order, so the lists above name only
-  // the checks that use that key type on purpose; the defect test tolerates the order-dependent
-  // rest either way (its list KEY_ORDER_DEPENDENT).
-  bool one_key_type = false;
 };
 
 const std::vector<DefectInfo>& DefectCatalogue();  // every defect except kNone

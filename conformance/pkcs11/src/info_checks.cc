@@ -1,6 +1,7 @@
 // Info, Interface, Init, Threads, Session and Login checks (CHECKS.md).
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -149,8 +150,24 @@ TEST_F(Interface, FunctionListHasEveryFunction) {
   }
 }
 
+// Probes that hand the module a NULL or bad pointer run in a forked child (like
+// Errors.NullArgumentSweep): modules that dereference it (p11-kit's client module does for
+// C_GetFunctionList(NULL)) then fail the check with "crashed (signal N)" instead of ending the run.
+void ExpectArgumentsBadInChild(const std::string& what, const std::function<CK_RV()>& probe) {
+  ChildOutcome child = RunInChild(
+      [&](std::string& message) {
+        const CK_RV rv = probe();
+        message = what + " returned " + CkRvName(rv);
+        return rv == CKR_ARGUMENTS_BAD ? 0 : 1;
+      },
+      30);
+  EXPECT_TRUE(child.exited && child.exit_code == 0)
+      << what << ": expected CKR_ARGUMENTS_BAD; " << child.Describe();
+}
+
 TEST_F(Interface, GetFunctionListNullIsArgumentsBad) {
-  EXPECT_RV(CKR_ARGUMENTS_BAD, TheSuite().module.get_function_list(nullptr));
+  ExpectArgumentsBadInChild("C_GetFunctionList(NULL)",
+                            [] { return TheSuite().module.get_function_list(nullptr); });
 }
 
 TEST_F(Interface, GetInterfaceListTwoCallProtocol) {
@@ -242,9 +259,32 @@ TEST_F(Init, DoubleFinalizeIsNotInitialized) {
 }
 
 TEST_F(Init, FinalizeReservedNonNullIsArgumentsBad) {
-  EXPECT_RV(CKR_ARGUMENTS_BAD, f()->C_Finalize(reinterpret_cast<CK_VOID_PTR>(1)));
-  CK_INFO info{};
-  EXPECT_RV(CKR_OK, f()->C_GetInfo(&info)) << "the rejected C_Finalize finalised the module";
+  // pReserved = (void*)1 is a bad pointer: probed in a child. The child re-initialises first
+  // (a module may require that after fork) and then checks the rejected call changed nothing.
+  ChildOutcome child = RunInChild(
+      [&](std::string& message) {
+        CK_C_INITIALIZE_ARGS args{};
+        args.flags = CKF_OS_LOCKING_OK;
+        const CK_RV init = f()->C_Initialize(&args);
+        if (init != CKR_OK && init != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+          message = "child C_Initialize: " + CkRvName(init);
+          return 2;
+        }
+        const CK_RV rv = f()->C_Finalize(reinterpret_cast<CK_VOID_PTR>(1));
+        message = "C_Finalize((void*)1) returned " + CkRvName(rv);
+        if (rv != CKR_ARGUMENTS_BAD) return 1;
+        CK_INFO info{};
+        const CK_RV after = f()->C_GetInfo(&info);
+        if (after != CKR_OK) {
+          message += "; then C_GetInfo returned " + CkRvName(after) +
+                     " (the rejected C_Finalize finalised the module)";
+          return 1;
+        }
+        return 0;
+      },
+      30);
+  EXPECT_TRUE(child.exited && child.exit_code == 0)
+      << "expected CKR_ARGUMENTS_BAD and a module still initialised; " << child.Describe();
 }
 
 TEST_F(Init, InitArgsReservedNonNullIsArgumentsBad) {
@@ -292,9 +332,12 @@ TEST_F(Init, ReinitializeAfterFinalizeWorks) {
     auto keys = KeysOrFail(session);
     if (HasFailure()) return;
     if (keys.empty()) GTEST_SKIP() << "no private keys on the token to sign with";
-    auto recipe = DefaultRecipe(keys.front());
-    if (!recipe) GTEST_SKIP() << "no advertised mechanism signs with " << keys.front().Name();
-    ASSERT_OK(SignAndVerify(session, keys.front(), *recipe, AsBytes("reinitialise")));
+    const auto signing = SigningKeysPerType(keys);
+    if (signing.empty()) GTEST_SKIP() << "no key has an advertised signing mechanism";
+    for (const auto& [key, recipe] : signing) {
+      const Status status = SignAndVerify(session, key, recipe, AsBytes("reinitialise"));
+      EXPECT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+    }
     ASSERT_RV(CKR_OK, Finalize());
   }
 }

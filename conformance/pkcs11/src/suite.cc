@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 namespace signum::conformance {
 
@@ -239,19 +241,38 @@ Result<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_SESSION_HANDLE session, Tem
   return out;
 }
 
+namespace {
+// No attribute a signing token holds (certificates included) comes near this; a larger length is
+// garbage (a stale handle, an uninitialised field) and must not become an allocation.
+constexpr CK_ULONG kMaxAttributeLength = 1 << 20;
+}  // namespace
+
 Result<Bytes> GetAttribute(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                            CK_ATTRIBUTE_TYPE type) {
   CK_FUNCTION_LIST_PTR f = TheSuite().module.functions;
+  const std::string what = "C_GetAttributeValue(" + AttributeName(type) + ")";
   CK_ATTRIBUTE a{type, nullptr, 0};
   CK_RV rv = f->C_GetAttributeValue(session, object, &a, 1);
-  if (rv != CKR_OK) return CkStatus(rv, "C_GetAttributeValue(" + AttributeName(type) + ")");
+  if (rv != CKR_OK) return CkStatus(rv, what);
   if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
-    return InternalError(AttributeName(type) + ": CKR_OK with CK_UNAVAILABLE_INFORMATION");
+    return InternalError(what + ": CKR_OK with CK_UNAVAILABLE_INFORMATION");
   }
-  Bytes value(a.ulValueLen);
-  a.pValue = value.data();
+  if (a.ulValueLen > kMaxAttributeLength) {
+    return InternalError(what + ": CKR_OK with an implausible length " +
+                         std::to_string(a.ulValueLen));
+  }
+  const CK_ULONG size = a.ulValueLen;
+  Bytes value(size);
+  a.pValue = value.empty() ? nullptr : value.data();
   rv = f->C_GetAttributeValue(session, object, &a, 1);
-  if (rv != CKR_OK) return CkStatus(rv, "C_GetAttributeValue(" + AttributeName(type) + ")");
+  if (rv != CKR_OK) return CkStatus(rv, what + " (reading the value)");
+  if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > size) {
+    return InternalError(what + ": the length query said " + std::to_string(size) +
+                         " bytes, reading the value said " +
+                         (a.ulValueLen == CK_UNAVAILABLE_INFORMATION
+                              ? std::string("CK_UNAVAILABLE_INFORMATION")
+                              : std::to_string(a.ulValueLen)));
+  }
   value.resize(a.ulValueLen);
   return value;
 }
@@ -342,7 +363,22 @@ Result<std::vector<TokenKey>> ListKeys(CK_SESSION_HANDLE session) {
     }
     keys.push_back(std::move(key));
   }
+  // CKK_RSA (0) sorts before CKK_EC (3).
+  std::sort(keys.begin(), keys.end(), [](const TokenKey& a, const TokenKey& b) {
+    return std::tie(a.key_type, a.label, a.id) < std::tie(b.key_type, b.label, b.id);
+  });
   return keys;
+}
+
+std::vector<const TokenKey*> OnePerKeyType(const std::vector<TokenKey>& keys) {
+  std::vector<const TokenKey*> out;
+  for (const TokenKey& key : keys) {
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const TokenKey* k) {
+      return k->key_type == key.key_type;
+    });
+    if (!seen) out.push_back(&key);
+  }
+  return out;
 }
 
 std::optional<KeySpec> SpecOf(const TokenKey& key) {
@@ -356,6 +392,23 @@ int KeyBits(const TokenKey& key) {
 }
 
 // --- Signing -------------------------------------------------------------------------------------
+
+namespace {
+// No signature of a key the suite handles (RSA up to 16384 bits, EC up to P-521) is longer.
+constexpr CK_ULONG kMaxSignatureLength = 2048;
+// A length the module reported with CKR_OK that cannot be right: the suite must not size a buffer
+// by it. The outcome then carries CKR_GENERAL_ERROR with the module's real answer in `step`.
+bool ImplausibleLength(SignOutcome& out, const std::string& step, CK_ULONG length,
+                       CK_ULONG limit) {
+  if (length <= limit) return false;
+  out.rv = CKR_GENERAL_ERROR;
+  out.step = step + " returned CKR_OK with length " +
+             (length == CK_UNAVAILABLE_INFORMATION ? std::string("CK_UNAVAILABLE_INFORMATION")
+                                                   : std::to_string(length)) +
+             " (limit " + std::to_string(limit) + "); reported as";
+  return true;
+}
+}  // namespace
 
 SignOutcome SignSinglePart(CK_SESSION_HANDLE session, CK_MECHANISM mechanism,
                            CK_OBJECT_HANDLE key, ByteView data) {
@@ -374,13 +427,16 @@ SignOutcome SignSinglePart(CK_SESSION_HANDLE session, CK_MECHANISM mechanism,
     out.step = "C_Sign (length query)";
     return out;
   }
+  if (ImplausibleLength(out, "C_Sign (length query)", length, kMaxSignatureLength)) return out;
   out.signature.resize(length);
+  const CK_ULONG buffer_size = length;
   out.rv = f->C_Sign(session, input.empty() ? nullptr : input.data(),
                      static_cast<CK_ULONG>(input.size()), out.signature.data(), &length);
   if (out.rv != CKR_OK) {
     out.step = "C_Sign";
     return out;
   }
+  if (ImplausibleLength(out, "C_Sign", length, buffer_size)) return out;
   out.signature.resize(length);
   return out;
 }
@@ -417,12 +473,17 @@ SignOutcome SignMultiPart(CK_SESSION_HANDLE session, CK_MECHANISM mechanism,
     out.step = "C_SignFinal (length query)";
     return out;
   }
+  if (ImplausibleLength(out, "C_SignFinal (length query)", length, kMaxSignatureLength)) {
+    return out;
+  }
   out.signature.resize(length);
+  const CK_ULONG buffer_size = length;
   out.rv = f->C_SignFinal(session, out.signature.data(), &length);
   if (out.rv != CKR_OK) {
     out.step = "C_SignFinal";
     return out;
   }
+  if (ImplausibleLength(out, "C_SignFinal", length, buffer_size)) return out;
   out.signature.resize(length);
   return out;
 }
@@ -462,7 +523,7 @@ std::string ChildOutcome::Describe() const {
   if (timed_out) {
     out = "child timed out";
   } else if (signal) {
-    out = "child killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+    out = "crashed (signal " + std::to_string(signal) + ", " + strsignal(signal) + ")";
   } else {
     out = "child exited with " + std::to_string(exit_code);
   }
@@ -593,7 +654,9 @@ const std::set<CK_MECHANISM_TYPE>& Pkcs11Check::Advertised() {
     CK_ULONG count = 0;
     if (f()->C_GetMechanismList(slot(), nullptr, &count) == CKR_OK) {
       std::vector<CK_MECHANISM_TYPE> list(count + 1);
-      if (f()->C_GetMechanismList(slot(), list.data(), &count) == CKR_OK) {
+      // A count beyond the buffer would read past it: then nothing counts as advertised (and
+      // Mechanisms.ListTwoCallProtocol reports the module).
+      if (f()->C_GetMechanismList(slot(), list.data(), &count) == CKR_OK && count <= list.size()) {
         advertised_->insert(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(count));
       }
     }
@@ -628,6 +691,18 @@ std::vector<TokenKey> Pkcs11Check::KeysOrFail(CK_SESSION_HANDLE session) {
     return {};
   }
   return std::move(keys).value();
+}
+
+std::vector<Pkcs11Check::SigningKey> Pkcs11Check::SigningKeysPerType(
+    const std::vector<TokenKey>& keys) {
+  std::vector<TokenKey> signable;
+  for (const TokenKey& key : keys) {
+    auto recipe = key.verify_key ? DefaultRecipe(key) : std::nullopt;
+    if (recipe) signable.push_back(key);
+  }
+  std::vector<SigningKey> out;
+  for (const TokenKey* key : OnePerKeyType(signable)) out.push_back({*key, *DefaultRecipe(*key)});
+  return out;
 }
 
 void Pkcs11Check::Refused(const std::string& what) {

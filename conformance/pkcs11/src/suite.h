@@ -138,8 +138,12 @@ struct TokenKey {
   std::string Name() const;  // "rsa-2048" or the hex id
 };
 // Every private key (after the --key-id/--key-label filters) with its certificate and public key
-// found by CKA_ID.
+// found by CKA_ID, in a fixed order (RSA before EC, then by label, then by id): modules return
+// objects in any order (SoftHSM2's varies from run to run) and checks must not depend on it.
 Result<std::vector<TokenKey>> ListKeys(CK_SESSION_HANDLE session);
+// The first key (in ListKeys order) of every key type present: what checks about "a key" cover,
+// so a defect that hits one key type only fails them every time.
+std::vector<const TokenKey*> OnePerKeyType(const std::vector<TokenKey>& keys);
 // The public key held by a public-key (or private-key) object's public components.
 Result<PublicKey> PublicKeyFromObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object);
 
@@ -209,6 +213,13 @@ class Pkcs11Check : public ::testing::Test {
   std::optional<SignRecipe> DefaultRecipe(const TokenKey& key);
   // Keys of the token (GTEST_SKIP()s in the caller's place is impossible, so callers check empty).
   std::vector<TokenKey> KeysOrFail(CK_SESSION_HANDLE session);
+  // For each key type present, its first key that has a public key to verify with and an
+  // advertised default recipe (OnePerKeyType's choice among the signable keys).
+  struct SigningKey {
+    TokenKey key;
+    SignRecipe recipe;
+  };
+  std::vector<SigningKey> SigningKeysPerType(const std::vector<TokenKey>& keys);
   // Counts policy refusals (CKR_FUNCTION_REJECTED) and ran cases for the skip decision.
   void Refused(const std::string& what);
   int refused_ = 0;

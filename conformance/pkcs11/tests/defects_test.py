@@ -5,7 +5,9 @@ Runs the suite through libsignum-defect-shim.so in front of SoftHSM2 on a fresh 
 (`signum-server init-demo`): once with no defect (the baseline must have zero failures), then once
 per defect in the catalogue (`signum-defect-catalogue`). For every defect the set of failing checks
 (status fail or xpass in the suite's --summary JSON) must equal the catalogue's list for the
-profile. Writes DIR/defects-<profile>.json and prints one line per defect.
+profile, exactly: the suite lists keys in a fixed order and covers one key of every type where a
+check is about "a key", so there is no tolerance for order-dependent results. Writes
+DIR/defects-<profile>.json and prints one line per defect.
 
 usage: defects_test.py --server BIN --suite BIN --shim LIB --catalogue BIN --out DIR
                        [--profile provider|hsm] [--expect FILE] [--defect NAME]... [--keys SPECS]
@@ -21,21 +23,6 @@ import time
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 RUN_TIMEOUT_SECONDS = 900
-
-# Checks that sign with "the first key on the token" (keys.front() in the suite). SoftHSM2 returns
-# objects in no fixed order, so for a defect that hits one key type only (catalogue: one_key_type)
-# these fail or pass by chance; they are tolerated either way for such defects only.
-KEY_ORDER_DEPENDENT = {
-    "Init.ReinitializeAfterFinalizeWorks", "Session.ReadWriteSessionCanSign",
-    "Fork.ChildReinitializesAndSigns", "Fork.ChildFinalizeLeavesParentWorking",
-    "Fork.DuringMultipartOperation", "Threads.ConcurrentSigningWithOsLocking",
-    "SignProtocol.BufferTooSmallKeepsOperation",
-    "SignProtocol.NullBufferReturnsLengthAndKeepsOperation",
-    "SignProtocol.SignInitWhileActiveIsOperationActive", "SignProtocol.ErrorEndsOperation",
-    "Handles.RefindByIdAfterLastSessionCloses", "Handles.RefindByIdAfterLogout",
-    "HsmSessions.ManyThreadsManySessions", "HsmSessions.ReLoginAfterLogout",
-}
-
 
 def failing_checks(summary):
     return sorted(c["name"] for c in summary["checks"] if c["status"] in ("fail", "xpass"))
@@ -126,9 +113,8 @@ def main():
                 print(f"{name:40s} NO SUMMARY (exit {rc})")
                 continue
             failed = failing_checks(summary)
-            tolerated = KEY_ORDER_DEPENDENT if defect.get("one_key_type") else set()
             missed = sorted(set(expected) - set(failed))
-            extra = sorted(set(failed) - set(expected) - tolerated)
+            extra = sorted(set(failed) - set(expected))
             ok = not missed and not extra
             # An empty list says the profile cannot see this defect (e.g. the hsm profile does
             # not require certificates): then no check at all may fail.

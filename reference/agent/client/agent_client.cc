@@ -1,165 +1,27 @@
-// AgentClient over POSIX sockets. Every socket is non-blocking and every wait is a poll() with the
-// remaining time, so no call can hang longer than the timeout the caller chose (a provider must
-// never freeze its host application because the agent stopped answering).
+// AgentClient: the one implementation of the client side of the agent protocol, for every OS.
+// The sockets underneath are transport.h's (POSIX or Winsock); every wait is bounded by the
+// timeout the caller chose (a provider must never freeze its host application because the agent
+// stopped answering).
 #include "agent_client.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "signum/core/files.h"
+#include "transport.h"
 
 namespace signum::agent {
 namespace {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using transport::Clock;
 
 constexpr size_t kSecretHexDigits = 64;  // 32 random bytes, hex (what signum-agent writes)
 
-std::string Errno(int err) { return std::strerror(err); }
-
-int RemainingMs(Clock::time_point deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left <= 0 ? 0 : static_cast<int>(left);
-}
-
-// Waits for `events` on fd until the deadline; EINTR restarts with the remaining time.
-Status WaitFor(int fd, short events, Clock::time_point deadline, const std::string& what) {
-  for (;;) {
-    pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, RemainingMs(deadline));
-    if (n > 0) return Status::Ok();
-    if (n == 0) return DeadlineExceededError(what + ": signum-agent did not answer in time");
-    if (errno != EINTR) return UnavailableError(what + ": poll failed: " + Errno(errno));
-  }
-}
-
-// Finishes a non-blocking connect() that returned EINPROGRESS.
-Status CompleteConnect(int fd, Clock::time_point deadline, const std::string& where) {
-  Status waited = WaitFor(fd, POLLOUT, deadline, "connecting to " + where);
-  if (!waited.ok()) {
-    return waited.code() == ErrorCode::kDeadlineExceeded
-               ? UnavailableError("signum-agent at " + where +
-                                  " did not accept the connection in time")
-               : waited;
-  }
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err != 0) {
-    return UnavailableError("signum-agent at " + where + " is not reachable: " + Errno(err) +
-                            " (is signum-agent running?)");
-  }
-  return Status::Ok();
-}
-
-Result<int> ConnectUnix(const std::string& path, Clock::time_point deadline) {
-  const std::string where = "unix:" + path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    return InvalidArgumentError("agent socket path '" + path + "' is empty or longer than " +
-                                std::to_string(sizeof addr.sun_path - 1) + " bytes");
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return UnavailableError("socket(AF_UNIX) failed: " + Errno(errno));
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    const int err = errno;
-    if (err == EINPROGRESS || err == EINTR) {
-      Status s = CompleteConnect(fd, deadline, where);
-      if (!s.ok()) {
-        ::close(fd);
-        return s;
-      }
-      return fd;
-    }
-    ::close(fd);
-    // EAGAIN on a Unix socket: the agent's accept backlog is full.
-    return UnavailableError(
-        "signum-agent at " + where + " is not reachable: " + Errno(err) +
-        (err == ENOENT || err == ECONNREFUSED ? " (is signum-agent running?)" : ""));
-  }
-  return fd;
-}
-
-Result<int> ConnectTcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
-  const std::string where = "tcp:" + host + ":" + std::to_string(port);
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  if (host.find(':') != std::string::npos) {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    a6->sin6_family = family = AF_INET6;
-    a6->sin6_port = htons(port);
-    if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) {
-      return InvalidArgumentError("invalid agent address " + host);
-    }
-    len = sizeof *a6;
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons(port);
-    if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) {
-      return InvalidArgumentError("invalid agent address " + host);
-    }
-    len = sizeof *a4;
-  }
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return UnavailableError("socket(AF_INET) failed: " + Errno(errno));
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small request/reply frames
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&storage), len) != 0) {
-    const int err = errno;
-    if (err != EINPROGRESS && err != EINTR) {
-      ::close(fd);
-      return UnavailableError("signum-agent at " + where + " is not reachable: " + Errno(err) +
-                              " (is signum-agent running?)");
-    }
-    Status s = CompleteConnect(fd, deadline, where);
-    if (!s.ok()) {
-      ::close(fd);
-      return s;
-    }
-  }
-  return fd;
-}
-
-Status SendAll(int fd, std::string_view data, Clock::time_point deadline) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    // MSG_NOSIGNAL: a closed agent must give EPIPE, not kill the host application with SIGPIPE.
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      SIGNUM_RETURN_IF_ERROR(WaitFor(fd, POLLOUT, deadline, "sending to signum-agent"));
-      continue;
-    }
-    return UnavailableError("sending to signum-agent failed: " + Errno(errno));
-  }
-  return Status::Ok();
-}
-
 // Reads until one whole frame is in `buffer`; bytes after it stay there for the next call.
-Result<json> ReadFrame(int fd, std::string& buffer, Clock::time_point deadline) {
+Result<json> ReadFrame(transport::Handle socket, std::string& buffer, Clock::time_point deadline) {
   for (;;) {
     auto decoded = agent_protocol::DecodeFrame(buffer);
     if (!decoded.ok()) {
@@ -167,25 +29,17 @@ Result<json> ReadFrame(int fd, std::string& buffer, Clock::time_point deadline) 
     }
     if (decoded->has_value()) return std::move(**decoded);
     char chunk[16384];
-    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n > 0) {
-      buffer.append(chunk, static_cast<size_t>(n));
-      continue;
-    }
+    SIGNUM_ASSIGN_OR_RETURN(const size_t n,
+                            transport::ReceiveSome(socket, chunk, sizeof chunk, deadline));
     if (n == 0) return UnavailableError("signum-agent closed the connection");
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      SIGNUM_RETURN_IF_ERROR(WaitFor(fd, POLLIN, deadline, "waiting for signum-agent"));
-      continue;
-    }
-    return UnavailableError("reading from signum-agent failed: " + Errno(errno));
+    buffer.append(chunk, n);
   }
 }
 
 // After a failed send: the agent may have answered with an error and closed before reading our
 // request (a rejected peer uid, a bad secret). That error says more than "broken pipe".
-std::optional<Status> PendingAgentError(int fd, std::string& buffer) {
-  auto reply = ReadFrame(fd, buffer, Clock::now() + std::chrono::milliseconds(200));
+std::optional<Status> PendingAgentError(transport::Handle socket, std::string& buffer) {
+  auto reply = ReadFrame(socket, buffer, Clock::now() + std::chrono::milliseconds(200));
   if (!reply.ok()) return std::nullopt;
   Status error = agent_protocol::ErrorFromReply(*reply);
   if (error.ok()) return std::nullopt;
@@ -194,21 +48,12 @@ std::optional<Status> PendingAgentError(int fd, std::string& buffer) {
 
 // A kept connection on which the agent sent something unsolicited or which it closed (agent
 // restarted, or it closed us after an error) is dead: find out before writing a request into it.
-bool LooksClosed(int fd, const std::string& buffer) {
-  if (!buffer.empty()) return true;
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) != 0;
-}
-
-bool IsLoopbackHost(const std::string& host) {
-  if (host == "::1") return true;
-  in_addr a{};
-  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
-  return (ntohl(a.s_addr) >> 24) == 127;
+bool LooksClosed(transport::Handle socket, const std::string& buffer) {
+  return !buffer.empty() || transport::ReadableNow(socket);
 }
 
 struct Connection {
-  int fd = -1;
+  transport::Handle socket = transport::kNoHandle;
   std::string buffer;
   std::string agent_name;
   std::string description;
@@ -225,25 +70,26 @@ Result<Connection> OpenOne(const AgentEndpoint& endpoint, bool use_tcp,
     AgentEndpoint tcp_only = endpoint;
     tcp_only.unix_socket.clear();
     c.description = tcp_only.Describe();
-    SIGNUM_ASSIGN_OR_RETURN(c.fd, ConnectTcp(endpoint.tcp_host, endpoint.tcp_port, deadline));
+    SIGNUM_ASSIGN_OR_RETURN(c.socket,
+                            transport::ConnectTcp(endpoint.tcp_host, endpoint.tcp_port, deadline));
   } else {
     c.description = "unix:" + endpoint.unix_socket;
-    SIGNUM_ASSIGN_OR_RETURN(c.fd, ConnectUnix(endpoint.unix_socket, deadline));
+    SIGNUM_ASSIGN_OR_RETURN(c.socket, transport::ConnectUnix(endpoint.unix_socket, deadline));
   }
   auto fail = [&](const Status& s) {
-    ::close(c.fd);
+    transport::Close(c.socket);
     return s.WithContext("signum-agent at " + c.description);
   };
   agent_protocol::Hello hello;
   hello.peer = client_name;
   if (use_tcp) hello.secret = endpoint.secret;
-  Status sent =
-      SendAll(c.fd, agent_protocol::EncodeFrame(agent_protocol::ToJson(hello, false)), deadline);
+  Status sent = transport::SendAll(
+      c.socket, agent_protocol::EncodeFrame(agent_protocol::ToJson(hello, false)), deadline);
   if (!sent.ok()) {
-    if (auto error = PendingAgentError(c.fd, c.buffer)) return fail(*error);
+    if (auto error = PendingAgentError(c.socket, c.buffer)) return fail(*error);
     return fail(sent);
   }
-  auto reply = ReadFrame(c.fd, c.buffer, deadline);
+  auto reply = ReadFrame(c.socket, c.buffer, deadline);
   if (!reply.ok()) return fail(reply.status());
   auto agent_hello = agent_protocol::ParseHello(*reply);
   if (!agent_hello.ok()) return fail(agent_hello.status());
@@ -264,11 +110,7 @@ std::string AgentEndpoint::Describe() const {
   return "tcp:" + (v6 ? "[" + tcp_host + "]" : tcp_host) + ":" + std::to_string(tcp_port);
 }
 
-std::string DefaultAgentSocketPath() {
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime != nullptr && runtime[0] == '/') return std::string(runtime) + "/signum/agent.sock";
-  return "/tmp/signum-" + std::to_string(::geteuid()) + "/agent.sock";
-}
+std::string DefaultAgentSocketPath() { return transport::DefaultAgentSocketPath(); }
 
 Status ParseLoopbackAddress(const std::string& text, std::string* host, uint16_t* port) {
   std::string h;
@@ -289,7 +131,7 @@ Status ParseLoopbackAddress(const std::string& text, std::string* host, uint16_t
     p = text.substr(colon + 1);
   }
   if (h == "localhost") h = "127.0.0.1";
-  if (!IsLoopbackHost(h)) {
+  if (!transport::IsLoopbackHost(h)) {
     return InvalidArgumentError(
         "address '" + text + "' is not loopback: the agent's TCP endpoint is for this host only");
   }
@@ -330,6 +172,10 @@ Result<AgentEndpoint> AgentEndpointFromEnvironment() {
   }
   if (endpoint.unix_socket.empty() && endpoint.tcp_port == 0) {
     endpoint.unix_socket = DefaultAgentSocketPath();
+    if (endpoint.unix_socket.empty()) {
+      return FailedPreconditionError(
+          "no signum-agent endpoint: set SIGNUM_AGENT_TCP and SIGNUM_AGENT_SECRET_FILE");
+    }
   }
   return endpoint;
 }
@@ -354,7 +200,7 @@ Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const AgentEndpoint& e
   }
   if (!connection.ok()) return connection.status();
   std::unique_ptr<AgentClient> client(new AgentClient());
-  client->fd_ = connection->fd;
+  client->socket_ = connection->socket;
   client->buffer_ = std::move(connection->buffer);
   client->agent_name_ = std::move(connection->agent_name);
   client->endpoint_description_ = std::move(connection->description);
@@ -363,9 +209,7 @@ Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const AgentEndpoint& e
   return client;
 }
 
-AgentClient::~AgentClient() {
-  if (fd_ >= 0) ::close(fd_);
-}
+AgentClient::~AgentClient() { transport::Close(socket_); }
 
 bool AgentClient::healthy() const {
   std::lock_guard lock(mu_);
@@ -373,8 +217,8 @@ bool AgentClient::healthy() const {
 }
 
 void AgentClient::FailLocked() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  transport::Close(socket_);
+  socket_ = transport::kNoHandle;
   buffer_.clear();
   healthy_ = false;
 }
@@ -389,19 +233,19 @@ Result<json> AgentClient::RoundTripLocked(const json& request) {
     return UnavailableError("connection to signum-agent at " + endpoint_description_ +
                             " was lost; reconnect");
   }
-  if (LooksClosed(fd_, buffer_)) {
+  if (LooksClosed(socket_, buffer_)) {
     FailLocked();
     return UnavailableError("signum-agent at " + endpoint_description_ +
                             " closed the connection; reconnect");
   }
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
-  Status sent = SendAll(fd_, agent_protocol::EncodeFrame(request), deadline);
+  Status sent = transport::SendAll(socket_, agent_protocol::EncodeFrame(request), deadline);
   if (!sent.ok()) {
-    const std::optional<Status> error = PendingAgentError(fd_, buffer_);
+    const std::optional<Status> error = PendingAgentError(socket_, buffer_);
     FailLocked();
     return error.value_or(sent).WithContext("signum-agent at " + endpoint_description_);
   }
-  auto reply = ReadFrame(fd_, buffer_, deadline);
+  auto reply = ReadFrame(socket_, buffer_, deadline);
   if (!reply.ok()) {
     // After a timeout a late reply would answer the next request: the stream is unusable.
     FailLocked();

@@ -1,6 +1,6 @@
 // The client side of the provider <-> signum-agent protocol (agent_protocol.h), linked by every
-// provider and by signum-util. POSIX today (Unix socket + loopback TCP); the Windows providers
-// add a Winsock transport behind the same class.
+// provider and by signum-util. One protocol implementation; the socket transport underneath is
+// per OS (transport.h): Unix socket + loopback TCP on POSIX, loopback TCP over Winsock on Windows.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,7 @@ struct AgentEndpoint {
 };
 
 // The default socket path for the current user: $XDG_RUNTIME_DIR/signum/agent.sock, else
-// /tmp/signum-<uid>/agent.sock.
+// /tmp/signum-<uid>/agent.sock. Empty on Windows (TCP only there).
 std::string DefaultAgentSocketPath();
 
 // From the environment, as providers see it:
@@ -70,7 +70,7 @@ class AgentClient {
   Result<nlohmann::json> RoundTripLocked(const nlohmann::json& request);
   void FailLocked();
   mutable std::mutex mu_;
-  int fd_ = -1;
+  std::intptr_t socket_ = -1;  // transport::Handle: a file descriptor or a Winsock SOCKET
   int timeout_ms_ = 30000;
   bool healthy_ = false;
   std::string buffer_;  // bytes received beyond the last decoded frame

@@ -10,6 +10,14 @@
 #include <fstream>
 #include <sstream>
 
+// mingw-w64 (the Windows providers) has open/read/close but no O_CLOEXEC, fchmod, fsync or
+// O_DIRECTORY: reads are binary and not inherited there, and WriteFileAtomically is POSIX-only.
+#ifdef _WIN32
+#define SIGNUM_READ_FLAGS (O_RDONLY | O_BINARY | O_NOINHERIT)
+#else
+#define SIGNUM_READ_FLAGS (O_RDONLY | O_CLOEXEC)
+#endif
+
 namespace signum {
 namespace {
 
@@ -23,7 +31,7 @@ Status ErrnoStatus(const std::string& what, int err) {
 }  // namespace
 
 Result<std::string> ReadFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), SIGNUM_READ_FLAGS);
   if (fd < 0) return ErrnoStatus("cannot open " + path, errno);
   std::string content;
   char buf[65536];
@@ -42,6 +50,7 @@ Result<std::string> ReadFile(const std::string& path) {
   return content;
 }
 
+#ifndef _WIN32
 Status WriteFileAtomically(const std::string& path, std::string_view content, unsigned mode) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -82,6 +91,8 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, un
   }
   return Status::Ok();
 }
+
+#endif  // _WIN32
 
 Result<std::string> ReadSecretFile(const std::string& path) {
   SIGNUM_ASSIGN_OR_RETURN(std::string secret, ReadFile(path));

@@ -1,0 +1,158 @@
+// signum_cng_agent_test: the first Windows program of the CNG conformance suite. Under Wine (or
+// on Windows) it reaches a real signum-agent over loopback TCP through the shared AgentClient
+// (the same protocol code as the Linux providers, Winsock underneath), lists the certificates
+// and signs SHA-256 digests with RSA-2048 PKCS#1 v1.5 and PSS. Every signature is written with
+// its message and certificate to SIGNUM_CNG_OUTPUT_DIR (manifest.txt lists them) and verified
+// there by native OpenSSL (run-agent-test.sh): Wine is the caller, never the judge.
+//
+// Environment: SIGNUM_AGENT_TCP, SIGNUM_AGENT_SECRET_FILE (a Windows path, e.g.
+// Z:/tmp/x/agent.secret), SIGNUM_CNG_OUTPUT_DIR (Windows path).
+#include <windows.h>
+// A block of its own: bcrypt.h needs windows.h's types, so formatting must not reorder them.
+#include <bcrypt.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "agent_client.h"
+#include "signum/core/algorithms.h"
+
+namespace signum::cng {
+namespace {
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+bool IsSuccess(NTSTATUS status) { return status >= 0; }
+
+// SHA-256 through Windows' own bcrypt (OpenSSL recomputes it from message.bin when verifying).
+Bytes Sha256(ByteView data) {
+  BCRYPT_ALG_HANDLE alg = nullptr;
+  BCRYPT_HASH_HANDLE hash = nullptr;
+  Bytes digest(32);
+  EXPECT_TRUE(IsSuccess(BCryptOpenAlgorithmProvider(&alg, BCRYPT_SHA256_ALGORITHM, nullptr, 0)));
+  EXPECT_TRUE(IsSuccess(BCryptCreateHash(alg, &hash, nullptr, 0, nullptr, 0, 0)));
+  EXPECT_TRUE(IsSuccess(
+      BCryptHashData(hash, const_cast<PUCHAR>(data.data()), static_cast<ULONG>(data.size()), 0)));
+  EXPECT_TRUE(
+      IsSuccess(BCryptFinishHash(hash, digest.data(), static_cast<ULONG>(digest.size()), 0)));
+  BCryptDestroyHash(hash);
+  BCryptCloseAlgorithmProvider(alg, 0);
+  return digest;
+}
+
+Bytes RandomBytes(size_t n) {
+  Bytes out(n);
+  EXPECT_TRUE(IsSuccess(BCryptGenRandom(nullptr, out.data(), static_cast<ULONG>(n),
+                                        BCRYPT_USE_SYSTEM_PREFERRED_RNG)));
+  return out;
+}
+
+void WriteFile(const std::string& path, std::string_view content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  ASSERT_TRUE(out.good()) << "cannot write " << path;
+}
+
+class AgentOverTcp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Env("SIGNUM_AGENT_TCP").empty() || Env("SIGNUM_CNG_OUTPUT_DIR").empty()) {
+      GTEST_SKIP() << "SIGNUM_AGENT_TCP / SIGNUM_CNG_OUTPUT_DIR not set: this program is driven "
+                      "by conformance/cng/run-agent-test.sh (ctest signum_cng_agent_wine)";
+    }
+    output_dir_ = Env("SIGNUM_CNG_OUTPUT_DIR");
+    auto endpoint = agent::AgentEndpointFromEnvironment();
+    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
+    ASSERT_FALSE(endpoint->tcp_host.empty()) << "SIGNUM_AGENT_TCP gave no TCP endpoint";
+    endpoint_ = *endpoint;
+    endpoint_.unix_socket.clear();  // Windows: TCP only
+    auto client = agent::AgentClient::Connect(endpoint_, "signum_cng_agent_test/0.1", 10000);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    client_ = std::move(client).value();
+  }
+
+  // The first certificate with an RSA-2048 key that the agent lets us use with scheme + SHA-256.
+  const wire::CertificateEntry* FindRsa2048(const wire::CertificateListResponse& list,
+                                            SignatureScheme scheme) {
+    for (const auto& c : list.certificates) {
+      const bool allowed = std::ranges::find(c.schemes, scheme) != c.schemes.end() &&
+                           std::ranges::find(c.hashes, HashAlgorithm::kSha256) != c.hashes.end();
+      if (c.key.type == KeyType::kRsa && c.key.bits == 2048 && allowed) return &c;
+    }
+    return nullptr;
+  }
+
+  void SignAndRecord(SignatureScheme scheme) {
+    auto list = client_->ListCertificates();
+    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    const wire::CertificateEntry* cert = FindRsa2048(*list, scheme);
+    ASSERT_NE(cert, nullptr) << "the agent offers no RSA-2048 certificate for "
+                             << SchemeName(scheme) << " with SHA-256";
+    const Bytes message = RandomBytes(1000);
+    agent_protocol::SignRequest request;
+    request.certificate_id = cert->id;
+    request.scheme = scheme;
+    request.hash = HashAlgorithm::kSha256;
+    request.digest = Sha256(message);
+    if (scheme == SignatureScheme::kRsaPss) request.pss_salt_length = 32;
+    request.context.process = "signum_cng_agent_test.exe";
+    request.context.command_line = GetCommandLineA();
+    auto signature = client_->Sign(request);
+    ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+    EXPECT_EQ(signature->size(), 256u) << "RSA-2048 signatures are 256 bytes";
+
+    const std::string name(SchemeName(scheme));
+    const std::string base = output_dir_ + "/" + name;
+    WriteFile(base + ".message", std::string(message.begin(), message.end()));
+    WriteFile(base + ".sig", std::string(signature->begin(), signature->end()));
+    WriteFile(base + ".cert.pem", cert->certificate_pem);
+    // manifest: scheme, files (relative to the output dir), PSS salt length, certificate label
+    std::ofstream manifest(output_dir_ + "/manifest.txt", std::ios::app);
+    manifest << name << ' ' << name << ".message " << name << ".sig " << name << ".cert.pem "
+             << request.pss_salt_length.value_or(0) << ' ' << cert->label << '\n';
+    ASSERT_TRUE(manifest.good());
+  }
+
+  std::string output_dir_;
+  agent::AgentEndpoint endpoint_;
+  std::unique_ptr<agent::AgentClient> client_;
+};
+
+TEST_F(AgentOverTcp, ListsCertificates) {
+  auto list = client_->ListCertificates(/*refresh=*/true);
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_FALSE(list->certificates.empty()) << "the demo deployment's agent lists no certificates";
+  for (const auto& c : list->certificates) {
+    EXPECT_EQ(c.id.size(), 40u) << c.label << ": id is not a SHA-1 thumbprint";
+    EXPECT_EQ(c.certificate_pem.rfind("-----BEGIN CERTIFICATE-----", 0), 0u) << c.label;
+  }
+  std::ofstream(output_dir_ + "/certificates.txt") << list->certificates.size() << '\n';
+}
+
+TEST_F(AgentOverTcp, ReportsStatus) {
+  auto status = client_->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_TRUE(status->server_reachable) << status->message;
+}
+
+TEST_F(AgentOverTcp, SignsSha256WithRsa2048Pkcs1) { SignAndRecord(SignatureScheme::kRsaPkcs1); }
+
+TEST_F(AgentOverTcp, SignsSha256WithRsa2048Pss) { SignAndRecord(SignatureScheme::kRsaPss); }
+
+TEST_F(AgentOverTcp, RejectsAWrongSecret) {
+  agent::AgentEndpoint wrong = endpoint_;
+  wrong.secret[0] = wrong.secret[0] == '0' ? '1' : '0';
+  auto client = agent::AgentClient::Connect(wrong, "signum_cng_agent_test/0.1", 10000);
+  ASSERT_FALSE(client.ok()) << "the agent accepted a wrong secret";
+  EXPECT_EQ(client.status().code(), ErrorCode::kUnauthenticated) << client.status().ToString();
+}
+
+}  // namespace
+}  // namespace signum::cng

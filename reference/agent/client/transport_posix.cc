@@ -1,0 +1,189 @@
+// The POSIX transport under AgentClient: Unix socket and loopback TCP, non-blocking sockets and
+// poll() with the remaining time for every wait.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "transport.h"
+
+namespace signum::agent::transport {
+namespace {
+
+std::string Errno(int err) { return std::strerror(err); }
+
+int RemainingMs(Clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(left);
+}
+
+// Waits for `events` on fd until the deadline; EINTR restarts with the remaining time.
+Status WaitFor(int fd, short events, Clock::time_point deadline, const std::string& what) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, RemainingMs(deadline));
+    if (n > 0) return Status::Ok();
+    if (n == 0) return DeadlineExceededError(what + ": signum-agent did not answer in time");
+    if (errno != EINTR) return UnavailableError(what + ": poll failed: " + Errno(errno));
+  }
+}
+
+// Finishes a non-blocking connect() that returned EINPROGRESS.
+Status CompleteConnect(int fd, Clock::time_point deadline, const std::string& where) {
+  Status waited = WaitFor(fd, POLLOUT, deadline, "connecting to " + where);
+  if (!waited.ok()) {
+    return waited.code() == ErrorCode::kDeadlineExceeded
+               ? UnavailableError("signum-agent at " + where +
+                                  " did not accept the connection in time")
+               : waited;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    return UnavailableError("signum-agent at " + where + " is not reachable: " + Errno(err) +
+                            " (is signum-agent running?)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Handle> ConnectUnix(const std::string& path, Clock::time_point deadline) {
+  const std::string where = "unix:" + path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return InvalidArgumentError("agent socket path '" + path + "' is empty or longer than " +
+                                std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return UnavailableError("socket(AF_UNIX) failed: " + Errno(errno));
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    if (err == EINPROGRESS || err == EINTR) {
+      Status s = CompleteConnect(fd, deadline, where);
+      if (!s.ok()) {
+        ::close(fd);
+        return s;
+      }
+      return fd;
+    }
+    ::close(fd);
+    // EAGAIN on a Unix socket: the agent's accept backlog is full.
+    return UnavailableError(
+        "signum-agent at " + where + " is not reachable: " + Errno(err) +
+        (err == ENOENT || err == ECONNREFUSED ? " (is signum-agent running?)" : ""));
+  }
+  return fd;
+}
+
+Result<Handle> ConnectTcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
+  const std::string where = "tcp:" + host + ":" + std::to_string(port);
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (host.find(':') != std::string::npos) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    a6->sin6_family = family = AF_INET6;
+    a6->sin6_port = htons(port);
+    if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) {
+      return InvalidArgumentError("invalid agent address " + host);
+    }
+    len = sizeof *a6;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) {
+      return InvalidArgumentError("invalid agent address " + host);
+    }
+    len = sizeof *a4;
+  }
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return UnavailableError("socket(AF_INET) failed: " + Errno(errno));
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small request/reply frames
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&storage), len) != 0) {
+    const int err = errno;
+    if (err != EINPROGRESS && err != EINTR) {
+      ::close(fd);
+      return UnavailableError("signum-agent at " + where + " is not reachable: " + Errno(err) +
+                              " (is signum-agent running?)");
+    }
+    Status s = CompleteConnect(fd, deadline, where);
+    if (!s.ok()) {
+      ::close(fd);
+      return s;
+    }
+  }
+  return fd;
+}
+
+Status SendAll(Handle socket, std::string_view data, Clock::time_point deadline) {
+  const int fd = static_cast<int>(socket);
+  size_t sent = 0;
+  while (sent < data.size()) {
+    // MSG_NOSIGNAL: a closed agent must give EPIPE, not kill the host application with SIGPIPE.
+    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      SIGNUM_RETURN_IF_ERROR(WaitFor(fd, POLLOUT, deadline, "sending to signum-agent"));
+      continue;
+    }
+    return UnavailableError("sending to signum-agent failed: " + Errno(errno));
+  }
+  return Status::Ok();
+}
+
+Result<size_t> ReceiveSome(Handle socket, char* out, size_t capacity, Clock::time_point deadline) {
+  const int fd = static_cast<int>(socket);
+  for (;;) {
+    const ssize_t n = ::recv(fd, out, capacity, 0);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      SIGNUM_RETURN_IF_ERROR(WaitFor(fd, POLLIN, deadline, "waiting for signum-agent"));
+      continue;
+    }
+    return UnavailableError("reading from signum-agent failed: " + Errno(errno));
+  }
+}
+
+bool ReadableNow(Handle socket) {
+  pollfd p{static_cast<int>(socket), POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;
+}
+
+void Close(Handle socket) {
+  if (socket != kNoHandle) ::close(static_cast<int>(socket));
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "::1") return true;
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
+  return (ntohl(a.s_addr) >> 24) == 127;
+}
+
+std::string DefaultAgentSocketPath() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime != nullptr && runtime[0] == '/') return std::string(runtime) + "/signum/agent.sock";
+  return "/tmp/signum-" + std::to_string(::geteuid()) + "/agent.sock";
+}
+
+}  // namespace signum::agent::transport
