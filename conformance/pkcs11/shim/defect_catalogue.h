@@ -26,10 +26,8 @@ enum class Defect {
   kRsaPkcsIgnoresDigestInfo,
   kPssIgnoresSaltParams,
   kMechanismListDuplicates,
-  kInitializeAcceptsReserved,
   kForkUnsafe,
   kThreadUnsafe,
-  kRandomRepeats,
 };
 
 struct DefectInfo {

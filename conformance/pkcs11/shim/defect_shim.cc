@@ -230,11 +230,6 @@ class UnsafeSection {
 
 CK_RV Shim_C_Initialize(CK_VOID_PTR init_args) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
-  if (Injected() == Defect::kInitializeAcceptsReserved && init_args != nullptr) {
-    CK_C_INITIALIZE_ARGS args = *static_cast<CK_C_INITIALIZE_ARGS*>(init_args);
-    args.pReserved = nullptr;
-    return Real().C_Initialize(&args);
-  }
   return Real().C_Initialize(init_args);
 }
 
@@ -571,10 +566,7 @@ CK_RV Shim_C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_le
 CK_RV Shim_C_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
   CrashOnNull(out);
-  CK_RV rv = Real().C_GenerateRandom(h, out, len);
-  if (rv == CKR_OK && out != nullptr && Injected() == Defect::kRandomRepeats)
-    std::memset(out, 0, len);
-  return rv;
+  return Real().C_GenerateRandom(h, out, len);
 }
 
 }  // namespace
