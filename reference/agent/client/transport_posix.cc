@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tcp_address.h"
 #include "transport.h"
 
 namespace signum::agent::transport {
@@ -90,31 +91,12 @@ Result<Handle> ConnectUnix(const std::string& path, Clock::time_point deadline) 
 
 Result<Handle> ConnectTcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
   const std::string where = "tcp:" + host + ":" + std::to_string(port);
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  if (host.find(':') != std::string::npos) {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    a6->sin6_family = family = AF_INET6;
-    a6->sin6_port = htons(port);
-    if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) {
-      return InvalidArgumentError("invalid agent address " + host);
-    }
-    len = sizeof *a6;
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons(port);
-    if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) {
-      return InvalidArgumentError("invalid agent address " + host);
-    }
-    len = sizeof *a4;
-  }
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  SIGNUM_ASSIGN_OR_RETURN(const TcpAddress address, ParseTcpAddress(host, port));
+  const int fd = ::socket(address.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return UnavailableError("socket(AF_INET) failed: " + Errno(errno));
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small request/reply frames
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&storage), len) != 0) {
+  if (::connect(fd, address.get(), address.length) != 0) {
     const int err = errno;
     if (err != EINPROGRESS && err != EINTR) {
       ::close(fd);
@@ -173,12 +155,7 @@ void Close(Handle socket) {
   if (socket != kNoHandle) ::close(static_cast<int>(socket));
 }
 
-bool IsLoopbackHost(const std::string& host) {
-  if (host == "::1") return true;
-  in_addr a{};
-  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
-  return (ntohl(a.s_addr) >> 24) == 127;
-}
+bool IsLoopbackHost(const std::string& host) { return IsLoopbackAddress(host); }
 
 std::string DefaultAgentSocketPath() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");

@@ -6,6 +6,7 @@
 
 #include <mutex>
 
+#include "tcp_address.h"
 #include "transport.h"
 
 namespace signum::agent::transport {
@@ -74,28 +75,9 @@ Result<Handle> ConnectUnix(const std::string& path, Clock::time_point /*deadline
 Result<Handle> ConnectTcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
   SIGNUM_RETURN_IF_ERROR(EnsureWinsock());
   const std::string where = "tcp:" + host + ":" + std::to_string(port);
-  sockaddr_storage storage{};
-  int len = 0;
-  int family = AF_INET;
-  if (host.find(':') != std::string::npos) {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    a6->sin6_family = family = AF_INET6;
-    a6->sin6_port = ::htons(port);
-    if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) {
-      return InvalidArgumentError("invalid agent address " + host);
-    }
-    len = sizeof *a6;
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&storage);
-    a4->sin_family = AF_INET;
-    a4->sin_port = ::htons(port);
-    if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) {
-      return InvalidArgumentError("invalid agent address " + host);
-    }
-    len = sizeof *a4;
-  }
+  SIGNUM_ASSIGN_OR_RETURN(const TcpAddress address, ParseTcpAddress(host, port));
   // WSA_FLAG_NO_HANDLE_INHERIT: child processes of the host application must not hold our socket.
-  const SOCKET s = ::WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0,
+  const SOCKET s = ::WSASocketW(address.family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0,
                                 WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
   if (s == INVALID_SOCKET) {
     return UnavailableError("socket(AF_INET) failed: " + WsaError(::WSAGetLastError()));
@@ -109,7 +91,7 @@ Result<Handle> ConnectTcp(const std::string& host, uint16_t port, Clock::time_po
     ::closesocket(s);
     return UnavailableError("ioctlsocket(FIONBIO) failed: " + WsaError(err));
   }
-  if (::connect(s, reinterpret_cast<const sockaddr*>(&storage), len) != 0) {
+  if (::connect(s, address.get(), address.length) != 0) {
     const int err = ::WSAGetLastError();
     if (err != WSAEWOULDBLOCK && err != WSAEINPROGRESS) {
       ::closesocket(s);
@@ -186,11 +168,7 @@ void Close(Handle socket) {
 }
 
 bool IsLoopbackHost(const std::string& host) {
-  if (host == "::1") return true;
-  if (!EnsureWinsock().ok()) return false;
-  in_addr a{};
-  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
-  return (::ntohl(a.s_addr) >> 24) == 127;
+  return host == "::1" || (EnsureWinsock().ok() && IsLoopbackAddress(host));
 }
 
 std::string DefaultAgentSocketPath() { return ""; }
