@@ -26,11 +26,32 @@ RUNNERS = {"linux": "ubuntu-latest", "windows": "windows-latest", "macos": "maco
 # row is reported as skipped with the missing provider named, so the report says what is not
 # covered yet instead of going quiet.
 NOT_YET_BUILT = {
-    "windows": "signumksp.dll / signumcsp.dll (reference/providers/cng, issue 6) and a Windows "
-               "build of the PKCS#11 provider",
+    "windows": "a Windows build of the PKCS#11 provider (signumpkcs11.dll; the KSP and CSP are "
+               "built by the Windows job)",
     "macos": "the CryptoTokenKit extension (reference/providers/ctk) and a macOS build of the "
              "agent and PKCS#11 provider",
 }
+
+# The Windows job (docs/windows.md). The providers and conformance programs are built natively
+# with MSYS2's MINGW64 toolchain (the same mingw-w64 GCC the Linux tree cross-compiles with);
+# signum-server and signum-agent are Linux programs, so the reference deployment runs in WSL and the
+# agent's loopback TCP port is reached from Windows as 127.0.0.1 (WSL 2 forwards localhost).
+MSYS2_PACKAGES = ("mingw-w64-x86_64-gcc mingw-w64-x86_64-cmake mingw-w64-x86_64-ninja "
+                  "mingw-w64-x86_64-nlohmann-json mingw-w64-x86_64-nss")
+# Debian builds GoogleTest from /usr/src/googletest; MSYS2 has no source package, so a tagged
+# checkout takes its place (SIGNUM_GTEST_SOURCE_DIR).
+GTEST_REF = "v1.15.2"
+WSL_DISTRIBUTION = "Debian-12"  # what ci/setup installs from
+WINDOWS_BUILD = "build-windows"
+SITE_DIR = "site"          # written in WSL by interop/tools/windows/export-site.py; holds the PIN
+CNG_OUT = "cng-out"        # conformance/cng signatures + manifests, verified by OpenSSL in WSL
+WINDOWS_CMAKE = " \\\n  ".join([
+    f"cmake -S . -B {WINDOWS_BUILD} -G Ninja -DSIGNUM_WINDOWS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo",
+    "-DSIGNUM_GTEST_SOURCE_DIR=third_party/googletest",
+    "-DSIGNUM_NLOHMANN_INCLUDE_DIR=/mingw64/include/nlohmann",
+    "-DSIGNUM_NSS_PKCS11_INCLUDE=/mingw64/include/nss3 -DSIGNUM_NSPR_INCLUDE=/mingw64/include/nspr",
+    "-DCMAKE_EXE_LINKER_FLAGS=-static -DCMAKE_SHARED_LINKER_FLAGS=-static",
+])
 
 
 def _upload(name: str) -> dict:
@@ -70,7 +91,10 @@ def jobs_for(matrix) -> dict:
                        "run": f"ci/matrix --platform=linux --shard={spec}"},
                       _summary_step("bash"), _upload(f"matrix-linux-{index}")],
         }
-    for platform in ("windows", "macos"):
+    windows_rows = [row.id for row in matrix.rows if row.platform == "windows"]
+    if windows_rows:
+        jobs["matrix-windows"] = windows_job(windows_rows)
+    for platform in ("macos",):
         rows = [row.id for row in matrix.rows if row.platform == platform]
         if not rows:
             continue
@@ -94,6 +118,101 @@ def jobs_for(matrix) -> dict:
     return jobs
 
 
+def windows_job(rows: list) -> dict:
+    """Build (MSYS2), deployment (WSL), providers registered, conformance/cng natively, every
+    conformance signature checked by OpenSSL, then the Windows rows through the harness. A failed
+    prerequisite fails its step; the matrix step still runs and reports what it could not run as
+    skips naming the reason (a provider not built, a tool not installed)."""
+    site_file = f"{SITE_DIR}\\site.json"
+    tools = "interop/tools/windows"
+    return {
+        "name": f"windows: providers, conformance/cng, matrix ({len(rows)} rows)",
+        "runs-on": RUNNERS["windows"], "timeout-minutes": 90,
+        "env": {"SIGNUM_MATRIX_ROWS": " ".join(rows),
+                "SIGNUM_BUILD_DIR": "${{ github.workspace }}\\" + WINDOWS_BUILD},
+        "steps": [
+            {"uses": "actions/checkout@v4"},
+            {"name": "GoogleTest sources", "uses": "actions/checkout@v4",
+             "with": {"repository": "google/googletest", "ref": GTEST_REF,
+                      "path": "third_party/googletest"}},
+            {"uses": "msys2/setup-msys2@v2",
+             "with": {"msystem": "MINGW64", "update": True, "install": MSYS2_PACKAGES}},
+            {"name": "Build the Windows parts (MSYS2 MINGW64)", "shell": "msys2 {0}",
+             "run": f"{WINDOWS_CMAKE}\ncmake --build {WINDOWS_BUILD}\nls {WINDOWS_BUILD}/bin\n"},
+            {"uses": "Vampire/setup-wsl@v7",
+             "with": {"distribution": WSL_DISTRIBUTION, "wsl-version": 2,
+                      "additional-packages": "git sudo"}},
+            {"name": "Keep WSL running for the rest of the job", "shell": "pwsh",
+             # the distribution stops once no wsl.exe is left, and the agent with it
+             "run": "Start-Process -WindowStyle Hidden wsl.exe -ArgumentList '--exec', 'sleep', "
+                    "'infinity'"},
+            {"name": "Reference deployment in WSL (server, agent, SoftHSM2)",
+             "shell": "wsl-bash {0}",
+             "run": f'{tools}/wsl-deployment.sh "$PWD" "$PWD/{SITE_DIR}"'},
+            {"name": "The agent is reachable from Windows", "shell": "pwsh",
+             "run": f"$site = Get-Content -Raw {site_file} | ConvertFrom-Json\n"
+                    "$hostName, $port = $site.env.SIGNUM_AGENT_TCP -split ':'\n"
+                    "$client = [Net.Sockets.TcpClient]::new()\n"
+                    "try { $client.Connect($hostName, [int]$port) } catch { throw \"agent "
+                    "$($site.env.SIGNUM_AGENT_TCP) unreachable from Windows (WSL localhost "
+                    "forwarding; docs/windows.md): $_\" }\n"
+                    "$client.Close(); \"agent $($site.env.SIGNUM_AGENT_TCP) reachable\"\n"},
+            {"uses": "actions/setup-java@v4",
+             "with": {"distribution": "temurin", "java-version": "17"}},
+            {"name": "Signing tools on PATH (signtool, mage)", "shell": "pwsh",
+             "run": f"& ./{tools}/Find-SignTool.ps1 | Add-Content $env:GITHUB_PATH\n"
+                    "dotnet tool install --global microsoft.dotnet.mage\n"
+                    "Join-Path $env:USERPROFILE .dotnet\\tools | Add-Content $env:GITHUB_PATH\n"},
+            {"name": "Register the providers, configure them, install the certificates",
+             "id": "providers", "shell": "pwsh",
+             "run": f"./{tools}/Install-SignumWindows.ps1 -BuildDir {WINDOWS_BUILD} "
+                    f"-SiteFile {site_file}"},
+            {"name": "conformance/cng natively", "shell": "pwsh",
+             "run": f"./{tools}/Invoke-CngSuites.ps1 -BuildDir {WINDOWS_BUILD} "
+                    f"-SiteFile {site_file} -OutDir {CNG_OUT}"},
+            {"name": "Every conformance signature verified by OpenSSL (in WSL)",
+             "shell": "wsl-bash {0}",
+             # conformance/cng's own verifier (the one run-wine-suite.sh uses), same checks
+             "run": "verified=0\n"
+                    "for out in " + CNG_OUT + "/*/; do\n"
+                    "  [[ -f ${out}manifest.tsv ]] || continue\n"
+                    '  ~/signum/conformance/cng/verify-manifest.sh "$out" "$(basename "$out")" '
+                    '"$HOME/signum-demo/ca/root.pem" "$HOME/signum-demo/ca/issuing.pem" || exit 1\n'
+                    "  verified=$((verified + 1))\n"
+                    "done\n"
+                    f'(( verified > 0 )) || {{ echo "no manifest.tsv under {CNG_OUT}/"; exit 1; }}\n'},
+            # The suites register into HKLM themselves (as in their Wine prefix); the rows need
+            # exactly the state Install-SignumWindows.ps1 sets up, so it is asserted again.
+            {"name": "Providers as the matrix rows expect them",
+             "if": "always() && steps.providers.outcome == 'success'", "shell": "pwsh",
+             "run": f"./{tools}/Install-SignumWindows.ps1 -BuildDir {WINDOWS_BUILD} "
+                    f"-SiteFile {site_file}"},
+            {"uses": "actions/setup-python@v5", "if": "always()",
+             "with": {"python-version": "3.11"}},
+            {"name": "Runner dependencies", "if": "always()", "shell": "pwsh",
+             "run": "python -m pip install pytest pytest-xdist pyyaml"},
+            {"name": "Run the windows rows", "if": "always()", "shell": "pwsh",
+             "run": f"if (Test-Path {site_file}) {{ $env:SIGNUM_MATRIX_SITE = (Resolve-Path "
+                    f"{site_file}).Path }}\n"
+                    "python -m interop.harness run --platform=windows -n 0\n"},
+            _summary_step("pwsh"),
+            # reports/ and the conformance outputs; never site/ (it holds the token PIN and the
+            # agent secret)
+            {"name": "Upload reports", "if": "always()", "uses": "actions/upload-artifact@v4",
+             "with": {"name": "matrix-windows", "path": f"reports/\n{CNG_OUT}/",
+                      "if-no-files-found": "warn"}},
+        ],
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line scripts as literal blocks, so the workflow reads like the scripts it runs."""
+
+
+_Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+
+
 def render(matrix) -> str:
     document = {"name": "signum", "on": {"push": None, "pull_request": None,
                                          "workflow_dispatch": None},
@@ -103,7 +222,7 @@ def render(matrix) -> str:
     header = ("# Generated by ci/workflows.py from matrix.yaml; do not edit. After changing\n"
               "# matrix.yaml run ci/workflows.py (the interop tests check it is current).\n"
               f"{notes}")
-    body = yaml.safe_dump(document, sort_keys=False, width=100)
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100)
     return header + body.replace("push: null", "push:").replace(
         "pull_request: null", "pull_request:").replace("workflow_dispatch: null",
                                                        "workflow_dispatch:")

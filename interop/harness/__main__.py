@@ -6,7 +6,7 @@
                                                      a fresh deployment; the row's cells with traces
   python3 -m interop.harness vendor --module M --token L --pin-file F [--env N=V]... [pytest args]
                                                      the whole matrix through a vendor's HSM module
-  python3 -m interop.harness cell --deployment DIR --row ROW --algorithm A --column C
+  python3 -m interop.harness cell --deployment DIR|SITE.json --row ROW --algorithm A --column C
                                                      one cell against a deployment that is running
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import matrix as matrix_mod
 from .cell import run_cell
-from .site import Site, VendorHsm
+from .site import DescribedSite, Site, VendorHsm
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WORKERS = "3"
@@ -126,7 +126,8 @@ def main(argv=None) -> int:
                        help="no pkcs11-spy on the direct column (it logs the PIN in clear)")
     _vendor_args(repro)
     cell = sub.add_parser("cell")
-    cell.add_argument("--deployment", required=True, help="a running deployment (ci/demo up)")
+    cell.add_argument("--deployment", required=True,
+                      help="a running deployment (ci/demo up), or its site file (site.json)")
     cell.add_argument("--row", required=True)
     cell.add_argument("--algorithm", required=True)
     cell.add_argument("--column", required=True)
@@ -152,7 +153,9 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     if args.command == "cell":
-        site = Site(Path(args.deployment), owned=False)
+        # A site file (.json, docs/windows.md) stands for a deployment running elsewhere.
+        site = (DescribedSite(args.deployment) if args.deployment.endswith(".json")
+                else Site(Path(args.deployment), owned=False))
         return 1 if _run_cells(cells, site, Path(args.reports) / "logs", spy=False) else 0
 
     # repro: a fresh deployment of its own

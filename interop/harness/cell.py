@@ -34,15 +34,18 @@ LOG_TAIL_LINES = 25
 # Where each interface's Signum provider is built. A row whose provider is not built on this
 # platform is skipped with that reason rather than run against nothing.
 PROVIDERS = {
-    "pkcs11": ("reference/providers/pkcs11/libsignumpkcs11.so", "the PKCS#11 provider"),
-    "ksp": ("reference/providers/cng/signumksp.dll", "the CNG Key Storage Provider (issue 6)"),
-    "csp": ("reference/providers/cng/signumcsp.dll", "the legacy CryptoAPI CSP (issue 6)"),
-    "ctk": ("reference/providers/ctk/SignumToken.appex", "the CryptoTokenKit extension"),
+    "pkcs11": ("reference/providers/pkcs11/libsignumpkcs11.so", "PKCS#11 provider"),
+    "ksp": ("bin/signumksp.dll", "CNG Key Storage Provider (issue 6)"),
+    "csp": ("bin/signumcsp.dll", "legacy CryptoAPI CSP (issue 6)"),
+    "ctk": ("reference/providers/ctk/SignumToken.appex", "CryptoTokenKit extension"),
 }
+# On Windows $SIGNUM_BUILD_DIR is the mingw tree, where every program and DLL lands in bin/.
+WINDOWS_PROVIDERS = dict(PROVIDERS, pkcs11=("bin/signumpkcs11.dll",
+                                            "PKCS#11 provider for Windows"))
 
 
 def missing_provider(interface: str) -> str:
-    relative, what = PROVIDERS[interface]
+    relative, what = (WINDOWS_PROVIDERS if os.name == "nt" else PROVIDERS)[interface]
     path = native.build_dir() / relative
     return "" if path.exists() else f"Signum's {what} is not built here ({path} is missing)"
 
@@ -131,6 +134,9 @@ def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool
         "OPENSSL_ENGINE_CONF": str(engine_conf), "HOME": str(work / "home"),
         "SIGNUM_PKCS11_TRACE": str(log_dir / "pkcs11-trace.log"),
     }
+    if cell.row.interface in ("ksp", "csp"):
+        # The Windows providers' call trace (signum/cng/nte_status.h), beside the step logs.
+        environment["SIGNUM_CNG_TRACE"] = str(log_dir / "cng-trace.log")
     environment.update(site.module_environment())
     if spy and cell.column == "direct" and Path(PKCS11_SPY).exists():
         environment.update(PKCS11_MODULE=PKCS11_SPY, PKCS11SPY=column.module,
@@ -155,6 +161,16 @@ def _command(shell: str, script: Path) -> list:
     return ["cmd", "/c", str(script)]
 
 
+def _kill_tree(process: subprocess.Popen):
+    """Ends a timed-out step with everything it started, and only that."""
+    if os.name == "nt":  # no process groups: taskkill /T follows the parent-child tree
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def run_step(name: str, shell: str, body: str, environment: dict, work: Path, log_dir: Path,
              timeout: float) -> StepResult:
     suffix, text = _script_text(shell, body)
@@ -163,7 +179,8 @@ def run_step(name: str, shell: str, body: str, environment: dict, work: Path, lo
     log = log_dir / f"{name}.log"
     start = time.monotonic()
     with open(log, "wb") as out:
-        # A session of its own, so a timeout ends the step's whole process group (ours) only.
+        # A session of its own, so a timeout ends the step's whole process group (ours) only
+        # (POSIX; Windows ignores start_new_session and _kill_tree walks the process tree).
         process = subprocess.Popen(_command(shell, script), cwd=work, env=environment,
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
@@ -171,9 +188,8 @@ def run_step(name: str, shell: str, body: str, environment: dict, work: Path, lo
             code = process.wait(timeout=max(timeout, 1))
             timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            code, timed_out = -signal.SIGKILL, True
+            _kill_tree(process)
+            code, timed_out = -9, True
     return StepResult(name, code, time.monotonic() - start, str(log), timed_out)
 
 

@@ -86,7 +86,10 @@ class Row:
 
     def missing_requirements(self, environ=os.environ) -> list:
         """What is not installed here (commands not on PATH, variables not set)."""
-        missing = [f"command `{c}`" for c in self.required_commands if shutil.which(c) is None]
+        # The row's shell too: a pwsh row on a machine without PowerShell is a skip, not a failure.
+        commands = self.required_commands + ((self.shell,) if self.shell not in
+                                             self.required_commands else ())
+        missing = [f"command `{c}`" for c in commands if shutil.which(c) is None]
         missing += [f"variable ${v}" for v in self.required_env if not environ.get(v)]
         return missing
 

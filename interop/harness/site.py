@@ -10,12 +10,18 @@ so a row signs with exactly what the tool will find on the token.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Optional
 
 from . import native
 
+# A site file describes a deployment that runs elsewhere, for a platform without the native module:
+# the Windows job runs its deployment in WSL and interop/tools/windows/export-site.py writes the
+# file there (docs/windows.md). With this variable set, the runner uses it instead of provisioning.
+SITE_FILE_VARIABLE = "SIGNUM_MATRIX_SITE"
 
 @dataclasses.dataclass(frozen=True)
 class Column:
@@ -122,3 +128,39 @@ class Site:
                 subprocess.run([server, "remove-demo-keys", str(self.directory)], check=True,
                                stdout=subprocess.DEVNULL)
             self._deployment = None
+
+
+class DescribedSite(Site):
+    """A running deployment known only from its site file (never owned: close() leaves it up).
+    Columns, keys and certificates are what the exporting side read from the tokens."""
+
+    def __init__(self, path):
+        path = Path(path)
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise RuntimeError(f"site file {path}: {error}") from error
+        self.directory = path.parent
+        self.owned = False
+        self.vendor = None
+        self._deployment = None
+        self.env = dict(document["env"])
+        self.root_ca = document["root_ca"]
+        self.chain = document["chain"]
+        self.columns = {name: Column(name, spec["module"], spec["token_label"], spec["pin"])
+                        for name, spec in document["columns"].items()}
+        self._keys = {column: {label: Key(label, k["id_hex"], k["certificate_pem"], k["sha1"])
+                               for label, k in keys.items()}
+                      for column, keys in document["keys"].items()}
+
+    def keys(self, column: str) -> dict:
+        if column not in self._keys:
+            raise LookupError(f"the site file describes no `{column}` column "
+                              f"(it has {sorted(self._keys)})")
+        return self._keys[column]
+
+
+def described_site_from_environment():
+    """The DescribedSite named by $SIGNUM_MATRIX_SITE, or None."""
+    path = os.environ.get(SITE_FILE_VARIABLE, "")
+    return DescribedSite(path) if path else None

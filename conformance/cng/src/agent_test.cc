@@ -2,8 +2,8 @@
 // on Windows) it reaches a real signum-agent over loopback TCP through the shared AgentClient
 // (the same protocol code as the Linux providers, Winsock underneath), lists the certificates
 // and signs SHA-256 digests with RSA-2048 PKCS#1 v1.5 and PSS. Every signature is written with
-// its message and certificate to SIGNUM_CNG_OUTPUT_DIR (manifest.txt lists them) and verified
-// there by native OpenSSL (run-agent-test.sh): Wine is the caller, never the judge.
+// its message and certificate to SIGNUM_CNG_OUTPUT_DIR (manifest.tsv lists them) and verified
+// there by native OpenSSL (run-wine-suite.sh): Wine is the caller, never the judge.
 //
 // Environment: SIGNUM_AGENT_TCP, SIGNUM_AGENT_SECRET_FILE (a Windows path, e.g.
 // Z:/tmp/x/agent.secret), SIGNUM_CNG_OUTPUT_DIR (Windows path).
@@ -65,7 +65,7 @@ class AgentOverTcp : public ::testing::Test {
   void SetUp() override {
     if (Env("SIGNUM_AGENT_TCP").empty() || Env("SIGNUM_CNG_OUTPUT_DIR").empty()) {
       GTEST_SKIP() << "SIGNUM_AGENT_TCP / SIGNUM_CNG_OUTPUT_DIR not set: this program is driven "
-                      "by conformance/cng/run-agent-test.sh (ctest signum_cng_agent_wine)";
+                      "by conformance/cng/run-wine-suite.sh (ctest signum_cng_agent_wine)";
     }
     output_dir_ = Env("SIGNUM_CNG_OUTPUT_DIR");
     auto endpoint = agent::AgentEndpointFromEnvironment();
@@ -113,10 +113,13 @@ class AgentOverTcp : public ::testing::Test {
     WriteFile(base + ".message", std::string(message.begin(), message.end()));
     WriteFile(base + ".sig", std::string(signature->begin(), signature->end()));
     WriteFile(base + ".cert.pem", cert->certificate_pem);
-    // manifest: scheme, files (relative to the output dir), PSS salt length, certificate label
-    std::ofstream manifest(output_dir_ + "/manifest.txt", std::ios::app);
-    manifest << name << ' ' << name << ".message " << name << ".sig " << name << ".cert.pem "
-             << request.pss_salt_length.value_or(0) << ' ' << cert->label << '\n';
+    // manifest.tsv (run-wine-suite.sh): name kind hash message signature certificate param
+    std::ofstream manifest(output_dir_ + "/manifest.tsv", std::ios::app);
+    const std::string param = request.pss_salt_length
+                                  ? std::to_string(*request.pss_salt_length)
+                                  : std::string("-");
+    manifest << cert->label << '-' << name << '\t' << name << "\tsha256\t" << name << ".message\t"
+             << name << ".sig\t" << name << ".cert.pem\t" << param << '\n';
     ASSERT_TRUE(manifest.good());
   }
 

@@ -21,15 +21,15 @@ constexpr uint8_t kSha512Prefix[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0
 
 const std::array<HashInfo, 5> kHashes = {{
     {HashAlgorithm::kSha1, "sha1", 20, kSha1Prefix, CKM_SHA_1, CKG_MGF1_SHA1, CKM_SHA1_RSA_PKCS,
-     CKM_SHA1_RSA_PKCS_PSS, CKM_ECDSA_SHA1},
+     CKM_SHA1_RSA_PKCS_PSS, CKM_ECDSA_SHA1, "SHA1", 0x8004},
     {HashAlgorithm::kSha224, "sha224", 28, kSha224Prefix, CKM_SHA224, CKG_MGF1_SHA224,
-     CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_ECDSA_SHA224},
+     CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_ECDSA_SHA224, "", 0},
     {HashAlgorithm::kSha256, "sha256", 32, kSha256Prefix, CKM_SHA256, CKG_MGF1_SHA256,
-     CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA_SHA256},
+     CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_ECDSA_SHA256, "SHA256", 0x800c},
     {HashAlgorithm::kSha384, "sha384", 48, kSha384Prefix, CKM_SHA384, CKG_MGF1_SHA384,
-     CKM_SHA384_RSA_PKCS, CKM_SHA384_RSA_PKCS_PSS, CKM_ECDSA_SHA384},
+     CKM_SHA384_RSA_PKCS, CKM_SHA384_RSA_PKCS_PSS, CKM_ECDSA_SHA384, "SHA384", 0x800d},
     {HashAlgorithm::kSha512, "sha512", 64, kSha512Prefix, CKM_SHA512, CKG_MGF1_SHA512,
-     CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA_SHA512},
+     CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA_SHA512, "SHA512", 0x800e},
 }};
 
 // CKA_EC_PARAMS values: the DER OBJECT IDENTIFIER of each named curve.
@@ -87,6 +87,25 @@ std::optional<HashAlgorithm> HashForDigestSize(size_t size) {
 std::optional<HashAlgorithm> HashForMechanism(CK_MECHANISM_TYPE digest_mechanism) {
   for (const HashInfo& h : kHashes) {
     if (h.ckm_digest == digest_mechanism) return h.algorithm;
+  }
+  return std::nullopt;
+}
+
+std::optional<HashAlgorithm> HashForCngAlgorithmId(std::string_view algorithm_id) {
+  auto upper = [](char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; };
+  for (const HashInfo& h : kHashes) {
+    if (h.cng_algorithm_id.empty() || h.cng_algorithm_id.size() != algorithm_id.size()) continue;
+    if (std::equal(algorithm_id.begin(), algorithm_id.end(), h.cng_algorithm_id.begin(),
+                   [&](char a, char b) { return upper(a) == b; })) {
+      return h.algorithm;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<HashAlgorithm> HashForCapiAlgId(uint32_t alg_id) {
+  for (const HashInfo& h : kHashes) {
+    if (h.capi_alg_id != 0 && h.capi_alg_id == alg_id) return h.algorithm;
   }
   return std::nullopt;
 }

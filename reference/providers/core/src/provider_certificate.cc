@@ -15,7 +15,7 @@ bool ProviderCertificate::AllowsHash(HashAlgorithm hash) const {
 
 Result<ProviderCertificate> ProviderCertificateFromEntry(const wire::CertificateEntry& entry) {
   const std::string where = "certificate '" + entry.label + "' (" + entry.id + ")";
-  auto certificate = Certificate::FromPem(entry.certificate_pem);
+  auto certificate = CertificateInfo::FromPem(entry.certificate_pem);
   if (!certificate.ok()) return certificate.status().WithContext(where);
   // The id is what the server signs with; the thumbprint is what tools see as CKA_ID. They must
   // be the same certificate, or a tool would select one key and the server sign with another.
@@ -26,8 +26,6 @@ Result<ProviderCertificate> ProviderCertificateFromEntry(const wire::Certificate
   auto components = ParseSubjectPublicKeyInfo(certificate->SpkiDer());
   if (!components.ok()) return components.status().WithContext(where);
   const KeySpec spec = components->spec;
-  auto public_key = certificate->GetPublicKey();
-  if (!public_key.ok()) return public_key.status().WithContext(where);
   if (spec.type != entry.key.type || spec.Bits() != entry.key.bits ||
       (spec.type == KeyType::kEc && entry.key.curve.has_value() &&
        *entry.key.curve != spec.curve)) {
@@ -35,9 +33,9 @@ Result<ProviderCertificate> ProviderCertificateFromEntry(const wire::Certificate
         where + ": the listed key (" + std::string(KeyTypeName(entry.key.type)) + " " +
         std::to_string(entry.key.bits) + ") is not the certificate's key (" + spec.Name() + ")");
   }
-  std::vector<Certificate> chain;
+  std::vector<CertificateInfo> chain;
   for (const std::string& pem : entry.chain_pem) {
-    auto ca = Certificate::FromPem(pem);
+    auto ca = CertificateInfo::FromPem(pem);
     if (!ca.ok()) return ca.status().WithContext(where + " chain");
     chain.push_back(std::move(ca).value());
   }
@@ -49,7 +47,6 @@ Result<ProviderCertificate> ProviderCertificateFromEntry(const wire::Certificate
       .chain = std::move(chain),
       .key_spec = spec,
       .components = std::move(components).value(),
-      .public_key = std::move(public_key).value(),
       .schemes = entry.schemes,
       .hashes = entry.hashes,
   };
@@ -81,7 +78,7 @@ CertificateSet BuildCertificateSet(const wire::CertificateListResponse& response
   }
   std::set<std::string> ca_ids;
   for (const auto& leaf : set.certificates) {
-    for (const Certificate& ca : leaf->chain) {
+    for (const CertificateInfo& ca : leaf->chain) {
       const std::string id = ca.Sha1ThumbprintHex();
       if (leaf_ids.count(id) != 0 || !ca_ids.insert(id).second) continue;
       set.authorities.push_back(ca);

@@ -1,37 +1,19 @@
 #include "signum/provider/public_key_components.h"
 
-#include <openssl/asn1.h>
-#include <openssl/bn.h>
-#include <openssl/objects.h>
-#include <openssl/x509.h>
+#include <algorithm>
+#include <string>
 
-#include <climits>
-#include <memory>
+#include "signum/provider/der_reader.h"
 
 namespace signum::provider {
 namespace {
 
-struct X509PubkeyDeleter {
-  void operator()(X509_PUBKEY* p) const { X509_PUBKEY_free(p); }
-};
-struct AsnSequenceDeleter {
-  void operator()(ASN1_SEQUENCE_ANY* p) const { sk_ASN1_TYPE_pop_free(p, ASN1_TYPE_free); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
+// OBJECT IDENTIFIER contents (RFC 8017 A.1 rsaEncryption, RFC 5480 id-ecPublicKey).
+constexpr uint8_t kRsaEncryption[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
+constexpr uint8_t kIdEcPublicKey[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
 
-Result<Bytes> IntegerBytes(const ASN1_TYPE* t, const char* what) {
-  if (t == nullptr || t->type != V_ASN1_INTEGER) {
-    return InvalidArgumentError(std::string("RSA public key: ") + what + " is not an INTEGER");
-  }
-  std::unique_ptr<BIGNUM, BnDeleter> bn(ASN1_INTEGER_to_BN(t->value.integer, nullptr));
-  if (!bn || BN_is_negative(bn.get()) || BN_is_zero(bn.get())) {
-    return InvalidArgumentError(std::string("RSA public key: bad ") + what);
-  }
-  Bytes out(static_cast<size_t>(BN_num_bytes(bn.get())));
-  BN_bn2bin(bn.get(), out.data());
-  return out;
+bool Equals(ByteView a, ByteView b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
 
 size_t BitLength(const Bytes& big_endian) {
@@ -44,65 +26,67 @@ size_t BitLength(const Bytes& big_endian) {
 }  // namespace
 
 Result<PublicKeyComponents> ParseSubjectPublicKeyInfo(ByteView spki_der) {
-  if (spki_der.empty() || spki_der.size() > INT_MAX) {
-    return InvalidArgumentError("empty SubjectPublicKeyInfo");
-  }
-  const unsigned char* p = spki_der.data();
-  std::unique_ptr<X509_PUBKEY, X509PubkeyDeleter> spki(
-      d2i_X509_PUBKEY(nullptr, &p, static_cast<long>(spki_der.size())));
-  if (!spki) return InvalidArgumentError("SubjectPublicKeyInfo does not parse");
-  ASN1_OBJECT* algorithm = nullptr;
-  const unsigned char* key = nullptr;
-  int key_len = 0;
-  X509_ALGOR* algor = nullptr;
-  if (X509_PUBKEY_get0_param(&algorithm, &key, &key_len, &algor, spki.get()) != 1 ||
-      key == nullptr || key_len <= 0) {
+  if (spki_der.empty()) return InvalidArgumentError("empty SubjectPublicKeyInfo");
+  // SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
+  DerReader top(spki_der);
+  SIGNUM_ASSIGN_OR_RETURN(DerElement spki, top.Expect(der::kSequence, "SubjectPublicKeyInfo"));
+  SIGNUM_RETURN_IF_ERROR(top.ExpectEnd("SubjectPublicKeyInfo"));
+  DerReader fields(spki.content);
+  SIGNUM_ASSIGN_OR_RETURN(DerElement algorithm,
+                          fields.Expect(der::kSequence, "SubjectPublicKeyInfo algorithm"));
+  SIGNUM_ASSIGN_OR_RETURN(DerElement bits,
+                          fields.Expect(der::kBitString, "SubjectPublicKeyInfo key"));
+  SIGNUM_RETURN_IF_ERROR(fields.ExpectEnd("SubjectPublicKeyInfo"));
+  if (bits.content.size() < 2 || bits.content[0] != 0) {
     return InvalidArgumentError("SubjectPublicKeyInfo has no key");
   }
+  const ByteView key = bits.content.subspan(1);  // whole octets: no unused bits
+
+  DerReader alg(algorithm.content);
+  SIGNUM_ASSIGN_OR_RETURN(DerElement oid,
+                          alg.Expect(der::kObjectIdentifier, "public key algorithm"));
   PublicKeyComponents out;
-  const int nid = OBJ_obj2nid(algorithm);
-  if (nid == NID_rsaEncryption) {
+  if (Equals(oid.content, kRsaEncryption)) {
+    // Parameters are NULL (or, tolerated, absent).
+    if (!alg.empty()) SIGNUM_RETURN_IF_ERROR(alg.Expect(der::kNull, "RSA parameters").status());
+    SIGNUM_RETURN_IF_ERROR(alg.ExpectEnd("RSA algorithm"));
     // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 A.1.1)
-    const unsigned char* q = key;
-    std::unique_ptr<ASN1_SEQUENCE_ANY, AsnSequenceDeleter> seq(
-        d2i_ASN1_SEQUENCE_ANY(nullptr, &q, key_len));
-    if (!seq || sk_ASN1_TYPE_num(seq.get()) != 2) {
-      return InvalidArgumentError("RSA public key is not SEQUENCE { n, e }");
-    }
-    SIGNUM_ASSIGN_OR_RETURN(out.rsa_modulus,
-                            IntegerBytes(sk_ASN1_TYPE_value(seq.get(), 0), "modulus"));
+    DerReader key_reader(key);
+    SIGNUM_ASSIGN_OR_RETURN(DerElement seq,
+                            key_reader.Expect(der::kSequence, "RSA public key"));
+    SIGNUM_RETURN_IF_ERROR(key_reader.ExpectEnd("RSA public key"));
+    DerReader ints(seq.content);
+    SIGNUM_ASSIGN_OR_RETURN(DerElement n, ints.Expect(der::kInteger, "RSA modulus"));
+    SIGNUM_ASSIGN_OR_RETURN(DerElement e, ints.Expect(der::kInteger, "RSA exponent"));
+    SIGNUM_RETURN_IF_ERROR(ints.ExpectEnd("RSA public key"));
+    SIGNUM_ASSIGN_OR_RETURN(out.rsa_modulus, PositiveIntegerBytes(n, "RSA public key: modulus"));
     SIGNUM_ASSIGN_OR_RETURN(out.rsa_public_exponent,
-                            IntegerBytes(sk_ASN1_TYPE_value(seq.get(), 1), "exponent"));
+                            PositiveIntegerBytes(e, "RSA public key: exponent"));
     out.spec.type = KeyType::kRsa;
     out.spec.rsa_bits = static_cast<int>(BitLength(out.rsa_modulus));
     return out;
   }
-  if (nid == NID_X9_62_id_ecPublicKey) {
-    int param_type = 0;
-    const void* param = nullptr;
-    X509_ALGOR_get0(nullptr, &param_type, &param, algor);
-    if (param_type != V_ASN1_OBJECT || param == nullptr) {
+  if (Equals(oid.content, kIdEcPublicKey)) {
+    if (alg.PeekTag() != der::kObjectIdentifier) {
       return InvalidArgumentError("EC key without a named curve");
     }
-    unsigned char* params_der = nullptr;
-    const int params_len = i2d_ASN1_OBJECT(static_cast<const ASN1_OBJECT*>(param), &params_der);
-    if (params_len <= 0) return InvalidArgumentError("EC curve OID does not encode");
-    const Bytes params(params_der, params_der + params_len);
-    OPENSSL_free(params_der);
-    std::optional<EcCurve> curve = CurveFromParamsDer(params);
+    SIGNUM_ASSIGN_OR_RETURN(DerElement curve_oid, alg.Next("EC curve"));
+    SIGNUM_RETURN_IF_ERROR(alg.ExpectEnd("EC algorithm"));
+    std::optional<EcCurve> curve = CurveFromParamsDer(curve_oid.encoding);
     if (!curve) return InvalidArgumentError("EC key on a curve Signum does not support");
     const size_t field = GetCurveInfo(*curve).field_size;
-    if (static_cast<size_t>(key_len) != 1 + 2 * field || key[0] != 0x04) {
+    if (key.size() != 1 + 2 * field || key[0] != 0x04) {
       return InvalidArgumentError("EC public key is not an uncompressed point on " +
                                   std::string(GetCurveInfo(*curve).name));
     }
     out.spec.type = KeyType::kEc;
     out.spec.curve = *curve;
-    out.ec_point.assign(key, key + key_len);
+    out.ec_point.assign(key.begin(), key.end());
     return out;
   }
+  auto name = ObjectIdentifierToString(oid.content);
   return InvalidArgumentError("unsupported public key algorithm " +
-                              std::string(nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid)));
+                              (name.ok() ? *name : std::string("(malformed OID)")));
 }
 
 }  // namespace signum::provider

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "signum/core/crypto.h"
+#include "signum/provider/digest.h"
 
 namespace signum::provider {
 
@@ -106,9 +106,10 @@ Result<Bytes> Signer::SignDigest(const ProviderCertificate& certificate,
 Result<Bytes> Signer::SignData(const ProviderCertificate& certificate, SignatureScheme scheme,
                                HashAlgorithm hash, ByteView data,
                                std::optional<size_t> pss_salt_length) {
+  SIGNUM_ASSIGN_OR_RETURN(Bytes digest, ComputeDigest(hash, data));
   DigestToSign request{.scheme = scheme,
                        .hash = hash,
-                       .digest = Digest(hash, data),
+                       .digest = std::move(digest),
                        .pss_salt_length = pss_salt_length};
   return SignDigest(certificate, request);
 }

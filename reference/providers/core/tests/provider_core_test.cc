@@ -80,7 +80,7 @@ TEST(ProviderCertificateTest, ParsesAnEntryWithThumbprintChainAndKey) {
   EXPECT_EQ(HexEncode(c->thumbprint), e.id);
   EXPECT_EQ(c->label, "ec-leaf");
   EXPECT_EQ(c->key_spec.Name(), "ec-p384");
-  EXPECT_EQ(c->components.ec_point, c->public_key.EcPoint());
+  EXPECT_EQ(c->components.ec_point, PublicKey::FromSpkiDer(c->certificate.SpkiDer())->EcPoint());
   ASSERT_EQ(c->chain.size(), 2u);
   EXPECT_EQ(c->chain[0].Sha1ThumbprintHex(), SharedPki().issuing().Sha1ThumbprintHex());
   EXPECT_TRUE(c->AllowsScheme(SignatureScheme::kEcdsa));

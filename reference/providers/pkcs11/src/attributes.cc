@@ -282,7 +282,7 @@ Bytes DateValue(std::chrono::system_clock::time_point time) {
   return Bytes(buf, buf + 8);
 }
 
-std::string AuthorityLabel(const Certificate& certificate) {
+std::string AuthorityLabel(const provider::CertificateInfo& certificate) {
   std::string cn = certificate.SubjectCommonName();
   return cn.empty() ? certificate.Subject() : cn;
 }

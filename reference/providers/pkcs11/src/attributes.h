@@ -20,7 +20,7 @@
 #include "signum/core/bytes.h"
 #include "signum/core/pkcs11.h"
 #include "signum/core/status.h"
-#include "signum/core/x509.h"
+#include "signum/provider/certificate_info.h"
 #include "signum/provider/provider_certificate.h"
 
 namespace signum::pkcs11 {
@@ -86,7 +86,7 @@ class AttributeMap {
 // What an object is made from.
 struct ObjectSubject {
   ObjectKind kind = ObjectKind::kCertificate;
-  const Certificate* certificate = nullptr;             // the certificate itself (leaf or CA)
+  const provider::CertificateInfo* certificate = nullptr;  // the certificate itself (leaf or CA)
   const provider::ProviderCertificate* leaf = nullptr;  // set for leaf certificates and keys
   std::string label;
   Bytes id;
@@ -101,6 +101,6 @@ Bytes BoolValue(bool value);
 Bytes UlongValue(CK_ULONG value);
 Bytes DateValue(std::chrono::system_clock::time_point time);  // "YYYYMMDD", UTC
 // CKA_LABEL of a CA certificate: its subject CN, else the RFC 2253 subject.
-std::string AuthorityLabel(const Certificate& certificate);
+std::string AuthorityLabel(const provider::CertificateInfo& certificate);
 
 }  // namespace signum::pkcs11

@@ -81,7 +81,7 @@ void ObjectStore::Update(const provider::CertificateSet& set, bool private_keys_
       add(std::to_string(static_cast<int>(kind)) + ":" + leaf->id, subject, leaf);
     }
   }
-  for (const Certificate& ca : set.authorities) {
+  for (const provider::CertificateInfo& ca : set.authorities) {
     ObjectSubject subject{.kind = ObjectKind::kCertificate,
                           .certificate = &ca,
                           .leaf = nullptr,

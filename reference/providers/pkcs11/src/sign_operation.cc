@@ -161,7 +161,11 @@ Status VerifySignature(const provider::ProviderCertificate& key,
                                                 std::to_string(key.key_spec.SignatureSize()) +
                                                 " bytes, got " + std::to_string(signature.size()));
   }
-  Status verified = VerifyDigestSignature(key.public_key, digest.scheme, digest.hash, digest.digest,
+  // Parsed per verification: C_Verify is rare (tools verify with their own code), and the
+  // portable provider model keeps no OpenSSL key objects.
+  auto public_key = PublicKey::FromSpkiDer(key.certificate.SpkiDer());
+  if (!public_key.ok()) return CkError(CKR_GENERAL_ERROR, public_key.status().message());
+  Status verified = VerifyDigestSignature(*public_key, digest.scheme, digest.hash, digest.digest,
                                           signature, digest.pss_salt_length);
   if (!verified.ok()) return CkError(CKR_SIGNATURE_INVALID, verified.message());
   return Status::Ok();

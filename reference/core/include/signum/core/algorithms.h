@@ -29,6 +29,9 @@ struct HashInfo {
   CK_MECHANISM_TYPE ckm_rsa_pkcs;  // CKM_SHA256_RSA_PKCS
   CK_MECHANISM_TYPE ckm_rsa_pss;   // CKM_SHA256_RSA_PKCS_PSS
   CK_MECHANISM_TYPE ckm_ecdsa;     // CKM_ECDSA_SHA256
+  // Windows names of the same hash; empty / 0 where Windows has none (SHA-224).
+  std::string_view cng_algorithm_id;  // BCRYPT_SHA256_ALGORITHM, as ASCII: "SHA256"
+  uint32_t capi_alg_id;               // CryptoAPI ALG_ID: CALG_SHA_256 = 0x800c
 };
 
 struct CurveInfo {
@@ -47,6 +50,9 @@ Result<HashAlgorithm> ParseHashAlgorithm(std::string_view name);
 // The hash whose digest has this many bytes, if exactly one does (SHA-1..SHA-512 all differ).
 std::optional<HashAlgorithm> HashForDigestSize(size_t size);
 std::optional<HashAlgorithm> HashForMechanism(CK_MECHANISM_TYPE digest_mechanism);
+// CNG's pszAlgId ("SHA256", case-insensitive) and CryptoAPI's ALG_ID (CALG_SHA_256).
+std::optional<HashAlgorithm> HashForCngAlgorithmId(std::string_view algorithm_id);
+std::optional<HashAlgorithm> HashForCapiAlgId(uint32_t alg_id);
 
 const std::span<const CurveInfo> AllCurves();
 const CurveInfo& GetCurveInfo(EcCurve curve);

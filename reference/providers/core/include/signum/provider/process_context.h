@@ -10,9 +10,12 @@
 
 namespace signum::provider {
 
-// process = basename of /proc/self/exe, command_line = /proc/self/cmdline joined by spaces
-// (truncated to a few KiB), host = gethostname(), pid and uid. Never fails: what cannot be read
-// stays empty.
+// Long enough for any real signing command, short enough to keep every request small.
+inline constexpr size_t kMaxCallerCommandLine = 4096;
+
+// process = basename of the executable, command_line = the arguments joined by spaces (truncated
+// to kMaxCallerCommandLine), host, pid and (POSIX) uid; per platform in process_context_*.cc.
+// Never fails: what cannot be read stays empty.
 wire::CallerContext CurrentProcessContext();
 
 // Keeps valid UTF-8 sequences (RFC 3629) and replaces every other byte, and control characters

@@ -10,10 +10,9 @@
 
 #include "signum/core/algorithms.h"
 #include "signum/core/bytes.h"
-#include "signum/core/crypto.h"
 #include "signum/core/status.h"
 #include "signum/core/wire.h"
-#include "signum/core/x509.h"
+#include "signum/provider/certificate_info.h"
 #include "signum/provider/public_key_components.h"
 
 namespace signum::provider {
@@ -22,14 +21,12 @@ struct ProviderCertificate {
   std::string id;     // the server's id: lowercase hex SHA-1 thumbprint of the certificate
   Bytes thumbprint;   // the same 20 bytes in binary (PKCS#11 CKA_ID, like Signum's own token)
   std::string label;  // the server's label, e.g. "rsa-2048"
-  Certificate certificate;
-  std::vector<Certificate> chain;  // issuing CA first, root last
+  CertificateInfo certificate;
+  std::vector<CertificateInfo> chain;  // issuing CA first, root last
   KeySpec key_spec;
-  // Modulus/exponent or EC point, read from the certificate's DER without EVP (see
-  // public_key_components.h): what tokens show as CKA_MODULUS, CKA_EC_POINT, ...
+  // Modulus/exponent or EC point, read from the certificate's DER (public_key_components.h):
+  // what tokens show as CKA_MODULUS / CKA_EC_POINT and CNG as its public key blobs.
   PublicKeyComponents components;
-  // For local verification (C_Verify) only.
-  PublicKey public_key;
   // What the caller's policies allow on this certificate, as the server reported it when the list
   // was fetched. Informational: the server decides at signing time (the list may be stale).
   std::vector<SignatureScheme> schemes;
@@ -50,7 +47,7 @@ struct CertificateSet {
   // CA certificates from every chain, each once (by thumbprint) and never one that is also a
   // signing certificate, in first-seen order. Tools such as jarsigner build the chain they embed
   // from what the token serves.
-  std::vector<Certificate> authorities;
+  std::vector<CertificateInfo> authorities;
   // Entries that could not be used, with the reason (reported in traces; never fatal).
   std::vector<std::string> skipped;
 

@@ -1,5 +1,6 @@
-// The public parts of a certificate's key, read straight from the DER SubjectPublicKeyInfo with
-// OpenSSL's ASN.1 decoder only, never through an EVP_PKEY.
+// The public parts of a certificate's key, read straight from the DER SubjectPublicKeyInfo by the
+// providers' own bounded DER reader (der_reader.h), never through an EVP_PKEY, so the Windows
+// providers (no OpenSSL there) get the same answer as the Linux ones.
 //
 // Why not signum::PublicKey's getters: a provider runs inside someone else's process, and that
 // process may have made an OpenSSL ENGINE the default for RSA/EC (`openssl -engine pkcs11 ...`

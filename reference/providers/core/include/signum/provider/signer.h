@@ -1,7 +1,7 @@
 // Signing through the agent, the same way for every provider interface.
 //
 // Hash on the client: only digests go to the agent. A caller that hands the provider data (PKCS#11
-// CKM_SHA256_RSA_PKCS, multi-part signing) hashes it here with signum::Hasher and signs the
+// CKM_SHA256_RSA_PKCS, multi-part signing) hashes it here (digest.h: the platform's hash) and signs the
 // digest; a caller that hands over a digest (CKM_RSA_PKCS with a DigestInfo, CKM_ECDSA,
 // NCryptSignHash) has it checked and sent as is.
 #pragma once

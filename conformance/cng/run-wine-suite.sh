@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs Windows conformance programs under Wine against a native Signum deployment, then verifies
+# every signature they wrote with native OpenSSL: Wine is the caller, never the judge.
+#   run-wine-suite.sh LINUX_BUILD_DIR WINDOWS_BUILD_DIR WORK_DIR EXE_NAME [EXE_NAME...]
+# EXE_NAME is looked up in WINDOWS_BUILD_DIR/bin, then bin/ncrypt-router (programs there run with
+# the test-only ncrypt router: WINEDLLOVERRIDES ncrypt=n).
+#
+# 1. ci/demo up WORK_DIR/demo: server + agent (TCP on 127.0.0.1 with its secret) + SoftHSM2.
+# 2. A fresh WINEPREFIX in WORK_DIR; its wineserver (-p) and services started detached first
+#    (windows-recipes.md §2.3: otherwise they inherit our pipes and ctest waits or hangs).
+# 3. Each program with SIGNUM_AGENT_TCP, SIGNUM_AGENT_SECRET_FILE, SIGNUM_CNG_OUTPUT_DIR (its own
+#    directory), SIGNUM_CNG_BIN_DIR (the providers) and SIGNUM_CNG_ROOT_CA (the demo root, PEM),
+#    Windows paths on Wine's Z: drive.
+# 4. Each program's OUT/manifest.tsv (one signature per line) is checked by verify-manifest.sh
+#    with native openssl. A program that signs must write at least one line; a program that writes
+#    no manifest at all is only allowed when it says so (SIGNUM_CNG_NO_SIGNATURES in its output).
+# 5. Cleanup: wineserver -k for this prefix only, ci/demo down (its own PID files), prefix removed.
+set -euo pipefail
+[[ $# -ge 4 ]] || { echo "usage: $0 LINUX_BUILD_DIR WINDOWS_BUILD_DIR WORK_DIR EXE..." >&2; exit 2; }
+BUILD=$(cd "$1" && pwd)
+WINBUILD=$(cd "$2" && pwd)
+WORK=$3
+shift 3
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WINE64=/usr/lib/wine/wine64
+WINESERVER=/usr/lib/wine/wineserver
+[[ -x $WINE64 ]] || { echo "FAIL: $WINE64 missing (ci/setup installs wine64)" >&2; exit 1; }
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+DEMO=$WORK/demo
+export WINEPREFIX=$WORK/wine-prefix WINEDEBUG=-all
+BASE_OVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
+unset DISPLAY WAYLAND_DISPLAY
+
+cleanup() {
+  local rc=$?
+  if [[ -d $WINEPREFIX ]]; then "$WINESERVER" -k >/dev/null 2>&1 || true; fi
+  SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" down "$DEMO" >/dev/null 2>&1 || true
+  rm -rf "$WINEPREFIX"  # ~0.7 GB: Wine copies its builtin DLLs into every prefix
+  exit $rc
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+winpath() { echo "Z:$1"; }  # Wine's Z: drive is /
+t0=$(now)
+SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" up "$DEMO" >"$WORK/demo-up.log" 2>&1 ||
+  { cat "$WORK/demo-up.log"; echo "FAIL: ci/demo up" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$DEMO/env.sh"
+[[ ${SIGNUM_AGENT_TCP:-off} != off ]] || { echo "FAIL: the demo agent has no TCP endpoint" >&2; exit 1; }
+ROOT_CA=$DEMO/ca/root.pem  # the demo root: signs the issuing CA of every signing certificate
+[[ -f $ROOT_CA ]] || { echo "FAIL: no demo root certificate under $DEMO" >&2; exit 1; }
+t1=$(now)
+mkdir -p "$WINEPREFIX"
+WINEDLLOVERRIDES=$BASE_OVERRIDES "$WINESERVER" -p </dev/null >/dev/null 2>&1
+WINEDLLOVERRIDES=$BASE_OVERRIDES "$WINE64" wineboot </dev/null >/dev/null 2>&1
+t2=$(now)
+echo "timings: demo up $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s, wine prefix + services $(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.1f", b-a}')s"
+
+rc=0
+for name in "$@"; do
+  exe=$WINBUILD/bin/$name overrides=$BASE_OVERRIDES
+  if [[ ! -f $exe && -f $WINBUILD/bin/ncrypt-router/$name ]]; then
+    exe=$WINBUILD/bin/ncrypt-router/$name overrides="$BASE_OVERRIDES;ncrypt=n"
+  fi
+  [[ -f $exe ]] || { echo "FAIL: $name is not built in $WINBUILD/bin (ci/build-windows)" >&2; rc=1; continue; }
+  out=$WORK/out/${name%.exe}
+  mkdir -p "$out"
+  t3=$(now)
+  set +e
+  SIGNUM_AGENT_SOCKET="" SIGNUM_AGENT_SECRET_FILE=$(winpath "$SIGNUM_AGENT_SECRET_FILE") \
+    SIGNUM_CNG_OUTPUT_DIR=$(winpath "$out") SIGNUM_CNG_BIN_DIR=$(winpath "$WINBUILD/bin") \
+    SIGNUM_CNG_ROOT_CA=$(winpath "$ROOT_CA") WINEDLLOVERRIDES=$overrides \
+    timeout 300 "$WINE64" "$exe" --gtest_output="xml:$(winpath "$WORK/${name%.exe}.xml")" \
+    </dev/null >"$out.log" 2>&1
+  exe_rc=$?
+  set -e
+  t4=$(now)
+  summary=$(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran|SKIPPED \]' "$out.log" | tail -4 | tr '\n' ' ')
+  echo "$name: exit $exe_rc in $(awk -v a="$t3" -v b="$t4" 'BEGIN{printf "%.1f", b-a}')s; $summary"
+  if [[ $exe_rc -ne 0 ]]; then
+    grep -E '^\[  FAILED  \]|Failure|error' "$out.log" | head -40 >&2 || true
+    echo "FAIL: $name exited $exe_rc under Wine (log: $out.log)" >&2
+    rc=1
+  fi
+  if [[ -f $out/manifest.tsv ]]; then
+    "$(dirname "$0")/verify-manifest.sh" "$out" "$name" "$ROOT_CA" "$DEMO/ca/issuing.pem" || rc=1
+  elif ! grep -q SIGNUM_CNG_NO_SIGNATURES "$out.log"; then
+    echo "FAIL: $name wrote no $out/manifest.tsv" >&2
+    rc=1
+  fi
+done
+[[ $rc -eq 0 ]] && echo "PASS: $* under Wine; every signature verified by native OpenSSL"
+exit $rc

@@ -1,0 +1,34 @@
+// The process-wide state of the Windows providers (signumksp.dll, signumcsp.dll): one
+// provider::ProviderContext per DLL, created on first use, never torn down while the process runs
+// (providers are loaded into other people's processes and unloaded at arbitrary times; the
+// context only holds sockets and memory).
+//
+// Where the agent is, in order:
+//   1. SIGNUM_AGENT_TCP=127.0.0.1:PORT and SIGNUM_AGENT_SECRET_FILE=C:\path\agent.secret
+//      (the environment of the calling process: build scripts, the Wine test suites);
+//   2. HKEY_CURRENT_USER\Software\Signum Harness\Agent, values Tcp and SecretFile (REG_SZ),
+//      written by `signum-util windows configure`, for processes started without that environment
+//      (Explorer, services started by the user).
+// A missing or bad configuration is an error returned by every call that needs the agent, never a
+// failure to load the DLL.
+#pragma once
+
+#include <windows.h>
+
+#include <string>
+
+#include "signum/core/status.h"
+#include "signum/provider/provider_context.h"
+
+namespace signum::cng {
+
+inline constexpr wchar_t kAgentRegistryKey[] = L"Software\\Signum Harness\\Agent";
+
+// The agent endpoint from the environment, else the registry (above).
+Result<agent::AgentEndpoint> AgentEndpointForWindowsProvider();
+
+// The shared context of this DLL; client_name ("signumksp", "signumcsp") is sent in the agent
+// handshake. Thread-safe; the first caller creates it.
+provider::ProviderContext& SharedProviderContext(const char* client_name);
+
+}  // namespace signum::cng

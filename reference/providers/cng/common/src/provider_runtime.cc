@@ -1,0 +1,72 @@
+#include "signum/cng/provider_runtime.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "signum/provider/wide_string.h"
+
+namespace signum::cng {
+namespace {
+
+// A REG_SZ value under HKCU\<kAgentRegistryKey>; empty when absent or not a string.
+std::string RegistryString(const wchar_t* value_name) {
+  DWORD type = 0;
+  DWORD size = 0;
+  if (RegGetValueW(HKEY_CURRENT_USER, kAgentRegistryKey, value_name, RRF_RT_REG_SZ, &type, nullptr,
+                   &size) != ERROR_SUCCESS ||
+      size < sizeof(wchar_t)) {
+    return {};
+  }
+  std::wstring value(size / sizeof(wchar_t), L'\0');
+  if (RegGetValueW(HKEY_CURRENT_USER, kAgentRegistryKey, value_name, RRF_RT_REG_SZ, &type,
+                   value.data(), &size) != ERROR_SUCCESS) {
+    return {};
+  }
+  value.resize(wcsnlen(value.c_str(), value.size()));
+  return provider::Utf8FromWide(value);
+}
+
+int TimeoutFromEnvironment() {
+  const char* text = std::getenv("SIGNUM_CNG_TIMEOUT_MS");
+  if (text == nullptr) return 30000;
+  const long value = std::strtol(text, nullptr, 10);
+  return value >= 100 && value <= 600000 ? static_cast<int>(value) : 30000;
+}
+
+}  // namespace
+
+Result<agent::AgentEndpoint> AgentEndpointForWindowsProvider() {
+  const char* tcp = std::getenv("SIGNUM_AGENT_TCP");
+  if (tcp != nullptr && *tcp != '\0') return agent::AgentEndpointFromEnvironment();
+  const std::string registry_tcp = RegistryString(L"Tcp");
+  const std::string registry_secret = RegistryString(L"SecretFile");
+  if (registry_tcp.empty() || registry_secret.empty()) {
+    return UnavailableError(
+        "signum-agent is not configured for this process: set SIGNUM_AGENT_TCP and "
+        "SIGNUM_AGENT_SECRET_FILE, or run `signum-util windows configure`");
+  }
+  agent::AgentEndpoint endpoint;
+  SIGNUM_RETURN_IF_ERROR(
+      agent::ParseLoopbackAddress(registry_tcp, &endpoint.tcp_host, &endpoint.tcp_port)
+          .WithContext("HKCU\\Software\\Signum Harness\\Agent\\Tcp"));
+  SIGNUM_ASSIGN_OR_RETURN(endpoint.secret, agent::ReadAgentSecretFile(registry_secret));
+  return endpoint;
+}
+
+provider::ProviderContext& SharedProviderContext(const char* client_name) {
+  static std::once_flag once;
+  static provider::ProviderContext* context = nullptr;
+  std::call_once(once, [&] {
+    provider::AgentPoolOptions options;
+    options.endpoint = AgentEndpointForWindowsProvider();
+    options.client_name = client_name;
+    options.timeout_ms = TimeoutFromEnvironment();
+    // Never destroyed: DLL unload order at process exit is arbitrary, and destroying sockets
+    // from DllMain(PROCESS_DETACH) can deadlock on the loader lock.
+    context = new provider::ProviderContext(std::move(options));
+  });
+  return *context;
+}
+
+}  // namespace signum::cng
