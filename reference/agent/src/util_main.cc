@@ -16,6 +16,7 @@
 
 #include "agent_client.h"
 #include "agent_config.h"
+#include "certificate_listing.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/x509.h"
@@ -69,20 +70,6 @@ struct Options {
   std::string command;
   std::vector<std::string> args;
 };
-
-std::string FormatTime(std::chrono::system_clock::time_point t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
-std::string Upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
-  return s;
-}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -159,18 +146,6 @@ int CmdStatus(const Options& o) {
   return status->server_reachable ? 0 : 2;
 }
 
-std::string JoinSchemes(const wire::CertificateEntry& e) {
-  std::string out;
-  for (SignatureScheme s : e.schemes) out += (out.empty() ? "" : ", ") + std::string(SchemeName(s));
-  return out.empty() ? "none" : out;
-}
-
-std::string JoinHashes(const wire::CertificateEntry& e) {
-  std::string out;
-  for (HashAlgorithm h : e.hashes) out += (out.empty() ? "" : ", ") + std::string(HashName(h));
-  return out.empty() ? "none" : out;
-}
-
 int CmdList(const Options& o) {
   bool refresh = false;
   for (const std::string& a : o.args) {
@@ -184,25 +159,7 @@ int CmdList(const Options& o) {
   if (!client.ok()) return Fail(client.status());
   auto list = (*client)->ListCertificates(refresh);
   if (!list.ok()) return Fail(list.status());
-  std::cout << list->certificates.size() << " certificate(s)\n";
-  for (const auto& e : list->certificates) {
-    std::cout << "\n" << (e.label.empty() ? e.id : e.label) << "\n";
-    std::cout << "  id:               " << e.id << "\n";
-    std::cout << "  label:            " << e.label << "\n";
-    auto cert = Certificate::FromPem(e.certificate_pem);
-    if (!cert.ok()) {
-      std::cout << "  certificate:      unreadable (" << cert.status().ToString() << ")\n";
-      continue;
-    }
-    auto spec = cert->GetKeySpec();
-    std::cout << "  subject:          " << cert->Subject() << "\n"
-              << "  issuer:           " << cert->Issuer() << "\n"
-              << "  valid from:       " << FormatTime(cert->NotBefore()) << "\n"
-              << "  valid until:      " << FormatTime(cert->NotAfter()) << "\n"
-              << "  SHA-1 thumbprint: " << Upper(cert->Sha1ThumbprintHex()) << "\n"
-              << "  algorithm:        " << (spec.ok() ? spec->Name() : std::string("unknown"))
-              << " (schemes: " << JoinSchemes(e) << "; hashes: " << JoinHashes(e) << ")\n";
-  }
+  PrintCertificateListing(std::cout, provider::BuildCertificateSet(*list));
   return 0;
 }
 

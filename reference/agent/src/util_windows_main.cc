@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent_client.h"
+#include "certificate_listing.h"
 #include "signum/cng/names.h"
 #include "signum/cng/provider_runtime.h"
 #include "signum/cng/registration.h"
@@ -95,20 +96,6 @@ int UsageError(const std::string& message) {
   return 2;
 }
 
-std::string FormatTime(std::chrono::system_clock::time_point t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_s(&tm, &secs);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
-std::string Upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
-  return s;
-}
-
 // Flags first, else the providers' own resolution (environment, then the registry).
 Result<agent::AgentEndpoint> ResolveEndpoint(const Options& o) {
   if (o.tcp.empty()) return AgentEndpointForWindowsProvider();
@@ -157,27 +144,7 @@ int CmdList(const Options& o) {
   auto context = MakeContext(o);
   auto set = refresh ? context->Refresh() : context->Certificates();
   if (!set.ok()) return Fail(set.status());
-  std::cout << (*set)->certificates.size() << " certificate(s)\n";
-  for (const auto& c : (*set)->certificates) {
-    std::string schemes, hashes;
-    for (SignatureScheme s : c->schemes)
-      schemes += (schemes.empty() ? "" : ", ") + std::string(SchemeName(s));
-    for (HashAlgorithm h : c->hashes)
-      hashes += (hashes.empty() ? "" : ", ") + std::string(HashName(h));
-    std::cout << "\n"
-              << (c->label.empty() ? c->id : c->label) << "\n"
-              << "  id:               " << c->id << "\n"
-              << "  label:            " << c->label << "\n"
-              << "  subject:          " << c->certificate.Subject() << "\n"
-              << "  issuer:           " << c->certificate.Issuer() << "\n"
-              << "  valid from:       " << FormatTime(c->certificate.NotBefore()) << "\n"
-              << "  valid until:      " << FormatTime(c->certificate.NotAfter()) << "\n"
-              << "  SHA-1 thumbprint: " << Upper(c->id) << "\n"
-              << "  algorithm:        " << c->key_spec.Name()
-              << " (schemes: " << (schemes.empty() ? "none" : schemes)
-              << "; hashes: " << (hashes.empty() ? "none" : hashes) << ")\n";
-  }
-  for (const std::string& skipped : (*set)->skipped) std::cout << "\nskipped: " << skipped << "\n";
+  agent::PrintCertificateListing(std::cout, **set);
   return 0;
 }
 
@@ -319,7 +286,9 @@ int CmdInstallCertificates(const Options& o, const std::vector<std::string>& arg
   if (!installed.ok()) return Fail(installed.status());
   std::cout << "installed " << installed->size() << " certificate(s) in "
             << StoreName(parsed->location) << "\\My for the " << KindName(parsed->kind) << "\n";
-  for (const std::string& thumbprint : *installed) std::cout << "  " << Upper(thumbprint) << "\n";
+  for (const std::string& thumbprint : *installed) {
+    std::cout << "  " << agent::UpperHex(thumbprint) << "\n";
+  }
   return 0;
 }
 
