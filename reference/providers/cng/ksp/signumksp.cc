@@ -100,10 +100,6 @@ SECURITY_STATUS Guarded(const char* entry, Body&& body) {
   }
 }
 
-bool ServedByThisProvider(const provider::ProviderCertificate& certificate) {
-  return certificate.key_spec.type == KeyType::kRsa;
-}
-
 // The size-query / too-small / copy convention shared by every call that returns bytes.
 SECURITY_STATUS WriteOutput(ByteView value, PBYTE output, DWORD output_size, DWORD* result_size) {
   if (result_size == nullptr) return NTE_INVALID_PARAMETER;
@@ -252,7 +248,7 @@ SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR /*pszScope
       if (!certificates.ok()) return Fail("EnumKeys", certificates.status());
       auto fresh = std::make_unique<EnumKeysState>();
       for (const auto& certificate : (*certificates)->certificates) {
-        if (ServedByThisProvider(*certificate)) fresh->keys.push_back(certificate);
+        if (IsWindowsKey(*certificate)) fresh->keys.push_back(certificate);
       }
       fresh->machine_keys = (dwFlags & NCRYPT_MACHINE_KEY_FLAG) != 0;
       // Nothing to list: no state is handed out, so there is nothing for the caller to free.
@@ -320,13 +316,9 @@ SECURITY_STATUS WINAPI OpenKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE* 
       return NTE_INVALID_PARAMETER;
     }
     if (dwFlags & ~kOpenFlags) return NTE_BAD_FLAGS;
-    // The certificate id (any case) or the label: ProviderContext::FindCertificate.
-    auto certificate = Context().FindCertificate(provider::Utf8FromWide(pszKeyName));
+    // The certificate id (any case) or the label; EC certificates are not keys here.
+    auto certificate = FindWindowsKey(Context(), provider::Utf8FromWide(pszKeyName));
     if (!certificate.ok()) return Fail("OpenKey", certificate.status());
-    if (!ServedByThisProvider(**certificate)) {
-      Trace(kComponent, "OpenKey: " + (*certificate)->id + " is not an RSA key");
-      return NTE_BAD_KEYSET;
-    }
     KeyObject key;
     key.provider = hProvider;
     key.certificate = *certificate;

@@ -69,4 +69,27 @@ provider::ProviderContext& SharedProviderContext(const char* client_name) {
   return *context;
 }
 
+bool IsWindowsKey(const provider::ProviderCertificate& certificate) {
+  return certificate.key_spec.type == KeyType::kRsa;
+}
+
+std::vector<std::shared_ptr<const provider::ProviderCertificate>> WindowsKeys(
+    const provider::CertificateSet& set) {
+  std::vector<std::shared_ptr<const provider::ProviderCertificate>> keys;
+  for (const auto& certificate : set.certificates) {
+    if (IsWindowsKey(*certificate)) keys.push_back(certificate);
+  }
+  return keys;
+}
+
+Result<std::shared_ptr<const provider::ProviderCertificate>> FindWindowsKey(
+    provider::ProviderContext& context, std::string_view name) {
+  SIGNUM_ASSIGN_OR_RETURN(auto certificate, context.FindCertificate(name));
+  if (!IsWindowsKey(*certificate)) {
+    return NotFoundError("'" + std::string(name) + "' is a " + certificate->key_spec.Name() +
+                         " certificate; Signum's Windows providers offer RSA keys only");
+  }
+  return certificate;
+}
+
 }  // namespace signum::cng

@@ -44,26 +44,19 @@ Result<std::shared_ptr<const provider::ProviderCertificate>> ResolveContainer(
   provider::ProviderContext& context = SharedProviderContext(kCspClientName);
   if (container.empty()) {
     SIGNUM_ASSIGN_OR_RETURN(auto certificates, context.Certificates());
-    for (const auto& certificate : certificates->certificates) {
-      if (certificate->key_spec.type == KeyType::kRsa) return certificate;
+    auto keys = WindowsKeys(*certificates);
+    if (keys.empty()) {
+      return NotFoundError("the agent lists no RSA certificate for the default container");
     }
-    return NotFoundError("the agent lists no RSA certificate for the default container");
+    return keys.front();
   }
-  SIGNUM_ASSIGN_OR_RETURN(auto certificate, context.FindCertificate(container));
-  if (certificate->key_spec.type != KeyType::kRsa) {
-    return NotFoundError("container '" + std::string(container) + "' holds a " +
-                         certificate->key_spec.Name() +
-                         " key; the CryptoAPI CSP serves RSA keys only (EC keys: the KSP)");
-  }
-  return certificate;
+  return FindWindowsKey(context, container);
 }
 
 Result<std::vector<std::string>> ContainerNames() {
   SIGNUM_ASSIGN_OR_RETURN(auto certificates, SharedProviderContext(kCspClientName).Certificates());
   std::vector<std::string> names;
-  for (const auto& certificate : certificates->certificates) {
-    if (certificate->key_spec.type == KeyType::kRsa) names.push_back(certificate->id);
-  }
+  for (const auto& key : WindowsKeys(*certificates)) names.push_back(key->id);
   return names;
 }
 

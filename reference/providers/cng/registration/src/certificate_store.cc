@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "signum/cng/names.h"
+#include "signum/cng/provider_runtime.h"
 #include "signum/cng/registration.h"
 #include "signum/core/encoding.h"
 #include "signum/provider/wide_string.h"
@@ -107,10 +108,9 @@ Result<std::vector<std::string>> InstallCertificates(provider::ProviderContext& 
   SIGNUM_ASSIGN_OR_RETURN(std::unique_ptr<SystemStore> my, SystemStore::Open(location, L"My"));
 
   std::vector<std::string> installed;
-  for (const auto& certificate : set->certificates) {
-    // Both providers serve RSA keys only (the CSP is PROV_RSA_FULL, the KSP answers EC names
-    // with NTE_BAD_KEYSET): an EC certificate linked to them would name a key nobody serves.
-    if (certificate->key_spec.type != KeyType::kRsa) continue;
+  // Only what the providers serve (provider_runtime.h): a store entry linked to an EC
+  // certificate would name a key nobody serves.
+  for (const auto& certificate : WindowsKeys(*set)) {
     const std::string what = "certificate " + certificate->id + " (" + certificate->label + ")";
     SIGNUM_ASSIGN_OR_RETURN(PCCERT_CONTEXT added,
                             AddCertificate(my->get(), certificate->certificate.Der(), what));

@@ -15,7 +15,10 @@
 
 #include <windows.h>
 
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "signum/core/status.h"
 #include "signum/provider/provider_context.h"
@@ -30,5 +33,17 @@ Result<agent::AgentEndpoint> AgentEndpointForWindowsProvider();
 // The shared context of this DLL; client_name ("signumksp", "signumcsp") is sent in the agent
 // handshake. Thread-safe; the first caller creates it.
 provider::ProviderContext& SharedProviderContext(const char* client_name);
+
+// The keys both Windows providers offer: the agent's RSA signing certificates, in the agent's
+// order. Signum documents RSA only on Windows, so EC certificates are not keys here (the KSP does
+// not enumerate them, the CSP is PROV_RSA_FULL, and no store entry links to them).
+bool IsWindowsKey(const provider::ProviderCertificate& certificate);
+std::vector<std::shared_ptr<const provider::ProviderCertificate>> WindowsKeys(
+    const provider::CertificateSet& set);
+// A Windows key by key/container name: the certificate id (any case) or its label. kNotFound for
+// unknown names and for EC certificates (saying why); load failures as ProviderContext returns
+// them.
+Result<std::shared_ptr<const provider::ProviderCertificate>> FindWindowsKey(
+    provider::ProviderContext& context, std::string_view name);
 
 }  // namespace signum::cng
