@@ -680,7 +680,8 @@ TEST_F(CspTest, DuplicatesHashesAndKeys) {
   ProviderHandle provider;
   ASSERT_TRUE(Succeeds(Acquire(&provider, certificate.id)));
   const Bytes message = RandomBytes(100);
-  // A fresh hash duplicates into an independent one; a finished hash keeps its value.
+  // A fresh hash duplicates into an independent one; a finished hash keeps its value; a hash in
+  // mid-stream duplicates its running state.
   HashHandle fresh, fresh_copy;
   ASSERT_TRUE(Succeeds(CryptCreateHash(provider.h, CALG_SHA_256, 0, 0, &fresh.h)));
   ASSERT_TRUE(Succeeds(CryptDuplicateHash(fresh.h, nullptr, 0, &fresh_copy.h)));
@@ -699,6 +700,23 @@ TEST_F(CspTest, DuplicatesHashesAndKeys) {
   size = 32;
   ASSERT_TRUE(Succeeds(CryptGetHashParam(finished_copy.h, HP_HASHVAL, second.data(), &size, 0)));
   EXPECT_EQ(first, second);
+
+  // Mid-stream: the copy continues from the data hashed so far, independently of the original.
+  const DWORD half = static_cast<DWORD>(message.size() / 2);
+  HashHandle mid, mid_copy;
+  ASSERT_TRUE(Succeeds(CryptCreateHash(provider.h, CALG_SHA_256, 0, 0, &mid.h)));
+  ASSERT_TRUE(Succeeds(CryptHashData(mid.h, message.data(), half, 0)));
+  ASSERT_TRUE(Succeeds(CryptDuplicateHash(mid.h, nullptr, 0, &mid_copy.h)));
+  ASSERT_TRUE(Succeeds(
+      CryptHashData(mid.h, message.data() + half, static_cast<DWORD>(message.size()) - half, 0)));
+  const BYTE other[] = {'x'};
+  ASSERT_TRUE(Succeeds(CryptHashData(mid_copy.h, other, 1, 0)));
+  size = 32;
+  ASSERT_TRUE(Succeeds(CryptGetHashParam(mid.h, HP_HASHVAL, second.data(), &size, 0)));
+  EXPECT_EQ(first, second) << "the original still hashes the whole message";
+  size = 32;
+  ASSERT_TRUE(Succeeds(CryptGetHashParam(mid_copy.h, HP_HASHVAL, second.data(), &size, 0)));
+  EXPECT_NE(first, second) << "the copy hashed other data after the split";
 
   KeyHandle key, key_copy;
   ASSERT_TRUE(Succeeds(CryptGetUserKey(provider.h, AT_SIGNATURE, &key.h)));

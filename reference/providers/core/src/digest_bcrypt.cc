@@ -93,6 +93,17 @@ Result<Bytes> DigestContext::Finish() {
   return digest;
 }
 
+Result<DigestContext> DigestContext::Clone() const {
+  if (!backend_ || backend_->handle == nullptr) {
+    return FailedPreconditionError("digest already finished");
+  }
+  auto backend = std::make_unique<Backend>();
+  backend->size = backend_->size;
+  NTSTATUS status = BCryptDuplicateHash(backend_->handle, &backend->handle, nullptr, 0, 0);
+  if (!Ok(status)) return BcryptError("BCryptDuplicateHash", status);
+  return DigestContext(hash_, std::move(backend));
+}
+
 Result<Bytes> ComputeDigest(HashAlgorithm hash, ByteView data) {
   SIGNUM_ASSIGN_OR_RETURN(DigestContext context, DigestContext::Create(hash));
   SIGNUM_RETURN_IF_ERROR(context.Update(data));

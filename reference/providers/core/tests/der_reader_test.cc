@@ -152,8 +152,14 @@ TEST(DigestTest, PlatformDigestMatchesCore) {
     auto context = DigestContext::Create(h.algorithm).value();
     ASSERT_TRUE(context.Update(ByteView(data).first(10)).ok());
     ASSERT_TRUE(context.Update(ByteView(data).subspan(10)).ok());
+    auto copy = context.Clone().value();
+    ASSERT_TRUE(copy.Update(AsBytes("more")).ok());
     EXPECT_EQ(context.Finish().value(), Digest(h.algorithm, data));
     EXPECT_FALSE(context.Finish().ok());
+    EXPECT_FALSE(context.Clone().ok());
+    Bytes more = data;
+    more.insert(more.end(), {'m', 'o', 'r', 'e'});
+    EXPECT_EQ(copy.Finish().value(), Digest(h.algorithm, more)) << "the clone continues alone";
   }
 }
 

@@ -34,9 +34,13 @@ TEST(WindowsDigestTest, KnownAnswersForAbc) {
     auto context = DigestContext::Create(answer.hash);
     ASSERT_TRUE(context.ok());
     ASSERT_TRUE(context->Update(AsBytes("a")).ok());
+    auto clone = context->Clone();  // BCryptDuplicateHash: continues independently
+    ASSERT_TRUE(clone.ok()) << clone.status().ToString();
     ASSERT_TRUE(context->Update(AsBytes("")).ok());
     ASSERT_TRUE(context->Update(AsBytes("bc")).ok());
     EXPECT_EQ(HexEncode(context->Finish().value()), answer.hex);
+    ASSERT_TRUE(clone->Update(AsBytes("bc")).ok());
+    EXPECT_EQ(HexEncode(clone->Finish().value()), answer.hex);
     EXPECT_FALSE(context->Finish().ok()) << "a finished digest must not finish twice";
     EXPECT_FALSE(context->Update(AsBytes("x")).ok());
   }

@@ -467,14 +467,15 @@ BOOL DuplicateHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD* reserved, D
     std::lock_guard lock(hash->mu);
     if (hash->value) {
       copy->value = hash->value;
-    } else if (!hash->data_hashed) {
-      auto digest = provider::DigestContext::Create(hash->algorithm);
+    } else if (hash->running) {
+      // Mid-stream too: both hashes continue from the data hashed so far.
+      auto digest = hash->running->Clone();
       if (!digest.ok()) return FailWith(digest.status(), "CPDuplicateHash");
       copy->running.emplace(std::move(digest).value());
     } else {
-      // A digest in mid-stream cannot be copied through provider::DigestContext.
-      Trace("csp", "CPDuplicateHash: the hash has data but no value yet");
-      return Fail(NTE_NOT_SUPPORTED);
+      auto digest = provider::DigestContext::Create(hash->algorithm);
+      if (!digest.ok()) return FailWith(digest.status(), "CPDuplicateHash");
+      copy->running.emplace(std::move(digest).value());
     }
     copy->data_hashed = hash->data_hashed;
   }

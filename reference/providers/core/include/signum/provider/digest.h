@@ -26,6 +26,9 @@ class DigestContext {
   Status Update(ByteView data);
   // The digest; the context is finished afterwards and further calls fail.
   Result<Bytes> Finish();
+  // An independent copy of the running digest (CryptoAPI's CryptDuplicateHash): both continue
+  // from the data hashed so far. kFailedPrecondition once finished.
+  Result<DigestContext> Clone() const;
 
   struct Backend;  // per platform (digest_openssl.cc / digest_bcrypt.cc)
 
