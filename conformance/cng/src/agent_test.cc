@@ -8,66 +8,30 @@
 // Environment: SIGNUM_AGENT_TCP, SIGNUM_AGENT_SECRET_FILE (a Windows path, e.g.
 // Z:/tmp/x/agent.secret), SIGNUM_CNG_OUTPUT_DIR (Windows path).
 #include <windows.h>
-// A block of its own: bcrypt.h needs windows.h's types, so formatting must not reorder them.
-#include <bcrypt.h>
+// A block of its own: formatting must not move windows.h after the headers that need it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
 
 #include "agent_client.h"
 #include "signum/core/algorithms.h"
+#include "suite_support.h"
 
 namespace signum::cng {
 namespace {
 
-std::string Env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-bool IsSuccess(NTSTATUS status) { return status >= 0; }
-
-// SHA-256 through Windows' own bcrypt (OpenSSL recomputes it from message.bin when verifying).
-Bytes Sha256(ByteView data) {
-  BCRYPT_ALG_HANDLE alg = nullptr;
-  BCRYPT_HASH_HANDLE hash = nullptr;
-  Bytes digest(32);
-  EXPECT_TRUE(IsSuccess(BCryptOpenAlgorithmProvider(&alg, BCRYPT_SHA256_ALGORITHM, nullptr, 0)));
-  EXPECT_TRUE(IsSuccess(BCryptCreateHash(alg, &hash, nullptr, 0, nullptr, 0, 0)));
-  EXPECT_TRUE(IsSuccess(
-      BCryptHashData(hash, const_cast<PUCHAR>(data.data()), static_cast<ULONG>(data.size()), 0)));
-  EXPECT_TRUE(
-      IsSuccess(BCryptFinishHash(hash, digest.data(), static_cast<ULONG>(digest.size()), 0)));
-  BCryptDestroyHash(hash);
-  BCryptCloseAlgorithmProvider(alg, 0);
-  return digest;
-}
-
-Bytes RandomBytes(size_t n) {
-  Bytes out(n);
-  EXPECT_TRUE(IsSuccess(BCryptGenRandom(nullptr, out.data(), static_cast<ULONG>(n),
-                                        BCRYPT_USE_SYSTEM_PREFERRED_RNG)));
-  return out;
-}
-
-void WriteFile(const std::string& path, std::string_view content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(content.data(), static_cast<std::streamsize>(content.size()));
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
-}
-
 class AgentOverTcp : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (Env("SIGNUM_AGENT_TCP").empty() || Env("SIGNUM_CNG_OUTPUT_DIR").empty()) {
+    if (EnvironmentValue("SIGNUM_AGENT_TCP").empty() ||
+        EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR").empty()) {
       GTEST_SKIP() << "SIGNUM_AGENT_TCP / SIGNUM_CNG_OUTPUT_DIR not set: this program is driven "
                       "by conformance/cng/run-wine-suite.sh (ctest signum_cng_agent_wine)";
     }
-    output_dir_ = Env("SIGNUM_CNG_OUTPUT_DIR");
+    output_dir_ = EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR");
     auto endpoint = agent::AgentEndpointFromEnvironment();
     ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
     ASSERT_FALSE(endpoint->tcp_host.empty()) << "SIGNUM_AGENT_TCP gave no TCP endpoint";
@@ -95,12 +59,12 @@ class AgentOverTcp : public ::testing::Test {
     const wire::CertificateEntry* cert = FindRsa2048(*list, scheme);
     ASSERT_NE(cert, nullptr) << "the agent offers no RSA-2048 certificate for "
                              << SchemeName(scheme) << " with SHA-256";
-    const Bytes message = RandomBytes(1000);
+    const Bytes message = BcryptRandomBytes(1000);
     agent_protocol::SignRequest request;
     request.certificate_id = cert->id;
     request.scheme = scheme;
     request.hash = HashAlgorithm::kSha256;
-    request.digest = Sha256(message);
+    request.digest = BcryptDigest(HashAlgorithm::kSha256, message);
     if (scheme == SignatureScheme::kRsaPss) request.pss_salt_length = 32;
     request.context.process = "signum_cng_agent_test.exe";
     request.context.command_line = GetCommandLineA();
@@ -108,19 +72,12 @@ class AgentOverTcp : public ::testing::Test {
     ASSERT_TRUE(signature.ok()) << signature.status().ToString();
     EXPECT_EQ(signature->size(), 256u) << "RSA-2048 signatures are 256 bytes";
 
-    const std::string name(SchemeName(scheme));
-    const std::string base = output_dir_ + "/" + name;
-    WriteFile(base + ".message", std::string(message.begin(), message.end()));
-    WriteFile(base + ".sig", std::string(signature->begin(), signature->end()));
-    WriteFile(base + ".cert.pem", cert->certificate_pem);
-    // manifest.tsv (run-wine-suite.sh): name kind hash message signature certificate param
-    std::ofstream manifest(output_dir_ + "/manifest.tsv", std::ios::app);
-    const std::string param = request.pss_salt_length
-                                  ? std::to_string(*request.pss_salt_length)
-                                  : std::string("-");
-    manifest << cert->label << '-' << name << '\t' << name << "\tsha256\t" << name << ".message\t"
-             << name << ".sig\t" << name << ".cert.pem\t" << param << '\n';
-    ASSERT_TRUE(manifest.good());
+    const std::string param =
+        request.pss_salt_length ? std::to_string(*request.pss_salt_length) : std::string("-");
+    const std::string_view kind = SchemeName(scheme);
+    SignatureManifest(output_dir_)
+        .Add(cert->label + "-" + std::string(kind), kind, HashAlgorithm::kSha256, message,
+             *signature, AsBytes(cert->certificate_pem), param);
   }
 
   std::string output_dir_;

@@ -14,21 +14,18 @@
 // Environment (run-wine-suite.sh): SIGNUM_AGENT_TCP, SIGNUM_AGENT_SECRET_FILE,
 // SIGNUM_CNG_OUTPUT_DIR, SIGNUM_CNG_BIN_DIR (where signumcsp.dll is).
 #include <windows.h>
-// wincrypt.h and bcrypt.h need windows.h's types first.
-#include <bcrypt.h>
+// wincrypt.h needs windows.h's types first.
 #include <gtest/gtest.h>
 #include <wincrypt.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,6 +33,7 @@
 #include "signum/cng/csp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"
+#include "suite_support.h"
 
 namespace signum::cng {
 namespace {
@@ -57,16 +55,6 @@ constexpr HashCase kHashes[] = {
     {CALG_SHA_512, "sha512", 64, szOID_NIST_sha512},
 };
 
-std::string Env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-std::wstring Wide(std::string_view ascii) { return std::wstring(ascii.begin(), ascii.end()); }
-std::string Hex(DWORD value) {
-  std::ostringstream out;
-  out << "0x" << std::hex << value;
-  return out.str();
-}
 std::string Upper(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return std::toupper(c); });
@@ -77,25 +65,18 @@ std::string Upper(std::string text) {
 ::testing::AssertionResult FailsWith(BOOL ok, HRESULT expected_code) {
   const DWORD error = GetLastError();
   const DWORD expected = static_cast<DWORD>(expected_code);
-  if (ok) return ::testing::AssertionFailure() << "succeeded; expected " << Hex(expected);
+  if (ok)
+    return ::testing::AssertionFailure() << "succeeded; expected " << Win32ErrorName(expected);
   if (error != expected) {
     return ::testing::AssertionFailure()
-           << "failed with " << Hex(error) << ", expected " << Hex(expected);
+           << "failed with " << Win32ErrorName(error) << ", expected " << Win32ErrorName(expected);
   }
   return ::testing::AssertionSuccess();
 }
 ::testing::AssertionResult Succeeds(BOOL ok) {
   const DWORD error = GetLastError();
   if (ok) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "failed with " << Hex(error);
-}
-
-Bytes RandomBytes(size_t n) {
-  Bytes out(n);
-  EXPECT_GE(
-      BCryptGenRandom(nullptr, out.data(), static_cast<ULONG>(n), BCRYPT_USE_SYSTEM_PREFERRED_RNG),
-      0);
-  return out;
+  return ::testing::AssertionFailure() << "failed with " << Win32ErrorName(error);
 }
 
 Bytes PemToDer(const std::string& pem) {
@@ -152,7 +133,6 @@ struct Suite {
   bool child = false;
   std::string skip_reason;
   std::string output_dir;
-  std::wstring bin_dir;
   std::wstring dll_path;
   std::vector<AgentCertificate> rsa;  // in the agent's order
   std::vector<AgentCertificate> ec;
@@ -167,18 +147,18 @@ class CspEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     Suite& suite = TheSuite();
-    suite.child = !Env(kChildModeVariable).empty();
+    suite.child = !EnvironmentValue(kChildModeVariable).empty();
     if (suite.child) return;  // the parent registered the CSP and unregisters it
-    if (Env("SIGNUM_AGENT_TCP").empty() || Env("SIGNUM_CNG_OUTPUT_DIR").empty() ||
-        Env("SIGNUM_CNG_BIN_DIR").empty()) {
+    if (EnvironmentValue("SIGNUM_AGENT_TCP").empty() ||
+        EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR").empty() ||
+        EnvironmentValue("SIGNUM_CNG_BIN_DIR").empty()) {
       suite.skip_reason =
           "SIGNUM_AGENT_TCP / SIGNUM_CNG_OUTPUT_DIR / SIGNUM_CNG_BIN_DIR not set: this program is "
           "driven by conformance/cng/run-wine-suite.sh";
       return;
     }
-    suite.output_dir = Env("SIGNUM_CNG_OUTPUT_DIR");
-    suite.bin_dir = Wide(Env("SIGNUM_CNG_BIN_DIR"));
-    suite.dll_path = suite.bin_dir + L"\\" + kCspDllName;
+    suite.output_dir = EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR");
+    suite.dll_path = ProviderDllPath(kCspDllName);
 
     auto endpoint = agent::AgentEndpointFromEnvironment();
     ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
@@ -220,31 +200,10 @@ class CspEnvironment : public ::testing::Environment {
 [[maybe_unused]] const auto* const kEnvironment =
     ::testing::AddGlobalTestEnvironment(new CspEnvironment);
 
-// --- manifest.tsv (run-wine-suite.sh) ---
-void WriteFile(const std::string& path, ByteView content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(content.data()),
-            static_cast<std::streamsize>(content.size()));
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
-}
-// message == nullptr: the content is embedded (cms), '-' in the manifest.
-void Record(const std::string& name, const std::string& kind, const std::string& hash,
-            const Bytes* message, const Bytes& signature, const Bytes& certificate_der) {
-  const std::string& dir = TheSuite().output_dir;
-  if (message != nullptr) WriteFile(dir + "/" + name + ".msg", *message);
-  WriteFile(dir + "/" + name + ".sig", signature);
-  WriteFile(dir + "/" + name + ".cer", certificate_der);
-  std::ofstream manifest(dir + "/manifest.tsv", std::ios::app);
-  manifest << name << '\t' << kind << '\t' << hash << '\t'
-           << (message != nullptr ? name + ".msg" : std::string("-")) << '\t' << name << ".sig\t"
-           << name << ".cer\t-\n";
-  ASSERT_TRUE(manifest.good());
-}
-
 // --- CryptoAPI helpers ---
 BOOL Acquire(ProviderHandle* provider, const std::string& container, DWORD flags = 0,
              DWORD type = PROV_RSA_FULL) {
-  const std::wstring wide = Wide(container);
+  const std::wstring wide = WidenAscii(container);
   return CryptAcquireContextW(&provider->h, container.empty() ? nullptr : wide.c_str(), kCspName,
                               type, flags);
 }
@@ -252,10 +211,10 @@ BOOL Acquire(ProviderHandle* provider, const std::string& container, DWORD flags
 std::string ProvString(HCRYPTPROV provider, DWORD param) {
   DWORD size = 0;
   if (!CryptGetProvParam(provider, param, nullptr, &size, 0))
-    return "<error " + Hex(GetLastError()) + ">";
+    return "<error " + Win32ErrorName(GetLastError()) + ">";
   std::string value(size, '\0');
   if (!CryptGetProvParam(provider, param, reinterpret_cast<BYTE*>(value.data()), &size, 0)) {
-    return "<error " + Hex(GetLastError()) + ">";
+    return "<error " + Win32ErrorName(GetLastError()) + ">";
   }
   value.resize(strnlen(value.c_str(), value.size()));
   return value;
@@ -283,6 +242,7 @@ class CspTest : public ::testing::Test {
     ASSERT_TRUE(TheSuite().registered) << "the CSP could not be registered (see the environment)";
   }
   const Suite& suite() const { return TheSuite(); }
+  SignatureManifest Manifest() const { return SignatureManifest(TheSuite().output_dir); }
 };
 
 // --- Registration ---
@@ -618,12 +578,12 @@ TEST_F(CspTest, SignHashEveryRsaKeyEveryHash) {
     const size_t signature_size = static_cast<size_t>(certificate.bits) / 8;
     for (const HashCase& hash_case : kHashes) {
       SCOPED_TRACE(certificate.label + " " + hash_case.name);
-      const Bytes message = RandomBytes(777);
+      const Bytes message = BcryptRandomBytes(777);
       SignedHash signed_hash = SignMessage(provider.h, hash_case, message, signature_size);
       if (HasFailure()) return;
       const std::string name = "signhash-" + certificate.label + "-" + hash_case.name;
-      Record(name, "rsa-pkcs1-le", hash_case.name, &message, signed_hash.signature,
-             certificate.der);
+      Manifest().Add(name, "rsa-pkcs1-le", hash_case.name, message, signed_hash.signature,
+                     certificate.der);
 
       // HP_HASHVAL: the same digest set directly gives the same (deterministic) signature.
       HashHandle precomputed;
@@ -679,7 +639,7 @@ TEST_F(CspTest, DuplicatesHashesAndKeys) {
   const AgentCertificate& certificate = suite().rsa.front();
   ProviderHandle provider;
   ASSERT_TRUE(Succeeds(Acquire(&provider, certificate.id)));
-  const Bytes message = RandomBytes(100);
+  const Bytes message = BcryptRandomBytes(100);
   // A fresh hash duplicates into an independent one; a finished hash keeps its value; a hash in
   // mid-stream duplicates its running state.
   HashHandle fresh, fresh_copy;
@@ -749,7 +709,7 @@ TEST_F(CspTest, CryptSignMessageThroughKeyProvInfo) {
                                             certificate.der.data(),
                                             static_cast<DWORD>(certificate.der.size()));
     ASSERT_NE(signer.h, nullptr);
-    std::wstring container = Wide(certificate.id);
+    std::wstring container = WidenAscii(certificate.id);
     std::wstring provider_name = kCspName;
     CRYPT_KEY_PROV_INFO info{};
     info.pwszContainerName = container.data();
@@ -777,7 +737,7 @@ TEST_F(CspTest, CryptSignMessageThroughKeyProvInfo) {
     para.cMsgCert = static_cast<DWORD>(message_certificates.size());
     para.rgpMsgCert = message_certificates.data();
 
-    const Bytes message = RandomBytes(1500);
+    const Bytes message = BcryptRandomBytes(1500);
     const BYTE* contents[] = {message.data()};
     DWORD content_sizes[] = {static_cast<DWORD>(message.size())};
     for (BOOL detached : {TRUE, FALSE}) {
@@ -791,8 +751,9 @@ TEST_F(CspTest, CryptSignMessageThroughKeyProvInfo) {
       const std::string name = std::string("signmessage-") +
                                (detached ? "detached-" : "embedded-") + certificate.label + "-" +
                                hash_case.name;
-      Record(name, "cms", hash_case.name, detached ? &message : nullptr, signed_message,
-             certificate.der);
+      Manifest().Add(name, "cms", hash_case.name,
+                     detached ? std::optional<ByteView>(message) : std::nullopt, signed_message,
+                     certificate.der);
     }
   }
 }
@@ -805,7 +766,7 @@ class CspDirect : public CspTest {
     CspTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     module_ = LoadLibraryW(suite().dll_path.c_str());
-    ASSERT_NE(module_, nullptr) << "LoadLibrary(signumcsp.dll): " << Hex(GetLastError());
+    ASSERT_NE(module_, nullptr) << "LoadLibrary(signumcsp.dll): " << Win32ErrorName(GetLastError());
   }
   void TearDown() override {
     if (module_ != nullptr) FreeLibrary(module_);
@@ -910,7 +871,7 @@ TEST_F(CspDirect, ProvRsaAesContextSigns) {
   EXPECT_TRUE(
       Succeeds(get_prov_param(provider, PP_PROVTYPE, reinterpret_cast<BYTE*>(&type), &size, 0)));
   EXPECT_EQ(type, static_cast<DWORD>(PROV_RSA_AES));
-  const Bytes message = RandomBytes(333);
+  const Bytes message = BcryptRandomBytes(333);
   HCRYPTHASH hash = 0;
   ASSERT_TRUE(Succeeds(create_hash(provider, CALG_SHA_256, 0, 0, &hash)));
   ASSERT_TRUE(
@@ -919,8 +880,8 @@ TEST_F(CspDirect, ProvRsaAesContextSigns) {
   size = static_cast<DWORD>(signature.size());
   ASSERT_TRUE(
       Succeeds(sign_hash(provider, hash, AT_SIGNATURE, nullptr, 0, signature.data(), &size)));
-  Record("direct-prov-rsa-aes-" + certificate.label + "-sha256", "rsa-pkcs1-le", "sha256", &message,
-         signature, certificate.der);
+  Manifest().Add("direct-prov-rsa-aes-" + certificate.label + "-sha256", "rsa-pkcs1-le", "sha256",
+                 message, signature, certificate.der);
   EXPECT_TRUE(Succeeds(destroy_hash(provider, hash)));
   EXPECT_TRUE(Succeeds(release(provider, 0)));
 
@@ -932,41 +893,21 @@ TEST_F(CspDirect, ProvRsaAesContextSigns) {
 // --- Agent unreachable: a child process of this program with a dead agent address ---
 
 TEST_F(CspTest, AgentUnreachableGivesACleanError) {
-  wchar_t exe[MAX_PATH];
-  ASSERT_GT(GetModuleFileNameW(nullptr, exe, MAX_PATH), 0u);
-  std::wstring command = L"\"" + std::wstring(exe) +
-                         L"\" --gtest_also_run_disabled_tests "
-                         L"--gtest_filter=CspChild.DISABLED_AgentUnreachable";
-  // The child inherits our environment with these changes.
-  const std::string saved_tcp = Env("SIGNUM_AGENT_TCP");
-  SetEnvironmentVariableA("SIGNUM_AGENT_TCP", "127.0.0.1:1");  // nothing listens on port 1
-  SetEnvironmentVariableA(kChildModeVariable, kChildAgentUnreachable);
-  STARTUPINFOW startup{};
-  startup.cb = sizeof(startup);
-  startup.dwFlags = STARTF_USESTDHANDLES;  // the child's gtest output lands in our log
-  startup.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-  startup.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
-  startup.hStdError = GetStdHandle(STD_ERROR_HANDLE);
-  PROCESS_INFORMATION process{};
-  const BOOL started = CreateProcessW(nullptr, command.data(), nullptr, nullptr, TRUE, 0, nullptr,
-                                      nullptr, &startup, &process);
-  SetEnvironmentVariableA("SIGNUM_AGENT_TCP", saved_tcp.c_str());
-  SetEnvironmentVariableA(kChildModeVariable, nullptr);
-  ASSERT_TRUE(Succeeds(started));
-  const DWORD waited = WaitForSingleObject(process.hProcess, 120000);
-  DWORD exit_code = 1;
-  GetExitCodeProcess(process.hProcess, &exit_code);
-  if (waited != WAIT_OBJECT_0) TerminateProcess(process.hProcess, 1);
-  CloseHandle(process.hThread);
-  CloseHandle(process.hProcess);
-  ASSERT_EQ(waited, WAIT_OBJECT_0) << "the child hung";
-  EXPECT_EQ(exit_code, 0u) << "the child's checks failed (its output is above)";
+  // The child inherits our environment with these changes; its gtest output lands in our log.
+  const ChildRun child = RunThisProgramAsChild(
+      L"--gtest_also_run_disabled_tests --gtest_filter=CspChild.DISABLED_AgentUnreachable",
+      {{"SIGNUM_AGENT_TCP", "127.0.0.1:1"},  // nothing listens on port 1
+       {kChildModeVariable, kChildAgentUnreachable}},
+      120000, ChildOutput::kInherit);
+  ASSERT_TRUE(child.started) << "failed with " << Win32ErrorName(child.start_error);
+  ASSERT_TRUE(child.finished) << "the child hung";
+  EXPECT_EQ(child.exit_code, 0u) << "the child's checks failed (its output is above)";
 }
 
 // Runs only in the child (DISABLED_ unless asked for): the DLL is loaded in this process for the
 // first time with an agent address where nothing listens.
 TEST(CspChild, DISABLED_AgentUnreachable) {
-  ASSERT_EQ(Env(kChildModeVariable), kChildAgentUnreachable)
+  ASSERT_EQ(EnvironmentValue(kChildModeVariable), kChildAgentUnreachable)
       << "run by AgentUnreachableGivesACleanError";
   const auto started = std::chrono::steady_clock::now();
   ProviderHandle provider;

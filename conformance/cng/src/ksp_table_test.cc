@@ -25,10 +25,8 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <cwctype>
-#include <fstream>
 #include <set>
 #include <string>
 #include <tuple>
@@ -38,33 +36,12 @@
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
 #include "signum/core/algorithms.h"
+#include "suite_support.h"
 
 namespace signum::cng {
 namespace {
 
-// ---- environment and the DLL -----------------------------------------------------------------
-
-std::string Env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-std::wstring Widen(std::string_view text) { return std::wstring(text.begin(), text.end()); }
-
-std::wstring ThisProgramPath() {
-  wchar_t path[MAX_PATH] = {};
-  GetModuleFileNameW(nullptr, path, MAX_PATH);
-  return path;
-}
-
-std::wstring KspDllPath() {
-  std::wstring dir = Widen(Env("SIGNUM_CNG_BIN_DIR"));
-  if (dir.empty()) {
-    dir = ThisProgramPath();
-    dir.resize(dir.find_last_of(L"\\/"));
-  }
-  return dir + L"\\" + kKspDllName;
-}
+// ---- the DLL ---------------------------------------------------------------------------------
 
 struct LoadedKsp {
   HMODULE module = nullptr;
@@ -77,7 +54,7 @@ struct LoadedKsp {
 const LoadedKsp& Ksp() {
   static const LoadedKsp loaded = [] {
     LoadedKsp ksp;
-    const std::wstring path = KspDllPath();
+    const std::wstring path = ProviderDllPath(kKspDllName);
     ksp.module = LoadLibraryW(path.c_str());
     if (ksp.module == nullptr) {
       ksp.error = "LoadLibrary(" + std::string(path.begin(), path.end()) +
@@ -97,87 +74,9 @@ const LoadedKsp& Ksp() {
   return loaded;
 }
 
-bool AgentConfigured() { return !Env("SIGNUM_AGENT_TCP").empty(); }
-
-// ---- assertions on SECURITY_STATUS, printed by name ----------------------------------------
-
-::testing::AssertionResult IsStatus(const char* expr, const char* /*expected_expr*/,
-                                    SECURITY_STATUS actual, SECURITY_STATUS expected) {
-  if (actual == expected) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << expr << " returned " << SecurityStatusName(actual)
-                                       << ", expected " << SecurityStatusName(expected);
-}
-#define EXPECT_NTE(expr, expected) EXPECT_PRED_FORMAT2(IsStatus, expr, expected)
-#define ASSERT_NTE(expr, expected) ASSERT_PRED_FORMAT2(IsStatus, expr, expected)
+bool AgentConfigured() { return !EnvironmentValue("SIGNUM_AGENT_TCP").empty(); }
 
 // ---- platform helpers (Windows' own bcrypt/crypt32, independent of the KSP) ------------------
-
-Bytes Digest(HashAlgorithm hash, ByteView data) {
-  const std::wstring algorithm = Widen(GetHashInfo(hash).cng_algorithm_id);
-  BCRYPT_ALG_HANDLE alg = nullptr;
-  BCRYPT_HASH_HANDLE handle = nullptr;
-  Bytes digest(GetHashInfo(hash).digest_size);
-  EXPECT_EQ(BCryptOpenAlgorithmProvider(&alg, algorithm.c_str(), nullptr, 0), 0);
-  EXPECT_EQ(BCryptCreateHash(alg, &handle, nullptr, 0, nullptr, 0, 0), 0);
-  EXPECT_EQ(
-      BCryptHashData(handle, const_cast<PUCHAR>(data.data()), static_cast<ULONG>(data.size()), 0),
-      0);
-  EXPECT_EQ(BCryptFinishHash(handle, digest.data(), static_cast<ULONG>(digest.size()), 0), 0);
-  BCryptDestroyHash(handle);
-  BCryptCloseAlgorithmProvider(alg, 0);
-  return digest;
-}
-
-Bytes RandomBytes(size_t n) {
-  Bytes out(n);
-  EXPECT_EQ(
-      BCryptGenRandom(nullptr, out.data(), static_cast<ULONG>(n), BCRYPT_USE_SYSTEM_PREFERRED_RNG),
-      0);
-  return out;
-}
-
-std::string Sha1Hex(ByteView data) {
-  const Bytes digest = Digest(HashAlgorithm::kSha1, data);
-  std::string hex;
-  char byte[3];
-  for (uint8_t b : digest) {
-    std::snprintf(byte, sizeof(byte), "%02x", b);
-    hex += byte;
-  }
-  return hex;
-}
-
-void WriteFile(const std::string& path, ByteView content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(content.data()),
-            static_cast<std::streamsize>(content.size()));
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
-}
-
-// The RSA public blob of a certificate, through crypt32 + bcrypt.
-Bytes CertificatePublicBlob(ByteView certificate_der) {
-  PCCERT_CONTEXT cert = CertCreateCertificateContext(X509_ASN_ENCODING, certificate_der.data(),
-                                                     static_cast<DWORD>(certificate_der.size()));
-  if (cert == nullptr) {
-    ADD_FAILURE() << "crypt32 cannot parse the certificate";
-    return {};
-  }
-  BCRYPT_KEY_HANDLE key = nullptr;
-  Bytes blob;
-  if (!CryptImportPublicKeyInfoEx2(X509_ASN_ENCODING, &cert->pCertInfo->SubjectPublicKeyInfo, 0,
-                                   nullptr, &key)) {
-    ADD_FAILURE() << "CryptImportPublicKeyInfoEx2 failed: " << GetLastError();
-  } else {
-    ULONG size = 0;
-    EXPECT_EQ(BCryptExportKey(key, nullptr, BCRYPT_RSAPUBLIC_BLOB, nullptr, 0, &size, 0), 0);
-    blob.resize(size);
-    EXPECT_EQ(BCryptExportKey(key, nullptr, BCRYPT_RSAPUBLIC_BLOB, blob.data(), size, &size, 0), 0);
-    blob.resize(size);
-    BCryptDestroyKey(key);
-  }
-  CertFreeCertificateContext(cert);
-  return blob;
-}
 
 struct RsaPublicKey {
   ULONG magic = 0, bits = 0;
@@ -251,8 +150,6 @@ DWORD AsDword(const Bytes& value) {
   return dword;
 }
 
-std::string Narrow(const std::wstring& text) { return std::string(text.begin(), text.end()); }
-
 // ---- fixtures --------------------------------------------------------------------------------
 
 constexpr wchar_t kUnknownKey[] = L"0000000000000000000000000000000000000000";
@@ -282,7 +179,7 @@ class KspTable : public ::testing::Test {
   NCRYPT_KEY_HANDLE Open(const std::wstring& name, DWORD legacy_spec = 0, DWORD flags = 0) {
     NCRYPT_KEY_HANDLE key = 0;
     SECURITY_STATUS status = t_->OpenKey(provider_, &key, name.c_str(), legacy_spec, flags);
-    EXPECT_NTE(status, ERROR_SUCCESS) << "OpenKey(" << Narrow(name) << ")";
+    EXPECT_NTE(status, ERROR_SUCCESS) << "OpenKey(" << NarrowAscii(name) << ")";
     if (status == ERROR_SUCCESS) keys_.push_back(key);
     return key;
   }
@@ -292,7 +189,7 @@ class KspTable : public ::testing::Test {
         [&](PBYTE out, DWORD size, DWORD* result) {
           return t_->GetKeyProperty(provider_, key, property, out, size, result, flags);
         },
-        "GetKeyProperty(" + Narrow(property) + ", flags " + std::to_string(flags) + ")");
+        "GetKeyProperty(" + NarrowAscii(property) + ", flags " + std::to_string(flags) + ")");
   }
 
   Bytes ProviderProperty(const wchar_t* property, DWORD flags = 0) {
@@ -300,7 +197,7 @@ class KspTable : public ::testing::Test {
         [&](PBYTE out, DWORD size, DWORD* result) {
           return t_->GetProviderProperty(provider_, property, out, size, result, flags);
         },
-        "GetProviderProperty(" + Narrow(property) + ")");
+        "GetProviderProperty(" + NarrowAscii(property) + ")");
   }
 
   NCRYPT_KEY_STORAGE_FUNCTION_TABLE* t_ = nullptr;
@@ -378,7 +275,7 @@ TEST_F(KspTable, ProviderProperties) {
         NCRYPT_LENGTH_PROPERTY, L"No Such Property"}) {
     EXPECT_NTE(t_->GetProviderProperty(provider_, unsupported, buffer, sizeof(buffer), &size, 0),
                NTE_NOT_SUPPORTED)
-        << Narrow(unsupported);
+        << NarrowAscii(unsupported);
   }
   EXPECT_NTE(t_->GetProviderProperty(provider_, nullptr, buffer, sizeof(buffer), &size, 0),
              NTE_INVALID_PARAMETER);
@@ -542,7 +439,8 @@ TEST_F(KspWithAgent, EnumeratesTheRsaKeys) {
       if (status == NTE_NO_MORE_ITEMS) break;
       ASSERT_NTE(status, ERROR_SUCCESS);
       ASSERT_NE(name, nullptr);
-      EXPECT_TRUE(listed.insert(name->pszName).second) << "listed twice: " << Narrow(name->pszName);
+      EXPECT_TRUE(listed.insert(name->pszName).second)
+          << "listed twice: " << NarrowAscii(name->pszName);
       EXPECT_EQ(std::wstring(name->pszAlgid), NCRYPT_RSA_ALGORITHM);
       EXPECT_EQ(name->dwLegacyKeySpec, DWORD{AT_SIGNATURE});
       EXPECT_EQ(name->dwFlags, flags & NCRYPT_MACHINE_KEY_FLAG);
@@ -557,7 +455,8 @@ TEST_F(KspWithAgent, EnumeratesTheRsaKeys) {
     NCryptKeyName* name = nullptr;
     EXPECT_NTE(t_->EnumKeys(provider_, nullptr, &name, &state, flags), NTE_NO_MORE_ITEMS);
     EXPECT_NTE(t_->FreeBuffer(state), ERROR_SUCCESS);
-    for (const auto& id : expected) EXPECT_TRUE(listed.contains(id)) << Narrow(id) << " missing";
+    for (const auto& id : expected)
+      EXPECT_TRUE(listed.contains(id)) << NarrowAscii(id) << " missing";
   }
   // Argument checks.
   NCryptKeyName* name = nullptr;
@@ -594,7 +493,8 @@ TEST_F(KspWithAgent, UnknownAndEcKeysAreBadKeyset) {
   EXPECT_NTE(t_->OpenKey(provider_, &key, L"no-such-label", 0, 0), NTE_BAD_KEYSET);
   // RSA only: EC certificates the agent lists are not keys of this provider.
   for (const auto& label : kEcLabels) {
-    EXPECT_NTE(t_->OpenKey(provider_, &key, label.c_str(), 0, 0), NTE_BAD_KEYSET) << Narrow(label);
+    EXPECT_NTE(t_->OpenKey(provider_, &key, label.c_str(), 0, 0), NTE_BAD_KEYSET)
+        << NarrowAscii(label);
   }
   EXPECT_NTE(t_->OpenKey(provider_, &key, nullptr, 0, 0), NTE_INVALID_PARAMETER);
   EXPECT_NTE(t_->OpenKey(provider_, &key, L"", 0, 0), NTE_INVALID_PARAMETER);
@@ -658,7 +558,7 @@ TEST_P(KspKeyProperties, AllPropertiesToolsRead) {
   const auto& [label, flags] = GetParam();
   NCRYPT_KEY_HANDLE key = Open(label);
   ASSERT_NE(key, 0u);
-  const int bits = std::stoi(Narrow(label.substr(4)));
+  const int bits = std::stoi(NarrowAscii(label.substr(4)));
 
   EXPECT_EQ(AsWideString(KeyProperty(key, NCRYPT_ALGORITHM_GROUP_PROPERTY, flags)), L"RSA");
   EXPECT_EQ(AsWideString(KeyProperty(key, NCRYPT_ALGORITHM_PROPERTY, flags)), L"RSA");
@@ -697,8 +597,8 @@ TEST_P(KspKeyProperties, AllPropertiesToolsRead) {
 
   // The certificate: crypt32 parses it, its SHA-1 is the key name, its key has these bits.
   const Bytes certificate = KeyProperty(key, NCRYPT_CERTIFICATE_PROPERTY, flags);
-  EXPECT_EQ(Widen(Sha1Hex(certificate)), name);
-  const RsaPublicKey certificate_key = ParseRsaPublicBlob(CertificatePublicBlob(certificate));
+  EXPECT_EQ(WidenAscii(Sha1Hex(certificate)), name);
+  const RsaPublicKey certificate_key = ParseRsaPublicBlob(PlatformRsaPublicBlob(certificate));
   EXPECT_EQ(certificate_key.bits, ULONG(bits));
 
   DWORD size = 0;
@@ -708,7 +608,7 @@ TEST_P(KspKeyProperties, AllPropertiesToolsRead) {
     EXPECT_NTE(
         t_->GetKeyProperty(provider_, key, unsupported, buffer, sizeof(buffer), &size, flags),
         NTE_NOT_SUPPORTED)
-        << Narrow(unsupported);
+        << NarrowAscii(unsupported);
   }
   EXPECT_NTE(t_->GetKeyProperty(provider_, key, nullptr, buffer, sizeof(buffer), &size, flags),
              NTE_INVALID_PARAMETER);
@@ -726,7 +626,7 @@ INSTANTIATE_TEST_SUITE_P(RsaKeys, KspKeyProperties,
                                                               DWORD{NCRYPT_PERSIST_ONLY_FLAG},
                                                               DWORD{NCRYPT_SILENT_FLAG})),
                          [](const auto& info) {
-                           std::string name = Narrow(std::get<0>(info.param));
+                           std::string name = NarrowAscii(std::get<0>(info.param));
                            name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
                            const DWORD flags = std::get<1>(info.param);
                            return name + (flags == 0                          ? ""
@@ -794,11 +694,11 @@ TEST_F(KspWithAgent, KeysAreReadOnlyAndSignOnly) {
 
 TEST_F(KspWithAgent, ExportsTheCertificatesPublicKey) {
   for (const auto& label : kRsaLabels) {
-    SCOPED_TRACE(Narrow(label));
+    SCOPED_TRACE(NarrowAscii(label));
     NCRYPT_KEY_HANDLE key = Open(label);
     ASSERT_NE(key, 0u);
     const Bytes certificate = KeyProperty(key, NCRYPT_CERTIFICATE_PROPERTY);
-    const RsaPublicKey expected = ParseRsaPublicBlob(CertificatePublicBlob(certificate));
+    const RsaPublicKey expected = ParseRsaPublicBlob(PlatformRsaPublicBlob(certificate));
     ASSERT_FALSE(expected.modulus.empty());
 
     for (const wchar_t* blob_type : {BCRYPT_RSAPUBLIC_BLOB, BCRYPT_PUBLIC_KEY_BLOB}) {
@@ -807,7 +707,7 @@ TEST_F(KspWithAgent, ExportsTheCertificatesPublicKey) {
             return t_->ExportKey(provider_, key, 0, blob_type, nullptr, out, size, result,
                                  NCRYPT_SILENT_FLAG);
           },
-          "ExportKey(" + Narrow(blob_type) + ")");
+          "ExportKey(" + NarrowAscii(blob_type) + ")");
       BCRYPT_RSAKEY_BLOB header{};
       ASSERT_GE(blob.size(), sizeof(header));
       std::memcpy(&header, blob.data(), sizeof(header));
@@ -828,7 +728,7 @@ TEST_F(KspWithAgent, ExportsTheCertificatesPublicKey) {
           LEGACY_RSAPRIVATE_BLOB, NCRYPT_PKCS8_PRIVATE_KEY_BLOB, NCRYPT_OPAQUETRANSPORT_BLOB}) {
       EXPECT_NTE(t_->ExportKey(provider_, key, 0, private_blob, nullptr, nullptr, 0, &size, 0),
                  NTE_NOT_SUPPORTED)
-          << Narrow(private_blob);
+          << NarrowAscii(private_blob);
     }
     EXPECT_NTE(t_->ExportKey(provider_, key, 0, nullptr, nullptr, buffer, sizeof(buffer), &size, 0),
                NTE_INVALID_PARAMETER);
@@ -846,22 +746,6 @@ TEST_F(KspWithAgent, ExportsTheCertificatesPublicKey) {
 }
 
 // ---- signatures ------------------------------------------------------------------------------
-
-// Records a signature for native OpenSSL (manifest.tsv, windows.md): name, kind, hash, message,
-// signature, certificate (DER), param (PSS salt length or '-').
-void RecordSignature(const std::string& name, const std::string& kind, HashAlgorithm hash,
-                     ByteView message, ByteView signature, const std::string& certificate_file,
-                     const std::string& param) {
-  const std::string dir = Env("SIGNUM_CNG_OUTPUT_DIR");
-  ASSERT_FALSE(dir.empty()) << "SIGNUM_CNG_OUTPUT_DIR not set: every signature must be verified "
-                               "by native OpenSSL (run-wine-suite.sh sets it)";
-  WriteFile(dir + "/" + name + ".msg", message);
-  WriteFile(dir + "/" + name + ".sig", signature);
-  std::ofstream manifest(dir + "/manifest.tsv", std::ios::app);
-  manifest << name << '\t' << kind << '\t' << HashName(hash) << '\t' << name << ".msg\t" << name
-           << ".sig\t" << certificate_file << '\t' << param << '\n';
-  ASSERT_TRUE(manifest.good());
-}
 
 class KspSignHash : public KspWithAgent,
                     public ::testing::WithParamInterface<std::tuple<std::wstring, HashAlgorithm>> {
@@ -908,24 +792,24 @@ TEST_P(KspSignHash, Pkcs1AndPss) {
   NCRYPT_KEY_HANDLE key = Open(label);
   ASSERT_NE(key, 0u);
   const DWORD modulus_bytes = AsDword(KeyProperty(key, NCRYPT_LENGTH_PROPERTY)) / 8;
-  const std::string dir = Env("SIGNUM_CNG_OUTPUT_DIR");
+  const std::string dir = EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR");
   ASSERT_FALSE(dir.empty()) << "SIGNUM_CNG_OUTPUT_DIR not set: every signature must be verified "
                                "by native OpenSSL (run-wine-suite.sh sets it)";
+  const SignatureManifest manifest(dir);
   // The certificate as the KSP returns it: OpenSSL verifies against exactly that.
-  const std::string certificate_file = Narrow(label) + ".cert.der";
-  WriteFile(dir + "/" + certificate_file, KeyProperty(key, NCRYPT_CERTIFICATE_PROPERTY));
+  const Bytes certificate = KeyProperty(key, NCRYPT_CERTIFICATE_PROPERTY);
 
-  const std::wstring algorithm_id = Widen(GetHashInfo(hash).cng_algorithm_id);
-  const std::string base = Narrow(label) + "-" + std::string(HashName(hash));
-  const Bytes message = RandomBytes(777);
-  const Bytes digest = Digest(hash, message);
+  const std::wstring algorithm_id = WidenAscii(GetHashInfo(hash).cng_algorithm_id);
+  const std::string base = NarrowAscii(label) + "-" + std::string(HashName(hash));
+  const Bytes message = BcryptRandomBytes(777);
+  const Bytes digest = BcryptDigest(hash, message);
 
   {  // PKCS#1 v1.5 with the algorithm id.
-    SCOPED_TRACE("PKCS#1 v1.5, pszAlgId " + Narrow(algorithm_id));
+    SCOPED_TRACE("PKCS#1 v1.5, pszAlgId " + NarrowAscii(algorithm_id));
     BCRYPT_PKCS1_PADDING_INFO pkcs1{algorithm_id.c_str()};
     const Bytes signature = Sign(key, &pkcs1, NCRYPT_PAD_PKCS1_FLAG, digest, modulus_bytes);
     ASSERT_FALSE(signature.empty());
-    RecordSignature(base + "-pkcs1", "rsa-pkcs1", hash, message, signature, certificate_file, "-");
+    manifest.Add(base + "-pkcs1", "rsa-pkcs1", hash, message, signature, certificate);
   }
   {  // PKCS#1 v1.5 with a NULL algorithm id: the caller passes the DigestInfo (signtool /ds).
     SCOPED_TRACE("PKCS#1 v1.5, pszAlgId NULL, DigestInfo input");
@@ -935,8 +819,7 @@ TEST_P(KspSignHash, Pkcs1AndPss) {
     const Bytes signature =
         Sign(key, &pkcs1, NCRYPT_PAD_PKCS1_FLAG | NCRYPT_SILENT_FLAG, *digest_info, modulus_bytes);
     ASSERT_FALSE(signature.empty());
-    RecordSignature(base + "-pkcs1-nullalg", "rsa-pkcs1", hash, message, signature,
-                    certificate_file, "-");
+    manifest.Add(base + "-pkcs1-nullalg", "rsa-pkcs1", hash, message, signature, certificate);
   }
   for (ULONG salt : {ULONG(GetHashInfo(hash).digest_size), ULONG{0}}) {  // PSS
     SCOPED_TRACE("PSS, salt " + std::to_string(salt));
@@ -954,8 +837,8 @@ TEST_P(KspSignHash, Pkcs1AndPss) {
     }
     const Bytes signature = Sign(key, &pss, NCRYPT_PAD_PSS_FLAG, digest, modulus_bytes);
     ASSERT_FALSE(signature.empty());
-    RecordSignature(base + "-pss-salt" + std::to_string(salt), "rsa-pss", hash, message, signature,
-                    certificate_file, std::to_string(salt));
+    manifest.Add(base + "-pss-salt" + std::to_string(salt), "rsa-pss", hash, message, signature,
+                 certificate, std::to_string(salt));
   }
 }
 
@@ -963,7 +846,7 @@ INSTANTIATE_TEST_SUITE_P(RsaKeysTimesHashes, KspSignHash,
                          ::testing::Combine(::testing::ValuesIn(kRsaLabels),
                                             ::testing::ValuesIn(kHashes)),
                          [](const auto& info) {
-                           std::string name = Narrow(std::get<0>(info.param)) + "_" +
+                           std::string name = NarrowAscii(std::get<0>(info.param)) + "_" +
                                               std::string(HashName(std::get<1>(info.param)));
                            name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
                            return name;
@@ -972,7 +855,7 @@ INSTANTIATE_TEST_SUITE_P(RsaKeysTimesHashes, KspSignHash,
 TEST_F(KspWithAgent, SignHashRejectsWhatItCannotSign) {
   NCRYPT_KEY_HANDLE key = Open(L"rsa-2048");
   ASSERT_NE(key, 0u);
-  Bytes digest = Digest(HashAlgorithm::kSha256, RandomBytes(100));
+  Bytes digest = BcryptDigest(HashAlgorithm::kSha256, BcryptRandomBytes(100));
   Bytes signature(256);
   DWORD size = 0;
   auto sign = [&](void* padding, ByteView input, DWORD flags) {
@@ -1101,7 +984,7 @@ class RefusingPort {
 };
 
 TEST(KspAgentUnreachable, CallsReturnNteCodesWithoutCrashing) {
-  if (Env("SIGNUM_AGENT_SECRET_FILE").empty()) {
+  if (EnvironmentValue("SIGNUM_AGENT_SECRET_FILE").empty()) {
     GTEST_SKIP() << "SIGNUM_AGENT_SECRET_FILE not set: the child must fail on the connection "
                     "alone, with a valid configuration otherwise (run-wine-suite.sh sets it)";
   }
@@ -1111,39 +994,12 @@ TEST(KspAgentUnreachable, CallsReturnNteCodesWithoutCrashing) {
 
   // The child inherits this process's environment with SIGNUM_AGENT_TCP changed; this process's
   // KSP context has read its configuration already and is not affected.
-  const std::string saved = Env("SIGNUM_AGENT_TCP");
-  SetEnvironmentVariableA("SIGNUM_AGENT_TCP", endpoint.c_str());
-  SECURITY_ATTRIBUTES inherit{sizeof(inherit), nullptr, TRUE};
-  HANDLE read_end = nullptr, write_end = nullptr;
-  ASSERT_TRUE(CreatePipe(&read_end, &write_end, &inherit, 0));
-  SetHandleInformation(read_end, HANDLE_FLAG_INHERIT, 0);
-  STARTUPINFOW startup{};
-  startup.cb = sizeof(startup);
-  startup.dwFlags = STARTF_USESTDHANDLES;
-  startup.hStdOutput = write_end;
-  startup.hStdError = write_end;
-  startup.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-  PROCESS_INFORMATION process{};
-  std::wstring command = L"\"" + ThisProgramPath() + L"\" " + Widen(kChildSwitch);
-  const BOOL started = CreateProcessW(nullptr, command.data(), nullptr, nullptr, TRUE, 0, nullptr,
-                                      nullptr, &startup, &process);
-  SetEnvironmentVariableA("SIGNUM_AGENT_TCP", saved.empty() ? nullptr : saved.c_str());
-  CloseHandle(write_end);
-  ASSERT_TRUE(started) << "CreateProcess failed: " << GetLastError();
-
-  std::string output;
-  char chunk[512];
-  DWORD got = 0;
-  while (ReadFile(read_end, chunk, sizeof(chunk), &got, nullptr) && got > 0)
-    output.append(chunk, got);
-  CloseHandle(read_end);
-  const DWORD waited = WaitForSingleObject(process.hProcess, 60000);
-  DWORD exit_code = 0xFFFFFFFF;
-  GetExitCodeProcess(process.hProcess, &exit_code);
-  CloseHandle(process.hThread);
-  CloseHandle(process.hProcess);
-  ASSERT_EQ(waited, WAIT_OBJECT_0) << "the child did not finish\n" << output;
-  EXPECT_EQ(exit_code, 0u) << "agent " << endpoint << " (refusing):\n" << output;
+  const ChildRun child = RunThisProgramAsChild(
+      WidenAscii(kChildSwitch), {{"SIGNUM_AGENT_TCP", endpoint}}, 60000, ChildOutput::kCapture);
+  ASSERT_TRUE(child.started) << "CreateProcess failed: " << Win32ErrorName(child.start_error);
+  const std::string& output = child.output;
+  ASSERT_TRUE(child.finished) << "the child did not finish\n" << output;
+  EXPECT_EQ(child.exit_code, 0u) << "agent " << endpoint << " (refusing):\n" << output;
   EXPECT_NE(output.find("child: 0 unexpected result(s)"), std::string::npos) << output;
   std::printf("%s", output.c_str());
 }

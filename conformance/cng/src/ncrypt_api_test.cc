@@ -32,24 +32,24 @@
 #include <ncrypt.h>
 #include <wincrypt.h>
 
-#include <cstdlib>
 #include <cwctype>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "signum/cng/names.h"
+#include "signum/cng/nte_status.h"
 #include "signum/cng/provider_runtime.h"
 #include "signum/cng/registration.h"
 #include "signum/core/algorithms.h"
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
-#include "signum/provider/digest.h"
 #include "signum/provider/wide_string.h"
+#include "suite_support.h"
 
 namespace signum::cng {
 namespace {
@@ -57,34 +57,10 @@ namespace {
 using provider::Utf8FromWide;
 using provider::WideFromUtf8;
 
-std::string Env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-std::string Hex(SECURITY_STATUS status) {
-  char text[16];
-  snprintf(text, sizeof text, "0x%08lx", static_cast<unsigned long>(status));
-  return text;
-}
-
-// gtest prints SECURITY_STATUS values in hex.
-#define EXPECT_SS(expected, actual) EXPECT_EQ(Hex(expected), Hex(actual))
-#define ASSERT_SS(expected, actual) ASSERT_EQ(Hex(expected), Hex(actual))
-
-Bytes RandomBytes(size_t n) {
-  Bytes out(n);
-  EXPECT_GE(
-      BCryptGenRandom(nullptr, out.data(), static_cast<ULONG>(n), BCRYPT_USE_SYSTEM_PREFERRED_RNG),
-      0);
-  return out;
-}
-
 // ---- shared state: the agent's list, the output directory, the manifest ----------------------
 
 struct RsaKey {
   std::shared_ptr<const provider::ProviderCertificate> certificate;
-  std::string der_file;  // the certificate, relative to the output directory
 };
 
 class Suite : public ::testing::Environment {
@@ -92,6 +68,7 @@ class Suite : public ::testing::Environment {
   static Suite* instance;
   std::string skip_reason;
   std::string output_dir;  // Windows path
+  std::optional<SignatureManifest> manifest;
   // The KSP image this run uses: the one already registered (a Windows machine set up by
   // signum-util, which this suite must leave as it found it), else SIGNUM_CNG_BIN_DIR\signumksp.dll
   // registered here (a fresh Wine prefix).
@@ -106,16 +83,17 @@ class Suite : public ::testing::Environment {
   void SetUp() override {
     for (const char* name : {"SIGNUM_AGENT_TCP", "SIGNUM_AGENT_SECRET_FILE",
                              "SIGNUM_CNG_OUTPUT_DIR", "SIGNUM_CNG_BIN_DIR"}) {
-      if (Env(name).empty()) {
+      if (EnvironmentValue(name).empty()) {
         skip_reason = std::string(name) +
                       " not set: this program is run by conformance/cng/run-wine-suite.sh "
                       "(bin/ncrypt-router, WINEDLLOVERRIDES=ncrypt=n) or a Windows runner";
         return;
       }
     }
-    output_dir = Env("SIGNUM_CNG_OUTPUT_DIR");
+    output_dir = EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR");
     CreateDirectoryA(output_dir.c_str(), nullptr);
-    std::ofstream(output_dir + "\\manifest.tsv", std::ios::trunc);  // this run's signatures only
+    manifest.emplace(output_dir);
+    manifest->Clear();  // this run's signatures only
     through_our_router = NcryptIsOurRouter();
     dispatcher = through_our_router ? "through our router (conformance/cng/router)"
                                     : "through Microsoft's ncrypt.dll";
@@ -125,7 +103,7 @@ class Suite : public ::testing::Environment {
     if (existing.ok()) {
       ksp_image = *existing;
     } else {
-      ksp_image = WideFromUtf8(Env("SIGNUM_CNG_BIN_DIR")) + L"\\" + kKspDllName;
+      ksp_image = WideFromUtf8(EnvironmentValue("SIGNUM_CNG_BIN_DIR")) + L"\\" + kKspDllName;
       ASSERT_NE(GetFileAttributesW(ksp_image.c_str()), INVALID_FILE_ATTRIBUTES)
           << Utf8FromWide(ksp_image) << " does not exist";
       Status registered = RegisterKsp(ksp_image);
@@ -138,9 +116,7 @@ class Suite : public ::testing::Environment {
     for (const auto& c : (*set)->certificates) {
       all_certificates.push_back(c);
       if (c->key_spec.type != KeyType::kRsa) continue;
-      RsaKey key{c, c->label + ".der"};
-      WriteBinary(key.der_file, c->certificate.Der());
-      rsa_keys.push_back(key);
+      rsa_keys.push_back(RsaKey{c});
     }
     std::set<int> sizes;
     for (const RsaKey& k : rsa_keys) sizes.insert(k.certificate->key_spec.rsa_bits);
@@ -153,35 +129,14 @@ class Suite : public ::testing::Environment {
   // Our router is the ncrypt.dll beside this program (it is built into bin/ncrypt-router/ with it).
   static bool NcryptIsOurRouter() {
     HMODULE ncrypt = GetModuleHandleW(L"ncrypt.dll");
-    wchar_t module_path[MAX_PATH] = {}, program_path[MAX_PATH] = {};
-    if (ncrypt == nullptr || GetModuleFileNameW(ncrypt, module_path, MAX_PATH) == 0 ||
-        GetModuleFileNameW(nullptr, program_path, MAX_PATH) == 0) {
-      return false;
-    }
+    wchar_t module_path[MAX_PATH] = {};
+    if (ncrypt == nullptr || GetModuleFileNameW(ncrypt, module_path, MAX_PATH) == 0) return false;
     auto directory = [](std::wstring path) {
       path.resize(path.find_last_of(L"\\/") + 1);
       for (wchar_t& c : path) c = towlower(c);
       return path;
     };
-    return directory(module_path) == directory(program_path);
-  }
-
-  void WriteBinary(const std::string& relative, ByteView data) const {
-    std::ofstream out(output_dir + "\\" + relative, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data.data()),
-              static_cast<std::streamsize>(data.size()));
-    ASSERT_TRUE(out.good()) << "cannot write " << output_dir << "\\" << relative;
-  }
-
-  // One manifest.tsv line: name kind hash message signature certificate param.
-  void Record(const std::string& name, const char* kind, HashAlgorithm hash, ByteView message,
-              ByteView signature, const RsaKey& key, const std::string& param) const {
-    WriteBinary(name + ".msg", message);
-    WriteBinary(name + ".sig", signature);
-    std::ofstream manifest(output_dir + "\\manifest.tsv", std::ios::app | std::ios::binary);
-    manifest << name << '\t' << kind << '\t' << HashName(hash) << '\t' << name << ".msg\t" << name
-             << ".sig\t" << key.der_file << '\t' << param << '\n';
-    ASSERT_TRUE(manifest.good());
+    return directory(module_path) == directory(ThisProgramPath());
   }
 };
 Suite* Suite::instance = nullptr;
@@ -208,7 +163,7 @@ class Handle {
   }
   void reset() {
     if (h_ != 0) {
-      EXPECT_SS(ERROR_SUCCESS, NCryptFreeObject(h_));
+      EXPECT_NTE(NCryptFreeObject(h_), ERROR_SUCCESS);
     }
     h_ = 0;
   }
@@ -246,15 +201,15 @@ class NcryptApi : public ::testing::Test {
     suite_ = Suite::instance;
     if (!suite_->skip_reason.empty()) GTEST_SKIP() << suite_->skip_reason;
     ASSERT_FALSE(suite_->rsa_keys.empty()) << "suite setup failed";
-    ASSERT_SS(ERROR_SUCCESS, NCryptOpenStorageProvider(provider_.out(), kKspName, 0))
+    ASSERT_NTE(NCryptOpenStorageProvider(provider_.out(), kKspName, 0), ERROR_SUCCESS)
         << "through our router";
   }
 
   Handle OpenKey(const std::string& name, DWORD legacy_key_spec = 0, DWORD flags = 0) {
     Handle key;
     const std::wstring wide = WideFromUtf8(name);
-    EXPECT_SS(ERROR_SUCCESS,
-              NCryptOpenKey(provider_.get(), key.out(), wide.c_str(), legacy_key_spec, flags))
+    EXPECT_NTE(NCryptOpenKey(provider_.get(), key.out(), wide.c_str(), legacy_key_spec, flags),
+               ERROR_SUCCESS)
         << name;
     return key;
   }
@@ -268,36 +223,40 @@ class NcryptApi : public ::testing::Test {
     const DWORD expected = static_cast<DWORD>(key.certificate->key_spec.SignatureSize());
     Bytes input(to_sign.begin(), to_sign.end());
     DWORD size = 0;
-    ASSERT_SS(ERROR_SUCCESS,
-              NCryptSignHash(handle.get(), padding_info, input.data(),
-                             static_cast<DWORD>(input.size()), nullptr, 0, &size, padding))
+    ASSERT_NTE(NCryptSignHash(handle.get(), padding_info, input.data(),
+                              static_cast<DWORD>(input.size()), nullptr, 0, &size, padding),
+               ERROR_SUCCESS)
         << name << ": size query";
     ASSERT_EQ(size, expected) << name;
     Bytes signature(size);
     DWORD too_small_size = 0;
-    EXPECT_SS(
-        NTE_BUFFER_TOO_SMALL,
+    EXPECT_NTE(
         NCryptSignHash(handle.get(), padding_info, input.data(), static_cast<DWORD>(input.size()),
-                       signature.data(), size - 1, &too_small_size, padding))
+                       signature.data(), size - 1, &too_small_size, padding),
+        NTE_BUFFER_TOO_SMALL)
         << name;
-    ASSERT_SS(ERROR_SUCCESS, NCryptSignHash(handle.get(), padding_info, input.data(),
-                                            static_cast<DWORD>(input.size()), signature.data(),
-                                            size, &size, padding))
+    ASSERT_NTE(
+        NCryptSignHash(handle.get(), padding_info, input.data(), static_cast<DWORD>(input.size()),
+                       signature.data(), size, &size, padding),
+        ERROR_SUCCESS)
         << name << " (through our router)";
     ASSERT_EQ(size, expected) << name;
     // The KSP's own VerifySignature accepts it and rejects a flipped bit (its conventions; the
     // judge of the signature itself is OpenSSL).
-    EXPECT_SS(ERROR_SUCCESS, NCryptVerifySignature(handle.get(), padding_info, input.data(),
-                                                   static_cast<DWORD>(input.size()),
-                                                   signature.data(), size, padding))
+    EXPECT_NTE(
+        NCryptVerifySignature(handle.get(), padding_info, input.data(),
+                              static_cast<DWORD>(input.size()), signature.data(), size, padding),
+        ERROR_SUCCESS)
         << name;
     Bytes tampered = signature;
     tampered[tampered.size() / 2] ^= 0x01;
-    EXPECT_SS(NTE_BAD_SIGNATURE, NCryptVerifySignature(handle.get(), padding_info, input.data(),
-                                                       static_cast<DWORD>(input.size()),
-                                                       tampered.data(), size, padding))
+    EXPECT_NTE(
+        NCryptVerifySignature(handle.get(), padding_info, input.data(),
+                              static_cast<DWORD>(input.size()), tampered.data(), size, padding),
+        NTE_BAD_SIGNATURE)
         << name;
-    suite_->Record(name, kind, hash, message, signature, key, param);
+    suite_->manifest->Add(name, kind, hash, message, signature, key.certificate->certificate.Der(),
+                          param);
     if (signature_out != nullptr) *signature_out = signature;
   }
 
@@ -321,7 +280,7 @@ std::wstring CngAlgorithmId(HashAlgorithm hash) {
 
 TEST_F(NcryptApi, OpensTheRegisteredProviderAndRefusesAnUnregisteredName) {
   Bytes name;
-  ASSERT_SS(ERROR_SUCCESS, GetProperty(provider_.get(), NCRYPT_NAME_PROPERTY, &name));
+  ASSERT_NTE(GetProperty(provider_.get(), NCRYPT_NAME_PROPERTY, &name), ERROR_SUCCESS);
   EXPECT_EQ(Utf8FromWide(AsString(name)), Utf8FromWide(kKspName));
   EXPECT_FALSE(NCryptIsKeyHandle(provider_.get())) << "a provider handle is not a key handle";
 
@@ -329,29 +288,29 @@ TEST_F(NcryptApi, OpensTheRegisteredProviderAndRefusesAnUnregisteredName) {
   const SECURITY_STATUS status =
       NCryptOpenStorageProvider(unregistered.out(), L"Signum No Such Provider", 0);
   if (suite_->through_our_router) {
-    EXPECT_SS(NTE_PROV_DLL_NOT_FOUND, status) << suite_->dispatcher;
-    EXPECT_SS(NTE_INVALID_PARAMETER, NCryptOpenStorageProvider(nullptr, kKspName, 0));
+    EXPECT_NTE(status, NTE_PROV_DLL_NOT_FOUND) << suite_->dispatcher;
+    EXPECT_NTE(NCryptOpenStorageProvider(nullptr, kKspName, 0), NTE_INVALID_PARAMETER);
   } else {
     // Microsoft's code for an unknown name is what this run records, not what it asserts.
     EXPECT_NE(status, ERROR_SUCCESS) << "an unregistered provider name opened";
-    RecordProperty("unregistered_provider_status", Hex(status));
+    RecordProperty("unregistered_provider_status", SecurityStatusName(status));
   }
   EXPECT_EQ(unregistered.get(), 0u);
 }
 
 TEST_F(NcryptApi, AlgorithmsAreRsaSigningOnly) {
-  EXPECT_SS(ERROR_SUCCESS, NCryptIsAlgSupported(provider_.get(), NCRYPT_RSA_ALGORITHM, 0));
-  EXPECT_SS(NTE_NOT_SUPPORTED,
-            NCryptIsAlgSupported(provider_.get(), NCRYPT_ECDSA_P256_ALGORITHM, 0));
+  EXPECT_NTE(NCryptIsAlgSupported(provider_.get(), NCRYPT_RSA_ALGORITHM, 0), ERROR_SUCCESS);
+  EXPECT_NTE(NCryptIsAlgSupported(provider_.get(), NCRYPT_ECDSA_P256_ALGORITHM, 0),
+             NTE_NOT_SUPPORTED);
   DWORD count = 0;
   NCryptAlgorithmName* list = nullptr;
-  ASSERT_SS(ERROR_SUCCESS,
-            NCryptEnumAlgorithms(provider_.get(), NCRYPT_SIGNATURE_OPERATION, &count, &list, 0));
+  ASSERT_NTE(NCryptEnumAlgorithms(provider_.get(), NCRYPT_SIGNATURE_OPERATION, &count, &list, 0),
+             ERROR_SUCCESS);
   ASSERT_NE(list, nullptr);
   std::set<std::string> names;
   for (DWORD i = 0; i < count; ++i) names.insert(Utf8FromWide(list[i].pszName));
   EXPECT_TRUE(names.count("RSA")) << "EnumAlgorithms(SIGNATURE) lacks RSA";
-  EXPECT_SS(ERROR_SUCCESS, NCryptFreeBuffer(list));
+  EXPECT_NTE(NCryptFreeBuffer(list), ERROR_SUCCESS);
 }
 
 // ---- keys -------------------------------------------------------------------------------------
@@ -364,15 +323,15 @@ TEST_F(NcryptApi, EnumKeysListsExactlyTheAgentsRsaKeys) {
     const SECURITY_STATUS status =
         NCryptEnumKeys(provider_.get(), nullptr, &key_name, &state, NCRYPT_SILENT_FLAG);
     if (status == NTE_NO_MORE_ITEMS) break;
-    ASSERT_SS(ERROR_SUCCESS, status);
+    ASSERT_NTE(status, ERROR_SUCCESS);
     ASSERT_NE(key_name, nullptr);
     EXPECT_EQ(Utf8FromWide(key_name->pszAlgid), "RSA");
     EXPECT_TRUE(listed.insert(Utf8FromWide(key_name->pszName)).second)
         << "listed twice: " << Utf8FromWide(key_name->pszName);
-    EXPECT_SS(ERROR_SUCCESS, NCryptFreeBuffer(key_name));
+    EXPECT_NTE(NCryptFreeBuffer(key_name), ERROR_SUCCESS);
   }
   ASSERT_NE(state, nullptr) << "EnumKeys handed out no enumeration state";
-  EXPECT_SS(ERROR_SUCCESS, NCryptFreeBuffer(state));
+  EXPECT_NTE(NCryptFreeBuffer(state), ERROR_SUCCESS);
   std::set<std::string> expected;
   for (const RsaKey& k : suite_->rsa_keys) expected.insert(k.certificate->id);
   EXPECT_EQ(listed, expected) << "EnumKeys must list the agent's RSA certificates by id";
@@ -387,30 +346,30 @@ TEST_F(NcryptApi, OpensEachRsaKeyByIdAndByLabelWithItsProperties) {
       ASSERT_NE(key.get(), 0u);
       EXPECT_TRUE(NCryptIsKeyHandle(key.get()));
       Bytes value;
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_LENGTH_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_LENGTH_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_EQ(AsDword(value), static_cast<DWORD>(c.key_spec.rsa_bits));
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_ALGORITHM_GROUP_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_ALGORITHM_GROUP_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_EQ(Utf8FromWide(AsString(value)), "RSA");
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_ALGORITHM_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_ALGORITHM_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_EQ(Utf8FromWide(AsString(value)), "RSA");
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_EXPORT_POLICY_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_EXPORT_POLICY_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_EQ(AsDword(value), 0u) << "the private key never leaves the HSM";
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_KEY_USAGE_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_KEY_USAGE_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_TRUE(AsDword(value) & NCRYPT_ALLOW_SIGNING_FLAG);
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_UNIQUE_NAME_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_UNIQUE_NAME_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_EQ(Utf8FromWide(AsString(value)), c.id) << "the unique name is the certificate id";
-      ASSERT_SS(ERROR_SUCCESS, GetProperty(key.get(), NCRYPT_CERTIFICATE_PROPERTY, &value));
+      ASSERT_NTE(GetProperty(key.get(), NCRYPT_CERTIFICATE_PROPERTY, &value), ERROR_SUCCESS);
       EXPECT_EQ(value, c.certificate.Der()) << "SmartCardKeyCertificate is the certificate DER";
 
       // Size query, too small, exact.
       DWORD size = 0;
-      ASSERT_SS(ERROR_SUCCESS,
-                NCryptGetProperty(key.get(), NCRYPT_CERTIFICATE_PROPERTY, nullptr, 0, &size, 0));
+      ASSERT_NTE(NCryptGetProperty(key.get(), NCRYPT_CERTIFICATE_PROPERTY, nullptr, 0, &size, 0),
+                 ERROR_SUCCESS);
       EXPECT_EQ(size, c.certificate.Der().size());
       Bytes small(8);
-      EXPECT_SS(NTE_BUFFER_TOO_SMALL,
-                NCryptGetProperty(key.get(), NCRYPT_CERTIFICATE_PROPERTY, small.data(),
-                                  static_cast<DWORD>(small.size()), &size, 0));
+      EXPECT_NTE(NCryptGetProperty(key.get(), NCRYPT_CERTIFICATE_PROPERTY, small.data(),
+                                   static_cast<DWORD>(small.size()), &size, 0),
+                 NTE_BUFFER_TOO_SMALL);
     }
     // The legacy key specs CryptoAPI callers pass (CERT_KEY_PROV_INFO.dwKeySpec) open the same key.
     for (DWORD spec : {static_cast<DWORD>(AT_SIGNATURE), static_cast<DWORD>(AT_KEYEXCHANGE)}) {
@@ -426,13 +385,15 @@ TEST_F(NcryptApi, ExportsThePublicBlobOfTheCertificatesKey) {
     SCOPED_TRACE(c.label);
     Handle key = OpenKey(c.id);
     DWORD size = 0;
-    ASSERT_SS(ERROR_SUCCESS,
-              NCryptExportKey(key.get(), 0, BCRYPT_RSAPUBLIC_BLOB, nullptr, nullptr, 0, &size, 0));
+    ASSERT_NTE(NCryptExportKey(key.get(), 0, BCRYPT_RSAPUBLIC_BLOB, nullptr, nullptr, 0, &size, 0),
+               ERROR_SUCCESS);
     Bytes blob(size);
-    EXPECT_SS(NTE_BUFFER_TOO_SMALL, NCryptExportKey(key.get(), 0, BCRYPT_RSAPUBLIC_BLOB, nullptr,
-                                                    blob.data(), size - 1, &size, 0));
-    ASSERT_SS(ERROR_SUCCESS, NCryptExportKey(key.get(), 0, BCRYPT_RSAPUBLIC_BLOB, nullptr,
-                                             blob.data(), size, &size, 0));
+    EXPECT_NTE(NCryptExportKey(key.get(), 0, BCRYPT_RSAPUBLIC_BLOB, nullptr, blob.data(), size - 1,
+                               &size, 0),
+               NTE_BUFFER_TOO_SMALL);
+    ASSERT_NTE(
+        NCryptExportKey(key.get(), 0, BCRYPT_RSAPUBLIC_BLOB, nullptr, blob.data(), size, &size, 0),
+        ERROR_SUCCESS);
     blob.resize(size);
     ASSERT_GE(blob.size(), sizeof(BCRYPT_RSAKEY_BLOB));
     BCRYPT_RSAKEY_BLOB header;
@@ -441,29 +402,13 @@ TEST_F(NcryptApi, ExportsThePublicBlobOfTheCertificatesKey) {
     EXPECT_EQ(header.BitLength, static_cast<ULONG>(c.key_spec.rsa_bits));
 
     // The same blob as the platform builds from the certificate's SubjectPublicKeyInfo.
-    PCCERT_CONTEXT context =
-        CertCreateCertificateContext(X509_ASN_ENCODING, c.certificate.Der().data(),
-                                     static_cast<DWORD>(c.certificate.Der().size()));
-    ASSERT_NE(context, nullptr);
-    BCRYPT_KEY_HANDLE platform_key = nullptr;
-    ASSERT_TRUE(CryptImportPublicKeyInfoEx2(
-        X509_ASN_ENCODING, &context->pCertInfo->SubjectPublicKeyInfo, 0, nullptr, &platform_key));
-    ULONG platform_size = 0;
-    ASSERT_GE(BCryptExportKey(platform_key, nullptr, BCRYPT_RSAPUBLIC_BLOB, nullptr, 0,
-                              &platform_size, 0),
-              0);
-    Bytes platform_blob(platform_size);
-    ASSERT_GE(BCryptExportKey(platform_key, nullptr, BCRYPT_RSAPUBLIC_BLOB, platform_blob.data(),
-                              platform_size, &platform_size, 0),
-              0);
-    platform_blob.resize(platform_size);
-    BCryptDestroyKey(platform_key);
-    CertFreeCertificateContext(context);
+    const Bytes platform_blob = PlatformRsaPublicBlob(c.certificate.Der());
+    ASSERT_FALSE(platform_blob.empty());
     EXPECT_EQ(HexEncode(blob), HexEncode(platform_blob));
 
     // The private key is not exportable.
-    EXPECT_SS(NTE_NOT_SUPPORTED,
-              NCryptExportKey(key.get(), 0, BCRYPT_RSAPRIVATE_BLOB, nullptr, nullptr, 0, &size, 0));
+    EXPECT_NTE(NCryptExportKey(key.get(), 0, BCRYPT_RSAPRIVATE_BLOB, nullptr, nullptr, 0, &size, 0),
+               NTE_NOT_SUPPORTED);
   }
 }
 
@@ -475,16 +420,15 @@ TEST_F(NcryptApi, SignsPkcs1WithEveryHashAndWithANullAlgorithmId) {
       if (!SignsWith(*k.certificate, hash)) continue;
       const std::string tag = k.certificate->label + "-pkcs1-" + std::string(HashName(hash));
       SCOPED_TRACE(tag);
-      const Bytes message = RandomBytes(777);
-      auto digest = provider::ComputeDigest(hash, message);
-      ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+      const Bytes message = BcryptRandomBytes(777);
+      const Bytes digest = BcryptDigest(hash, message);
       const std::wstring alg = CngAlgorithmId(hash);
       BCRYPT_PKCS1_PADDING_INFO info{alg.c_str()};
       Bytes with_alg;
-      SignAndRecord(k, tag, NCRYPT_PAD_PKCS1_FLAG, &info, "rsa-pkcs1", hash, *digest, message, "-",
+      SignAndRecord(k, tag, NCRYPT_PAD_PKCS1_FLAG, &info, "rsa-pkcs1", hash, digest, message, "-",
                     &with_alg);
       // NULL algorithm id: the caller hands over the DigestInfo (signtool /dg flows, F28).
-      auto digest_info = BuildDigestInfo(hash, *digest);
+      auto digest_info = BuildDigestInfo(hash, digest);
       ASSERT_TRUE(digest_info.ok());
       BCRYPT_PKCS1_PADDING_INFO no_alg{nullptr};
       Bytes without_alg;
@@ -503,13 +447,12 @@ TEST_F(NcryptApi, SignsPssWithEveryHash) {
 
       const std::string tag = k.certificate->label + "-pss-" + std::string(HashName(hash));
       SCOPED_TRACE(tag);
-      const Bytes message = RandomBytes(555);
-      auto digest = provider::ComputeDigest(hash, message);
-      ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+      const Bytes message = BcryptRandomBytes(555);
+      const Bytes digest = BcryptDigest(hash, message);
       const std::wstring alg = CngAlgorithmId(hash);
       const ULONG salt = static_cast<ULONG>(GetHashInfo(hash).digest_size);
       BCRYPT_PSS_PADDING_INFO info{alg.c_str(), salt};
-      SignAndRecord(k, tag, NCRYPT_PAD_PSS_FLAG, &info, "rsa-pss", hash, *digest, message,
+      SignAndRecord(k, tag, NCRYPT_PAD_PSS_FLAG, &info, "rsa-pss", hash, digest, message,
                     std::to_string(salt));
     }
   }
@@ -520,16 +463,15 @@ TEST_F(NcryptApi, SignsPssWithEveryHash) {
 TEST_F(NcryptApi, RefusalsByServerPolicyAreNtePerm) {
   const RsaKey& k = suite_->rsa_keys.front();
   Handle key = OpenKey(k.certificate->id);
-  const Bytes message = RandomBytes(100);
-  auto digest = provider::ComputeDigest(HashAlgorithm::kSha1, message);
-  ASSERT_TRUE(digest.ok());
+  const Bytes message = BcryptRandomBytes(100);
+  Bytes digest = BcryptDigest(HashAlgorithm::kSha1, message);  // NCryptSignHash takes PBYTE
   BCRYPT_PSS_PADDING_INFO info{BCRYPT_SHA1_ALGORITHM, 20};
   Bytes signature(k.certificate->key_spec.SignatureSize());
   DWORD size = 0;
-  EXPECT_SS(NTE_PERM,
-            NCryptSignHash(key.get(), &info, digest->data(), static_cast<DWORD>(digest->size()),
-                           signature.data(), static_cast<DWORD>(signature.size()), &size,
-                           NCRYPT_PAD_PSS_FLAG))
+  EXPECT_NTE(NCryptSignHash(key.get(), &info, digest.data(), static_cast<DWORD>(digest.size()),
+                            signature.data(), static_cast<DWORD>(signature.size()), &size,
+                            NCRYPT_PAD_PSS_FLAG),
+             NTE_PERM)
       << "RSA-PSS with SHA-1";
 }
 
@@ -540,19 +482,20 @@ TEST_F(NcryptApi, AcceptsUiPropertiesAndRefusesToChangeTheKey) {
   auto set_ui_properties = [](NCRYPT_HANDLE object) {
     HWND window = nullptr;
     wchar_t use_context[] = L"Signing with Signum (ncrypt_api_test)";
-    EXPECT_SS(ERROR_SUCCESS, NCryptSetProperty(object, NCRYPT_WINDOW_HANDLE_PROPERTY,
-                                               reinterpret_cast<PBYTE>(&window), sizeof window, 0));
-    EXPECT_SS(ERROR_SUCCESS,
-              NCryptSetProperty(object, NCRYPT_USE_CONTEXT_PROPERTY,
-                                reinterpret_cast<PBYTE>(use_context), sizeof use_context, 0));
+    EXPECT_NTE(NCryptSetProperty(object, NCRYPT_WINDOW_HANDLE_PROPERTY,
+                                 reinterpret_cast<PBYTE>(&window), sizeof window, 0),
+               ERROR_SUCCESS);
+    EXPECT_NTE(NCryptSetProperty(object, NCRYPT_USE_CONTEXT_PROPERTY,
+                                 reinterpret_cast<PBYTE>(use_context), sizeof use_context, 0),
+               ERROR_SUCCESS);
   };
   set_ui_properties(provider_.get());
   Handle key = OpenKey(suite_->rsa_keys.front().certificate->id);
   set_ui_properties(key.get());
   DWORD length = 1024;
-  EXPECT_SS(NTE_NOT_SUPPORTED,
-            NCryptSetProperty(key.get(), NCRYPT_LENGTH_PROPERTY, reinterpret_cast<PBYTE>(&length),
-                              sizeof length, 0))
+  EXPECT_NTE(NCryptSetProperty(key.get(), NCRYPT_LENGTH_PROPERTY, reinterpret_cast<PBYTE>(&length),
+                               sizeof length, 0),
+             NTE_NOT_SUPPORTED)
       << "the key belongs to the server";
 }
 
@@ -560,16 +503,17 @@ TEST_F(NcryptApi, AcceptsUiPropertiesAndRefusesToChangeTheKey) {
 
 TEST_F(NcryptApi, UnknownAndNonRsaKeysAreBadKeyset) {
   Handle key;
-  EXPECT_SS(NTE_BAD_KEYSET, NCryptOpenKey(provider_.get(), key.out(), L"no-such-key", 0, 0));
-  EXPECT_SS(NTE_BAD_KEYSET, NCryptOpenKey(provider_.get(), key.out(),
-                                          L"0000000000000000000000000000000000000000", 0, 0));
-  EXPECT_SS(NTE_INVALID_PARAMETER, NCryptOpenKey(provider_.get(), key.out(), L"", 0, 0));
-  EXPECT_SS(NTE_INVALID_PARAMETER, NCryptOpenKey(provider_.get(), nullptr, L"rsa-2048", 0, 0));
+  EXPECT_NTE(NCryptOpenKey(provider_.get(), key.out(), L"no-such-key", 0, 0), NTE_BAD_KEYSET);
+  EXPECT_NTE(
+      NCryptOpenKey(provider_.get(), key.out(), L"0000000000000000000000000000000000000000", 0, 0),
+      NTE_BAD_KEYSET);
+  EXPECT_NTE(NCryptOpenKey(provider_.get(), key.out(), L"", 0, 0), NTE_INVALID_PARAMETER);
+  EXPECT_NTE(NCryptOpenKey(provider_.get(), nullptr, L"rsa-2048", 0, 0), NTE_INVALID_PARAMETER);
   // The KSP serves RSA keys only (issue 6); the agent's EC certificates are not its keys.
   for (const auto& c : suite_->all_certificates) {
     if (c->key_spec.type == KeyType::kRsa) continue;
     const std::wstring id = WideFromUtf8(c->id);
-    EXPECT_SS(NTE_BAD_KEYSET, NCryptOpenKey(provider_.get(), key.out(), id.c_str(), 0, 0))
+    EXPECT_NTE(NCryptOpenKey(provider_.get(), key.out(), id.c_str(), 0, 0), NTE_BAD_KEYSET)
         << c->label;
   }
   EXPECT_EQ(key.get(), 0u);
@@ -586,25 +530,28 @@ TEST_F(NcryptApi, BadAndFreedHandlesAreInvalidHandle) {
   BCRYPT_PKCS1_PADDING_INFO info{BCRYPT_SHA256_ALGORITHM};
   DWORD size = 0;
   const NCRYPT_KEY_HANDLE made_up = 0x12345678;
-  EXPECT_SS(NTE_INVALID_HANDLE, NCryptSignHash(made_up, &info, digest.data(), 32, nullptr, 0, &size,
-                                               NCRYPT_PAD_PKCS1_FLAG));
-  EXPECT_SS(NTE_INVALID_HANDLE,
-            NCryptGetProperty(made_up, NCRYPT_LENGTH_PROPERTY, nullptr, 0, &size, 0));
-  EXPECT_SS(NTE_INVALID_HANDLE, NCryptFreeObject(made_up));
+  EXPECT_NTE(
+      NCryptSignHash(made_up, &info, digest.data(), 32, nullptr, 0, &size, NCRYPT_PAD_PKCS1_FLAG),
+      NTE_INVALID_HANDLE);
+  EXPECT_NTE(NCryptGetProperty(made_up, NCRYPT_LENGTH_PROPERTY, nullptr, 0, &size, 0),
+             NTE_INVALID_HANDLE);
+  EXPECT_NTE(NCryptFreeObject(made_up), NTE_INVALID_HANDLE);
   EXPECT_FALSE(NCryptIsKeyHandle(made_up));
   Handle key;
-  EXPECT_SS(NTE_INVALID_HANDLE, NCryptOpenKey(made_up, key.out(), L"rsa-2048", 0, 0));
+  EXPECT_NTE(NCryptOpenKey(made_up, key.out(), L"rsa-2048", 0, 0), NTE_INVALID_HANDLE);
   // A provider handle where a key handle belongs.
-  EXPECT_SS(NTE_INVALID_HANDLE, NCryptSignHash(provider_.get(), &info, digest.data(), 32, nullptr,
-                                               0, &size, NCRYPT_PAD_PKCS1_FLAG));
+  EXPECT_NTE(NCryptSignHash(provider_.get(), &info, digest.data(), 32, nullptr, 0, &size,
+                            NCRYPT_PAD_PKCS1_FLAG),
+             NTE_INVALID_HANDLE);
 
   Handle opened = OpenKey(k.certificate->id);
   const NCRYPT_KEY_HANDLE freed = opened.release();
-  ASSERT_SS(ERROR_SUCCESS, NCryptFreeObject(freed));
+  ASSERT_NTE(NCryptFreeObject(freed), ERROR_SUCCESS);
   EXPECT_FALSE(NCryptIsKeyHandle(freed));
-  EXPECT_SS(NTE_INVALID_HANDLE, NCryptSignHash(freed, &info, digest.data(), 32, nullptr, 0, &size,
-                                               NCRYPT_PAD_PKCS1_FLAG));
-  EXPECT_SS(NTE_INVALID_HANDLE, NCryptFreeObject(freed)) << "double free";
+  EXPECT_NTE(
+      NCryptSignHash(freed, &info, digest.data(), 32, nullptr, 0, &size, NCRYPT_PAD_PKCS1_FLAG),
+      NTE_INVALID_HANDLE);
+  EXPECT_NTE(NCryptFreeObject(freed), NTE_INVALID_HANDLE) << "double free";
 }
 
 TEST_F(NcryptApi, WrongDigestSizesAndUnsupportedPaddingsAreRefused) {
@@ -617,26 +564,27 @@ TEST_F(NcryptApi, WrongDigestSizesAndUnsupportedPaddingsAreRefused) {
                           signature.data(), static_cast<DWORD>(signature.size()), &size, flags);
   };
   BCRYPT_PKCS1_PADDING_INFO sha256{BCRYPT_SHA256_ALGORITHM};
-  EXPECT_SS(NTE_INVALID_PARAMETER, sign(&sha256, Bytes(31, 1), NCRYPT_PAD_PKCS1_FLAG))
+  EXPECT_NTE(sign(&sha256, Bytes(31, 1), NCRYPT_PAD_PKCS1_FLAG), NTE_INVALID_PARAMETER)
       << "a 31-byte SHA-256 digest";
-  EXPECT_SS(NTE_INVALID_PARAMETER, sign(&sha256, Bytes(48, 1), NCRYPT_PAD_PKCS1_FLAG))
+  EXPECT_NTE(sign(&sha256, Bytes(48, 1), NCRYPT_PAD_PKCS1_FLAG), NTE_INVALID_PARAMETER)
       << "a SHA-384-sized digest named SHA-256";
   BCRYPT_PKCS1_PADDING_INFO md5{BCRYPT_MD5_ALGORITHM};
-  EXPECT_SS(NTE_NOT_SUPPORTED, sign(&md5, Bytes(16, 1), NCRYPT_PAD_PKCS1_FLAG));
+  EXPECT_NTE(sign(&md5, Bytes(16, 1), NCRYPT_PAD_PKCS1_FLAG), NTE_NOT_SUPPORTED);
   BCRYPT_PKCS1_PADDING_INFO no_alg{nullptr};
-  EXPECT_SS(NTE_NOT_SUPPORTED, sign(&no_alg, Bytes(36, 1), NCRYPT_PAD_PKCS1_FLAG))
+  EXPECT_NTE(sign(&no_alg, Bytes(36, 1), NCRYPT_PAD_PKCS1_FLAG), NTE_NOT_SUPPORTED)
       << "raw PKCS#1 over something that is not a DigestInfo (TLS 1.0 MD5+SHA-1)";
   BCRYPT_OAEP_PADDING_INFO oaep{BCRYPT_SHA256_ALGORITHM, nullptr, 0};
-  EXPECT_SS(NTE_NOT_SUPPORTED, sign(&oaep, Bytes(32, 1), NCRYPT_PAD_OAEP_FLAG));
-  EXPECT_SS(NTE_INVALID_PARAMETER, sign(nullptr, Bytes(32, 1), 0)) << "no padding at all";
-  EXPECT_SS(NTE_INVALID_PARAMETER,
-            sign(&sha256, Bytes(32, 1), NCRYPT_PAD_PKCS1_FLAG | NCRYPT_PAD_PSS_FLAG));
+  EXPECT_NTE(sign(&oaep, Bytes(32, 1), NCRYPT_PAD_OAEP_FLAG), NTE_NOT_SUPPORTED);
+  EXPECT_NTE(sign(nullptr, Bytes(32, 1), 0), NTE_INVALID_PARAMETER) << "no padding at all";
+  EXPECT_NTE(sign(&sha256, Bytes(32, 1), NCRYPT_PAD_PKCS1_FLAG | NCRYPT_PAD_PSS_FLAG),
+             NTE_INVALID_PARAMETER);
   // Keys live on the server: no creation, no deletion through the KSP; the handle survives a
   // refused delete.
   Handle created;
-  EXPECT_SS(NTE_NOT_SUPPORTED, NCryptCreatePersistedKey(provider_.get(), created.out(),
-                                                        NCRYPT_RSA_ALGORITHM, L"new-key", 0, 0));
-  EXPECT_SS(NTE_NOT_SUPPORTED, NCryptDeleteKey(key.get(), 0));
+  EXPECT_NTE(NCryptCreatePersistedKey(provider_.get(), created.out(), NCRYPT_RSA_ALGORITHM,
+                                      L"new-key", 0, 0),
+             NTE_NOT_SUPPORTED);
+  EXPECT_NTE(NCryptDeleteKey(key.get(), 0), NTE_NOT_SUPPORTED);
   EXPECT_TRUE(NCryptIsKeyHandle(key.get()));
 }
 
@@ -787,26 +735,26 @@ TEST_F(NcryptApi, StoreCertificateReachesTheKeyThroughCryptAcquireCertificatePri
   CertCloseStore(store, 0);
   if (acquired) {
     EXPECT_EQ(key_spec, static_cast<DWORD>(CERT_NCRYPT_KEY_SPEC));
-    const Bytes message = RandomBytes(300);
-    auto digest = provider::ComputeDigest(HashAlgorithm::kSha256, message);
-    ASSERT_TRUE(digest.ok());
+    const Bytes message = BcryptRandomBytes(300);
+    Bytes digest = BcryptDigest(HashAlgorithm::kSha256, message);  // NCryptSignHash takes PBYTE
     BCRYPT_PKCS1_PADDING_INFO info{BCRYPT_SHA256_ALGORITHM};
     Bytes signature(k.certificate->key_spec.SignatureSize());
     DWORD size = 0;
-    EXPECT_SS(ERROR_SUCCESS,
-              NCryptSignHash(key, &info, digest->data(), static_cast<DWORD>(digest->size()),
-                             signature.data(), static_cast<DWORD>(signature.size()), &size,
-                             NCRYPT_PAD_PKCS1_FLAG));
+    EXPECT_NTE(NCryptSignHash(key, &info, digest.data(), static_cast<DWORD>(digest.size()),
+                              signature.data(), static_cast<DWORD>(signature.size()), &size,
+                              NCRYPT_PAD_PKCS1_FLAG),
+               ERROR_SUCCESS);
     if (size == signature.size()) {
-      suite_->Record(k.certificate->label + "-crypt32-acquired-pkcs1-sha256", "rsa-pkcs1",
-                     HashAlgorithm::kSha256, message, signature, k, "-");
+      suite_->manifest->Add(k.certificate->label + "-crypt32-acquired-pkcs1-sha256", "rsa-pkcs1",
+                            HashAlgorithm::kSha256, message, signature,
+                            k.certificate->certificate.Der());
     }
     if (caller_frees) NCryptFreeObject(key);
   }
   if (!installed_before) {
     EXPECT_TRUE(RemoveInstalledCertificates(ProviderKind::kKsp, StoreLocation::kCurrentUser).ok());
   }
-  ASSERT_TRUE(acquired) << "CryptAcquireCertificatePrivateKey failed: " << Hex(error);
+  ASSERT_TRUE(acquired) << "CryptAcquireCertificatePrivateKey failed: " << Win32ErrorName(error);
 }
 
 // ---- registration (last: it unregisters and registers again) ------------------------------------
@@ -824,16 +772,16 @@ TEST_F(NcryptApi, UnregisteredProviderCannotBeOpenedAndRegistersAgain) {
   Handle provider;
   const SECURITY_STATUS status = NCryptOpenStorageProvider(provider.out(), kKspName, 0);
   if (suite_->through_our_router) {
-    EXPECT_SS(NTE_PROV_DLL_NOT_FOUND, status) << suite_->dispatcher;
+    EXPECT_NTE(status, NTE_PROV_DLL_NOT_FOUND) << suite_->dispatcher;
   } else {
     EXPECT_NE(status, ERROR_SUCCESS) << "an unregistered KSP opened";
-    RecordProperty("unregistered_ksp_status", Hex(status));
+    RecordProperty("unregistered_ksp_status", SecurityStatusName(status));
   }
   EXPECT_TRUE(UnregisterKsp().ok()) << "unregistering twice is not an error";
 
   Status again = RegisterKsp(suite_->ksp_image);  // as it was before this test
   ASSERT_TRUE(again.ok()) << again.ToString();
-  EXPECT_SS(ERROR_SUCCESS, NCryptOpenStorageProvider(provider.out(), kKspName, 0));
+  EXPECT_NTE(NCryptOpenStorageProvider(provider.out(), kKspName, 0), ERROR_SUCCESS);
 }
 
 }  // namespace
