@@ -79,7 +79,7 @@ for name in "$@"; do
   exe_rc=$?
   set -e
   t4=$(now)
-  summary=$(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran|SKIPPED \]' "$out.log" | tail -4 | tr '\n' ' ')
+  summary=$(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran|SKIPPED \]' "$out.log" | tail -4 | tr '\n' ' ' || true)  # none for a plain (non-gtest) program
   echo "$name: exit $exe_rc in $(awk -v a="$t3" -v b="$t4" 'BEGIN{printf "%.1f", b-a}')s; $summary"
   if [[ $exe_rc -ne 0 ]]; then
     grep -E '^\[  FAILED  \]|Failure|error' "$out.log" | head -40 >&2 || true

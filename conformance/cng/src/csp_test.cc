@@ -1,7 +1,8 @@
 // signum_cng_csp_test: layer (c) of the CNG conformance suite. signumcsp.dll driven through
 // Wine's REAL advapi32 and crypt32 (CryptAcquireContext, CryptGetUserKey, CryptSignHash,
 // CryptSignMessage with CERT_KEY_PROV_INFO), against a real signum-agent. The suite registers the
-// CSP in its (throwaway) Wine prefix, unregisters it at the end and checks it is gone.
+// CSP in its (throwaway) Wine prefix under both its names (kCspName as PROV_RSA_FULL, kCspAesName
+// as PROV_RSA_AES), unregisters it at the end and checks both are gone.
 //
 // Every signature is written to SIGNUM_CNG_OUTPUT_DIR/manifest.tsv with its message and
 // certificate (rsa-pkcs1-le for CryptSignHash output, cms for CryptSignMessage); run-wine-suite.sh
@@ -33,10 +34,13 @@
 #include "signum/cng/csp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"
+#include "signum/provider/wide_string.h"
 #include "suite_support.h"
 
 namespace signum::cng {
 namespace {
+
+using provider::Utf8FromWide;
 
 constexpr char kChildModeVariable[] = "SIGNUM_CSP_TEST_CHILD";
 constexpr char kChildAgentUnreachable[] = "agent-unreachable";
@@ -190,11 +194,18 @@ class CspEnvironment : public ::testing::Environment {
     auto image = RegisteredCspImage();
     EXPECT_FALSE(image.ok()) << "still registered after UnregisterCsp";
     EXPECT_EQ(image.status().code(), ErrorCode::kNotFound) << image.status().ToString();
-    // advapi32 no longer finds the provider by name.
-    HCRYPTPROV provider = 0;
-    EXPECT_TRUE(FailsWith(
-        CryptAcquireContextW(&provider, nullptr, kCspName, PROV_RSA_FULL, CRYPT_VERIFYCONTEXT),
-        NTE_KEYSET_NOT_DEF));
+    // advapi32 no longer finds the provider under either name.
+    for (const CspRegistration& registration : kCspRegistrations) {
+      const std::string name = Utf8FromWide(registration.name);
+      auto one = RegisteredCspImage(registration);
+      EXPECT_EQ(one.status().code(), ErrorCode::kNotFound)
+          << name << ": " << one.status().ToString();
+      HCRYPTPROV provider = 0;
+      EXPECT_TRUE(FailsWith(CryptAcquireContextW(&provider, nullptr, registration.name,
+                                                 registration.type, CRYPT_VERIFYCONTEXT),
+                            NTE_KEYSET_NOT_DEF))
+          << name;
+    }
   }
 };
 [[maybe_unused]] const auto* const kEnvironment =
@@ -202,10 +213,10 @@ class CspEnvironment : public ::testing::Environment {
 
 // --- CryptoAPI helpers ---
 BOOL Acquire(ProviderHandle* provider, const std::string& container, DWORD flags = 0,
-             DWORD type = PROV_RSA_FULL) {
+             DWORD type = PROV_RSA_FULL, const wchar_t* provider_name = kCspName) {
   const std::wstring wide = WidenAscii(container);
-  return CryptAcquireContextW(&provider->h, container.empty() ? nullptr : wide.c_str(), kCspName,
-                              type, flags);
+  return CryptAcquireContextW(&provider->h, container.empty() ? nullptr : wide.c_str(),
+                              provider_name, type, flags);
 }
 
 std::string ProvString(HCRYPTPROV provider, DWORD param) {
@@ -251,7 +262,13 @@ TEST_F(CspTest, RegistrationIsListedByCryptEnumProviders) {
   auto image = RegisteredCspImage();
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EXPECT_EQ(*image, suite().dll_path);
-  bool found = false;
+  for (const CspRegistration& registration : kCspRegistrations) {
+    auto one = RegisteredCspImage(registration);
+    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    EXPECT_EQ(*one, suite().dll_path);
+  }
+  // Both names, each with its own type; Microsoft's own names are not ours to list.
+  std::map<std::wstring, DWORD> listed;
   for (DWORD index = 0;; ++index) {
     DWORD type = 0, size = 0;
     if (!CryptEnumProvidersW(index, nullptr, 0, &type, nullptr, &size)) {
@@ -261,12 +278,13 @@ TEST_F(CspTest, RegistrationIsListedByCryptEnumProviders) {
     std::wstring name(size / sizeof(wchar_t), L'\0');
     ASSERT_TRUE(Succeeds(CryptEnumProvidersW(index, nullptr, 0, &type, name.data(), &size)));
     name.resize(wcsnlen(name.c_str(), name.size()));
-    if (name == kCspName) {
-      found = true;
-      EXPECT_EQ(type, static_cast<DWORD>(PROV_RSA_FULL));
-    }
+    listed[name] = type;
+    ASSERT_LE(listed.size(), 100u) << "the enumeration does not end";
   }
-  EXPECT_TRUE(found) << "CryptEnumProviders does not list the registered CSP";
+  EXPECT_EQ(listed.count(kCspName), 1u) << "CryptEnumProviders does not list kCspName";
+  EXPECT_EQ(listed[kCspName], static_cast<DWORD>(PROV_RSA_FULL));
+  EXPECT_EQ(listed.count(kCspAesName), 1u) << "CryptEnumProviders does not list kCspAesName";
+  EXPECT_EQ(listed[kCspAesName], static_cast<DWORD>(PROV_RSA_AES));
 }
 
 // --- CryptAcquireContext ---
@@ -323,12 +341,23 @@ TEST_F(CspTest, KeysetsCannotBeCreatedOrDeleted) {
   EXPECT_TRUE(Succeeds(Acquire(&silent, certificate.id, CRYPT_SILENT | CRYPT_MACHINE_KEYSET)));
 }
 
-TEST_F(CspTest, Advapi32RoutesOnlyTheRegisteredProviderType) {
-  // advapi32 compares the requested type with the registered one (PROV_RSA_FULL) before loading
-  // the DLL; PROV_RSA_AES reaches the CSP when loaded directly (DirectCalls below).
+TEST_F(CspTest, EachNameAnswersOnlyToItsRegisteredType) {
+  // advapi32 compares the requested type with the one registered for the name before loading the
+  // DLL: that is why the CSP has one name per type.
+  const std::string& container = suite().rsa.front().id;
   ProviderHandle provider;
-  EXPECT_TRUE(FailsWith(Acquire(&provider, suite().rsa.front().id, 0, PROV_RSA_AES),
+  EXPECT_TRUE(
+      FailsWith(Acquire(&provider, container, 0, PROV_RSA_AES, kCspName), NTE_PROV_TYPE_NO_MATCH));
+  EXPECT_TRUE(FailsWith(Acquire(&provider, container, 0, PROV_RSA_FULL, kCspAesName),
                         NTE_PROV_TYPE_NO_MATCH));
+  for (const CspRegistration& registration : kCspRegistrations) {
+    SCOPED_TRACE(Utf8FromWide(registration.name));
+    EXPECT_TRUE(FailsWith(Acquire(&provider, container, 0, PROV_DSS, registration.name),
+                          NTE_PROV_TYPE_NO_MATCH));
+    ProviderHandle verify_context;
+    EXPECT_TRUE(Succeeds(
+        Acquire(&verify_context, "", CRYPT_VERIFYCONTEXT, registration.type, registration.name)));
+  }
 }
 
 // --- Provider parameters ---
@@ -603,6 +632,31 @@ TEST_F(CspTest, SignHashEveryRsaKeyEveryHash) {
       EXPECT_TRUE(
           FailsWith(CryptVerifySignatureW(precomputed.h, again.data(), size, key.h, nullptr, 0),
                     NTE_BAD_SIGNATURE));
+    }
+  }
+}
+
+// What .NET Framework's RSACryptoServiceProvider (CspParameters) and SHA-2 aware tools do: ask
+// for PROV_RSA_AES by name through advapi32.
+TEST_F(CspTest, ProvRsaAesNameSignsThroughAdvapi32) {
+  const std::string expected_name(kCspAesName, kCspAesName + wcslen(kCspAesName));
+  for (const AgentCertificate& certificate : suite().rsa) {
+    ProviderHandle provider;
+    ASSERT_TRUE(Succeeds(Acquire(&provider, certificate.label, 0, PROV_RSA_AES, kCspAesName)));
+    EXPECT_EQ(ProvString(provider.h, PP_NAME), expected_name);
+    EXPECT_EQ(ProvDword(provider.h, PP_PROVTYPE), static_cast<DWORD>(PROV_RSA_AES));
+    EXPECT_EQ(ProvString(provider.h, PP_CONTAINER), certificate.id);
+    KeyHandle key;
+    ASSERT_TRUE(Succeeds(CryptGetUserKey(provider.h, AT_SIGNATURE, &key.h)));
+    const size_t signature_size = static_cast<size_t>(certificate.bits) / 8;
+    for (const HashCase& hash_case : kHashes) {
+      if (hash_case.alg_id == CALG_SHA1) continue;  // the SHA-2 family is what PROV_RSA_AES is for
+      SCOPED_TRACE(certificate.label + " " + hash_case.name);
+      const Bytes message = BcryptRandomBytes(555);
+      SignedHash signed_hash = SignMessage(provider.h, hash_case, message, signature_size);
+      if (HasFailure()) return;
+      Manifest().Add("aes-signhash-" + certificate.label + "-" + hash_case.name, "rsa-pkcs1-le",
+                     hash_case.name, message, signed_hash.signature, certificate.der);
     }
   }
 }
@@ -888,6 +942,25 @@ TEST_F(CspDirect, ProvRsaAesContextSigns) {
   table.dwProvType = PROV_DSS;
   EXPECT_TRUE(
       FailsWith(acquire(&provider, certificate.label.c_str(), 0, &table), NTE_PROV_TYPE_NO_MATCH));
+
+  // PP_NAME is the name the caller used (VTableProvStruc v3); a v2 table carries no name, then it
+  // is the name registered for the type.
+  const auto name_of = [&](const VTableProvStruc& caller_table) {
+    VTableProvStruc copy = caller_table;
+    HCRYPTPROV context = 0;
+    std::string value(128, '\0');
+    DWORD value_size = static_cast<DWORD>(value.size());
+    EXPECT_TRUE(Succeeds(acquire(&context, nullptr, CRYPT_VERIFYCONTEXT, &copy)));
+    EXPECT_TRUE(Succeeds(
+        get_prov_param(context, PP_NAME, reinterpret_cast<BYTE*>(value.data()), &value_size, 0)));
+    EXPECT_TRUE(Succeeds(release(context, 0)));
+    return std::string(value.c_str());
+  };
+  EXPECT_EQ(name_of({3, nullptr, nullptr, PROV_RSA_AES, nullptr, 0, name.data()}), name);
+  EXPECT_EQ(name_of({2, nullptr, nullptr, PROV_RSA_AES, nullptr, 0, nullptr}),
+            Utf8FromWide(kCspAesName));
+  EXPECT_EQ(name_of({2, nullptr, nullptr, PROV_RSA_FULL, nullptr, 0, nullptr}),
+            Utf8FromWide(kCspName));
 }
 
 // --- Agent unreachable: a child process of this program with a dead agent address ---

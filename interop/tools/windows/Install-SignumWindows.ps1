@@ -57,7 +57,8 @@ Invoke-Util list
 # What the tools will see, checked by Windows itself.
 # certutil -csplist enumerates CryptoAPI CSPs and CNG KSPs (NCryptEnumStorageProviders).
 $providers = certutil -csplist | Out-String
-foreach ($name in 'Signum Cryptographic Service Provider', 'Signum Key Storage Provider') {
+foreach ($name in 'Signum Cryptographic Service Provider', 'Signum Enhanced RSA and AES Cryptographic Provider',
+                  'Signum Key Storage Provider') {
   if ($providers -notmatch [regex]::Escape($name)) { throw "certutil -csplist does not list $name" }
   "certutil -csplist: $name"
 }

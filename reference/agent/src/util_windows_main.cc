@@ -51,14 +51,19 @@ Commands:
                                   registers Signum's CNG Key Storage Provider or CryptoAPI CSP
                                   (HKLM: needs an elevated prompt). Default PATH: signumksp.dll /
                                   signumcsp.dll beside signum-util.exe (full path); a bare KSP
-                                  name (--dll signumksp.dll) is loaded from System32 by Windows
+                                  name (--dll signumksp.dll) is loaded from System32 by Windows.
+                                  The CSP is registered under one name per provider type
+                                  (PROV_RSA_FULL, PROV_RSA_AES; `windows show` lists them), and
+                                  unregistered under both
   windows unregister ksp|csp
   windows install-certificates --provider ksp|csp [--store CurrentUser|LocalMachine] [--roots]
                                   adds the agent's signing certificates to <store>\My with
                                   CERT_KEY_PROV_INFO naming the provider and the key (container =
                                   certificate id), intermediates to <store>\CA and, with --roots,
                                   roots to <store>\Root (CurrentUser\Root makes Windows ask the
-                                  user to confirm). Prints the SHA-1 thumbprints (signtool /sha1)
+                                  user to confirm). Prints the SHA-1 thumbprints (signtool /sha1).
+                                  csp: the key link names the PROV_RSA_FULL registration, the one
+                                  signtool /csp uses
   windows remove-certificates --provider ksp|csp [--store CurrentUser|LocalMachine]
                                   removes from <store>\My every certificate whose key link names
                                   the provider
@@ -208,19 +213,32 @@ int CmdRegister(const std::vector<std::string>& args, bool unregister) {
       return UsageError(std::string("windows ") + verb + ": unexpected argument '" + args[i] + "'");
     }
   }
+  // The CSP is one DLL under one name per provider type (names.h).
+  std::vector<std::string> names;
+  if (*kind == ProviderKind::kKsp) {
+    names.push_back(Utf8FromWide(kKspName));
+  } else {
+    for (const CspRegistration& registration : kCspRegistrations) {
+      names.push_back(Utf8FromWide(registration.name) + " (type " +
+                      std::to_string(registration.type) + ")");
+    }
+  }
   if (unregister) {
     Status s = *kind == ProviderKind::kKsp ? UnregisterKsp() : UnregisterCsp();
     if (!s.ok()) return Fail(s);
-    std::cout << "unregistered " << Utf8FromWide(*kind == ProviderKind::kKsp ? kKspName : kCspName)
-              << "\n";
+    for (const std::string& name : names) {
+      std::cout << "unregistered " << KindName(*kind) << " " << name << "\n";
+    }
     return 0;
   }
   auto dll = ResolveDll(*kind, dll_arg);
   if (!dll.ok()) return Fail(dll.status());
   Status s = *kind == ProviderKind::kKsp ? RegisterKsp(*dll) : RegisterCsp(*dll);
   if (!s.ok()) return Fail(s);
-  std::cout << "registered " << Utf8FromWide(*kind == ProviderKind::kKsp ? kKspName : kCspName)
-            << " (" << KindName(*kind) << "): " << Utf8FromWide(*dll) << "\n";
+  for (const std::string& name : names) {
+    std::cout << "registered " << KindName(*kind) << " " << name << ": " << Utf8FromWide(*dll)
+              << "\n";
+  }
   return 0;
 }
 
@@ -354,10 +372,11 @@ int CmdShow() {
   std::cout << "KSP " << Utf8FromWide(kKspName) << ": "
             << (ksp.ok() ? Utf8FromWide(*ksp) : "not registered (" + ksp.status().message() + ")")
             << "\n";
-  auto csp = RegisteredCspImage();
-  std::cout << "CSP " << Utf8FromWide(kCspName) << ": "
-            << (csp.ok() ? Utf8FromWide(*csp) : "not registered (" + csp.status().message() + ")")
-            << "\n";
+  for (const CspRegistration& registration : kCspRegistrations) {
+    auto csp = RegisteredCspImage(registration);
+    std::cout << "CSP " << Utf8FromWide(registration.name) << " (type " << registration.type
+              << "): " << (csp.ok() ? Utf8FromWide(*csp) : csp.status().message()) << "\n";
+  }
   auto endpoint = AgentEndpointForWindowsProvider();
   std::cout << "agent endpoint for providers: "
             << (endpoint.ok() ? endpoint->Describe() : endpoint.status().ToString()) << "\n";

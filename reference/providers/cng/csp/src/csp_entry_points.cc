@@ -9,6 +9,9 @@
 //     existing container, else NTE_PERM (keys are made on the Signum server); CRYPT_DELETEKEYSET:
 //     NTE_PERM (never deleted from here), NTE_BAD_KEYSET if unknown. Unknown container or an EC
 //     certificate: NTE_BAD_KEYSET. Agent unreachable: ToSecurityStatus (NTE_DEVICE_NOT_READY).
+//   - PROV_RSA_FULL and PROV_RSA_AES, one registered name each (names.h); PP_NAME / PP_PROVTYPE
+//     answer with the name and type the context was acquired under. Other types:
+//     NTE_PROV_TYPE_NO_MATCH.
 //   - Keys: AT_SIGNATURE only. AT_KEYEXCHANGE (and any other key spec) is NTE_NO_KEY, in
 //     CPGetUserKey and CPSignHash alike: Signum keys are signing keys.
 //   - CPSignHash: PKCS#1 v1.5 with the DigestInfo, little-endian (CryptoAPI order).
@@ -164,6 +167,12 @@ BOOL AcquireContext(HCRYPTPROV* out, LPCSTR container_argument, DWORD flags,
 
   auto context = std::make_shared<Provider>();
   context->provider_type = provider_type;
+  // The name advapi32 matched against the registry (or a direct caller chose); older tables
+  // do not carry it, then the name registered for the type.
+  context->provider_name =
+      vtable != nullptr && vtable->Version >= 3 && vtable->pszProvName != nullptr
+          ? std::string(vtable->pszProvName)
+          : RegisteredNameForType(provider_type);
   context->verify_context = verify_context;
   if (!verify_context) {
     const std::string container =
@@ -264,7 +273,7 @@ BOOL GetProvParam(HCRYPTPROV handle, DWORD param, BYTE* out, DWORD* out_len, DWO
   const bool first = (flags & CRYPT_FIRST) != 0;
   switch (param) {
     case PP_NAME:
-      return CopyOutString(provider::Utf8FromWide(kCspName), out, out_len);  // ASCII
+      return CopyOutString(context->provider_name, out, out_len);
     case PP_VERSION:
       return CopyOutDword(kCspVersion, out, out_len);
     case PP_IMPTYPE:

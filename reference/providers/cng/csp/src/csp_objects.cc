@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
+#include "signum/cng/names.h"
 #include "signum/cng/provider_runtime.h"
 #include "signum/cng/rsa_public_key.h"
 #include "signum/provider/provider_context.h"
+#include "signum/provider/wide_string.h"
 
 namespace signum::cng::csp {
 namespace {
@@ -17,7 +20,17 @@ constexpr DWORD kRsa1Magic = 0x31415352;  // "RSA1": RSAPUBKEY of a public key b
 
 }  // namespace
 
-bool IsSupportedProviderType(DWORD type) { return type == PROV_RSA_FULL || type == PROV_RSA_AES; }
+bool IsSupportedProviderType(DWORD type) {
+  return std::any_of(std::begin(kCspRegistrations), std::end(kCspRegistrations),
+                     [type](const CspRegistration& registration) { return registration.type == type; });
+}
+
+std::string RegisteredNameForType(DWORD type) {
+  for (const CspRegistration& registration : kCspRegistrations) {
+    if (registration.type == type) return provider::Utf8FromWide(registration.name);  // ASCII
+  }
+  return provider::Utf8FromWide(kCspName);
+}
 
 Result<Bytes> Hash::ValueLocked() {
   if (!value) {

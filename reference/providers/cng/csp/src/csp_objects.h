@@ -24,13 +24,20 @@ namespace signum::cng::csp {
 // Sent in the agent handshake (SharedProviderContext).
 inline constexpr char kCspClientName[] = "signumcsp";
 
-// The provider types the CSP answers to. advapi32 only routes the registered one
-// (kCspRegisteredType, PROV_RSA_FULL) to us by name; PROV_RSA_AES reaches the DLL when a caller
-// loads it directly or it is registered under that type.
+// The provider types the CSP answers to: PROV_RSA_FULL and PROV_RSA_AES. advapi32 routes a name
+// only to the type registered for it, so the DLL is registered once per type (kCspRegistrations,
+// names.h); a caller that loads the DLL directly may ask for either.
 bool IsSupportedProviderType(DWORD type);
+
+// The name the CSP is registered under for a supported type (PP_NAME when the caller's
+// VTableProvStruc does not carry the name it used).
+std::string RegisteredNameForType(DWORD type);
 
 // An HCRYPTPROV: one acquired context.
 struct Provider {
+  // The name and type the context was acquired under (PP_NAME, PP_PROVTYPE), copied from the
+  // caller's VTableProvStruc: the same DLL answers to both registrations.
+  std::string provider_name;
   DWORD provider_type = PROV_RSA_FULL;
   // CRYPT_VERIFYCONTEXT: hashing, random, enumeration; no key.
   bool verify_context = false;

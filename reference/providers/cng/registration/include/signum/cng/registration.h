@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "signum/cng/names.h"
 #include "signum/core/status.h"
 #include "signum/provider/provider_context.h"
 
@@ -30,18 +31,27 @@ Status UnregisterKsp();
 Result<std::wstring> RegisteredKspImage();
 
 // --- CSP (csp_registration.cc) ---
-// HKLM\SOFTWARE\Microsoft\Cryptography\Defaults\Provider\<kCspName>: Type = PROV_RSA_FULL
-// (REG_DWORD), Image Path = dll_full_path (REG_SZ, fully qualified, as CryptoAPI requires).
+// For each of kCspRegistrations (names.h: kCspName as PROV_RSA_FULL, kCspAesName as
+// PROV_RSA_AES), HKLM\SOFTWARE\Microsoft\Cryptography\Defaults\Provider\<name>: Type (REG_DWORD),
+// Image Path = dll_full_path (REG_SZ, fully qualified, as CryptoAPI requires). The same DLL
+// under both names: advapi32 routes a name only to the type registered for it.
 Status RegisterCsp(const std::wstring& dll_full_path);
+// Removes both names; idempotent.
 Status UnregisterCsp();
+// The Image registered under every name: kNotFound when none is registered, kFailedPrecondition
+// when only some are, a Type is wrong or the images differ (a partial or stale registration).
 Result<std::wstring> RegisteredCspImage();
+// The Image registered under one name: kNotFound when that name is not registered,
+// kFailedPrecondition when its Type is not registration.type.
+Result<std::wstring> RegisteredCspImage(const CspRegistration& registration);
 
 // --- Certificate store (certificate_store.cc) ---
 // Adds every RSA signing certificate of the agent's list (the Windows providers are RSA-only,
-// as Signum documents) to <location>\My with CERT_KEY_PROV_INFO
-// {provider name of kind, container = certificate id, KSP: dwProvType 0, dwKeySpec 0;
-// CSP: PROV_RSA_FULL, AT_SIGNATURE}, and its chain's CAs to CA (intermediates) and, only when
-// install_roots, to Root. Replaces what an earlier call installed for the same certificate.
+// as Signum documents) to <location>\My with CERT_KEY_PROV_INFO {provider name of kind,
+// container = certificate id, KSP: dwProvType 0, dwKeySpec 0; CSP: kCspName, PROV_RSA_FULL,
+// AT_SIGNATURE: the PROV_RSA_FULL registration, which signtool /csp uses}, and its chain's CAs
+// to CA (intermediates) and, only when install_roots, to Root. Replaces what an earlier call
+// installed for the same certificate.
 // Returns the SHA-1 thumbprints (lowercase hex) it installed.
 Result<std::vector<std::string>> InstallCertificates(provider::ProviderContext& context,
                                                      ProviderKind kind, StoreLocation location,
