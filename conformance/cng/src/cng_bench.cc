@@ -286,21 +286,6 @@ struct Path {
   std::function<Result<std::unique_ptr<Signer>>(const wire::CertificateEntry&)> make_signer;
 };
 
-Bytes PemToDer(const std::string& pem) {
-  DWORD size = 0;
-  if (!CryptStringToBinaryA(pem.c_str(), 0, CRYPT_STRING_BASE64HEADER, nullptr, &size, nullptr,
-                            nullptr)) {
-    return {};
-  }
-  Bytes der(size);
-  if (!CryptStringToBinaryA(pem.c_str(), 0, CRYPT_STRING_BASE64HEADER, der.data(), &size, nullptr,
-                            nullptr)) {
-    return {};
-  }
-  der.resize(size);
-  return der;
-}
-
 bool ParseOptions(int argc, char** argv, Options* options) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

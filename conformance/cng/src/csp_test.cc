@@ -83,21 +83,6 @@ std::string Upper(std::string text) {
   return ::testing::AssertionFailure() << "failed with " << Win32ErrorName(error);
 }
 
-Bytes PemToDer(const std::string& pem) {
-  DWORD size = 0;
-  if (!CryptStringToBinaryA(pem.c_str(), 0, CRYPT_STRING_BASE64HEADER, nullptr, &size, nullptr,
-                            nullptr)) {
-    return {};
-  }
-  Bytes der(size);
-  if (!CryptStringToBinaryA(pem.c_str(), 0, CRYPT_STRING_BASE64HEADER, der.data(), &size, nullptr,
-                            nullptr)) {
-    return {};
-  }
-  der.resize(size);
-  return der;
-}
-
 // --- RAII for CryptoAPI handles (released in reverse order of declaration) ---
 struct ProviderHandle {
   HCRYPTPROV h = 0;

@@ -76,6 +76,21 @@ std::string Sha1Hex(ByteView data) {
   return hex;
 }
 
+Bytes PemToDer(const std::string& pem) {
+  DWORD size = 0;
+  if (!CryptStringToBinaryA(pem.c_str(), 0, CRYPT_STRING_BASE64HEADER, nullptr, &size, nullptr,
+                            nullptr)) {
+    return {};
+  }
+  Bytes der(size);
+  if (!CryptStringToBinaryA(pem.c_str(), 0, CRYPT_STRING_BASE64HEADER, der.data(), &size, nullptr,
+                            nullptr)) {
+    return {};
+  }
+  der.resize(size);
+  return der;
+}
+
 Bytes PlatformRsaPublicBlob(ByteView certificate_der) {
   PCCERT_CONTEXT cert = CertCreateCertificateContext(X509_ASN_ENCODING, certificate_der.data(),
                                                      static_cast<DWORD>(certificate_der.size()));

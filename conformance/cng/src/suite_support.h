@@ -48,6 +48,9 @@ Bytes BcryptDigest(HashAlgorithm hash, ByteView data);
 Bytes BcryptRandomBytes(size_t size);
 // Lowercase hex SHA-1 (certificate thumbprints, the KSP's key names).
 std::string Sha1Hex(ByteView data);
+// The DER of the first PEM block, decoded by crypt32 (CryptStringToBinary); empty if it does not
+// decode. The agent hands certificates out as PEM; Windows APIs take DER.
+Bytes PemToDer(const std::string& pem);
 // The BCRYPT_RSAPUBLIC_BLOB the platform builds from a certificate's SubjectPublicKeyInfo
 // (crypt32 + bcrypt): what a provider's exported public key must equal. Empty, with a gtest
 // failure, when the platform cannot parse or import it.
