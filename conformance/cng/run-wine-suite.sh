@@ -14,7 +14,8 @@
 # 4. Each program's OUT/manifest.tsv (one signature per line) is checked by verify-manifest.sh
 #    with native openssl. A program that signs must write at least one line; a program that writes
 #    no manifest at all is only allowed when it says so (SIGNUM_CNG_NO_SIGNATURES in its output).
-# 5. Cleanup: wineserver -k for this prefix only, ci/demo down (its own PID files), prefix removed.
+# 5. Cleanup: wineserver -k for this prefix only, the prefix and its socket directory removed
+#    (cmake/wine-prefix.sh), ci/demo down (its own PID files).
 set -euo pipefail
 [[ $# -ge 4 ]] || { echo "usage: $0 LINUX_BUILD_DIR WINDOWS_BUILD_DIR WORK_DIR EXE..." >&2; exit 2; }
 BUILD=$(cd "$1" && pwd)
@@ -22,23 +23,20 @@ WINBUILD=$(cd "$2" && pwd)
 WORK=$3
 shift 3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WINE64=/usr/lib/wine/wine64
-WINESERVER=/usr/lib/wine/wineserver
+# shellcheck source=../../cmake/wine-prefix.sh
+source "$ROOT/cmake/wine-prefix.sh"
 [[ -x $WINE64 ]] || { echo "FAIL: $WINE64 missing (ci/setup installs wine64)" >&2; exit 1; }
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 DEMO=$WORK/demo
-export WINEPREFIX=$WORK/wine-prefix WINEDEBUG=-all
-BASE_OVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
-unset DISPLAY WAYLAND_DISPLAY
+BASE_OVERRIDES=$WINE_BASE_OVERRIDES
 
 cleanup() {
   local rc=$?
-  if [[ -d $WINEPREFIX ]]; then "$WINESERVER" -k >/dev/null 2>&1 || true; fi
+  wine_prefix_stop
   SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" down "$DEMO" >/dev/null 2>&1 || true
-  rm -rf "$WINEPREFIX"  # ~0.7 GB: Wine copies its builtin DLLs into every prefix
   exit $rc
 }
 trap cleanup EXIT
@@ -54,9 +52,7 @@ source "$DEMO/env.sh"
 ROOT_CA=$DEMO/ca/root.pem  # the demo root: signs the issuing CA of every signing certificate
 [[ -f $ROOT_CA ]] || { echo "FAIL: no demo root certificate under $DEMO" >&2; exit 1; }
 t1=$(now)
-mkdir -p "$WINEPREFIX"
-WINEDLLOVERRIDES=$BASE_OVERRIDES "$WINESERVER" -p </dev/null >/dev/null 2>&1
-WINEDLLOVERRIDES=$BASE_OVERRIDES "$WINE64" wineboot </dev/null >/dev/null 2>&1
+wine_prefix_start "$WORK/wine-prefix"
 t2=$(now)
 echo "timings: demo up $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s, wine prefix + services $(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.1f", b-a}')s"
 
