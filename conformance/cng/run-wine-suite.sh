@@ -89,5 +89,5 @@ for name in "$@"; do
     rc=1
   fi
 done
-[[ $rc -eq 0 ]] && echo "PASS: $* under Wine; every signature verified by native OpenSSL"
+[[ $rc -eq 0 ]] && echo "PASS: $* under Wine; every signature they wrote verified by native OpenSSL"
 exit $rc

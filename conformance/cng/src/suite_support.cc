@@ -177,6 +177,12 @@ class ScopedEnvironmentVariable {
 ChildRun RunThisProgramAsChild(std::wstring_view arguments,
                                const std::vector<std::pair<std::string, std::string>>& environment,
                                DWORD timeout_ms, ChildOutput output) {
+  return RunProgram(ThisProgramPath(), arguments, environment, timeout_ms, output);
+}
+
+ChildRun RunProgram(const std::wstring& program, std::wstring_view arguments,
+                    const std::vector<std::pair<std::string, std::string>>& environment,
+                    DWORD timeout_ms, ChildOutput output) {
   ChildRun run;
   HANDLE read_end = nullptr, write_end = nullptr;
   STARTUPINFOW startup{};
@@ -196,7 +202,7 @@ ChildRun RunThisProgramAsChild(std::wstring_view arguments,
     startup.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
     startup.hStdError = GetStdHandle(STD_ERROR_HANDLE);
   }
-  std::wstring command = L"\"" + ThisProgramPath() + L"\" " + std::wstring(arguments);
+  std::wstring command = L"\"" + program + L"\" " + std::wstring(arguments);
   PROCESS_INFORMATION process{};
   {
     std::vector<std::unique_ptr<ScopedEnvironmentVariable>> changed;

@@ -68,11 +68,12 @@ Bytes PlatformRsaPublicBlob(ByteView certificate_der);
 // (NTE_*, ERROR_MORE_DATA, ...), with its hex value; other codes as hex only.
 std::string Win32ErrorName(DWORD error);
 
-// ---- this program again, as a child ----------------------------------------------------------
+// ---- child processes ---------------------------------------------------------------------------
 
 // The providers' context is process-wide and already connected in the test process, so the
-// "agent unreachable" cases run in a fresh child of this same program, with some environment
-// variables changed for it (and restored here as they were).
+// "agent unreachable" cases run in a fresh child of this same program; the signum-util suite runs
+// the real signum-util.exe. Some environment variables are changed for the child (and restored
+// here as they were).
 enum class ChildOutput { kInherit, kCapture };
 struct ChildRun {
   bool started = false;
@@ -81,6 +82,9 @@ struct ChildRun {
   DWORD exit_code = 0xFFFFFFFF;
   std::string output;  // its stdout and stderr, with ChildOutput::kCapture
 };
+ChildRun RunProgram(const std::wstring& program, std::wstring_view arguments,
+                    const std::vector<std::pair<std::string, std::string>>& environment,
+                    DWORD timeout_ms, ChildOutput output);
 ChildRun RunThisProgramAsChild(std::wstring_view arguments,
                                const std::vector<std::pair<std::string, std::string>>& environment,
                                DWORD timeout_ms, ChildOutput output);
