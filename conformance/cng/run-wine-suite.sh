@@ -31,8 +31,6 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 DEMO=$WORK/demo
-BASE_OVERRIDES=$WINE_BASE_OVERRIDES
-
 cleanup() {
   local rc=$?
   wine_prefix_stop
@@ -58,9 +56,9 @@ echo "timings: demo up $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s
 
 rc=0
 for name in "$@"; do
-  exe=$WINBUILD/bin/$name overrides=$BASE_OVERRIDES
+  exe=$WINBUILD/bin/$name overrides=$WINE_BASE_OVERRIDES
   if [[ ! -f $exe && -f $WINBUILD/bin/ncrypt-router/$name ]]; then
-    exe=$WINBUILD/bin/ncrypt-router/$name overrides="$BASE_OVERRIDES;ncrypt=n"
+    exe=$WINBUILD/bin/ncrypt-router/$name overrides="$WINE_BASE_OVERRIDES;ncrypt=n"
   fi
   [[ -f $exe ]] || { echo "FAIL: $name is not built in $WINBUILD/bin (ci/build-windows)" >&2; rc=1; continue; }
   out=$WORK/out/${name%.exe}

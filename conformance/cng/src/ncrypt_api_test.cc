@@ -591,44 +591,6 @@ TEST_F(NcryptApi, WrongDigestSizesAndUnsupportedPaddingsAreRefused) {
 // ---- certificate stores (registration.h) -------------------------------------------------------
 
 // The CERT_KEY_PROV_INFO of the certificate with this SHA-1 in <location>\My; empty if absent.
-struct ProvInfo {
-  bool found = false;
-  bool has_info = false;
-  std::string provider, container;
-  DWORD provider_type = 0, key_spec = 0, flags = 0;
-};
-
-ProvInfo FindInStore(DWORD location, const wchar_t* store_name, const std::string& sha1_hex) {
-  ProvInfo result;
-  HCERTSTORE store = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
-                                   location | CERT_STORE_OPEN_EXISTING_FLAG, store_name);
-  if (store == nullptr) return result;
-  auto hash = HexDecode(sha1_hex);
-  CRYPT_HASH_BLOB blob{static_cast<DWORD>(hash->size()), hash->data()};
-  PCCERT_CONTEXT context =
-      CertFindCertificateInStore(store, X509_ASN_ENCODING, 0, CERT_FIND_SHA1_HASH, &blob, nullptr);
-  if (context != nullptr) {
-    result.found = true;
-    DWORD size = 0;
-    if (CertGetCertificateContextProperty(context, CERT_KEY_PROV_INFO_PROP_ID, nullptr, &size)) {
-      Bytes buffer(size);
-      if (CertGetCertificateContextProperty(context, CERT_KEY_PROV_INFO_PROP_ID, buffer.data(),
-                                            &size)) {
-        const auto* info = reinterpret_cast<const CRYPT_KEY_PROV_INFO*>(buffer.data());
-        result.has_info = true;
-        result.provider = info->pwszProvName ? Utf8FromWide(info->pwszProvName) : "";
-        result.container = info->pwszContainerName ? Utf8FromWide(info->pwszContainerName) : "";
-        result.provider_type = info->dwProvType;
-        result.key_spec = info->dwKeySpec;
-        result.flags = info->dwFlags;
-      }
-    }
-    CertFreeCertificateContext(context);
-  }
-  CertCloseStore(store, 0);
-  return result;
-}
-
 TEST_F(NcryptApi, InstallsCertificatesWithKeyProvInfoAndRemovesThem) {
   provider::ProviderContext& context = SharedProviderContext("signum_cng_ncrypt_api_test");
   struct Case {

@@ -12,6 +12,8 @@
 #include <utility>
 
 #include "signum/cng/nte_status.h"
+#include "signum/core/encoding.h"
+#include "signum/provider/wide_string.h"
 
 namespace signum::cng {
 
@@ -229,6 +231,37 @@ ChildRun RunProgram(const std::wstring& program, std::wstring_view arguments,
   CloseHandle(process.hThread);
   CloseHandle(process.hProcess);
   return run;
+}
+
+ProvInfo FindInStore(DWORD location, const wchar_t* store_name, const std::string& sha1_hex) {
+  ProvInfo result;
+  HCERTSTORE store = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
+                                   location | CERT_STORE_OPEN_EXISTING_FLAG, store_name);
+  if (store == nullptr) return result;
+  auto hash = HexDecode(sha1_hex);
+  CRYPT_HASH_BLOB blob{static_cast<DWORD>(hash->size()), hash->data()};
+  PCCERT_CONTEXT context =
+      CertFindCertificateInStore(store, X509_ASN_ENCODING, 0, CERT_FIND_SHA1_HASH, &blob, nullptr);
+  if (context != nullptr) {
+    result.found = true;
+    DWORD size = 0;
+    if (CertGetCertificateContextProperty(context, CERT_KEY_PROV_INFO_PROP_ID, nullptr, &size)) {
+      Bytes buffer(size);
+      if (CertGetCertificateContextProperty(context, CERT_KEY_PROV_INFO_PROP_ID, buffer.data(),
+                                            &size)) {
+        const auto* info = reinterpret_cast<const CRYPT_KEY_PROV_INFO*>(buffer.data());
+        result.has_info = true;
+        result.provider = info->pwszProvName ? provider::Utf8FromWide(info->pwszProvName) : "";
+        result.container = info->pwszContainerName ? provider::Utf8FromWide(info->pwszContainerName) : "";
+        result.provider_type = info->dwProvType;
+        result.key_spec = info->dwKeySpec;
+        result.flags = info->dwFlags;
+      }
+    }
+    CertFreeCertificateContext(context);
+  }
+  CertCloseStore(store, 0);
+  return result;
 }
 
 void WriteBinaryFile(const std::string& path, ByteView content) {

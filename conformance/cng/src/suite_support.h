@@ -56,6 +56,20 @@ Bytes PemToDer(const std::string& pem);
 // failure, when the platform cannot parse or import it.
 Bytes PlatformRsaPublicBlob(ByteView certificate_der);
 
+// ---- certificate stores -----------------------------------------------------------------------
+
+// What crypt32 itself says about a certificate in a system store (by SHA-1 thumbprint, hex in
+// any case): whether it is there and, if it carries CERT_KEY_PROV_INFO, which provider and
+// container it names. Read this way, not through signum-util's own output.
+struct ProvInfo {
+  bool found = false;
+  bool has_info = false;
+  std::string provider, container;  // UTF-8
+  DWORD provider_type = 0, key_spec = 0, flags = 0;
+};
+// location: CERT_SYSTEM_STORE_CURRENT_USER or CERT_SYSTEM_STORE_LOCAL_MACHINE.
+ProvInfo FindInStore(DWORD location, const wchar_t* store_name, const std::string& sha1_hex);
+
 // ---- return codes printed by name ---------------------------------------------------------------
 
 // Gtest predicate formatter: "expr returned NTE_PERM (0x80090010), expected ERROR_SUCCESS (...)".

@@ -43,6 +43,12 @@ bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  return s;
+}
+
 // The lines after "installed N certificate(s) in ...": one upper-case thumbprint each.
 std::vector<std::string> InstalledThumbprints(const std::string& output) {
   std::vector<std::string> thumbprints;
@@ -53,51 +59,6 @@ std::vector<std::string> InstalledThumbprints(const std::string& output) {
     if (line.size() == 42 && line.rfind("  ", 0) == 0) thumbprints.push_back(line.substr(2));
   }
   return thumbprints;
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-  return s;
-}
-
-struct StoreEntry {
-  bool found = false;
-  std::wstring provider;
-  std::wstring container;
-  DWORD provider_type = 0xFFFFFFFF;
-};
-
-// What crypt32 itself says about a certificate in CurrentUser\My (by SHA-1 thumbprint).
-StoreEntry FindInCurrentUserMy(const std::string& thumbprint_hex) {
-  StoreEntry entry;
-  Bytes hash;
-  for (size_t i = 0; i + 1 < thumbprint_hex.size(); i += 2) {
-    hash.push_back(static_cast<uint8_t>(std::stoi(thumbprint_hex.substr(i, 2), nullptr, 16)));
-  }
-  HCERTSTORE store = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
-                                   CERT_SYSTEM_STORE_CURRENT_USER | CERT_STORE_READONLY_FLAG, L"My");
-  if (store == nullptr) return entry;
-  CRYPT_HASH_BLOB blob{static_cast<DWORD>(hash.size()), hash.data()};
-  PCCERT_CONTEXT cert =
-      CertFindCertificateInStore(store, X509_ASN_ENCODING, 0, CERT_FIND_SHA1_HASH, &blob, nullptr);
-  if (cert != nullptr) {
-    entry.found = true;
-    DWORD size = 0;
-    if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, nullptr, &size)) {
-      std::vector<BYTE> buffer(size);
-      if (CertGetCertificateContextProperty(cert, CERT_KEY_PROV_INFO_PROP_ID, buffer.data(),
-                                            &size)) {
-        const auto* info = reinterpret_cast<const CRYPT_KEY_PROV_INFO*>(buffer.data());
-        entry.provider = info->pwszProvName ? info->pwszProvName : L"";
-        entry.container = info->pwszContainerName ? info->pwszContainerName : L"";
-        entry.provider_type = info->dwProvType;
-      }
-    }
-    CertFreeCertificateContext(cert);
-  }
-  CertCloseStore(store, 0);
-  return entry;
 }
 
 class UtilTest : public ::testing::Test {
@@ -136,10 +97,11 @@ TEST_F(UtilTest, RegisterInstallRemoveUnregister) {
   const std::vector<std::string> thumbprints = InstalledThumbprints(install.output);
   ASSERT_GE(thumbprints.size(), 3u) << "the demo has three RSA certificates\n" << install.output;
   for (const std::string& thumbprint : thumbprints) {
-    const StoreEntry entry = FindInCurrentUserMy(thumbprint);
+    const ProvInfo entry = FindInStore(CERT_SYSTEM_STORE_CURRENT_USER, L"My", thumbprint);
     EXPECT_TRUE(entry.found) << thumbprint << " is not in CurrentUser\\My";
-    EXPECT_EQ(entry.provider, kKspName) << thumbprint;
-    EXPECT_EQ(provider::Utf8FromWide(entry.container), Lower(thumbprint))
+    EXPECT_TRUE(entry.has_info) << thumbprint << " carries no CERT_KEY_PROV_INFO";
+    EXPECT_EQ(entry.provider, provider::Utf8FromWide(kKspName)) << thumbprint;
+    EXPECT_EQ(entry.container, Lower(thumbprint))
         << "the container is the key name the KSP answers to";
     EXPECT_EQ(entry.provider_type, 0u) << "CNG keys have provider type 0";
   }
@@ -153,7 +115,8 @@ TEST_F(UtilTest, RegisterInstallRemoveUnregister) {
   EXPECT_TRUE(Contains(remove.output, "removed " + std::to_string(thumbprints.size()) + " ")) <<
       remove.output;
   for (const std::string& thumbprint : thumbprints) {
-    EXPECT_FALSE(FindInCurrentUserMy(thumbprint).found) << thumbprint << " is still installed";
+    EXPECT_FALSE(FindInStore(CERT_SYSTEM_STORE_CURRENT_USER, L"My", thumbprint).found)
+        << thumbprint << " is still installed";
   }
 
   EXPECT_EQ(Util("windows unregister ksp").exit_code, 0u);
