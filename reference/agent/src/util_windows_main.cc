@@ -25,6 +25,7 @@
 #include "signum/cng/names.h"
 #include "signum/cng/provider_runtime.h"
 #include "signum/cng/registration.h"
+#include "signum/cng/registry.h"
 #include "signum/core/algorithms.h"
 #include "signum/core/status.h"
 #include "signum/provider/provider_context.h"
@@ -322,14 +323,8 @@ int CmdRemoveCertificates(const std::vector<std::string>& args) {
 }
 
 Status WriteAgentValue(HKEY key, const wchar_t* name, const std::string& value) {
-  const std::wstring wide = WideFromUtf8(value);
-  const LONG rc = RegSetValueExW(key, name, 0, REG_SZ, reinterpret_cast<const BYTE*>(wide.c_str()),
-                                 static_cast<DWORD>((wide.size() + 1) * sizeof(wchar_t)));
-  if (rc != ERROR_SUCCESS) {
-    return InternalError("writing HKCU\\" + Utf8FromWide(kAgentRegistryKey) + "\\" +
-                         Utf8FromWide(name) + ": Win32 error " + std::to_string(rc));
-  }
-  return Status::Ok();
+  return WriteRegistryString(key, name, WideFromUtf8(value),
+                             "HKCU\\" + Utf8FromWide(kAgentRegistryKey) + "\\" + Utf8FromWide(name));
 }
 
 int CmdConfigure(const std::vector<std::string>& args) {

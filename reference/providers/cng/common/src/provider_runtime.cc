@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 
+#include "signum/cng/registry.h"
 #include "signum/provider/wide_string.h"
 
 namespace signum::cng {
@@ -11,20 +12,8 @@ namespace {
 
 // A REG_SZ value under HKCU\<kAgentRegistryKey>; empty when absent or not a string.
 std::string RegistryString(const wchar_t* value_name) {
-  DWORD type = 0;
-  DWORD size = 0;
-  if (RegGetValueW(HKEY_CURRENT_USER, kAgentRegistryKey, value_name, RRF_RT_REG_SZ, &type, nullptr,
-                   &size) != ERROR_SUCCESS ||
-      size < sizeof(wchar_t)) {
-    return {};
-  }
-  std::wstring value(size / sizeof(wchar_t), L'\0');
-  if (RegGetValueW(HKEY_CURRENT_USER, kAgentRegistryKey, value_name, RRF_RT_REG_SZ, &type,
-                   value.data(), &size) != ERROR_SUCCESS) {
-    return {};
-  }
-  value.resize(wcsnlen(value.c_str(), value.size()));
-  return provider::Utf8FromWide(value);
+  auto value = ReadRegistryString(HKEY_CURRENT_USER, kAgentRegistryKey, value_name);
+  return value.ok() ? provider::Utf8FromWide(*value) : std::string();
 }
 
 int TimeoutFromEnvironment() {

@@ -12,6 +12,7 @@
 
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"
+#include "signum/cng/registry.h"
 #include "signum/provider/wide_string.h"
 
 namespace signum::cng {
@@ -28,15 +29,6 @@ std::string KeyName(const CspRegistration& registration) {
   return "HKLM\\" + provider::Utf8FromWide(CspKeyPath(registration));
 }
 
-Status RegistryError(LONG error, const std::string& what) {
-  const std::string message = what + " (Win32 error " + std::to_string(error) + ")";
-  if (error == ERROR_ACCESS_DENIED) {
-    return PermissionDeniedError(message + ": registering a CSP needs administrator rights");
-  }
-  if (error == ERROR_FILE_NOT_FOUND) return NotFoundError(message);
-  return InternalError(message);
-}
-
 Status RegisterOne(const CspRegistration& registration, const std::wstring& dll_full_path) {
   HKEY key = nullptr;
   LONG error = RegCreateKeyExW(HKEY_LOCAL_MACHINE, CspKeyPath(registration).c_str(), 0, nullptr,
@@ -45,16 +37,12 @@ Status RegisterOne(const CspRegistration& registration, const std::wstring& dll_
   const DWORD type = registration.type;
   error = RegSetValueExW(key, kTypeValue, 0, REG_DWORD, reinterpret_cast<const BYTE*>(&type),
                          sizeof(type));
-  if (error == ERROR_SUCCESS) {
-    error = RegSetValueExW(key, kImagePathValue, 0, REG_SZ,
-                           reinterpret_cast<const BYTE*>(dll_full_path.c_str()),
-                           static_cast<DWORD>((dll_full_path.size() + 1) * sizeof(wchar_t)));
-  }
+  Status written = error == ERROR_SUCCESS
+                       ? WriteRegistryString(key, kImagePathValue, dll_full_path,
+                                             KeyName(registration) + "\\Image Path")
+                       : RegistryError(error, "writing " + KeyName(registration) + "\\Type");
   RegCloseKey(key);
-  if (error != ERROR_SUCCESS) {
-    return RegistryError(error, "cannot write the values of " + KeyName(registration));
-  }
-  return Status::Ok();
+  return written;
 }
 
 }  // namespace
@@ -94,21 +82,11 @@ Result<std::wstring> RegisteredCspImage(const CspRegistration& registration) {
                                    ", expected " + std::to_string(registration.type) +
                                    " (register the CSP again)");
   }
-  size = 0;
-  error = RegGetValueW(HKEY_LOCAL_MACHINE, key_path.c_str(), kImagePathValue, RRF_RT_REG_SZ,
-                       nullptr, nullptr, &size);
-  if (error == ERROR_SUCCESS && size >= sizeof(wchar_t)) {
-    std::wstring image(size / sizeof(wchar_t), L'\0');
-    error = RegGetValueW(HKEY_LOCAL_MACHINE, key_path.c_str(), kImagePathValue, RRF_RT_REG_SZ,
-                         nullptr, image.data(), &size);
-    if (error == ERROR_SUCCESS) {
-      image.resize(wcsnlen(image.c_str(), image.size()));
-      if (!image.empty()) return image;
-    }
-  }
-  if (error == ERROR_SUCCESS) error = ERROR_FILE_NOT_FOUND;  // an empty value: not registered
-  return RegistryError(error,
-                       "cannot read Image Path of " + KeyName(registration) + " (CSP registered?)");
+  auto image = ReadRegistryString(HKEY_LOCAL_MACHINE, key_path, kImagePathValue);
+  if (!image.ok()) return image.status().WithContext("CSP registered?");
+  // An empty value: not registered.
+  if (image->empty()) return NotFoundError(KeyName(registration) + "\\Image Path is empty");
+  return image;
 }
 
 Result<std::wstring> RegisteredCspImage() {

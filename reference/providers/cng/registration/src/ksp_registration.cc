@@ -17,6 +17,7 @@
 
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"
+#include "signum/cng/registry.h"
 #include "signum/provider/wide_string.h"
 
 // mingw-w64's bcrypt.h lacks these declarations; libbcrypt.a has the imports
@@ -59,16 +60,6 @@ std::string Hex32(unsigned long value) {
   return text;
 }
 
-Status Win32Failure(LONG code, const std::string& what) {
-  std::string message = what + ": Win32 error " + std::to_string(code);
-  if (code == ERROR_ACCESS_DENIED) {
-    return PermissionDeniedError(message +
-                                 " (access denied: registering a provider needs "
-                                 "administrator rights)");
-  }
-  return InternalError(message);
-}
-
 Status NtFailure(NTSTATUS status, const std::string& what) {
   return InternalError(what + " failed: NTSTATUS " + Hex32(static_cast<unsigned long>(status)));
 }
@@ -92,7 +83,7 @@ Status CreateKey(const std::wstring& path, RegistryKey* key) {
   const LONG rc = RegCreateKeyExW(HKEY_LOCAL_MACHINE, path.c_str(), 0, nullptr, 0,
                                   KEY_READ | KEY_WRITE, nullptr, key->out(), nullptr);
   if (rc != ERROR_SUCCESS) {
-    return Win32Failure(rc, "creating HKLM\\" + provider::Utf8FromWide(path));
+    return RegistryError(rc, "creating HKLM\\" + provider::Utf8FromWide(path));
   }
   return Status::Ok();
 }
@@ -102,10 +93,7 @@ Status CreateKey(const std::wstring& path, RegistryKey* key) {
 Status WriteProviderKeys(const std::wstring& dll_path) {
   RegistryKey user_mode;
   SIGNUM_RETURN_IF_ERROR(CreateKey(UserModeKeyPath(), &user_mode));
-  LONG rc = RegSetValueExW(user_mode.get(), L"Image", 0, REG_SZ,
-                           reinterpret_cast<const BYTE*>(dll_path.c_str()),
-                           static_cast<DWORD>((dll_path.size() + 1) * sizeof(wchar_t)));
-  if (rc != ERROR_SUCCESS) return Win32Failure(rc, "writing UM\\Image");
+  SIGNUM_RETURN_IF_ERROR(WriteRegistryString(user_mode.get(), L"Image", dll_path, "UM\\Image"));
 
   RegistryKey functions;
   SIGNUM_RETURN_IF_ERROR(CreateKey(FunctionsKeyPath(), &functions));
@@ -113,10 +101,10 @@ Status WriteProviderKeys(const std::wstring& dll_path) {
   std::wstring multi = NCRYPT_KEY_STORAGE_ALGORITHM;
   multi.push_back(L'\0');
   multi.push_back(L'\0');
-  rc = RegSetValueExW(functions.get(), L"Functions", 0, REG_MULTI_SZ,
+  const LONG rc = RegSetValueExW(functions.get(), L"Functions", 0, REG_MULTI_SZ,
                       reinterpret_cast<const BYTE*>(multi.data()),
                       static_cast<DWORD>(multi.size() * sizeof(wchar_t)));
-  if (rc != ERROR_SUCCESS) return Win32Failure(rc, "writing UM\\00010001\\Functions");
+  if (rc != ERROR_SUCCESS) return RegistryError(rc, "writing UM\\00010001\\Functions");
   return Status::Ok();
 }
 
@@ -165,28 +153,18 @@ Status UnregisterKsp() {
   }
   const LONG rc = RegDeleteTreeW(HKEY_LOCAL_MACHINE, ProviderKeyPath().c_str());
   if (rc != ERROR_SUCCESS && rc != ERROR_FILE_NOT_FOUND) {
-    return Win32Failure(rc, "deleting HKLM\\" + provider::Utf8FromWide(ProviderKeyPath()));
+    return RegistryError(rc, "deleting HKLM\\" + provider::Utf8FromWide(ProviderKeyPath()));
   }
   return Status::Ok();
 }
 
 Result<std::wstring> RegisteredKspImage() {
-  DWORD type = 0;
-  DWORD size = 0;
   const std::wstring path = UserModeKeyPath();
-  LONG rc = RegGetValueW(HKEY_LOCAL_MACHINE, path.c_str(), L"Image", RRF_RT_REG_SZ, &type, nullptr,
-                         &size);
-  if (rc == ERROR_FILE_NOT_FOUND) {
+  auto image = ReadRegistryString(HKEY_LOCAL_MACHINE, path, L"Image");
+  if (!image.ok() && image.status().code() == ErrorCode::kNotFound) {
     return NotFoundError(provider::Utf8FromWide(kKspName) + " is not registered (no HKLM\\" +
                          provider::Utf8FromWide(path) + "\\Image)");
   }
-  if (rc != ERROR_SUCCESS) return Win32Failure(rc, "reading UM\\Image");
-  std::wstring image(size / sizeof(wchar_t) + 1, L'\0');
-  size = static_cast<DWORD>(image.size() * sizeof(wchar_t));
-  rc = RegGetValueW(HKEY_LOCAL_MACHINE, path.c_str(), L"Image", RRF_RT_REG_SZ, &type, image.data(),
-                    &size);
-  if (rc != ERROR_SUCCESS) return Win32Failure(rc, "reading UM\\Image");
-  image.resize(wcsnlen(image.c_str(), image.size()));
   return image;
 }
 
