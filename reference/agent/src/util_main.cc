@@ -30,6 +30,12 @@ constexpr const char* kVersion = "0.1.0";
 constexpr const char* kClientName = "signum-util/0.1";
 constexpr const char* kModuleFileName = "signum.module";
 constexpr const char* kModuleLibraryName = "libsignumpkcs11.so";
+// p11-kit reads module files from three directories: the user's (~/.config/pkcs11/modules,
+// skipped when the program runs as root or setuid), the system's ($sysconfdir/pkcs11/modules) and
+// the packages' ($datadir/p11-kit/modules, pkg-config's p11_module_configs). An administrator's
+// registration belongs in the system one: no package owns it, root reads it, and a file there
+// takes precedence over a package's file of the same name.
+constexpr const char* kSystemModuleDirectory = "/etc/pkcs11/modules";
 
 void PrintUsage(std::ostream& out) {
   out << R"TEXT(Usage: signum-util [OPTIONS] COMMAND [ARGS]
@@ -44,9 +50,12 @@ Commands:
                                   and verifies it locally against the certificate
   p11-kit register [--module PATH] [--dir DIR | --system]
                                   writes a p11-kit module file (signum.module) so p11-kit-aware
-                                  tools load libsignumpkcs11.so; default DIR is
-                                  $XDG_CONFIG_HOME/pkcs11/modules (~/.config/pkcs11/modules),
-                                  --system: /usr/share/p11-kit/modules
+                                  tools (GnuTLS, p11-kit-proxy users) load libsignumpkcs11.so;
+                                  default DIR is $XDG_CONFIG_HOME/pkcs11/modules
+                                  (~/.config/pkcs11/modules), which p11-kit reads for non-root
+                                  users only; --system: /etc/pkcs11/modules, the administrator's
+                                  directory p11-kit reads for every user including root (before
+                                  the packages' /usr/share/p11-kit/modules, so it wins there)
   p11-kit unregister [--dir DIR | --system]
   env                             prints export lines for providers (SIGNUM_AGENT_SOCKET, ...)
   version
@@ -272,7 +281,7 @@ Result<std::string> ModuleDirectory(const std::vector<std::string>& args, size_t
   const std::string& a = args[*i];
   if (a == "--system") {
     *system = true;
-    return std::string("/usr/share/p11-kit/modules");
+    return std::string(kSystemModuleDirectory);
   }
   if (a == "--dir") {
     if (*i + 1 >= args.size()) return InvalidArgumentError("--dir needs a value");
@@ -344,7 +353,7 @@ int CmdP11Kit(const Options& o) {
   std::cout << "registered " << module << " in " << file << "\n";
   if (!system && ::geteuid() == 0) {
     std::cout << "note: p11-kit ignores per-user module files in programs running as root; "
-                 "use --system for root\n";
+                 "use --system (" << kSystemModuleDirectory << ") for root\n";
   }
   return 0;
 }

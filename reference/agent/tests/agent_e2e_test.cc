@@ -951,54 +951,166 @@ TEST_F(SignumUtilTest, TestSignSignsAndVerifiesEveryScheme) {
       << r.output;
 }
 
-TEST_F(SignumUtilTest, P11KitRegisterWritesAModuleFileP11KitLoads) {
+// The block `p11-kit list-modules` prints for the module at `path` (its name line up to the next
+// module's), or "" when it is not listed.
+std::string ListedModuleBlock(const std::string& listing, const std::string& path) {
+  std::istringstream in(listing);
+  std::string line;
+  std::string block;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    const bool module_line = !line.empty() && line[0] != ' ';
+    if (module_line) {
+      if (inside) break;
+      inside = line.size() >= path.size() + 2 &&
+               line.compare(line.size() - path.size() - 2, 2, ": ") == 0 &&
+               line.compare(line.size() - path.size(), path.size(), path) == 0;
+    }
+    if (inside) block += line + "\n";
+  }
+  return block;
+}
+
+// p11-kit's own `p11-kit list-modules` (the loader GnuTLS and p11-kit-proxy use) loads the real
+// libsignumpkcs11.so from the module file `signum-util p11-kit register` writes, initialises it the
+// way it initialises every module (CKF_OS_LOCKING_OK and a non-NULL pReserved: F49) and lists its
+// token. p11-kit reads per-user module files only for non-root programs, so as root the listing
+// runs as nobody.
+TEST_F(SignumUtilTest, P11KitListsTheModuleSignumUtilRegistersWithItsToken) {
   TempDir dir("signum-p11kit");
   ::chmod(dir.path().c_str(), 0755);  // p11-kit runs as nobody below when we are root
-  // A real PKCS#11 module under the provider's name (libsignumpkcs11.so may not be built yet):
-  // a copy of SoftHSM2, so p11-kit does not fold it into the system's softhsm2 entry.
-  const std::string module = dir.File("libsignumpkcs11.so");
-  ASSERT_EQ(
-      RunCommand("cp " + std::string(signum::testing::kSoftHsmModule) + " " + module).exit_code, 0);
-  const std::string tokens = dir.File("tokens");
-  ASSERT_EQ(::mkdir(tokens.c_str(), 0755), 0);
-  ASSERT_TRUE(WriteFileAtomically(
-                  dir.File("softhsm2.conf"),
-                  "directories.tokendir = " + tokens + "\nobjectstore.backend = file\n", 0644)
-                  .ok());
+  const std::string module = kPkcs11Module;
   const std::string xdg = dir.File("config");
+  const std::string trace = dir.File("pkcs11-trace.log");
+  ASSERT_TRUE(WriteFileAtomically(trace, "", 0666).ok());
+  ::chmod(trace.c_str(), 0666);
 
-  auto r = RunCommand("XDG_CONFIG_HOME=" + xdg + " " + kUtilBinary + " p11-kit register --module " +
-                      module);
+  // Found without --module: $SIGNUM_PKCS11_MODULE, as `signum-util env` prints it.
+  auto r = RunCommand("env XDG_CONFIG_HOME=" + xdg + " SIGNUM_PKCS11_MODULE=" + module + " " +
+                      kUtilBinary + " p11-kit register");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string file = xdg + "/pkcs11/modules/signum.module";
   auto content = ReadFile(file);
   ASSERT_TRUE(content.ok()) << r.output;
   EXPECT_NE(content->find("\nmodule: " + module + "\n"), std::string::npos) << *content;
   EXPECT_EQ(content->rfind("# ", 0), 0u) << *content;
-  RunCommand("chmod -R a+rX " + dir.path() + " && chown -R nobody " + tokens);
+  if (::geteuid() == 0) {
+    EXPECT_NE(r.output.find("use --system (/etc/pkcs11/modules) for root"), std::string::npos)
+        << r.output;
+  }
+  RunCommand("chmod -R a+rX " + dir.path());
 
-  // p11-kit skips per-user configuration for root, so as root look through nobody's eyes.
   const std::string as_user =
       ::geteuid() == 0 ? "setpriv --reuid=nobody --regid=nogroup --clear-groups " : "";
-  auto listed = RunCommand(as_user + "env -i HOME=" + dir.File("home") + " XDG_CONFIG_HOME=" + xdg +
-                           " SOFTHSM2_CONF=" + dir.File("softhsm2.conf") + " p11-kit list-modules");
-  EXPECT_NE(listed.output.find("signum: " + module), std::string::npos) << listed.output;
+  const std::string base_env = as_user + "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin " +
+                               "SIGNUM_PKCS11_TRACE=" + trace + " ";
+  // Other modules on the machine may write to stderr mid-listing: kept apart from the listing.
+  const std::string errors = dir.File("p11-kit.stderr");
+  auto listed = RunCommand(base_env + "HOME=" + dir.File("home") + " XDG_CONFIG_HOME=" + xdg +
+                           " p11-kit list-modules 2>" + errors);
+  EXPECT_EQ(listed.exit_code, 0) << listed.output << OrEmpty(ReadFile(errors));
+  const std::string block = ListedModuleBlock(listed.output, module);
+  EXPECT_EQ(block.rfind("signum: " + module + "\n", 0), 0u) << listed.output;
+  EXPECT_NE(block.find("    library-description: Signum PKCS#11 provider"), std::string::npos)
+      << listed.output;
+  EXPECT_NE(block.find("    token: Signum\n"), std::string::npos) << listed.output;
+  EXPECT_NE(block.find("        model: signum-agent\n"), std::string::npos) << listed.output;
+  EXPECT_EQ(OrEmpty(ReadFile(errors)).find("signum: module failed to initialize"), std::string::npos)
+      << OrEmpty(ReadFile(errors));
+  // What p11-kit passed and what the module answered, from the module's own trace.
+  auto traced = ReadFile(trace);
+  ASSERT_TRUE(traced.ok());
+  EXPECT_NE(traced->find("IN: pInitArgs = {flags = 0x2 CKF_OS_LOCKING_OK"), std::string::npos)
+      << *traced;
+  EXPECT_NE(traced->find("C_Initialize = CKR_OK"), std::string::npos) << *traced;
+  EXPECT_EQ(traced->find("C_Initialize = CKR_ARGUMENTS_BAD"), std::string::npos) << *traced;
 
-  // HOME's ~/.config when XDG_CONFIG_HOME is unset, an explicit --dir, and unregister.
-  r = RunCommand("env -u XDG_CONFIG_HOME HOME=" + dir.File("home") + " " + kUtilBinary +
+  // The default directory under HOME when XDG_CONFIG_HOME is unset: written there and read there.
+  const std::string home = dir.File("home2");
+  r = RunCommand("env -u XDG_CONFIG_HOME HOME=" + home + " " + kUtilBinary +
                  " p11-kit register --module " + module);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(ReadFile(home + "/.config/pkcs11/modules/signum.module").ok()) << r.output;
+  RunCommand("chmod -R a+rX " + home);
+  listed = RunCommand(base_env + "HOME=" + home + " p11-kit list-modules 2>/dev/null");
+  EXPECT_NE(ListedModuleBlock(listed.output, module).find("    token: Signum\n"),
+            std::string::npos)
+      << listed.output;
+
+  // Unregistered, p11-kit no longer lists it.
+  r = RunCommand("env XDG_CONFIG_HOME=" + xdg + " " + kUtilBinary + " p11-kit unregister");
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(ReadFile(dir.File("home/.config/pkcs11/modules/signum.module")).ok()) << r.output;
-  r = RunCommand(std::string(kUtilBinary) + " p11-kit register --module " + module + " --dir " +
-                 dir.File("d"));
+  EXPECT_FALSE(ReadFile(file).ok());
+  listed = RunCommand(base_env + "HOME=" + dir.File("home") + " XDG_CONFIG_HOME=" + xdg +
+                      " p11-kit list-modules 2>/dev/null");
+  EXPECT_EQ(ListedModuleBlock(listed.output, module), "") << listed.output;
+}
+
+TEST_F(SignumUtilTest, P11KitRegisterDirUnregisterAndErrors) {
+  TempDir dir("signum-p11kit");
+  const std::string module = kPkcs11Module;
+  auto r = RunCommand(std::string(kUtilBinary) + " p11-kit register --module " + module +
+                      " --dir " + dir.File("d"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(ReadFile(dir.File("d/signum.module")).ok());
   r = RunCommand(std::string(kUtilBinary) + " p11-kit unregister --dir " + dir.File("d"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(ReadFile(dir.File("d/signum.module")).ok());
+  r = RunCommand(std::string(kUtilBinary) + " p11-kit unregister --dir " + dir.File("d"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
   r = RunCommand(std::string(kUtilBinary) + " p11-kit register --module " + dir.File("missing.so") +
                  " --dir " + dir.File("d"));
   EXPECT_NE(r.exit_code, 0) << r.output;
+  r = RunCommand(std::string(kUtilBinary) + " p11-kit register --dir");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+}
+
+// Root: p11-kit skips per-user files, so `--system` writes /etc/pkcs11/modules, which root's
+// p11-kit reads. This test touches the real system directory, so it runs only as root, only when
+// no signum.module is there already, and removes exactly what it created (the file, and the
+// directories if it made them).
+TEST_F(SignumUtilTest, P11KitSystemRegistrationIsListedForRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "--system writes /etc/pkcs11/modules: root only";
+  const std::string system_dir = "/etc/pkcs11/modules";
+  const std::string file = system_dir + "/signum.module";
+  if (::access(file.c_str(), F_OK) == 0) {
+    GTEST_SKIP() << file << " exists already (not this test's): left alone";
+  }
+  const bool had_etc_pkcs11 = ::access("/etc/pkcs11", F_OK) == 0;
+  const bool had_modules = ::access(system_dir.c_str(), F_OK) == 0;
+  struct Cleanup {
+    std::string file;
+    std::string dir;
+    bool had_etc_pkcs11, had_modules;
+    ~Cleanup() {
+      ::unlink(file.c_str());
+      if (!had_modules) ::rmdir(dir.c_str());
+      if (!had_etc_pkcs11) ::rmdir("/etc/pkcs11");
+    }
+  } cleanup{file, system_dir, had_etc_pkcs11, had_modules};
+
+  TempDir dir("signum-p11kit");
+  const std::string module = kPkcs11Module;
+  auto r = RunCommand(std::string(kUtilBinary) + " p11-kit register --system --module " + module);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("registered " + module + " in " + file), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("note:"), std::string::npos) << r.output;
+  auto content = ReadFile(file);
+  ASSERT_TRUE(content.ok());
+  EXPECT_NE(content->find("\nmodule: " + module + "\n"), std::string::npos) << *content;
+
+  // An empty user configuration beside it: root's p11-kit must find the module without it.
+  auto listed = RunCommand("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=" + dir.File("home") +
+                           " XDG_CONFIG_HOME=" + dir.File("config") +
+                           " p11-kit list-modules 2>/dev/null");
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  const std::string block = ListedModuleBlock(listed.output, module);
+  EXPECT_EQ(block.rfind("signum: " + module + "\n", 0), 0u) << listed.output;
+  EXPECT_NE(block.find("    token: Signum\n"), std::string::npos) << listed.output;
+
+  r = RunCommand(std::string(kUtilBinary) + " p11-kit unregister --system");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(::access(file.c_str(), F_OK), 0);
 }
 
 TEST_F(SignumUtilTest, EnvPrintsWhatProvidersNeedAndItWorks) {

@@ -34,6 +34,8 @@ using signum::testing::TempDir;
 inline constexpr const char* kServerBinary = SIGNUM_SERVER_BINARY;
 inline constexpr const char* kAgentBinary = SIGNUM_AGENT_BINARY;
 inline constexpr const char* kUtilBinary = SIGNUM_UTIL_BINARY;
+// The real libsignumpkcs11.so (p11-kit registration is tested with what it registers).
+inline constexpr const char* kPkcs11Module = SIGNUM_PKCS11_MODULE_PATH;
 
 // The value, or "" for an error (file not there yet, and the like).
 inline std::string OrEmpty(const Result<std::string>& r) { return r.ok() ? *r : std::string(); }
