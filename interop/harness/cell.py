@@ -50,6 +50,12 @@ def missing_provider(interface: str) -> str:
     return "" if path.exists() else f"Signum's {what} is not built here ({path} is missing)"
 
 
+def util_path() -> str:
+    """signum-util of the build the provider comes from (p11-kit registration, listing)."""
+    relative = "bin/signum-util.exe" if os.name == "nt" else "reference/agent/signum-util"
+    return str(native.build_dir() / relative)
+
+
 def engine_path() -> str:
     """libp11's OpenSSL engine (libengine-pkcs11-openssl), from OpenSSL's own ENGINESDIR."""
     try:
@@ -132,6 +138,9 @@ def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool
         "CERT": str(work / "cert.pem"), "CHAIN": site.chain,
         "CERT_CHAIN": str(work / "cert-chain.pem"), "ROOT_CA": site.root_ca,
         "OPENSSL_ENGINE_CONF": str(engine_conf), "HOME": str(work / "home"),
+        # A per-cell XDG config, so a caller's own ~/.config (p11-kit module files, ...) never
+        # leaks into a cell.
+        "XDG_CONFIG_HOME": str(work / "home" / ".config"), "SIGNUM_UTIL": util_path(),
         "SIGNUM_PKCS11_TRACE": str(log_dir / "pkcs11-trace.log"),
     }
     if cell.row.interface in ("ksp", "csp"):
