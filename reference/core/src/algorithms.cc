@@ -43,6 +43,9 @@ const std::array<CurveInfo, 3> kCurves = {{
     {EcCurve::kP521, "P-521", "secp521r1", 521, 66, kP521Oid},
 }};
 
+constexpr std::array<SignatureScheme, 3> kSchemes = {
+    SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss, SignatureScheme::kEcdsa};
+
 const std::array<KeySpec, 6> kSupportedKeySpecs = {{
     {KeyType::kRsa, 2048, EcCurve::kP256},
     {KeyType::kRsa, 3072, EcCurve::kP256},
@@ -147,9 +150,10 @@ std::string_view SchemeName(SignatureScheme scheme) {
   return "unknown";
 }
 
+std::span<const SignatureScheme> AllSchemes() { return kSchemes; }
+
 Result<SignatureScheme> ParseSignatureScheme(std::string_view name) {
-  for (SignatureScheme s :
-       {SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss, SignatureScheme::kEcdsa}) {
+  for (SignatureScheme s : kSchemes) {
     if (name == SchemeName(s)) return s;
   }
   return InvalidArgumentError("unknown signature scheme '" + std::string(name) +
@@ -160,6 +164,106 @@ std::string_view KeyTypeName(KeyType type) { return type == KeyType::kRsa ? "rsa
 
 bool SchemeFitsKey(SignatureScheme scheme, KeyType type) {
   return (scheme == SignatureScheme::kEcdsa) == (type == KeyType::kEc);
+}
+
+// --- SignatureCapabilities ---------------------------------------------------------------------
+
+namespace {
+uint8_t HashBit(HashAlgorithm hash) { return static_cast<uint8_t>(1u << static_cast<int>(hash)); }
+}  // namespace
+
+SignatureCapabilities SignatureCapabilities::AllFor(KeyType type) {
+  SignatureCapabilities all;
+  for (SignatureScheme scheme : kSchemes) {
+    if (!SchemeFitsKey(scheme, type)) continue;
+    for (const HashInfo& h : kHashes) all.Add(scheme, h.algorithm);
+  }
+  return all;
+}
+
+SignatureCapabilities SignatureCapabilities::Of(std::span<const SchemeAndHash> pairs) {
+  SignatureCapabilities out;
+  for (const SchemeAndHash& p : pairs) out.Add(p.scheme, p.hash);
+  return out;
+}
+
+void SignatureCapabilities::Add(SignatureScheme scheme, HashAlgorithm hash) {
+  hash_bits_by_scheme_[static_cast<size_t>(scheme)] |= HashBit(hash);
+}
+
+void SignatureCapabilities::Remove(SignatureScheme scheme, HashAlgorithm hash) {
+  hash_bits_by_scheme_[static_cast<size_t>(scheme)] &= static_cast<uint8_t>(~HashBit(hash));
+}
+
+bool SignatureCapabilities::Allows(SignatureScheme scheme, HashAlgorithm hash) const {
+  return (hash_bits_by_scheme_[static_cast<size_t>(scheme)] & HashBit(hash)) != 0;
+}
+
+bool SignatureCapabilities::AllowsScheme(SignatureScheme scheme) const {
+  return hash_bits_by_scheme_[static_cast<size_t>(scheme)] != 0;
+}
+
+bool SignatureCapabilities::empty() const {
+  return std::all_of(hash_bits_by_scheme_.begin(), hash_bits_by_scheme_.end(),
+                     [](uint8_t bits) { return bits == 0; });
+}
+
+SignatureCapabilities SignatureCapabilities::Intersect(const SignatureCapabilities& other) const {
+  SignatureCapabilities out;
+  for (size_t i = 0; i < hash_bits_by_scheme_.size(); ++i) {
+    out.hash_bits_by_scheme_[i] = hash_bits_by_scheme_[i] & other.hash_bits_by_scheme_[i];
+  }
+  return out;
+}
+
+SignatureCapabilities SignatureCapabilities::Union(const SignatureCapabilities& other) const {
+  SignatureCapabilities out;
+  for (size_t i = 0; i < hash_bits_by_scheme_.size(); ++i) {
+    out.hash_bits_by_scheme_[i] = hash_bits_by_scheme_[i] | other.hash_bits_by_scheme_[i];
+  }
+  return out;
+}
+
+std::vector<SchemeAndHash> SignatureCapabilities::Pairs() const {
+  std::vector<SchemeAndHash> out;
+  for (SignatureScheme scheme : kSchemes) {
+    for (const HashInfo& h : kHashes) {
+      if (Allows(scheme, h.algorithm)) out.push_back({scheme, h.algorithm});
+    }
+  }
+  return out;
+}
+
+std::vector<SignatureScheme> SignatureCapabilities::Schemes() const {
+  std::vector<SignatureScheme> out;
+  for (SignatureScheme scheme : kSchemes) {
+    if (AllowsScheme(scheme)) out.push_back(scheme);
+  }
+  return out;
+}
+
+std::vector<HashAlgorithm> SignatureCapabilities::Hashes() const {
+  std::vector<HashAlgorithm> out;
+  for (const HashInfo& h : kHashes) {
+    if (std::any_of(kSchemes.begin(), kSchemes.end(),
+                    [&](SignatureScheme s) { return Allows(s, h.algorithm); })) {
+      out.push_back(h.algorithm);
+    }
+  }
+  return out;
+}
+
+std::string SignatureCapabilities::ToString() const {
+  std::string out;
+  for (SignatureScheme scheme : kSchemes) {
+    if (!AllowsScheme(scheme)) continue;
+    if (!out.empty()) out += "; ";
+    out += std::string(SchemeName(scheme)) + ":";
+    for (const HashInfo& h : kHashes) {
+      if (Allows(scheme, h.algorithm)) out += " " + std::string(h.name);
+    }
+  }
+  return out.empty() ? "none" : out;
 }
 
 std::string KeySpec::Name() const {

@@ -56,6 +56,30 @@ Result<std::vector<std::string>> StringListField(const json& j, const char* fiel
   return out;
 }
 
+// "capabilities": [{"scheme": "rsa-pss", "hash": "sha256"}, ...]; absent or null: nullopt (a
+// server that predates the field), which is not the same as an empty list (nothing can be signed).
+Result<std::optional<SignatureCapabilities>> CapabilitiesField(const json& j) {
+  auto it = j.find("capabilities");
+  if (it == j.end() || it->is_null()) return std::optional<SignatureCapabilities>();
+  if (!it->is_array()) return FieldError("capabilities", "must be an array of {scheme, hash}");
+  SignatureCapabilities capabilities;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& item = (*it)[i];
+    const std::string field = "capabilities[" + std::to_string(i) + "]";
+    if (!item.is_object()) return FieldError(field, "must be an object {scheme, hash}");
+    auto scheme_name = StringField(item, "scheme", true);
+    if (!scheme_name.ok()) return FieldError(field, scheme_name.status().message());
+    auto scheme = ParseSignatureScheme(*scheme_name);
+    if (!scheme.ok()) return FieldError(field + ".scheme", scheme.status().message());
+    auto hash_name = StringField(item, "hash", true);
+    if (!hash_name.ok()) return FieldError(field, hash_name.status().message());
+    auto hash = ParseHashAlgorithm(*hash_name);
+    if (!hash.ok()) return FieldError(field + ".hash", hash.status().message());
+    capabilities.Add(*scheme, *hash);
+  }
+  return std::optional<SignatureCapabilities>(capabilities);
+}
+
 }  // namespace
 
 json ToJson(const CallerContext& m) {
@@ -80,9 +104,18 @@ json ToJson(const CertificateEntry& m) {
   for (SignatureScheme s : m.schemes) schemes.push_back(SchemeName(s));
   json hashes = json::array();
   for (HashAlgorithm h : m.hashes) hashes.push_back(HashName(h));
-  return json{{"id", m.id},           {"label", m.label},       {"key", key},
-              {"certificate", m.certificate_pem}, {"chain", m.chain_pem}, {"schemes", schemes},
-              {"hashes", hashes}};
+  json j{{"id", m.id},           {"label", m.label},
+         {"key", key},           {"certificate", m.certificate_pem},
+         {"chain", m.chain_pem}, {"schemes", schemes},
+         {"hashes", hashes}};
+  if (m.capabilities) {
+    json pairs = json::array();
+    for (const SchemeAndHash& p : m.capabilities->Pairs()) {
+      pairs.push_back(json{{"scheme", SchemeName(p.scheme)}, {"hash", HashName(p.hash)}});
+    }
+    j["capabilities"] = std::move(pairs);
+  }
+  return j;
 }
 
 json ToJson(const CertificateListResponse& m) {
@@ -177,6 +210,7 @@ Result<CertificateEntry> ParseCertificateEntry(const json& j) {
     SIGNUM_ASSIGN_OR_RETURN(HashAlgorithm hash, ParseHashAlgorithm(h));
     e.hashes.push_back(hash);
   }
+  SIGNUM_ASSIGN_OR_RETURN(e.capabilities, CapabilitiesField(j));
   return e;
 }
 

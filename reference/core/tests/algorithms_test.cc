@@ -220,5 +220,35 @@ TEST(PssTest, MaxSaltLength) {
   EXPECT_EQ(MaxPssSaltLength(256, HashAlgorithm::kSha512), 0u);
 }
 
+TEST(SignatureCapabilitiesTest, PairsProjectionsAndIntersection) {
+  const SignatureCapabilities rsa = SignatureCapabilities::AllFor(KeyType::kRsa);
+  EXPECT_EQ(rsa.Pairs().size(), 10u);
+  EXPECT_EQ(rsa.Schemes(),
+            (std::vector<SignatureScheme>{SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss}));
+  EXPECT_FALSE(rsa.AllowsScheme(SignatureScheme::kEcdsa));
+  EXPECT_EQ(SignatureCapabilities::AllFor(KeyType::kEc).Schemes(),
+            std::vector<SignatureScheme>{SignatureScheme::kEcdsa});
+
+  SignatureCapabilities policy;
+  policy.Add(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha1);
+  policy.Add(SignatureScheme::kRsaPss, HashAlgorithm::kSha256);
+  policy.Add(SignatureScheme::kRsaPss, HashAlgorithm::kSha512);
+  SignatureCapabilities hsm = rsa;
+  hsm.Remove(SignatureScheme::kRsaPss, HashAlgorithm::kSha512);
+  const SignatureCapabilities both = policy.Intersect(hsm);
+  EXPECT_EQ(both.Pairs(),
+            (std::vector<SchemeAndHash>{{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha1},
+                                        {SignatureScheme::kRsaPss, HashAlgorithm::kSha256}}));
+  EXPECT_EQ(both.Hashes(),
+            (std::vector<HashAlgorithm>{HashAlgorithm::kSha1, HashAlgorithm::kSha256}));
+  EXPECT_EQ(both.ToString(), "rsa-pkcs1: sha1; rsa-pss: sha256");
+  EXPECT_EQ(SignatureCapabilities::Of(both.Pairs()), both);
+  EXPECT_EQ(both.Union(SignatureCapabilities::AllFor(KeyType::kEc)).Schemes(),
+            (std::vector<SignatureScheme>{SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss,
+                                          SignatureScheme::kEcdsa}));
+  EXPECT_TRUE(SignatureCapabilities().empty());
+  EXPECT_EQ(SignatureCapabilities().ToString(), "none");
+}
+
 }  // namespace
 }  // namespace signum

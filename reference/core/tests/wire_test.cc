@@ -93,6 +93,65 @@ TEST(WireTest, CertificateListRoundTrip) {
   EXPECT_EQ(p.hashes, e.hashes);
 }
 
+TEST(WireTest, CertificateCapabilitiesRoundTripAsPairs) {
+  CertificateEntry e;
+  e.id = "ab";
+  e.key = {KeyType::kRsa, 2048, std::nullopt};
+  e.certificate_pem = "pem";
+  SignatureCapabilities capabilities;
+  capabilities.Add(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha1);
+  capabilities.Add(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256);
+  capabilities.Add(SignatureScheme::kRsaPss, HashAlgorithm::kSha256);
+  e.capabilities = capabilities;
+  e.schemes = capabilities.Schemes();
+  e.hashes = capabilities.Hashes();
+  const json j = ToJson(e);
+  EXPECT_EQ(j["capabilities"], json::parse(R"([{"scheme":"rsa-pkcs1","hash":"sha1"},
+                                                 {"scheme":"rsa-pkcs1","hash":"sha256"},
+                                                 {"scheme":"rsa-pss","hash":"sha256"}])"));
+  auto parsed = ParseCertificateEntry(j);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_TRUE(parsed->capabilities.has_value());
+  EXPECT_EQ(*parsed->capabilities, capabilities);
+  // The pair (rsa-pss, sha1) is in the projections' cross product, not in the capabilities.
+  EXPECT_FALSE(parsed->capabilities->Allows(SignatureScheme::kRsaPss, HashAlgorithm::kSha1));
+
+  // An empty list is "nothing can be signed"; an absent field is "an older server".
+  e.capabilities = SignatureCapabilities();
+  parsed = ParseCertificateEntry(ToJson(e));
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_TRUE(parsed->capabilities.has_value());
+  EXPECT_TRUE(parsed->capabilities->empty());
+  e.capabilities.reset();
+  EXPECT_FALSE(ToJson(e).contains("capabilities"));
+  parsed = ParseCertificateEntry(ToJson(e));
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->capabilities.has_value());
+}
+
+TEST(WireTest, CertificateCapabilitiesRejectBadPairsNamingThem) {
+  CertificateEntry e;
+  e.id = "ab";
+  e.key = {KeyType::kRsa, 2048, std::nullopt};
+  e.certificate_pem = "pem";
+  const std::vector<std::pair<const char*, std::string>> cases = {
+      {R"("rsa-pss")", "capabilities"},
+      {R"(["rsa-pss"])", "capabilities[0]"},
+      {R"([{"scheme":"rsa-pss"}])", "capabilities[0]"},
+      {R"([{"scheme":"rsa-pss","hash":"sha256"},{"scheme":"dsa","hash":"sha256"}])",
+       "capabilities[1].scheme"},
+      {R"([{"scheme":"rsa-pss","hash":"md5"}])", "capabilities[0].hash"},
+  };
+  for (const auto& [value, field] : cases) {
+    json j = ToJson(e);
+    j["capabilities"] = json::parse(value);
+    auto parsed = ParseCertificateEntry(j);
+    ASSERT_FALSE(parsed.ok()) << value;
+    EXPECT_NE(parsed.status().message().find("'" + field + "'"), std::string::npos)
+        << value << ": " << parsed.status().message();
+  }
+}
+
 TEST(WireTest, SignResponseRoundTrip) {
   SignResponse r{"id", SignatureScheme::kEcdsa, HashAlgorithm::kSha256, Bytes(64, 7)};
   auto parsed = ParseSignResponse(ToJson(r));

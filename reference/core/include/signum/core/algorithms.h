@@ -3,10 +3,13 @@
 // or a DigestInfo prefix.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "signum/core/bytes.h"
 #include "signum/core/pkcs11.h"
@@ -63,6 +66,50 @@ std::string_view SchemeName(SignatureScheme scheme);  // "rsa-pkcs1", "rsa-pss",
 Result<SignatureScheme> ParseSignatureScheme(std::string_view name);
 std::string_view KeyTypeName(KeyType type);  // "rsa", "ec"
 bool SchemeFitsKey(SignatureScheme scheme, KeyType type);
+
+// The signature schemes, in the order listings use.
+std::span<const SignatureScheme> AllSchemes();
+
+// One (scheme, hash) pair: the unit a key can or cannot sign with. Pairs matter because HSMs
+// support a scheme for some hashes only, and policies allow some combinations only (SHA-1 with
+// PKCS#1 v1.5 alone).
+struct SchemeAndHash {
+  SignatureScheme scheme = SignatureScheme::kRsaPkcs1;
+  HashAlgorithm hash = HashAlgorithm::kSha256;
+  auto operator<=>(const SchemeAndHash&) const = default;
+};
+
+// A set of (scheme, hash) pairs: what a key can sign with on its HSM, what a caller's policies
+// allow, and their intersection, which the server advertises per certificate.
+class SignatureCapabilities {
+ public:
+  SignatureCapabilities() = default;  // nothing
+  // Every pair whose scheme fits a key of this type.
+  static SignatureCapabilities AllFor(KeyType type);
+  static SignatureCapabilities Of(std::span<const SchemeAndHash> pairs);
+
+  void Add(SignatureScheme scheme, HashAlgorithm hash);
+  void Remove(SignatureScheme scheme, HashAlgorithm hash);
+  bool Allows(SignatureScheme scheme, HashAlgorithm hash) const;
+  bool AllowsScheme(SignatureScheme scheme) const;  // with at least one hash
+  bool empty() const;
+  SignatureCapabilities Intersect(const SignatureCapabilities& other) const;
+  SignatureCapabilities Union(const SignatureCapabilities& other) const;
+
+  // Scheme order (AllSchemes), then hash order (AllHashes).
+  std::vector<SchemeAndHash> Pairs() const;
+  // The projections: schemes with some hash, hashes with some scheme.
+  std::vector<SignatureScheme> Schemes() const;
+  std::vector<HashAlgorithm> Hashes() const;
+  // "rsa-pkcs1: sha1 sha256; rsa-pss: sha256" or "none", for logs and listings.
+  std::string ToString() const;
+
+  bool operator==(const SignatureCapabilities&) const = default;
+
+ private:
+  // One bit per hash (HashAlgorithm's value) for each scheme (SignatureScheme's value).
+  std::array<uint8_t, 3> hash_bits_by_scheme_{};
+};
 
 // A key algorithm and size: "rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ec-p521".
 struct KeySpec {

@@ -57,8 +57,15 @@ struct CertificateEntry {
   std::string label;
   KeyDescription key;
   std::string certificate_pem;
-  std::vector<std::string> chain_pem;    // issuing CA first, root last
-  std::vector<SignatureScheme> schemes;  // what the caller's policies allow on this certificate
+  std::vector<std::string> chain_pem;  // issuing CA first, root last
+  // Exactly the (scheme, hash) pairs the caller may sign with on this certificate: what its
+  // policies allow, intersected with what the HSM key can do. nullopt: the server predates
+  // capabilities (the field is absent); then only schemes and hashes below are known.
+  std::optional<SignatureCapabilities> capabilities;
+  // The projections of capabilities (schemes with some hash, hashes with some scheme), kept for
+  // agents and providers that predate capabilities. Their cross product may hold pairs that
+  // capabilities does not.
+  std::vector<SignatureScheme> schemes;
   std::vector<HashAlgorithm> hashes;
 };
 
