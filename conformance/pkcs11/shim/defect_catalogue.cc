@@ -192,6 +192,15 @@ const std::vector<DefectInfo>& DefectCatalogue() {
        "F15: SoftHSMv2#688; libp11#91; nethsm-pkcs11#325",
        {"Threads.ConcurrentSigningWithOsLocking"},
        {"HsmSessions.ManyThreadsManySessions", "Threads.ConcurrentSigningWithOsLocking"}},
+      {Defect::kPssSignDataInvalid,
+       "pss-sign-data-invalid",
+       "lists CKM_RSA_PKCS_PSS and the CKM_SHA*_RSA_PKCS_PSS mechanisms and accepts them at "
+       "C_SignInit, but C_Sign/C_SignFinal with any of them answer CKR_DATA_INVALID (and end the "
+       "operation)",
+       "openCryptoki soft token (opencryptoki/opencryptoki: CKM_RSA_PKCS_PSS, "
+       "CKM_SHA224_RSA_PKCS_PSS -> CKR_DATA_INVALID at C_Sign)",
+       {"RsaPss.HashAndSign", "RsaPss.MultipartVerifies", "RsaPss.RawPssOverDigest"},
+       {"RsaPss.HashAndSign", "RsaPss.MultipartVerifies", "RsaPss.RawPssOverDigest"}},
   };
   return catalogue;
 }

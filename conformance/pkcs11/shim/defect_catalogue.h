@@ -28,6 +28,7 @@ enum class Defect {
   kMechanismListDuplicates,
   kForkUnsafe,
   kThreadUnsafe,
+  kPssSignDataInvalid,
 };
 
 struct DefectInfo {

@@ -526,11 +526,31 @@ std::optional<Bytes> HashInDigestInfo(CK_BYTE_PTR data, CK_ULONG len) {
   return std::nullopt;
 }
 
+// pss-sign-data-invalid: a PSS operation is accepted at C_SignInit and refused when it is to
+// produce the signature. `finish(buffer, length)` runs the real C_Sign/C_SignFinal; it is driven
+// to the end so the real operation ends, as the refusal ends the caller's.
+template <typename Finish>
+std::optional<CK_RV> RefusePssSignature(CK_SESSION_HANDLE h, Finish finish) {
+  if (Injected() != Defect::kPssSignDataInvalid ||
+      !IsPss(WithSession(h, [](SessionState& s) { return s.sign_mechanism; })))
+    return std::nullopt;
+  CK_ULONG len = 0;
+  const CK_RV rv = finish(nullptr, &len);
+  if (rv != CKR_OK) return rv;  // no active operation: answered as the module answers it
+  Bytes discarded(len);
+  finish(discarded.data(), &len);
+  return CKR_DATA_INVALID;
+}
+
 CK_RV Shim_C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR sig,
                   CK_ULONG_PTR sig_len) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
   UnsafeSection section;
   if (section.collided()) return CKR_DEVICE_ERROR;
+  if (auto refused = RefusePssSignature(h, [&](CK_BYTE_PTR out, CK_ULONG_PTR len) {
+        return Real().C_Sign(h, data, data_len, out, len);
+      }))
+    return *refused;
   std::optional<Bytes> hash_only;
   if (Injected() == Defect::kRsaPkcsIgnoresDigestInfo && data != nullptr &&
       WithSession(h, [](SessionState& s) { return s.sign_mechanism; }) == CKM_RSA_PKCS)
@@ -556,6 +576,9 @@ CK_RV Shim_C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len) {
 
 CK_RV Shim_C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
+  if (auto refused = RefusePssSignature(
+          h, [&](CK_BYTE_PTR out, CK_ULONG_PTR len) { return Real().C_SignFinal(h, out, len); }))
+    return *refused;
   CK_RV rv = SignOutput(
       h, [&](CK_BYTE_PTR out, CK_ULONG_PTR len) { return Real().C_SignFinal(h, out, len); }, sig,
       sig_len);

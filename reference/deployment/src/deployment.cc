@@ -313,6 +313,7 @@ Status Deployment::Initialize() {
       args.insert(args.end(), {"--hsm-env", name + "=" + value});
     }
   }
+  if (options_.hsm_serialize) args.push_back("--hsm-serialize");
   bp::ipstream output;
   std::error_code ec;
   // As for serve: the PIN is the deployment's, never an inherited $SIGNUM_HSM_PIN.

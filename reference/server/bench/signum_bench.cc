@@ -6,6 +6,8 @@
 //
 // By default it builds a throwaway demo deployment (signum-server init-demo) and starts the
 // server itself; --config uses an existing deployment whose server is already running.
+// --hsm-serialize measures with one call at a time into the module (server.json hsm.serialize),
+// in both columns.
 #include <signal.h>
 
 #include <algorithm>
@@ -45,6 +47,7 @@ struct Options {
   double seconds = 2.0;       // per measurement cell
   std::vector<int> concurrency = {1, 2, 4, 8};
   std::vector<std::string> keys = {"rsa-2048", "rsa-4096", "ec-p256"};
+  bool hsm_serialize = false;  // init-demo --hsm-serialize, and the direct column serialised too
 };
 
 namespace {
@@ -126,8 +129,9 @@ int Run(const Options& options, const std::string& self_path) {
     temp_dir = pattern;
     const std::string demo = *temp_dir + "/demo";
     std::cout << "# building a demo deployment in " << demo << " ..." << std::endl;
-    int rc = bp::system(server_binary, "init-demo", demo, "--keys", "rsa-2048,rsa-4096,ec-p256",
-                        bp::std_out > bp::null);
+    std::vector<std::string> init_args = {"init-demo", demo, "--keys", "rsa-2048,rsa-4096,ec-p256"};
+    if (options.hsm_serialize) init_args.push_back("--hsm-serialize");
+    int rc = bp::system(server_binary, bp::args = init_args, bp::std_out > bp::null);
     if (rc != 0) {
       std::cerr << "init-demo failed\n";
       return 1;
@@ -181,6 +185,7 @@ int Run(const Options& options, const std::string& self_path) {
     return 1;
   }
   hsm_config->pool_size = *std::max_element(options.concurrency.begin(), options.concurrency.end());
+  hsm_config->serialize_calls = hsm_config->serialize_calls || options.hsm_serialize;
   auto hsm = server::HsmBackend::Open(*hsm_config);
   if (!hsm.ok()) {
     std::cerr << hsm.status().ToString() << "\n";
@@ -189,8 +194,9 @@ int Run(const Options& options, const std::string& self_path) {
 
   std::printf(
       "# signum-bench: %.1f s per cell, %u cores; direct = HsmBackend over PKCS#11 in-process,\n"
-      "# https = signum-server API over TLS with keep-alive (policy + audit fsync included)\n",
-      options.seconds, std::thread::hardware_concurrency());
+      "# https = signum-server API over TLS with keep-alive (policy + audit fsync included)%s\n",
+      options.seconds, std::thread::hardware_concurrency(),
+      hsm_config->serialize_calls ? ";\n# HSM calls serialised (hsm.serialize)" : "");
   std::printf("%-9s %4s | %10s %8s %8s | %10s %8s %8s | %6s\n", "key", "n", "direct/s", "p50 ms",
               "p99 ms", "https/s", "p50 ms", "p99 ms", "b/a");
   for (const std::string& label : options.keys) {
@@ -370,6 +376,8 @@ int main(int argc, char** argv) {
       options.server_binary = next();
     } else if (a == "--seconds") {
       options.seconds = std::stod(next());
+    } else if (a == "--hsm-serialize") {
+      options.hsm_serialize = true;
     } else if (a == "--keys") {
       options.keys = signum::bench::SplitCsv(next());
     } else if (a == "--concurrency") {
@@ -379,7 +387,8 @@ int main(int argc, char** argv) {
     } else {
       std::cerr
           << "usage: signum-bench [--pkcs11] [--config server.json] [--server PATH] [--seconds S]\n"
-             "                    [--keys rsa-2048,rsa-4096,ec-p256] [--concurrency 1,2,4,8]\n";
+             "                    [--keys rsa-2048,rsa-4096,ec-p256] [--concurrency 1,2,4,8]\n"
+             "                    [--hsm-serialize]\n";
       return 2;
     }
   }

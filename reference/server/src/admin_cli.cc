@@ -34,6 +34,9 @@ Running
             [--hsm-env NAME=VALUE]... [--port N] [--keys ...]
                                       the same on an EXISTING token of any PKCS#11 module (an HSM
                                       vendor's): nothing is initialised, the demo keys are added
+            [--hsm-serialize]         either form: one call at a time into the module
+                                      (server.json hsm.serialize; for modules unsafe under
+                                      concurrency)
   remove-demo-keys DIR                destroy on the token exactly the keys, public keys and
                                       certificates init-demo created there (DIR/hsm/demo-keys.json)
   audit-verify FILE                   check an audit log's hash chain (edits, drops, reorders)
@@ -70,7 +73,7 @@ struct Args {
 };
 
 Args ParseArgs(int argc, char** argv, int first) {
-  static const std::vector<std::string> kFlags = {"--admin", "--help"};
+  static const std::vector<std::string> kFlags = {"--admin", "--help", "--hsm-serialize"};
   Args args;
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
@@ -157,7 +160,10 @@ int Serve(const Args& args) {
   auto audit = AuditLog::Open(config->audit_log);
   if (!audit.ok()) return Fail(audit.status());
 
-  SigningApi api(**state, **hsm, **audit,
+  // What every key can do, learned before the first request (keys enrolled later: on first use).
+  KeyCapabilityRegistry capabilities(**hsm);
+  capabilities.DiscoverAll((*state)->Current()->state);
+  SigningApi api(**state, **hsm, capabilities, **audit,
                  ApiLimits{config->max_inflight_signatures, config->per_user_inflight_signatures},
                  kVersion);
   auto server =
@@ -187,6 +193,7 @@ int InitDemoCommand(const Args& args) {
   if (args.Has("--port")) options.port = static_cast<uint16_t>(std::stoi(args.Get("--port")));
   options.token_label = args.Get("--token-label", options.token_label);
   options.module_path = args.Get("--module", options.module_path);
+  options.hsm_serialize = args.Has("--hsm-serialize");
   for (const std::string& name : SplitList(args.Get("--keys"))) {
     auto spec = ParseKeySpec(name);
     if (!spec.ok()) return Fail(spec.status());
@@ -386,6 +393,18 @@ int CertificateCommand(const Args& args) {
   });
   if (!s.ok()) return Fail(s);
   std::cout << "certificate " << record->id << " (" << label << ") ready\n";
+  // The running server learns this by itself on first use; shown here so that whoever enrols the
+  // key sees at once what the HSM cannot do with it.
+  if (auto public_key = record->certificate.GetPublicKey(); public_key.ok()) {
+    auto probe = (*hsm)->ProbeCapabilities(*key_id, *public_key);
+    if (probe.ok()) {
+      std::cout << "the HSM key can sign with " << probe->can_sign.ToString() << "\n";
+      for (const std::string& reason : probe->missing) std::cout << "  cannot: " << reason << "\n";
+    } else {
+      std::cerr << "signum-server: could not learn what the key can sign with: "
+                << probe.status().ToString() << "\n";
+    }
+  }
   return 0;
 }
 

@@ -52,9 +52,14 @@ class InflightSlot {
 
 }  // namespace
 
-SigningApi::SigningApi(StateStore& state, HsmBackend& hsm, AuditLog& audit, ApiLimits limits,
-                       std::string version)
-    : state_(state), hsm_(hsm), audit_(audit), limits_(limits), version_(std::move(version)) {}
+SigningApi::SigningApi(StateStore& state, HsmBackend& hsm, KeyCapabilityRegistry& capabilities,
+                       AuditLog& audit, ApiLimits limits, std::string version)
+    : state_(state),
+      hsm_(hsm),
+      capabilities_(capabilities),
+      audit_(audit),
+      limits_(limits),
+      version_(std::move(version)) {}
 
 HttpResponse SigningApi::Handle(const HttpRequest& request) {
   const std::string path = PathOf(request.target);
@@ -149,8 +154,15 @@ HttpResponse SigningApi::ListCertificates(const HttpRequest& request) {
     if (cert.key_spec.type == KeyType::kEc) e.key.curve = cert.key_spec.curve;
     e.certificate_pem = cert.certificate.Pem();
     for (const Certificate& c : cert.chain) e.chain_pem.push_back(c.Pem());
-    e.schemes = use->schemes;
-    e.hashes = use->hashes;
+    // What the policies allow that the HSM key can do. While the key's abilities cannot be learned
+    // (see KeyCapabilityRegistry::For), the policies alone, as before capabilities existed.
+    SignatureCapabilities offered = use->capabilities;
+    if (std::optional<SignatureCapabilities> hsm = capabilities_.For(cert)) {
+      offered = offered.Intersect(*hsm);
+    }
+    e.capabilities = offered;
+    e.schemes = offered.Schemes();
+    e.hashes = offered.Hashes();
     list.certificates.push_back(std::move(e));
   }
   Status audited = Audit(json{{"type", "list"},
@@ -200,6 +212,16 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
     return refuse(InvalidArgumentError("scheme " + std::string(SchemeName(req.scheme)) +
                                        " does not fit the " + cert->key_spec.Name() +
                                        " key of certificate '" + cert->label + "'"),
+                  "");
+  }
+  // Refused before the policy decision, like a scheme that does not fit the key: the HSM cannot
+  // make this signature, whoever asks (the list never offered it).
+  if (std::optional<SignatureCapabilities> hsm = capabilities_.For(*cert);
+      hsm && !hsm->Allows(req.scheme, req.hash)) {
+    return refuse(InvalidArgumentError(
+                      "the HSM cannot sign " + std::string(SchemeName(req.scheme)) + " with " +
+                      std::string(HashName(req.hash)) + " using the key of certificate '" +
+                      cert->label + "' (it can: " + hsm->ToString() + ")"),
                   "");
   }
   const Decision decision = snapshot->policy.Evaluate(SignAttempt{

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "audit.h"
+#include "capabilities.h"
 #include "hsm_backend.h"
 #include "https_server.h"
 #include "state_store.h"
@@ -23,8 +24,10 @@ struct ApiLimits {
 
 class SigningApi {
  public:
-  SigningApi(StateStore& state, HsmBackend& hsm, AuditLog& audit, ApiLimits limits,
-             std::string version);
+  // capabilities: what each key can do on the HSM; the list advertises, and signing accepts, only
+  // what the caller's policies allow and the key can do.
+  SigningApi(StateStore& state, HsmBackend& hsm, KeyCapabilityRegistry& capabilities,
+             AuditLog& audit, ApiLimits limits, std::string version);
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -41,6 +44,7 @@ class SigningApi {
 
   StateStore& state_;
   HsmBackend& hsm_;
+  KeyCapabilityRegistry& capabilities_;
   AuditLog& audit_;
   ApiLimits limits_;
   std::string version_;

@@ -65,6 +65,7 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   SIGNUM_RETURN_IF_ERROR(Read(hsm, "pin_env", "hsm", c.hsm_pin_env));
   SIGNUM_RETURN_IF_ERROR(Read(hsm, "pin_file", "hsm", c.hsm_pin_file));
   SIGNUM_RETURN_IF_ERROR(Read(hsm, "sessions", "hsm", c.hsm_sessions));
+  SIGNUM_RETURN_IF_ERROR(Read(hsm, "serialize", "hsm", c.hsm_serialize));
   SIGNUM_RETURN_IF_ERROR(Read(hsm, "environment", "hsm", c.hsm_environment));
   if (c.hsm_module.empty() || c.hsm_token_label.empty())
     return InvalidArgumentError("config " + path + ": hsm.module and hsm.token_label are required");
@@ -100,9 +101,10 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
 }
 
 json ServerConfigToJson(const ServerConfig& c) {
-  json hsm{{"module", c.hsm_module},     {"token_label", c.hsm_token_label},
-           {"pin_env", c.hsm_pin_env},   {"pin_file", c.hsm_pin_file},
-           {"sessions", c.hsm_sessions}, {"environment", c.hsm_environment}};
+  json hsm{{"module", c.hsm_module},          {"token_label", c.hsm_token_label},
+           {"pin_env", c.hsm_pin_env},        {"pin_file", c.hsm_pin_file},
+           {"sessions", c.hsm_sessions},      {"serialize", c.hsm_serialize},
+           {"environment", c.hsm_environment}};
   json tls{{"certificate", c.https.certificate_chain_file},
            {"private_key", c.https.private_key_file}};
   if (!c.https.client_ca_file.empty()) tls["client_ca"] = c.https.client_ca_file;
@@ -127,6 +129,7 @@ Result<HsmConfig> ResolveHsmConfig(const ServerConfig& config) {
   hsm.module_path = config.hsm_module;
   hsm.token_label = config.hsm_token_label;
   hsm.pool_size = config.hsm_sessions;
+  hsm.serialize_calls = config.hsm_serialize;
   const char* from_env =
       config.hsm_pin_env.empty() ? nullptr : std::getenv(config.hsm_pin_env.c_str());
   if (from_env && *from_env) {

@@ -7,6 +7,7 @@
 //               "client_ca": "ca/client-ca.pem"},
 //   "hsm":     {"module": "/usr/lib/softhsm/libsofthsm2.so", "token_label": "signum-demo",
 //               "pin_env": "SIGNUM_HSM_PIN", "pin_file": "secrets/hsm.pin", "sessions": 4,
+//               "serialize": false,
 //               "environment": {"SOFTHSM2_CONF": "/abs/path/softhsm2.conf"}},
 //   "state_file": "state.json",
 //   "audit_log": "audit/audit.log",
@@ -37,6 +38,9 @@ struct ServerConfig {
   std::string hsm_pin_env = "SIGNUM_HSM_PIN";
   std::string hsm_pin_file;
   size_t hsm_sessions = 4;
+  // One call into the module at a time (HsmConfig::serialize_calls): for modules that are not
+  // safe under concurrency. validate-hsm writes it when its concurrency check fails.
+  bool hsm_serialize = false;
   std::map<std::string, std::string> hsm_environment;  // set before the module is loaded
   std::string state_file;
   std::string audit_log;

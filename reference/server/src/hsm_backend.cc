@@ -8,6 +8,10 @@
 //  - Login state and object handles belong to the token/application, not to a session, so one
 //    login serves the whole pool and the key-handle cache (guarded by its own mutex) is shared.
 //  - Statistics are atomics.
+//  - With HsmConfig::serialize_calls, one more mutex is held for the whole of each Run() (every
+//    module call a method makes, repairs included) and around the few calls made outside Run(), so
+//    the module only ever sees one thread. It is taken after the session lease, never before, so
+//    a thread holding it never waits for a session.
 //
 // Recovery. HSMs lose sessions (network HSMs restart, tokens are re-plugged, SoftHSM drops every
 // object handle when the last session closes and private ones at logout). A call that fails with
@@ -117,13 +121,23 @@ class HsmBackend::Impl {
   using Op = std::function<Status(Pkcs11Session&)>;
 
   Impl(std::shared_ptr<Pkcs11Module> module, CK_SLOT_ID slot, const HsmConfig& config)
-      : module_(std::move(module)), slot_(slot), label_(config.token_label), pin_(config.pin) {}
+      : module_(std::move(module)),
+        slot_(slot),
+        label_(config.token_label),
+        pin_(config.pin),
+        serialize_calls_(config.serialize_calls) {}
   ~Impl() {
     // Best effort: don't leave the PIN in freed memory.
     if (!pin_.empty()) OPENSSL_cleanse(pin_.data(), pin_.size());
   }
 
   const std::string& label() const { return label_; }
+
+  // Held while calling into the module; owns the module mutex only with serialize_calls.
+  std::unique_lock<std::mutex> SerializeCalls() {
+    if (!serialize_calls_) return std::unique_lock<std::mutex>(module_call_mu_, std::defer_lock);
+    return std::unique_lock<std::mutex>(module_call_mu_);
+  }
 
   void AddSession(Pkcs11Session session) {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -145,6 +159,7 @@ class HsmBackend::Impl {
   // (empty when op does not use cached handles).
   Status Run(ByteView key_id, const Op& op) {
     Lease lease(this);
+    const std::unique_lock<std::mutex> serialized = SerializeCalls();
     bool reopened = false, relogged = false, refound = false;
     for (;;) {
       if (!lease.session) {
@@ -342,10 +357,12 @@ class HsmBackend::Impl {
     s.session_reopens = session_reopens_.load();
     s.relogins = relogins_.load();
     s.key_refinds = key_refinds_.load();
+    s.probe_signatures = probe_signatures_.load();
     return s;
   }
 
   std::atomic<uint64_t> signatures_{0};
+  std::atomic<uint64_t> probe_signatures_{0};
 
  private:
   // A pooled session, borrowed for one call. Empty while it could not be reopened.
@@ -397,6 +414,8 @@ class HsmBackend::Impl {
   CK_SLOT_ID slot_;
   std::string label_;
   std::string pin_;  // needed to log in again after a session loss; never logged
+  const bool serialize_calls_;
+  std::mutex module_call_mu_;  // see SerializeCalls()
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
@@ -458,6 +477,14 @@ HsmBackend::~HsmBackend() = default;
 
 Result<Bytes> HsmBackend::Sign(ByteView key_id, SignatureScheme scheme, HashAlgorithm hash,
                                ByteView digest, std::optional<size_t> pss_salt_length) {
+  SIGNUM_ASSIGN_OR_RETURN(Bytes signature,
+                          SignUncounted(key_id, scheme, hash, digest, pss_salt_length));
+  impl_->signatures_++;
+  return signature;
+}
+
+Result<Bytes> HsmBackend::SignUncounted(ByteView key_id, SignatureScheme scheme, HashAlgorithm hash,
+                                        ByteView digest, std::optional<size_t> pss_salt_length) {
   const HashInfo& hash_info = GetHashInfo(hash);
   if (digest.size() != hash_info.digest_size) {
     return InvalidArgumentError("a " + std::string(hash_info.name) + " digest has " +
@@ -538,8 +565,151 @@ Result<Bytes> HsmBackend::Sign(ByteView key_id, SignatureScheme scheme, HashAlgo
     return Status::Ok();
   });
   if (!status.ok()) return status;
-  impl_->signatures_++;
   return signature;
+}
+
+namespace {
+
+// The mechanism Sign() uses for each scheme (over a DigestInfo, the digest, the digest).
+CK_MECHANISM_TYPE MechanismForScheme(SignatureScheme scheme) {
+  switch (scheme) {
+    case SignatureScheme::kRsaPkcs1:
+      return CKM_RSA_PKCS;
+    case SignatureScheme::kRsaPss:
+      return CKM_RSA_PKCS_PSS;
+    case SignatureScheme::kEcdsa:
+      return CKM_ECDSA;
+  }
+  return CKM_ECDSA;
+}
+
+// Whether a failed probe signature says the key cannot do that pair. Errors about sessions,
+// login, the device or the key's handle say nothing about it (and Run() already tried to repair
+// them); neither do errors without a CK_RV other than Sign()'s own checks of the request and of
+// the module's answer (a salt the modulus cannot carry, a signature of the wrong length).
+bool SaysKeyCannot(const Status& status) {
+  if (!status.ck_rv()) {
+    return status.code() == ErrorCode::kInvalidArgument || status.code() == ErrorCode::kInternal;
+  }
+  switch (static_cast<CK_RV>(*status.ck_rv())) {
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+    case CKR_SESSION_COUNT:
+    case CKR_DEVICE_REMOVED:
+    case CKR_DEVICE_ERROR:
+    case CKR_DEVICE_MEMORY:
+    case CKR_HOST_MEMORY:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_TOKEN_NOT_RECOGNIZED:
+    case CKR_USER_NOT_LOGGED_IN:
+    case CKR_PIN_INCORRECT:
+    case CKR_PIN_EXPIRED:
+    case CKR_PIN_LOCKED:
+    case CKR_OPERATION_ACTIVE:
+    case CKR_OBJECT_HANDLE_INVALID:
+    case CKR_KEY_HANDLE_INVALID:
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+    case CKR_FUNCTION_CANCELED:
+    case CKR_CANT_LOCK:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// Some modules give EC key sizes in bytes (32..66) although PKCS#11 says bits.
+bool KeySizeInRange(const CK_MECHANISM_INFO& info, const KeySpec& spec) {
+  if (info.ulMaxKeySize == 0) return true;  // no range claimed
+  const auto bits = static_cast<CK_ULONG>(spec.Bits());
+  if (bits >= info.ulMinKeySize && bits <= info.ulMaxKeySize) return true;
+  if (spec.type == KeyType::kEc && info.ulMaxKeySize < 128) {
+    const CK_ULONG bytes = (bits + 7) / 8;
+    return bytes >= info.ulMinKeySize && bytes <= info.ulMaxKeySize;
+  }
+  return false;
+}
+
+// The fixed input of every probe signature (its digest under each hash).
+constexpr std::string_view kProbeMessage = "signum-server capability probe";
+
+}  // namespace
+
+Result<KeyCapabilityProbe> HsmBackend::ProbeCapabilities(ByteView key_id,
+                                                         const PublicKey& verify_with) {
+  if (key_id.empty()) return InvalidArgumentError("empty key id");
+  const KeySpec spec = verify_with.spec();
+  CK_FUNCTION_LIST_PTR fn = module_->functions();
+
+  // The slot's mechanisms. A module that cannot list them is judged by the probes alone.
+  std::optional<std::vector<CK_MECHANISM_TYPE>> listed;
+  {
+    const std::unique_lock<std::mutex> serialized = impl_->SerializeCalls();
+    if (auto mechanisms = module_->Mechanisms(slot_); mechanisms.ok()) listed = *mechanisms;
+  }
+  KeyCapabilityProbe probe;
+  for (SignatureScheme scheme : AllSchemes()) {
+    if (!SchemeFitsKey(scheme, spec.type)) continue;
+    const std::string scheme_name(SchemeName(scheme));
+    const CK_MECHANISM_TYPE mechanism = MechanismForScheme(scheme);
+    const std::string mech = MechanismName(mechanism);
+    if (listed) {
+      if (std::find(listed->begin(), listed->end(), mechanism) == listed->end()) {
+        probe.missing.push_back(scheme_name + ": " + mech + " is not in C_GetMechanismList");
+        continue;
+      }
+      CK_MECHANISM_INFO info{};
+      CK_RV rv;
+      {
+        const std::unique_lock<std::mutex> serialized = impl_->SerializeCalls();
+        rv = fn->C_GetMechanismInfo(slot_, mechanism, &info);
+      }
+      if (rv != CKR_OK) {
+        probe.missing.push_back(scheme_name + ": C_GetMechanismInfo(" + mech +
+                                "): " + CkRvName(rv));
+        continue;
+      }
+      if ((info.flags & CKF_SIGN) == 0) {
+        probe.missing.push_back(scheme_name + ": " + mech + " lacks CKF_SIGN");
+        continue;
+      }
+      if (!KeySizeInRange(info, spec)) {
+        probe.missing.push_back(scheme_name + ": " + spec.Name() + " is outside " + mech + "'s " +
+                                std::to_string(info.ulMinKeySize) + ".." +
+                                std::to_string(info.ulMaxKeySize));
+        continue;
+      }
+    }
+    std::vector<std::string> reasons;  // why each hash failed, for this scheme
+    for (const HashInfo& h : AllHashes()) {
+      const std::string pair = scheme_name + "/" + std::string(h.name);
+      const Bytes digest = Digest(h.algorithm, AsBytes(kProbeMessage));
+      auto signature = SignUncounted(key_id, scheme, h.algorithm, digest, std::nullopt);
+      if (!signature.ok()) {
+        if (!SaysKeyCannot(signature.status())) {
+          return signature.status().WithContext("probing " + pair + " on key " + HexEncode(key_id));
+        }
+        reasons.push_back(signature.status().message());
+        probe.missing.push_back(pair + ": " + reasons.back());
+        continue;
+      }
+      impl_->probe_signatures_++;
+      Status verified = VerifyDigestSignature(verify_with, scheme, h.algorithm, digest, *signature);
+      if (!verified.ok()) {
+        reasons.push_back(mech + " returned a signature that does not verify");
+        probe.missing.push_back(pair + ": " + reasons.back());
+        continue;
+      }
+      probe.can_sign.Add(scheme, h.algorithm);
+    }
+    // One reason for the whole scheme when every hash failed the same way (the usual case).
+    if (reasons.size() == AllHashes().size() &&
+        std::all_of(reasons.begin(), reasons.end(),
+                    [&](const std::string& r) { return r == reasons.front(); })) {
+      probe.missing.resize(probe.missing.size() - reasons.size());
+      probe.missing.push_back(scheme_name + ": " + reasons.front());
+    }
+  }
+  return probe;
 }
 
 Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::string& label) {
@@ -738,6 +908,7 @@ Result<std::unique_ptr<DigestSigner>> HsmBackend::SignerFor(ByteView key_id) {
 }
 
 Status HsmBackend::Check() {
+  const std::unique_lock<std::mutex> serialized = impl_->SerializeCalls();
   return module_->TokenInfo(slot_).status().WithContext("HSM token '" + impl_->label() + "'");
 }
 

@@ -20,6 +20,10 @@ struct HsmConfig {
   std::string token_label;
   std::string pin;           // the user PIN; never logged
   size_t pool_size = 4;      // sessions kept open; one per signing worker
+  // One mutex around every call into the module (the session pool stays, sessions just take
+  // turns): for vendor modules that crash or corrupt their state when several threads call them
+  // at once, CKF_OS_LOCKING_OK notwithstanding. Costs the HSM's parallelism (docs/server-api.md).
+  bool serialize_calls = false;
 };
 
 struct HsmKey {
@@ -30,8 +34,17 @@ struct HsmKey {
   bool extractable = true;
 };
 
+// What a key can sign with on its token, learned by HsmBackend::ProbeCapabilities.
+struct KeyCapabilityProbe {
+  SignatureCapabilities can_sign;
+  // Why each scheme or (scheme, hash) pair the key's type allows is missing, e.g.
+  // "rsa-pss/sha256: C_Sign(CKM_RSA_PKCS_PSS): CKR_DATA_INVALID (0x20)".
+  std::vector<std::string> missing;
+};
+
 struct HsmStats {
   uint64_t signatures = 0;
+  uint64_t probe_signatures = 0;  // capability probes (ProbeCapabilities), not in `signatures`
   uint64_t session_reopens = 0;  // sessions replaced after CKR_SESSION_HANDLE_INVALID & co
   uint64_t relogins = 0;         // logins after CKR_USER_NOT_LOGGED_IN
   uint64_t key_refinds = 0;      // key handles looked up again after CKR_*_HANDLE_INVALID
@@ -52,6 +65,17 @@ class HsmBackend {
   // Session/handle/login loss is repaired and the signature retried once.
   Result<Bytes> Sign(ByteView key_id, SignatureScheme scheme, HashAlgorithm hash, ByteView digest,
                      std::optional<size_t> pss_salt_length = std::nullopt);
+
+  // Learns what the key can sign with, for the signatures Sign() makes: the slot's
+  // C_GetMechanismList / C_GetMechanismInfo (CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA listed, with
+  // CKF_SIGN and a key-size range that holds the key), then one signature per (scheme, hash) over
+  // a fixed digest, as Sign() makes it (PSS: salt = hash length), verified against `verify_with`
+  // (the certificate's key): a module that "signs" garbage cannot do that pair. Only answers that
+  // are about the mechanism or the data count as "cannot"; anything that says nothing about the
+  // key's abilities (session loss Run() could not repair, login, device errors, the key missing
+  // or refused) fails the whole probe, so a passing problem never turns into a missing pair.
+  // Probes are not user signatures: counted in stats().probe_signatures only.
+  Result<KeyCapabilityProbe> ProbeCapabilities(ByteView key_id, const PublicKey& verify_with);
 
   // Generates a token key pair: private key CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN;
   // CKA_ID = PublicKey::KeyId(); label on both halves.
@@ -74,6 +98,9 @@ class HsmBackend {
 
  private:
   HsmBackend() = default;
+  // Sign() without counting the signature in stats().signatures.
+  Result<Bytes> SignUncounted(ByteView key_id, SignatureScheme scheme, HashAlgorithm hash,
+                              ByteView digest, std::optional<size_t> pss_salt_length);
   class Impl;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<Pkcs11Module> module_;

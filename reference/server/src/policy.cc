@@ -17,12 +17,6 @@ namespace {
 constexpr size_t kMaxProcessLength = 256;
 constexpr size_t kMaxCommandLineLength = 2048;
 
-constexpr std::array<SignatureScheme, 3> kAllSchemes = {
-    SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss, SignatureScheme::kEcdsa};
-// What an allow rule without a hashes list allows: everything but SHA-1.
-constexpr std::array<HashAlgorithm, 4> kDefaultHashes = {
-    HashAlgorithm::kSha224, HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512};
-
 template <typename T, typename V>
 bool Contains(const T& list, const V& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
@@ -191,63 +185,26 @@ std::optional<AllowedUse> PolicyEngine::Visible(const Principal& principal,
                                                 const CertificateRecord& cert,
                                                 std::chrono::system_clock::time_point now) const {
   if (!cert.enabled) return std::nullopt;
-  const KeyType key_type = cert.key_spec.type;
-  std::vector<SignatureScheme> fitting;
-  for (SignatureScheme s : kAllSchemes) {
-    if (SchemeFitsKey(s, key_type)) fitting.push_back(s);
-  }
-
-  std::vector<bool> scheme_allowed(kAllSchemes.size(), false);
-  std::vector<bool> hash_allowed(AllHashes().size(), false);
-  std::vector<bool> scheme_denied(kAllSchemes.size(), false);
-  std::vector<bool> hash_denied(AllHashes().size(), false);
-  bool any = false;
-
-  for (const CompiledRule& r : rules_) {
-    const PolicyRule& rule = r.rule;
-    if (!MatchesWho(rule, principal) || !MatchesWhat(rule, cert) || !MatchesWhen(rule, now)) {
-      continue;
-    }
-    if (rule.effect == PolicyEffect::kDeny) {
+  // Evaluated per pair, so combinations (SHA-1 with PKCS#1 v1.5 only, a deny of one scheme+hash)
+  // come out exactly as Evaluate would decide them for a caller that matches every condition.
+  auto allowed = [&](SignatureScheme scheme, HashAlgorithm hash) {
+    for (const CompiledRule& r : rules_) {
+      const PolicyRule& rule = r.rule;
+      if (!MatchesWho(rule, principal) || !MatchesWhat(rule, cert) || !MatchesWhen(rule, now) ||
+          !MatchesWhich(rule, scheme, hash)) {
+        continue;
+      }
+      if (rule.effect == PolicyEffect::kAllow) return true;
       // A deny that depends on the caller (process, command line) may or may not apply.
-      if (r.process || r.command_line) continue;
-      if (rule.schemes.empty() && rule.hashes.empty()) break;  // shadows every later rule
-      if (rule.hashes.empty()) {
-        for (SignatureScheme s : rule.schemes) scheme_denied[static_cast<size_t>(s)] = true;
-      } else if (rule.schemes.empty()) {
-        for (HashAlgorithm h : rule.hashes) hash_denied[static_cast<size_t>(h)] = true;
-      }
-      // A deny on scheme+hash combinations cannot be expressed in AllowedUse; Evaluate decides.
-      continue;
+      if (!r.process && !r.command_line) return false;
     }
-    std::vector<SignatureScheme> schemes;
-    for (SignatureScheme s : fitting) {
-      if ((rule.schemes.empty() || Contains(rule.schemes, s)) &&
-          !scheme_denied[static_cast<size_t>(s)]) {
-        schemes.push_back(s);
-      }
-    }
-    std::vector<HashAlgorithm> hashes;
-    if (rule.hashes.empty()) {
-      hashes.assign(kDefaultHashes.begin(), kDefaultHashes.end());
-    } else {
-      hashes = rule.hashes;
-    }
-    std::erase_if(hashes, [&](HashAlgorithm h) { return hash_denied[static_cast<size_t>(h)]; });
-    if (schemes.empty() || hashes.empty()) continue;
-    any = true;
-    for (SignatureScheme s : schemes) scheme_allowed[static_cast<size_t>(s)] = true;
-    for (HashAlgorithm h : hashes) hash_allowed[static_cast<size_t>(h)] = true;
-  }
-  if (!any) return std::nullopt;
-
+    return false;
+  };
   AllowedUse use;
-  for (SignatureScheme s : kAllSchemes) {
-    if (scheme_allowed[static_cast<size_t>(s)]) use.schemes.push_back(s);
+  for (const SchemeAndHash& pair : SignatureCapabilities::AllFor(cert.key_spec.type).Pairs()) {
+    if (allowed(pair.scheme, pair.hash)) use.capabilities.Add(pair.scheme, pair.hash);
   }
-  for (const HashInfo& h : AllHashes()) {
-    if (hash_allowed[static_cast<size_t>(h.algorithm)]) use.hashes.push_back(h.algorithm);
-  }
+  if (use.capabilities.empty()) return std::nullopt;
   return use;
 }
 

@@ -30,8 +30,8 @@ struct Decision {
 };
 
 struct AllowedUse {
-  std::vector<SignatureScheme> schemes;  // fitting the key type
-  std::vector<HashAlgorithm> hashes;
+  // The (scheme, hash) pairs some rule allows, each fitting the key type.
+  SignatureCapabilities capabilities;
 };
 
 class PolicyEngine {
@@ -40,8 +40,10 @@ class PolicyEngine {
   static Result<PolicyEngine> Compile(std::vector<PolicyRule> rules);
 
   Decision Evaluate(const SignAttempt& attempt) const;
-  // Whether the principal may see (list) the certificate, and with which schemes and hashes:
-  // some allow rule matches who+what and no earlier unconditional deny rule does.
+  // Whether the principal may see (list) the certificate, and with which (scheme, hash) pairs: a
+  // pair is allowed when, among the rules matching who+what+when and that pair, the first one that
+  // surely applies allows it (deny rules with a process or command-line condition may not apply
+  // and are passed over; allow rules with one may apply and count). Visible when some pair is.
   std::optional<AllowedUse> Visible(const Principal& principal, const CertificateRecord& cert,
                                     std::chrono::system_clock::time_point now) const;
 

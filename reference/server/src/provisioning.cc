@@ -190,6 +190,7 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
   config.config_dir = dir;
   config.hsm_module = options.module_path;
   config.hsm_token_label = options.token_label;
+  config.hsm_serialize = options.hsm_serialize;
   if (fresh_softhsm) {
     // 1. A fresh SoftHSM2 token with its own configuration.
     SIGNUM_RETURN_IF_ERROR(MakeDir(dir + "/hsm/tokens", 0755));

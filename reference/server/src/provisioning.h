@@ -62,6 +62,7 @@ struct DemoOptions {
   std::string module_path = "/usr/lib/softhsm/libsofthsm2.so";
   std::vector<KeySpec> key_specs;               // empty = every supported spec
   std::optional<ExistingToken> existing_token;  // unset = a fresh SoftHSM2 token in DIR/hsm
+  bool hsm_serialize = false;                   // server.json hsm.serialize
 };
 
 // DIR/hsm/demo-keys.json: the CKA_IDs of the key pairs init-demo generated, written as each key

@@ -493,6 +493,51 @@ TEST_F(HsmBackendTest, ConcurrentSigningOnAPoolOfFour) {
   EXPECT_EQ(backend_->stats().signatures, before + kThreads * kPerThread);
 }
 
+// SoftHSM2 does everything Signum asks: the probe finds every pair of the key's type.
+TEST_F(HsmBackendTest, ProbeFindsEverythingSoftHsmCanDo) {
+  for (const char* name : {"rsa-2048", "ec-p256"}) {
+    const HsmKey& key = KeyFor(Spec(name));
+    const HsmStats before = backend_->stats();
+    auto probe = backend_->ProbeCapabilities(key.id, key.public_key);
+    ASSERT_TRUE(probe.ok()) << name << ": " << probe.status().ToString();
+    EXPECT_EQ(probe->can_sign, SignatureCapabilities::AllFor(key.public_key.type()))
+        << name << ": " << probe->can_sign.ToString();
+    EXPECT_TRUE(probe->missing.empty()) << name << ": " << probe->missing.front();
+    const HsmStats after = backend_->stats();
+    EXPECT_EQ(after.signatures, before.signatures) << "probes are not user signatures";
+    EXPECT_EQ(after.probe_signatures - before.probe_signatures, probe->can_sign.Pairs().size());
+  }
+}
+
+// serialize_calls: the same results, one module call at a time (the pool is still used).
+TEST_F(HsmBackendTest, SerializedCallsSignConcurrently) {
+  const HsmKey& key = KeyFor(Spec("ec-p256"));
+  HsmConfig config{GetShared().token->module_path(), kLabel, kPin, kPoolSize};
+  config.serialize_calls = true;
+  auto serialized = HsmBackend::Open(config);
+  ASSERT_TRUE(serialized.ok()) << serialized.status().ToString();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const Bytes digest = DigestOf(HashAlgorithm::kSha256, std::to_string(t * 100 + i));
+        auto signature =
+            (*serialized)->Sign(key.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest);
+        if (!signature.ok() || !VerifyDigestSignature(key.public_key, SignatureScheme::kEcdsa,
+                                                      HashAlgorithm::kSha256, digest, *signature)
+                                    .ok()) {
+          failures++;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ((*serialized)->stats().signatures, 160u);
+  EXPECT_TRUE((*serialized)->Check().ok());
+}
+
 // More callers than sessions: they queue for the one session instead of failing.
 TEST_F(HsmBackendTest, CallersWaitForAFreeSession) {
   const HsmKey& key = KeyFor(Spec("ec-p256"));

@@ -598,12 +598,12 @@ TEST(PolicyVisible, AllowedUseForRsaAndEc) {
   const std::vector<std::string> all = {R"({"name":"all","effect":"allow","users":["alice"]})"};
   auto rsa = Visible(all, w.alice, w.rsa);
   ASSERT_TRUE(rsa.has_value());
-  EXPECT_EQ(rsa->schemes, (Schemes{kPkcs1, kPss}));
-  EXPECT_EQ(rsa->hashes, kDefaultHashes);
+  EXPECT_EQ(rsa->capabilities.Schemes(), (Schemes{kPkcs1, kPss}));
+  EXPECT_EQ(rsa->capabilities.Hashes(), kDefaultHashes);
   auto ec = Visible(all, w.alice, w.ec);
   ASSERT_TRUE(ec.has_value());
-  EXPECT_EQ(ec->schemes, Schemes{kEcdsa});
-  EXPECT_EQ(ec->hashes, kDefaultHashes);
+  EXPECT_EQ(ec->capabilities.Schemes(), Schemes{kEcdsa});
+  EXPECT_EQ(ec->capabilities.Hashes(), kDefaultHashes);
 
   EXPECT_FALSE(Visible(all, w.bob, w.rsa).has_value());         // not bob
   EXPECT_FALSE(Visible({}, w.alice, w.rsa).has_value());        // default deny
@@ -618,8 +618,9 @@ TEST(PolicyVisible, UnionOfMatchingAllowRules) {
                R"({"name":"c","effect":"allow","users":["bob"],"hashes":["sha384"]})"},
               w.alice, w.rsa);
   ASSERT_TRUE(use.has_value());
-  EXPECT_EQ(use->schemes, (Schemes{kPkcs1, kPss}));
-  EXPECT_EQ(use->hashes, (Hashes{kSha1, kSha256, kSha512}));  // sha1 only because listed
+  EXPECT_EQ(use->capabilities.Schemes(), (Schemes{kPkcs1, kPss}));
+  EXPECT_EQ(use->capabilities.Hashes(),
+            (Hashes{kSha1, kSha256, kSha512}));  // sha1 only because listed
 
   // Schemes that do not fit the key contribute nothing.
   EXPECT_FALSE(Visible({R"({"name":"a","effect":"allow","schemes":["rsa-pss"]})"}, w.alice, w.ec)
@@ -627,7 +628,29 @@ TEST(PolicyVisible, UnionOfMatchingAllowRules) {
   auto ec =
       Visible({R"({"name":"a","effect":"allow","schemes":["rsa-pss","ecdsa"]})"}, w.alice, w.ec);
   ASSERT_TRUE(ec.has_value());
-  EXPECT_EQ(ec->schemes, Schemes{kEcdsa});
+  EXPECT_EQ(ec->capabilities.Schemes(), Schemes{kEcdsa});
+}
+
+TEST(PolicyVisible, PairsAreExact) {
+  World& w = W();
+  // The demo's release user: any scheme with SHA-2, SHA-1 with PKCS#1 v1.5 only.
+  auto use =
+      Visible({R"({"name":"sha1","effect":"allow","schemes":["rsa-pkcs1"],"hashes":["sha1"]})",
+               R"({"name":"all","effect":"allow"})"},
+              w.alice, w.rsa);
+  ASSERT_TRUE(use.has_value());
+  EXPECT_TRUE(use->capabilities.Allows(kPkcs1, kSha1));
+  EXPECT_FALSE(use->capabilities.Allows(kPss, kSha1));
+  EXPECT_TRUE(use->capabilities.Allows(kPss, kSha256));
+  EXPECT_EQ(use->capabilities.Pairs().size(), 9u);
+  // A deny of one combination removes that pair only.
+  use = Visible({R"({"name":"d","effect":"deny","schemes":["rsa-pss"],"hashes":["sha512"]})",
+                 R"({"name":"all","effect":"allow"})"},
+                w.alice, w.rsa);
+  ASSERT_TRUE(use.has_value());
+  EXPECT_FALSE(use->capabilities.Allows(kPss, kSha512));
+  EXPECT_TRUE(use->capabilities.Allows(kPkcs1, kSha512));
+  EXPECT_TRUE(use->capabilities.Allows(kPss, kSha384));
 }
 
 TEST(PolicyVisible, DenyRulesAndConditions) {
@@ -645,11 +668,11 @@ TEST(PolicyVisible, DenyRulesAndConditions) {
   auto no256 =
       Visible({R"({"name":"d","effect":"deny","hashes":["sha256"]})", allow}, w.alice, w.rsa);
   ASSERT_TRUE(no256.has_value());
-  EXPECT_EQ(no256->hashes, (Hashes{HashAlgorithm::kSha224, kSha384, kSha512}));
+  EXPECT_EQ(no256->capabilities.Hashes(), (Hashes{HashAlgorithm::kSha224, kSha384, kSha512}));
   auto no_pss =
       Visible({R"({"name":"d","effect":"deny","schemes":["rsa-pss"]})", allow}, w.alice, w.rsa);
   ASSERT_TRUE(no_pss.has_value());
-  EXPECT_EQ(no_pss->schemes, Schemes{kPkcs1});
+  EXPECT_EQ(no_pss->capabilities.Schemes(), Schemes{kPkcs1});
   // Allow rules that only match at other times do not list the certificate now.
   EXPECT_FALSE(Visible({R"({"name":"old","effect":"allow","not_after":"2026-01-01T00:00:00Z"})"},
                        w.alice, w.rsa)

@@ -49,6 +49,9 @@ struct DeploymentOptions {
   // from this or any other process. Otherwise the destructor stops them.
   bool detached = false;
   std::optional<VendorHsm> vendor_hsm;
+  // init-demo --hsm-serialize: the server makes one call at a time into the HSM module
+  // (server.json hsm.serialize), for modules that are not safe under concurrency.
+  bool hsm_serialize = false;
   // Bound for each of: the server answering /v1/health, the agent answering, the agent reaching
   // the server.
   int start_timeout_ms = 30000;
