@@ -44,6 +44,8 @@ void PrintCertificateListing(std::ostream& out, const provider::CertificateSet& 
         << "  algorithm:        " << c->key_spec.Name()
         << " (schemes: " << (schemes.empty() ? "none" : schemes)
         << "; hashes: " << (hashes.empty() ? "none" : hashes) << ")\n";
+    // The exact pairs, where the server says (the projections above may combine more).
+    if (c->capabilities) out << "  can sign with:     " << c->capabilities->ToString() << "\n";
   }
   for (const std::string& skipped : set.skipped) out << "\nskipped: " << skipped << "\n";
 }

@@ -13,6 +13,11 @@ bool ProviderCertificate::AllowsHash(HashAlgorithm hash) const {
   return std::find(hashes.begin(), hashes.end(), hash) != hashes.end();
 }
 
+SignatureCapabilities ProviderCertificate::Signable() const {
+  const SignatureCapabilities fitting = SignatureCapabilities::AllFor(key_spec.type);
+  return capabilities ? capabilities->Intersect(fitting) : fitting;
+}
+
 Result<ProviderCertificate> ProviderCertificateFromEntry(const wire::CertificateEntry& entry) {
   const std::string where = "certificate '" + entry.label + "' (" + entry.id + ")";
   auto certificate = CertificateInfo::FromPem(entry.certificate_pem);
@@ -49,7 +54,11 @@ Result<ProviderCertificate> ProviderCertificateFromEntry(const wire::Certificate
       .components = std::move(components).value(),
       .schemes = entry.schemes,
       .hashes = entry.hashes,
+      .capabilities = entry.capabilities,
   };
+  if (result.capabilities) {
+    *result.capabilities = result.capabilities->Intersect(SignatureCapabilities::AllFor(spec.type));
+  }
   return result;
 }
 

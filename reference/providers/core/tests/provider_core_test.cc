@@ -89,6 +89,32 @@ TEST(ProviderCertificateTest, ParsesAnEntryWithThumbprintChainAndKey) {
   EXPECT_FALSE(c->AllowsHash(HashAlgorithm::kSha1));
 }
 
+TEST(ProviderCertificateTest, SignableIsTheCapabilitiesOrEverythingFromAnOlderServer) {
+  wire::CertificateEntry e = SharedPki().Leaf("rsa-leaf", "rsa-2048");
+  // A server that predates capabilities: every pair that fits the key, as before.
+  auto old_server = ProviderCertificateFromEntry(e);
+  ASSERT_TRUE(old_server.ok()) << old_server.status().ToString();
+  EXPECT_FALSE(old_server->capabilities.has_value());
+  EXPECT_EQ(old_server->Signable(), SignatureCapabilities::AllFor(KeyType::kRsa));
+
+  // Exact pairs; ones that cannot fit the key (ecdsa on RSA) are dropped.
+  SignatureCapabilities offered;
+  offered.Add(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256);
+  offered.Add(SignatureScheme::kRsaPss, HashAlgorithm::kSha384);
+  offered.Add(SignatureScheme::kEcdsa, HashAlgorithm::kSha256);
+  e.capabilities = offered;
+  auto c = ProviderCertificateFromEntry(e);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->Signable().ToString(), "rsa-pkcs1: sha256; rsa-pss: sha384");
+  EXPECT_FALSE(c->Signable().Allows(SignatureScheme::kRsaPss, HashAlgorithm::kSha256));
+
+  // An empty list means nothing can be signed, not "unknown".
+  e.capabilities = SignatureCapabilities();
+  c = ProviderCertificateFromEntry(e);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->Signable().empty());
+}
+
 TEST(ProviderCertificateTest, RejectsAnIdThatIsNotTheThumbprint) {
   wire::CertificateEntry e = SharedPki().Leaf("x", "ec-p256");
   e.id = std::string(40, 'a');

@@ -94,7 +94,8 @@ const AttributeRule kPrivateKeyRules[] = {
     {CKA_DERIVE, S::kFalse},
     {CKA_LOCAL, S::kFalse},
     {CKA_KEY_GEN_MECHANISM, S::kUlong, K::kAny, CK_UNAVAILABLE_INFORMATION},
-    {CKA_ALLOWED_MECHANISMS, S::kAllowedMechanisms},
+    // Exactly what the key can sign with (PKCS#11 2.40 §4.9): the pairs the server offers.
+    {CKA_ALLOWED_MECHANISMS, S::kSigningMechanisms},
     {CKA_SUBJECT, S::kSubject},
     {CKA_SENSITIVE, S::kTrue},
     {CKA_DECRYPT, S::kFalse},
@@ -128,8 +129,7 @@ bool Applies(KeyFilter filter, const provider::ProviderCertificate* leaf) {
   return (filter == KeyFilter::kRsa) == (leaf->key_spec.type == KeyType::kRsa);
 }
 
-Bytes MechanismArray(KeyType type) {
-  std::vector<CK_MECHANISM_TYPE> mechanisms = MechanismsFor(type);
+Bytes MechanismArray(const std::vector<CK_MECHANISM_TYPE>& mechanisms) {
   Bytes out(mechanisms.size() * sizeof(CK_MECHANISM_TYPE));
   std::memcpy(out.data(), mechanisms.data(), out.size());
   return out;
@@ -204,7 +204,10 @@ Result<Bytes> Value(const AttributeRule& rule, const ObjectSubject& s) {
       return WrapEcPointOctetString(leaf->components.ec_point);
     case S::kAllowedMechanisms:
       SIGNUM_RETURN_IF_ERROR(need_key());
-      return MechanismArray(leaf->key_spec.type);
+      return MechanismArray(MechanismsFor(leaf->key_spec.type));
+    case S::kSigningMechanisms:
+      SIGNUM_RETURN_IF_ERROR(need_key());
+      return MechanismArray(SigningMechanismsFor(leaf->Signable()));
   }
   return InternalError("unknown attribute source");
 }

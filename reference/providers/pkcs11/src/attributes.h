@@ -52,7 +52,8 @@ enum class ValueSource {
   kPublicExponent,       // big-endian
   kEcParams,             // DER OID of the named curve
   kEcPoint,              // DER OCTET STRING around the uncompressed point
-  kAllowedMechanisms,    // CK_MECHANISM_TYPE array for the key type
+  kAllowedMechanisms,    // CK_MECHANISM_TYPE array for the key type (public keys: verification)
+  kSigningMechanisms,    // CK_MECHANISM_TYPE array: what the key can sign with (private keys)
 };
 
 // Which keys a rule applies to; on the others the attribute does not exist (TYPE_INVALID).

@@ -186,7 +186,10 @@ Status OperationInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK
     return CkError(CKR_KEY_FUNCTION_NOT_PERMITTED, verify ? "verify with the public key object"
                                                           : "sign with the private key object");
   }
-  SIGNUM_ASSIGN_OR_RETURN(slot, SignatureOperation::Create(*pMechanism, key->certificate));
+  SIGNUM_ASSIGN_OR_RETURN(slot,
+                          SignatureOperation::Create(*pMechanism, key->certificate,
+                                                     verify ? SignatureOperation::Purpose::kVerify
+                                                            : SignatureOperation::Purpose::kSign));
   return Status::Ok();
 }
 
@@ -309,8 +312,12 @@ Status GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
   SIGNUM_ASSIGN_OR_RETURN(auto provider, GetProvider());
   if (pulCount == nullptr) return ArgumentsBad("pulCount is NULL");
   SIGNUM_RETURN_IF_ERROR(CheckSlot(slotID));
+  // The digests (local, no key), and the signature mechanisms some certificate can sign with.
+  const std::optional<SignatureCapabilities> signable = provider->SignableByAnyKey();
   std::vector<CK_MECHANISM_TYPE> types;
-  for (const Mechanism& m : AllMechanisms()) types.push_back(m.type);
+  for (const Mechanism& m : AllMechanisms()) {
+    if (m.is_digest() || !signable || CanSignWith(m, *signable)) types.push_back(m.type);
+  }
   return CopyList(types, pMechanismList, pulCount);
 }
 
@@ -321,6 +328,13 @@ Status GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_
   SIGNUM_RETURN_IF_ERROR(CheckSlot(slotID));
   const Mechanism* m = FindMechanism(type);
   if (m == nullptr) return CkError(CKR_MECHANISM_INVALID, MechanismName(type) + " is not offered");
+  if (!m->is_digest()) {
+    const std::optional<SignatureCapabilities> signable = provider->SignableByAnyKey();
+    if (signable && !CanSignWith(*m, *signable)) {
+      return CkError(CKR_MECHANISM_INVALID,
+                     MechanismName(type) + " is not offered: no certificate can sign with it");
+    }
+  }
   *pInfo = InfoFor(*m);
   return Status::Ok();
 }

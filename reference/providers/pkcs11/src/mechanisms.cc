@@ -76,4 +76,18 @@ std::vector<CK_MECHANISM_TYPE> MechanismsFor(KeyType key_type) {
   return out;
 }
 
+bool CanSignWith(const Mechanism& mechanism, const SignatureCapabilities& signable) {
+  if (mechanism.is_digest()) return false;
+  const SignatureScheme scheme = mechanism.signature->scheme;
+  return mechanism.hash ? signable.Allows(scheme, *mechanism.hash) : signable.AllowsScheme(scheme);
+}
+
+std::vector<CK_MECHANISM_TYPE> SigningMechanismsFor(const SignatureCapabilities& signable) {
+  std::vector<CK_MECHANISM_TYPE> out;
+  for (const Mechanism& m : Table()) {
+    if (CanSignWith(m, signable)) out.push_back(m.type);
+  }
+  return out;
+}
+
 }  // namespace signum::pkcs11

@@ -6,7 +6,8 @@
 //   - digesting: CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, computed locally.
 //     SunPKCS11 (jarsigner -sigalg RSASSA-PSS) only offers PSS when the token lists the digest.
 // C_GetMechanismList, C_GetMechanismInfo, CKA_ALLOWED_MECHANISMS, C_SignInit and C_DigestInit all
-// read this one table.
+// read this one table. Which signature mechanisms a key offers follows from it and the (scheme,
+// hash) pairs the server says the key can sign with (ProviderCertificate::Signable).
 #pragma once
 
 #include <optional>
@@ -45,5 +46,13 @@ const Mechanism* FindMechanism(CK_MECHANISM_TYPE type);
 CK_MECHANISM_INFO InfoFor(const Mechanism& mechanism);
 // CKA_ALLOWED_MECHANISMS of a key of this type (signature mechanisms only).
 std::vector<CK_MECHANISM_TYPE> MechanismsFor(KeyType key_type);
+
+// Whether a key that can sign exactly `signable` can sign with this mechanism: a hash-and-sign
+// mechanism needs its own (scheme, hash) pair; a raw one its scheme with at least one hash (the
+// hash comes with the input, and is checked then). Digest mechanisms involve no key: false.
+bool CanSignWith(const Mechanism& mechanism, const SignatureCapabilities& signable);
+// The signature mechanisms of CanSignWith, in table order: a private key's CKA_ALLOWED_MECHANISMS
+// (and, for the union over every key, what C_GetMechanismList offers besides the digests).
+std::vector<CK_MECHANISM_TYPE> SigningMechanismsFor(const SignatureCapabilities& signable);
 
 }  // namespace signum::pkcs11

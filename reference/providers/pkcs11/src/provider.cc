@@ -177,6 +177,19 @@ Status Provider::EnsureObjects() {
   return ApplyCertificateSet(source_.Get());
 }
 
+std::optional<SignatureCapabilities> Provider::SignableByAnyKey() {
+  // A failed load is reported by EnsureObjects itself (once); here it only means "unknown".
+  const Status loaded = EnsureObjects();
+  (void)loaded;
+  std::lock_guard lock(objects_mu_);
+  if (!applied_set_) return std::nullopt;
+  SignatureCapabilities any;
+  for (const auto& certificate : applied_set_->certificates) {
+    any = any.Union(certificate->Signable());
+  }
+  return any;
+}
+
 std::vector<std::shared_ptr<const Object>> Provider::VisibleObjects() const {
   const bool see_private = logged_in();
   std::vector<std::shared_ptr<const Object>> out;

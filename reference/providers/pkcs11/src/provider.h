@@ -97,6 +97,11 @@ class Provider {
   std::vector<std::shared_ptr<const Object>> VisibleObjects() const;
   // A visible object, or CKR_OBJECT_HANDLE_INVALID.
   Result<std::shared_ptr<const Object>> GetObject(CK_OBJECT_HANDLE handle) const;
+  // What at least one certificate can sign with (the union of ProviderCertificate::Signable),
+  // loading the list first when needed; visible or not, logged in or not. nullopt while no list
+  // could be loaded: the token cannot know, and then offers every mechanism, as before
+  // capabilities (a tool that reads the mechanism list once must not lose signing for good).
+  std::optional<SignatureCapabilities> SignableByAnyKey();
   // Any object, visible or not (C_SignInit tells "not logged in" from "no such key").
   std::shared_ptr<const Object> FindObject(CK_OBJECT_HANDLE handle) const {
     return objects_.Find(handle);

@@ -52,7 +52,8 @@ Status ValidatePssParameters(const CK_MECHANISM& mechanism, const Mechanism& m, 
 }  // namespace
 
 Result<std::unique_ptr<SignatureOperation>> SignatureOperation::Create(
-    const CK_MECHANISM& mechanism, std::shared_ptr<const provider::ProviderCertificate> key) {
+    const CK_MECHANISM& mechanism, std::shared_ptr<const provider::ProviderCertificate> key,
+    Purpose purpose) {
   const Mechanism* m = FindMechanism(mechanism.mechanism);
   if (m == nullptr) {
     return CkError(CKR_MECHANISM_INVALID,
@@ -66,6 +67,13 @@ Result<std::unique_ptr<SignatureOperation>> SignatureOperation::Create(
   if (m->signature->key_type != key->key_spec.type) {
     return CkError(CKR_KEY_TYPE_INCONSISTENT, MechanismName(m->type) + " cannot be used with " +
                                                   key->label + " (" + key->key_spec.Name() + ")");
+  }
+  const bool signing = purpose == Purpose::kSign;
+  const SignatureCapabilities signable = key->Signable();
+  if (signing && !CanSignWith(*m, signable)) {
+    return CkError(CKR_MECHANISM_INVALID, MechanismName(m->type) + " cannot sign with " +
+                                              key->label + ": it can sign with " +
+                                              signable.ToString());
   }
   std::unique_ptr<SignatureOperation> op(new SignatureOperation());
   op->mechanism_ = m;

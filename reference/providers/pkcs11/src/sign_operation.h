@@ -11,6 +11,15 @@
 //   CKM_SHA*_…          data, hashed here (signum::Hasher), single- or multi-part.
 //
 // Multi-part raw mechanisms accumulate their input (bounded) and treat it as above at the end.
+//
+// C_SignInit is limited to what the key can sign with (ProviderCertificate::Signable: the pairs
+// the server offers), before any agent round trip: a mechanism the key cannot sign with is
+// CKR_MECHANISM_INVALID (a raw mechanism: its scheme with no hash at all). The hash of a raw
+// mechanism (CKM_RSA_PKCS's DigestInfo, CKM_ECDSA's input length, CKM_RSA_PKCS_PSS's hashAlg) is
+// the server's to judge, because the list cannot say why a pair is missing and the answers differ:
+// a policy refusal is CKR_FUNCTION_REJECTED, what the HSM cannot do CKR_DATA_INVALID (both at
+// C_Sign, before the HSM is asked). Verification runs locally, for every mechanism of the key's
+// type.
 #pragma once
 
 #include <memory>
@@ -26,13 +35,16 @@ namespace signum::pkcs11 {
 
 class SignatureOperation {
  public:
+  enum class Purpose { kSign, kVerify };
+
   // Checks the mechanism against the key and its parameters (PSS: CK_RSA_PKCS_PSS_PARAMS with a
   // supported hashAlg, equal to the mechanism's hash for CKM_SHA*_RSA_PKCS_PSS, MGF1 of the same
   // hash, sLen within emLen - hLen - 2; the others: no parameters).
   // CKR_MECHANISM_INVALID (also for digest mechanisms) / CKR_KEY_TYPE_INCONSISTENT /
   // CKR_MECHANISM_PARAM_INVALID.
   static Result<std::unique_ptr<SignatureOperation>> Create(
-      const CK_MECHANISM& mechanism, std::shared_ptr<const provider::ProviderCertificate> key);
+      const CK_MECHANISM& mechanism, std::shared_ptr<const provider::ProviderCertificate> key,
+      Purpose purpose);
 
   const Mechanism& mechanism() const { return *mechanism_; }
   const provider::ProviderCertificate& key() const { return *key_; }
@@ -55,7 +67,6 @@ class SignatureOperation {
  private:
   SignatureOperation() = default;
   Result<provider::DigestToSign> FromRawInput(ByteView input) const;
-
   const Mechanism* mechanism_ = nullptr;
   std::shared_ptr<const provider::ProviderCertificate> key_;
   std::optional<HashAlgorithm> pss_hash_;  // from the PSS parameters

@@ -23,6 +23,8 @@
 namespace signum::pkcs11 {
 namespace {
 
+constexpr auto kSign = SignatureOperation::Purpose::kSign;
+
 using testing::TestPki;
 
 // The key as OpenSSL reads it from the certificate: the independent answer the provider's own
@@ -119,8 +121,11 @@ Bytes Expected(const AttributeRule& rule, const ObjectSubject& s) {
     }
     case ValueSource::kEcPoint:
       return WrapEcPointOctetString(OpenSslPublicKey(*leaf).EcPoint());
-    case ValueSource::kAllowedMechanisms: {
-      auto m = MechanismsFor(leaf->key_spec.type);
+    case ValueSource::kAllowedMechanisms:
+    case ValueSource::kSigningMechanisms: {
+      auto m = rule.source == ValueSource::kAllowedMechanisms
+                   ? MechanismsFor(leaf->key_spec.type)
+                   : SigningMechanismsFor(leaf->Signable());
       Bytes out(m.size() * sizeof(CK_MECHANISM_TYPE));
       std::memcpy(out.data(), m.data(), out.size());
       return out;
@@ -361,6 +366,27 @@ TEST(MechanismsTest, EveryMechanismOnceWithConsistentInfo) {
   }
 }
 
+TEST(MechanismsTest, WhatAKeyCanSignWithFollowsItsPairs) {
+  // Every pair of the key's type: every signature mechanism of that type.
+  EXPECT_EQ(SigningMechanismsFor(SignatureCapabilities::AllFor(KeyType::kRsa)),
+            MechanismsFor(KeyType::kRsa));
+  EXPECT_EQ(SigningMechanismsFor(SignatureCapabilities::AllFor(KeyType::kEc)),
+            MechanismsFor(KeyType::kEc));
+  EXPECT_TRUE(SigningMechanismsFor(SignatureCapabilities()).empty());
+
+  // An HSM without PSS, and PKCS#1 v1.5 with SHA-256 only: the raw mechanism of a scheme is
+  // offered when the scheme has any hash, hash-and-sign ones only for their own pair.
+  SignatureCapabilities signable;
+  signable.Add(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256);
+  EXPECT_EQ(SigningMechanismsFor(signable),
+            (std::vector<CK_MECHANISM_TYPE>{CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS}));
+  EXPECT_FALSE(CanSignWith(*FindMechanism(CKM_RSA_PKCS_PSS), signable));
+  EXPECT_FALSE(CanSignWith(*FindMechanism(CKM_SHA384_RSA_PKCS), signable));
+  // Digests need no key.
+  EXPECT_FALSE(
+      CanSignWith(*FindMechanism(CKM_SHA256), SignatureCapabilities::AllFor(KeyType::kRsa)));
+}
+
 TEST(CkStatusTest, PayloadWinsOverTheTable) {
   EXPECT_EQ(ToCkRv(Status::Ok()), CKR_OK);
   EXPECT_EQ(ToCkRv(CkError(CKR_PIN_INCORRECT, "x")), CKR_PIN_INCORRECT);
@@ -406,21 +432,82 @@ CK_MECHANISM Mech(CK_MECHANISM_TYPE type, void* param = nullptr, CK_ULONG len = 
 CK_RV RvOf(const Status& s) { return ToCkRv(s); }
 
 TEST(SignatureOperationTest, MechanismMustFitTheKey) {
-  auto op = SignatureOperation::Create(Mech(CKM_ECDSA), RsaLeaf());
+  auto op = SignatureOperation::Create(Mech(CKM_ECDSA), RsaLeaf(), kSign);
   ASSERT_FALSE(op.ok());
   EXPECT_EQ(RvOf(op.status()), CKR_KEY_TYPE_INCONSISTENT);
-  op = SignatureOperation::Create(Mech(CKM_RSA_X_509), RsaLeaf());
+  op = SignatureOperation::Create(Mech(CKM_RSA_X_509), RsaLeaf(), kSign);
   EXPECT_EQ(RvOf(op.status()), CKR_MECHANISM_INVALID);
   uint8_t junk[4] = {};
-  op = SignatureOperation::Create(Mech(CKM_RSA_PKCS, junk, 4), RsaLeaf());
+  op = SignatureOperation::Create(Mech(CKM_RSA_PKCS, junk, 4), RsaLeaf(), kSign);
   EXPECT_EQ(RvOf(op.status()), CKR_MECHANISM_PARAM_INVALID);
 }
 
+// A key whose HSM cannot do PSS and does PKCS#1 v1.5 with SHA-256 only; ECDSA on P-384 with
+// SHA-384 only.
+std::shared_ptr<const provider::ProviderCertificate> LimitedLeaf(const std::string& spec) {
+  wire::CertificateEntry e = Pki().Leaf("limited-" + spec, spec);
+  SignatureCapabilities can;
+  can.Add(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256);
+  can.Add(SignatureScheme::kEcdsa, HashAlgorithm::kSha384);
+  e.capabilities = can;
+  return std::make_shared<const provider::ProviderCertificate>(
+      provider::ProviderCertificateFromEntry(e).value());
+}
+
+TEST(SignatureOperationTest, SigningIsLimitedToWhatTheKeyCanSignWith) {
+  constexpr auto kVerify = SignatureOperation::Purpose::kVerify;
+  const auto rsa = LimitedLeaf("rsa-2048");
+  CK_RSA_PKCS_PSS_PARAMS pss{CKM_SHA256, CKG_MGF1_SHA256, 32};
+  // At C_SignInit, before any agent round trip.
+  EXPECT_EQ(
+      RvOf(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss), rsa, kSign)
+               .status()),
+      CKR_MECHANISM_INVALID);
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), rsa, kSign)
+                     .status()),
+            CKR_MECHANISM_INVALID);
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), rsa, kSign).status()),
+            CKR_MECHANISM_INVALID);
+  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS), rsa, kSign).ok());
+  // Verification is local and knows every mechanism of the key's type.
+  EXPECT_TRUE(
+      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss), rsa, kVerify)
+          .ok());
+
+  // Raw mechanisms need their scheme with some hash; the input's hash is the server's to judge
+  // (a policy refusal and an HSM refusal map to different CK_RVs).
+  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_RSA_PKCS), rsa, kSign).ok());
+  const auto ec = LimitedLeaf("ec-p384");
+  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_ECDSA), ec, kSign).ok());
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_ECDSA_SHA256), ec, kSign).status()),
+            CKR_MECHANISM_INVALID);
+  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_ECDSA_SHA384), ec, kSign).ok());
+
+  // PSS possible with some hash: the raw mechanism starts with any hashAlg (the server judges the
+  // hash: policy and HSM refusals map to different CK_RVs).
+  wire::CertificateEntry e = Pki().Leaf("pss-sha384", "rsa-2048");
+  SignatureCapabilities only_pss384;
+  only_pss384.Add(SignatureScheme::kRsaPss, HashAlgorithm::kSha384);
+  e.capabilities = only_pss384;
+  auto pss_leaf = std::make_shared<const provider::ProviderCertificate>(
+      provider::ProviderCertificateFromEntry(e).value());
+  EXPECT_TRUE(
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kSign).ok());
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss),
+                                            pss_leaf, kSign)
+                     .status()),
+            CKR_MECHANISM_INVALID);
+  CK_RSA_PKCS_PSS_PARAMS pss384{CKM_SHA384, CKG_MGF1_SHA384, 48};
+  EXPECT_TRUE(
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss384, sizeof pss384), pss_leaf, kSign)
+          .ok());
+}
+
 TEST(SignatureOperationTest, DigestMechanismsDoNotSign) {
-  auto op = SignatureOperation::Create(Mech(CKM_SHA256), RsaLeaf());
+  auto op = SignatureOperation::Create(Mech(CKM_SHA256), RsaLeaf(), kSign);
   ASSERT_FALSE(op.ok());
   EXPECT_EQ(RvOf(op.status()), CKR_MECHANISM_INVALID);
-  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA_1), EcLeaf()).status()),
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA_1), EcLeaf(), kSign).status()),
             CKR_MECHANISM_INVALID);
 }
 
@@ -456,7 +543,7 @@ TEST(DigestOperationTest, FinalIsOnce) {
 }
 
 TEST(SignatureOperationTest, RsaPkcsTakesADigestInfo) {
-  auto op = SignatureOperation::Create(Mech(CKM_RSA_PKCS), RsaLeaf()).value();
+  auto op = SignatureOperation::Create(Mech(CKM_RSA_PKCS), RsaLeaf(), kSign).value();
   EXPECT_EQ(op->signature_size(), 256u);
   const Bytes digest = Digest(HashAlgorithm::kSha384, AsBytes("x"));
   auto d = op->DigestFor(BuildDigestInfo(HashAlgorithm::kSha384, digest).value());
@@ -471,40 +558,44 @@ TEST(SignatureOperationTest, RsaPkcsTakesADigestInfo) {
 
 TEST(SignatureOperationTest, PssParametersAreValidated) {
   CK_RSA_PKCS_PSS_PARAMS p{CKM_SHA256, CKG_MGF1_SHA256, 32};
-  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf()).ok());
   EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf()).ok());
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign).ok());
+  EXPECT_TRUE(
+      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign)
+          .ok());
   // openssl cms asks for the maximum salt: 256 - 32 - 2 = 222.
   p.sLen = 222;
-  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf()).ok());
+  EXPECT_TRUE(
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign).ok());
   p.sLen = 223;
-  EXPECT_EQ(
-      RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf()).status()),
-      CKR_MECHANISM_PARAM_INVALID);
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign)
+                     .status()),
+            CKR_MECHANISM_PARAM_INVALID);
   CK_RSA_PKCS_PSS_PARAMS mgf_mismatch{CKM_SHA256, CKG_MGF1_SHA384, 32};
-  EXPECT_EQ(
-      RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &mgf_mismatch, sizeof p), RsaLeaf())
-               .status()),
-      CKR_MECHANISM_PARAM_INVALID);
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &mgf_mismatch, sizeof p),
+                                            RsaLeaf(), kSign)
+                     .status()),
+            CKR_MECHANISM_PARAM_INVALID);
   CK_RSA_PKCS_PSS_PARAMS hash_mismatch{CKM_SHA384, CKG_MGF1_SHA384, 48};
   EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &hash_mismatch, sizeof p),
-                                            RsaLeaf())
+                                            RsaLeaf(), kSign)
                      .status()),
             CKR_MECHANISM_PARAM_INVALID);
   CK_RSA_PKCS_PSS_PARAMS unknown_hash{CKM_MD5, CKG_MGF1_SHA256, 16};
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &unknown_hash, sizeof p),
+                                            RsaLeaf(), kSign)
+                     .status()),
+            CKR_MECHANISM_PARAM_INVALID);
   EXPECT_EQ(
-      RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &unknown_hash, sizeof p), RsaLeaf())
+      RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p - 1), RsaLeaf(), kSign)
                .status()),
       CKR_MECHANISM_PARAM_INVALID);
-  EXPECT_EQ(
-      RvOf(
-          SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p - 1), RsaLeaf()).status()),
-      CKR_MECHANISM_PARAM_INVALID);
-  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS), RsaLeaf()).status()),
+  EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS), RsaLeaf(), kSign).status()),
             CKR_MECHANISM_PARAM_INVALID);
   // Raw PSS input must be the digest of hashAlg.
   CK_RSA_PKCS_PSS_PARAMS ok{CKM_SHA256, CKG_MGF1_SHA256, 32};
-  auto op = SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &ok, sizeof ok), RsaLeaf()).value();
+  auto op =
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &ok, sizeof ok), RsaLeaf(), kSign).value();
   EXPECT_EQ(RvOf(op->DigestFor(Bytes(48)).status()), CKR_DATA_LEN_RANGE);
   auto d = op->DigestFor(Bytes(32, 1));
   ASSERT_TRUE(d.ok());
@@ -512,7 +603,7 @@ TEST(SignatureOperationTest, PssParametersAreValidated) {
 }
 
 TEST(SignatureOperationTest, EcdsaAcceptsLongAndShortInputs) {
-  auto op = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf()).value();  // P-384
+  auto op = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf(), kSign).value();  // P-384
   EXPECT_EQ(op->signature_size(), 96u);
   auto d32 = op->DigestFor(Bytes(32, 7));
   ASSERT_TRUE(d32.ok());
@@ -525,8 +616,8 @@ TEST(SignatureOperationTest, EcdsaAcceptsLongAndShortInputs) {
 
 TEST(SignatureOperationTest, MultiPartHashesLikeSinglePart) {
   const Bytes data(100000, 0x5a);
-  auto single = SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), RsaLeaf()).value();
-  auto multi = SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), RsaLeaf()).value();
+  auto single = SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), RsaLeaf(), kSign).value();
+  auto multi = SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), RsaLeaf(), kSign).value();
   for (size_t i = 0; i < data.size(); i += 333) {
     ASSERT_TRUE(
         multi->Update(ByteView(data).subspan(i, std::min<size_t>(333, data.size() - i))).ok());
@@ -538,11 +629,11 @@ TEST(SignatureOperationTest, MultiPartHashesLikeSinglePart) {
   EXPECT_EQ(a.digest, Digest(HashAlgorithm::kSha384, data));
   EXPECT_FALSE(multi->FinalDigest().ok());  // consumed
   // Raw mechanisms collect their input, bounded.
-  auto raw = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf()).value();
+  auto raw = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf(), kSign).value();
   ASSERT_TRUE(raw->Update(Bytes(20, 1)).ok());
   ASSERT_TRUE(raw->Update(Bytes(12, 1)).ok());
   EXPECT_EQ(raw->FinalDigest()->hash, HashAlgorithm::kSha256);
-  auto big = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf()).value();
+  auto big = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf(), kSign).value();
   EXPECT_EQ(RvOf(big->Update(Bytes(5000))), CKR_DATA_LEN_RANGE);
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,16 @@ struct ProviderCertificate {
   // was fetched. Informational: the server decides at signing time (the list may be stale).
   std::vector<SignatureScheme> schemes;
   std::vector<HashAlgorithm> hashes;
+  // The exact (scheme, hash) pairs the server offers on this certificate (the caller's policies
+  // intersected with what the HSM key can do), limited to pairs that fit the key; nullopt from a
+  // server that predates capabilities.
+  std::optional<SignatureCapabilities> capabilities;
 
   bool AllowsScheme(SignatureScheme scheme) const;
   bool AllowsHash(HashAlgorithm hash) const;
+  // What a provider may offer for signing with this certificate: the capabilities, or, from a
+  // server that did not send them, every pair that fits the key (as providers did before).
+  SignatureCapabilities Signable() const;
 };
 
 // Parses and cross-checks one entry of the agent's list: the PEM must parse, the id must be the
