@@ -28,6 +28,16 @@ enum class Defect {
   kMechanismListDuplicates,
   kForkUnsafe,
   kThreadUnsafe,
+  kReservedInitArgsRejected,
+  kTokenSerialPerProcess,
+  kLoginBoundToItsSession,
+  kCertIdReadBackDiffers,
+  kSensitiveAttributeTypeInvalid,
+  kAlwaysAuthenticateTypeInvalid,
+  kSubjectSearchFindsNothing,
+  kOperationStateEndsSign,
+  kSoLoginChecksPinFirst,
+  kPinFlagsNeverSet,
   kPssSignDataInvalid,
 };
 

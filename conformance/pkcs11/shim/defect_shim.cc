@@ -59,6 +59,7 @@ struct SessionState {
   CK_MECHANISM_TYPE sign_mechanism = CK_UNAVAILABLE_INFORMATION;
   bool stuck = false;              // sign-error-leaves-operation-active
   bool drop_certificates = false;  // cert-id-mismatch: a CKA_ID search without a class
+  bool find_nothing = false;       // subject-search-finds-nothing: this search holds CKA_SUBJECT
 };
 std::mutex sessions_mu;
 std::map<CK_SESSION_HANDLE, SessionState> sessions;
@@ -70,6 +71,8 @@ auto WithSession(CK_SESSION_HANDLE h, F f) {
 }
 
 std::atomic<bool> in_forked_child{false};
+// login-bound-to-its-session: the session whose C_Login succeeded (CK_INVALID_HANDLE: none).
+std::atomic<CK_SESSION_HANDLE> login_session{CK_INVALID_HANDLE};
 std::atomic<int> signing_threads{0};
 
 void CrashOnNull(const void* p) {
@@ -230,6 +233,10 @@ class UnsafeSection {
 
 CK_RV Shim_C_Initialize(CK_VOID_PTR init_args) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
+  if (Injected() == Defect::kReservedInitArgsRejected && init_args != nullptr &&
+      static_cast<CK_C_INITIALIZE_ARGS*>(init_args)->pReserved != nullptr) {
+    return CKR_ARGUMENTS_BAD;
+  }
   return Real().C_Initialize(init_args);
 }
 
@@ -239,6 +246,7 @@ CK_RV Shim_C_Finalize(CK_VOID_PTR reserved) {
   if (rv == CKR_OK) {
     std::lock_guard<std::mutex> lock(sessions_mu);
     sessions.clear();
+    login_session = CK_INVALID_HANDLE;
   }
   return rv;
 }
@@ -263,6 +271,14 @@ CK_RV Shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
     size_t end = sizeof info->label;
     while (end > 0 && info->label[end - 1] == ' ') --end;
     std::memset(info->label + end, 0, sizeof info->label - end);
+  }
+  if (rv == CKR_OK && info != nullptr && Injected() == Defect::kTokenSerialPerProcess) {
+    char serial[sizeof info->serialNumber + 1];
+    std::snprintf(serial, sizeof serial, "%-16lx", static_cast<unsigned long>(::getpid()));
+    std::memcpy(info->serialNumber, serial, sizeof info->serialNumber);
+  }
+  if (rv == CKR_OK && info != nullptr && Injected() == Defect::kPinFlagsNeverSet) {
+    info->flags &= ~CK_FLAGS(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED);
   }
   return rv;
 }
@@ -305,6 +321,10 @@ CK_RV Shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NO
 
 CK_RV Shim_C_CloseSession(CK_SESSION_HANDLE h) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
+  if (Injected() == Defect::kLoginBoundToItsSession && h == login_session.load()) {
+    Real().C_Logout(h);
+    login_session = CK_INVALID_HANDLE;
+  }
   CK_RV rv = Real().C_CloseSession(h);
   std::lock_guard<std::mutex> lock(sessions_mu);
   sessions.erase(h);
@@ -313,12 +333,23 @@ CK_RV Shim_C_CloseSession(CK_SESSION_HANDLE h) {
 
 CK_RV Shim_C_CloseAllSessions(CK_SLOT_ID slot) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
+  login_session = CK_INVALID_HANDLE;
   return Real().C_CloseAllSessions(slot);  // stale entries are harmless: handles get reused fresh
 }
 
 CK_RV Shim_C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
-  return Real().C_Login(h, user, pin, len);
+  if (user == CKU_SO && Injected() == Defect::kSoLoginChecksPinFirst) return CKR_PIN_INCORRECT;
+  const CK_RV rv = Real().C_Login(h, user, pin, len);
+  if (rv == CKR_OK && user == CKU_USER) login_session = h;
+  return rv;
+}
+
+CK_RV Shim_C_Logout(CK_SESSION_HANDLE h) {
+  if (BrokenChild()) return CKR_DEVICE_ERROR;
+  const CK_RV rv = Real().C_Logout(h);
+  if (rv == CKR_OK) login_session = CK_INVALID_HANDLE;
+  return rv;
 }
 
 bool IsSensitiveType(CK_ATTRIBUTE_TYPE t) {
@@ -388,6 +419,33 @@ CK_RV Shim_C_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRI
             replaced[i] = Answer(a, Bytes(32, 0x5a), buffer_len[i]);
         }
         break;
+      case Defect::kCertIdReadBackDiffers:
+        if (a.type == CKA_ID && object_class() == CKO_CERTIFICATE) {
+          auto [label_rv, label] = ReadAttribute(h, o, CKA_LABEL);
+          if (label_rv == CKR_OK) {
+            static const char kHex[] = "0123456789abcdef";
+            Bytes hex_label;
+            for (uint8_t b : label) {
+              hex_label.push_back(static_cast<uint8_t>(kHex[b >> 4]));
+              hex_label.push_back(static_cast<uint8_t>(kHex[b & 15]));
+            }
+            replaced[i] = Answer(a, hex_label, buffer_len[i]);
+          }
+        }
+        break;
+      case Defect::kSensitiveAttributeTypeInvalid:
+        if (IsSensitiveType(a.type) && a.ulValueLen == CK_UNAVAILABLE_INFORMATION &&
+            object_class() == CKO_PRIVATE_KEY &&
+            ReadAttribute(h, o, a.type).first == CKR_ATTRIBUTE_SENSITIVE) {
+          replaced[i] = CKR_ATTRIBUTE_TYPE_INVALID;
+        }
+        break;
+      case Defect::kAlwaysAuthenticateTypeInvalid:
+        if (a.type == CKA_ALWAYS_AUTHENTICATE && object_class() == CKO_PRIVATE_KEY) {
+          a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+          replaced[i] = CKR_ATTRIBUTE_TYPE_INVALID;
+        }
+        break;
       case Defect::kBufferTooSmallReturnsOk:
         if (a.pValue != nullptr && a.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
           auto [value_rv, value] = ReadAttribute(h, o, a.type);
@@ -444,6 +502,11 @@ CK_RV Shim_C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULON
   if (BrokenChild()) return CKR_DEVICE_ERROR;
   if (count > 0) CrashOnNull(tmpl);
   WithSession(h, [](SessionState& s) { s.drop_certificates = false; });
+  if (Injected() == Defect::kSubjectSearchFindsNothing && tmpl != nullptr) {
+    bool has_subject = false;
+    for (CK_ULONG i = 0; i < count; ++i) has_subject = has_subject || tmpl[i].type == CKA_SUBJECT;
+    WithSession(h, [&](SessionState& s) { s.find_nothing = has_subject; });
+  }
   if (Injected() != Defect::kCertIdMismatch || tmpl == nullptr)
     return Real().C_FindObjectsInit(h, tmpl, count);
   std::vector<CK_ATTRIBUTE> copy(tmpl, tmpl + count);
@@ -470,6 +533,10 @@ CK_RV Shim_C_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG
   CrashOnNull(count);
   const bool drop_certificates =
       WithSession(h, [](SessionState& s) { return s.drop_certificates; });
+  if (count != nullptr && WithSession(h, [](SessionState& s) { return s.find_nothing; })) {
+    *count = 0;
+    return CKR_OK;
+  }
   const bool drop_public = Injected() == Defect::kNoPublicKeyObjects;
   if ((!drop_certificates && !drop_public) || out == nullptr || count == nullptr)
     return Real().C_FindObjects(h, out, max, count);
@@ -586,6 +653,23 @@ CK_RV Shim_C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_le
   return rv;
 }
 
+CK_RV Shim_C_GetOperationState(CK_SESSION_HANDLE h, CK_BYTE_PTR state, CK_ULONG_PTR state_len) {
+  if (BrokenChild()) return CKR_DEVICE_ERROR;
+  if (Injected() != Defect::kOperationStateEndsSign)
+    return Real().C_GetOperationState(h, state, state_len);
+  // Ends whatever signing operation is active: a multi-part one by C_SignFinal, a single-part
+  // one by C_Sign over a dummy input (either call ends the operation, whatever it answers).
+  Bytes signature(2048);
+  CK_ULONG length = signature.size();
+  const CK_RV final_rv = Real().C_SignFinal(h, signature.data(), &length);
+  if (final_rv != CKR_OK && final_rv != CKR_OPERATION_NOT_INITIALIZED) {
+    Bytes dummy(32, 0x11);
+    length = signature.size();
+    Real().C_Sign(h, dummy.data(), static_cast<CK_ULONG>(dummy.size()), signature.data(), &length);
+  }
+  return CKR_STATE_UNSAVEABLE;
+}
+
 CK_RV Shim_C_GenerateRandom(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len) {
   if (BrokenChild()) return CKR_DEVICE_ERROR;
   CrashOnNull(out);
@@ -619,6 +703,8 @@ void Install(List& list, const CK_FUNCTION_LIST& real) {
   SIGNUM_SHIM_WRAP(C_CloseSession)
   SIGNUM_SHIM_WRAP(C_CloseAllSessions)
   SIGNUM_SHIM_WRAP(C_Login)
+  SIGNUM_SHIM_WRAP(C_Logout)
+  SIGNUM_SHIM_WRAP(C_GetOperationState)
   SIGNUM_SHIM_WRAP(C_GetAttributeValue)
   SIGNUM_SHIM_WRAP(C_FindObjectsInit)
   SIGNUM_SHIM_WRAP(C_FindObjects)

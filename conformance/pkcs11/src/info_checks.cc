@@ -121,6 +121,57 @@ TEST_F(Info, TokenInfoWithoutSlotList) {
   EXPECT_EQ(TrimPadded(info.label, sizeof info.label), TheSuite().token_label);
 }
 
+// The fields callers derive a token's identity from (gnupg-pkcs11-scd's card serial, p11-kit and
+// NSS token URIs), as one printable string.
+std::string TokenIdentity(const CK_TOKEN_INFO& info) {
+  return "label='" + TrimPadded(info.label, sizeof info.label) + "' manufacturer='" +
+         TrimPadded(info.manufacturerID, sizeof info.manufacturerID) + "' model='" +
+         TrimPadded(info.model, sizeof info.model) + "' serial='" +
+         TrimPadded(info.serialNumber, sizeof info.serialNumber) + "'";
+}
+
+TEST_F(Info, TokenIdentityStableAcrossProcesses) {
+  // F48: gpg asked for "another card" when these changed between runs. Compared across calls,
+  // a login, a re-initialisation and another process (a forked child that initialises again).
+  CK_TOKEN_INFO info{};
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  const std::string first = TokenIdentity(info);
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  EXPECT_EQ(TokenIdentity(info), first) << "second C_GetTokenInfo";
+  const CK_SESSION_HANDLE session = OpenSession();
+  ASSERT_NE(session, CK_INVALID_HANDLE);
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  EXPECT_EQ(TokenIdentity(info), first) << "with a (logged-in) session open";
+  ASSERT_RV(CKR_OK, Finalize());
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  ASSERT_RV(CKR_OK, Initialize(&args));
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  EXPECT_EQ(TokenIdentity(info), first) << "after C_Finalize and C_Initialize";
+  ChildOutcome child = RunInChild(
+      [&](std::string& message) {
+        CK_C_INITIALIZE_ARGS child_args{};
+        child_args.flags = CKF_OS_LOCKING_OK;
+        ApplyInitArgs(child_args);
+        const CK_RV init = f()->C_Initialize(&child_args);
+        if (init != CKR_OK && init != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+          message = "C_Initialize in the child: " + CkRvName(init);
+          return 2;
+        }
+        CK_TOKEN_INFO child_info{};
+        const CK_RV rv = f()->C_GetTokenInfo(TheSuite().slot, &child_info);
+        if (rv != CKR_OK) {
+          message = "C_GetTokenInfo in the child: " + CkRvName(rv);
+          return 2;
+        }
+        message = TokenIdentity(child_info);
+        return 0;
+      },
+      30);
+  ASSERT_TRUE(child.exited && child.exit_code == 0) << child.Describe();
+  EXPECT_EQ(child.message, first) << "in another process";
+}
+
 // --- Interface -----------------------------------------------------------------------------------
 
 TEST_F(Interface, GetFunctionListIsStable) {
@@ -265,6 +316,7 @@ TEST_F(Init, FinalizeReservedNonNullIsArgumentsBad) {
       [&](std::string& message) {
         CK_C_INITIALIZE_ARGS args{};
         args.flags = CKF_OS_LOCKING_OK;
+        ApplyInitArgs(args);
         const CK_RV init = f()->C_Initialize(&args);
         if (init != CKR_OK && init != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
           message = "child C_Initialize: " + CkRvName(init);
@@ -287,13 +339,37 @@ TEST_F(Init, FinalizeReservedNonNullIsArgumentsBad) {
       << "expected CKR_ARGUMENTS_BAD and a module still initialised; " << child.Describe();
 }
 
-TEST_F(Init, InitArgsReservedNonNullIsArgumentsBad) {
+TEST_F(Init, InitArgsReservedNonNullAccepted) {
+  // The spec says pReserved must be NULL; the hosts say otherwise (F49): p11-kit passes its
+  // module's x-init-reserved string there, NSS its module parameters (the field NSS calls
+  // LibraryParameters). A module that refuses is skipped by p11-kit and so by all of GnuTLS.
+  // Accepting is not enough: the module must then work, so one key of each type signs.
   ASSERT_RV(CKR_OK, Finalize());
-  char reserved[] = "config";
+  char parameters[] = "configdir='sql:/nonexistent' certPrefix='' keyPrefix='' secmod='secmod.db'";
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
-  args.pReserved = reserved;
-  EXPECT_RV(CKR_ARGUMENTS_BAD, Initialize(&args));
+  args.pReserved = parameters;
+  const CK_RV rv = f()->C_Initialize(&args);
+  if (rv == CKR_OK) {
+    ASSERT_RV(CKR_OK, Finalize());
+  }
+  ASSERT_EQ(CkRvName(rv), CkRvName(CKR_OK))
+      << "C_Initialize(CKF_OS_LOCKING_OK, pReserved = a parameter string): p11-kit skips a module "
+         "that refuses it ('module failed to initialize, skipping'), and so do GnuTLS and NSS";
+  // Now as the run's own initialisation (which may carry --init-args in the same field).
+  CK_C_INITIALIZE_ARGS own{};
+  own.flags = CKF_OS_LOCKING_OK;
+  ASSERT_RV(CKR_OK, Initialize(&own));
+  CK_TOKEN_INFO info{};
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  const CK_SESSION_HANDLE session = OpenSession();
+  ASSERT_NE(session, CK_INVALID_HANDLE);
+  auto keys = KeysOrFail(session);
+  if (HasFailure()) return;
+  for (const auto& [key, recipe] : SigningKeysPerType(keys)) {
+    const Status status = SignAndVerify(session, key, recipe, AsBytes("p11-kit initialised me"));
+    EXPECT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+  }
 }
 
 TEST_F(Init, InitArgsPartialMutexCallbacksIsArgumentsBad) {
@@ -591,6 +667,82 @@ TEST_F(Login, PrivateKeysHiddenBeforeLogin) {
   ASSERT_OK_AND_ASSIGN(auto keys, FindObjects(session, Template().AddUlong(CKA_CLASS, CKO_PRIVATE_KEY)));
   Note(std::to_string(objects.size()) + " objects before login, " + std::to_string(keys.size()) +
        " private keys after");
+}
+
+TEST_F(Login, OneLoginServesManySignaturesAndSessions) {
+  // F33: jsign's second signature failed with CKR_USER_NOT_LOGGED_IN. One login must serve many
+  // signatures, in the session that logged in and in others, and must outlive the closing of the
+  // session that logged in while another session stays open (the login is per token, not per
+  // session: SunPKCS11 closes pooled sessions freely).
+  const CK_SESSION_HANDLE login_session = OpenSession(false, false);
+  const CK_SESSION_HANDLE other = OpenSession(false, false);
+  ASSERT_NE(login_session, CK_INVALID_HANDLE);
+  ASSERT_NE(other, CK_INVALID_HANDLE);
+  ASSERT_RV(CKR_OK, LoginWith(login_session, *pin()));
+  auto keys = KeysOrFail(login_session);
+  if (HasFailure()) return;
+  const auto signing = SigningKeysPerType(keys);
+  if (signing.empty()) GTEST_SKIP() << "no key has an advertised signing mechanism";
+  auto sign_three = [&](CK_SESSION_HANDLE session, const char* where) {
+    for (const auto& [key, recipe] : signing) {
+      for (int i = 0; i < 3; ++i) {
+        const Status status = SignAndVerify(session, key, recipe, AsBytes("one login"));
+        EXPECT_TRUE(status.ok()) << key.Name() << ", signature " << i + 1 << " " << where << ": "
+                                 << status.ToString();
+      }
+    }
+  };
+  sign_three(login_session, "in the session that logged in");
+  sign_three(other, "in another session");
+  ASSERT_RV(CKR_OK, f()->C_CloseSession(login_session));
+  EXPECT_EQ(StateOf(other), CKS_RO_USER_FUNCTIONS)
+      << "closing the session that called C_Login logged the token out";
+  sign_three(other, "after the session that logged in was closed");
+}
+
+TEST_F(Login, WrongPinSetsCountLowFlag) {
+  // CKF_USER_PIN_COUNT_LOW: "an incorrect user login PIN has been entered at least once since
+  // the last successful authentication" (FINAL_TRY and LOCKED say more); a successful login
+  // clears them. Callers warn from these before a lockout. Uses one PIN retry, then logs in.
+  const CK_SESSION_HANDLE session = OpenSession(false, false);
+  ASSERT_NE(session, CK_INVALID_HANDLE);
+  constexpr CK_FLAGS kPinFlags = CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY |
+                                 CKF_USER_PIN_LOCKED;
+  CK_TOKEN_INFO info{};
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  if (info.flags & CKF_USER_PIN_LOCKED) GTEST_SKIP() << "the user PIN is locked";
+  ASSERT_RV(CKR_PIN_INCORRECT, LoginWith(session, *pin() + "x"));
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  EXPECT_NE(info.flags & kPinFlags, 0u)
+      << "after a wrong PIN none of CKF_USER_PIN_COUNT_LOW/FINAL_TRY/LOCKED is set (flags 0x"
+      << std::hex << info.flags << ")";
+  const bool locked = (info.flags & CKF_USER_PIN_LOCKED) != 0;
+  const CK_RV login = LoginWith(session, *pin());
+  if (locked) {
+    EXPECT_EQ(CkRvName(login), CkRvName(CKR_PIN_LOCKED)) << "the flags say CKF_USER_PIN_LOCKED";
+    return;
+  }
+  ASSERT_RV(CKR_OK, login);
+  ASSERT_RV(CKR_OK, f()->C_GetTokenInfo(slot(), &info));
+  EXPECT_EQ(info.flags & kPinFlags, 0u)
+      << "a successful login did not clear the PIN retry flags (flags 0x" << std::hex
+      << info.flags << ")";
+}
+
+TEST_F(Login, SoLoginWithReadOnlySessionIsReadOnlyExists) {
+  // §5.6.8: with a read-only session open, C_Login(CKU_SO) is CKR_SESSION_READ_ONLY_EXISTS,
+  // decided before the PIN is looked at. A module that checks the PIN first would spend an SO
+  // PIN retry here, so the hsm profile (vendors' tokens) does not run it.
+  if (profile() == Profile::kHsm) {
+    GTEST_SKIP() << "not run on an HSM: a module that checks the PIN first would use an SO PIN "
+                    "retry";
+  }
+  const CK_SESSION_HANDLE ro = OpenSession(false, false);
+  ASSERT_NE(ro, CK_INVALID_HANDLE);
+  const std::string not_the_so_pin = "signum-conformance-not-an-so-pin";
+  EXPECT_RV(CKR_SESSION_READ_ONLY_EXISTS,
+            f()->C_Login(ro, CKU_SO, PinBytes(not_the_so_pin),
+                         static_cast<CK_ULONG>(not_the_so_pin.size())));
 }
 
 TEST_F(Login, InvalidUserTypeRejected) {

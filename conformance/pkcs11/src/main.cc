@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "grades.h"
 #include "report.h"
 #include "signum/core/files.h"
 #include "suite.h"
@@ -34,13 +37,29 @@ constexpr const char* kUsage = R"(usage: signum-conformance-pkcs11 --module PATH
   --junit FILE         JUnit XML (xfail = skipped with reason, xpass = failure)
   --summary FILE       JSON summary: module, token, profile, counts, one record per check
   --expect FILE        known deviations of this module (expected failures, not-applicable checks)
+  --strict             fail on spec-level deviations too (default: only required checks fail the
+                       run; a failed spec-level check is a warning). CHECKS.md grades every check
+  --init-args STRING   passed as CK_C_INITIALIZE_ARGS.pReserved (modules that read parameters there)
+  --grades             print every check's level and callers as JSON and exit
   --gtest_filter=...   and other GoogleTest flags
-Exit status: 0 when no check failed and no expected failure passed; 1 otherwise; 2 usage error.
+Exit status: 0 when no check failed and no expected failure passed (warnings do not count);
+1 otherwise; 2 usage error.
 )";
 
 [[noreturn]] void UsageError(const std::string& message) {
   std::cerr << "signum-conformance-pkcs11: " << message << "\n\n" << kUsage;
   std::exit(2);
+}
+
+void PrintGrades() {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& grade : signum::conformance::CheckGrades()) {
+    out.push_back({{"check", grade.check},
+                   {"level", signum::conformance::LevelName(grade.level)},
+                   {"callers", grade.callers},
+                   {"threads", grade.threads}});
+  }
+  std::cout << out.dump(2) << "\n";
 }
 
 Options ParseArguments(int argc, char** argv, std::vector<char*>& gtest_args) {
@@ -57,6 +76,14 @@ Options ParseArguments(int argc, char** argv, std::vector<char*>& gtest_args) {
       std::cout << kUsage;
       std::exit(0);
     }
+    if (arg == "--grades") {
+      PrintGrades();
+      std::exit(0);
+    }
+    if (arg == "--strict") {
+      o.strict = true;
+      continue;
+    }
     std::string value;
     const auto eq = arg.find('=');
     if (eq != std::string::npos) {
@@ -65,7 +92,7 @@ Options ParseArguments(int argc, char** argv, std::vector<char*>& gtest_args) {
     } else {
       static const std::vector<std::string> with_value = {
           "--module", "--token",    "--slot",  "--pin",    "--pin-file", "--profile",
-          "--key-id", "--key-label", "--junit", "--summary", "--expect"};
+          "--key-id", "--key-label", "--junit", "--summary", "--expect", "--init-args"};
       if (std::find(with_value.begin(), with_value.end(), arg) == with_value.end()) {
         UsageError("unknown argument '" + arg + "'");
       }
@@ -105,6 +132,8 @@ Options ParseArguments(int argc, char** argv, std::vector<char*>& gtest_args) {
       o.summary_path = value;
     } else if (arg == "--expect") {
       o.expect_path = value;
+    } else if (arg == "--init-args") {
+      o.init_args = value;
     } else {
       UsageError("unknown argument '" + arg + "'");
     }

@@ -1,5 +1,6 @@
 // Objects, Find and Attributes checks (CHECKS.md).
 #include <algorithm>
+#include <map>
 
 #include "suite.h"
 
@@ -9,9 +10,23 @@ namespace {
 constexpr CK_OBJECT_CLASS kNssClass = 0xCE534350;  // CKO_NSS (NSS's pkcs11n.h)
 constexpr CK_ATTRIBUTE_TYPE kUndefinedAttribute = 0x0FFF0F0F;  // no spec or vendor assigns it
 
-class Objects : public KeyedCheck {};
 class Find : public KeyedCheck {};
 class Attributes : public KeyedCheck {};
+
+class Objects : public KeyedCheck {
+ protected:
+  // Whether any certificate on the token has this subject, found by reading every certificate's
+  // value (not by a CKA_SUBJECT search).
+  bool CertificateWithSubjectOnToken(const Bytes& subject_der) {
+    for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_CERTIFICATE))) {
+      auto der = GetAttribute(session_, handle, CKA_VALUE);
+      if (!der.ok()) continue;
+      auto cert = Certificate::FromDer(*der);
+      if (cert.ok() && cert->SubjectDer() == subject_der) return true;
+    }
+    return false;
+  }
+};
 
 #define SKIP_WITHOUT_CERTIFICATES()                                                  \
   if (SkipWithoutCertificates())                                                     \
@@ -157,6 +172,69 @@ TEST_F(Objects, AuthorityCertificatesPresent) {
   }
 }
 
+TEST_F(Objects, IdReadBackPairsKeyAndCertificate) {
+  // F34: SunPKCS11 and gnupg-pkcs11-scd do not search by CKA_ID: they read CKA_ID from every
+  // private key and every certificate and pair equal values (tpm2-pkcs11 once wrote hex(label)
+  // as a certificate's CKA_ID; searches still matched, the pairing did not).
+  SKIP_WITHOUT_CERTIFICATES();
+  std::map<std::string, int> certificate_ids, public_key_ids;
+  for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_CERTIFICATE))) {
+    auto id = GetAttribute(session_, handle, CKA_ID);
+    ASSERT_TRUE(id.ok()) << "CKA_ID of certificate " << handle << ": " << id.status().ToString();
+    ++certificate_ids[Hex(*id)];
+  }
+  for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_PUBLIC_KEY))) {
+    auto id = GetAttribute(session_, handle, CKA_ID);
+    ASSERT_TRUE(id.ok()) << "CKA_ID of public key " << handle << ": " << id.status().ToString();
+    ++public_key_ids[Hex(*id)];
+  }
+  for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_PRIVATE_KEY))) {
+    auto id = GetAttribute(session_, handle, CKA_ID);
+    ASSERT_TRUE(id.ok()) << "CKA_ID of private key " << handle << ": " << id.status().ToString();
+    const std::string hex = Hex(*id);
+    auto label = GetAttribute(session_, handle, CKA_LABEL);
+    const std::string name = label.ok() ? ToString(*label) : hex;
+    EXPECT_EQ(certificate_ids[hex], 1)
+        << name << ": certificates whose CKA_ID, read back, equals the key's (" << hex << ")";
+    EXPECT_EQ(public_key_ids[hex], 1)
+        << name << ": public keys whose CKA_ID, read back, equals the key's (" << hex << ")";
+  }
+}
+
+TEST_F(Objects, ChainWalkBySubjectSearch) {
+  // F36: SunPKCS11 builds jarsigner's chain by C_FindObjects({CKO_CERTIFICATE, CKA_SUBJECT =
+  // issuer}) from the leaf up; comparing values (AuthorityCertificatesPresent) does not prove
+  // the search finds them.
+  SKIP_WITHOUT_CERTIFICATES();
+  int walked = 0;
+  for (const auto& key : keys_) {
+    if (!key.certificate) continue;
+    Certificate current = *key.certificate;
+    for (int depth = 0; depth < 8 && current.IssuerDer() != current.SubjectDer(); ++depth) {
+      auto found = Search(Template()
+                              .AddUlong(CKA_CLASS, CKO_CERTIFICATE)
+                              .Add(CKA_SUBJECT, current.IssuerDer()));
+      std::optional<Certificate> issuer;
+      for (CK_OBJECT_HANDLE handle : found) {
+        auto der = GetAttribute(session_, handle, CKA_VALUE);
+        if (!der.ok()) continue;
+        auto cert = Certificate::FromDer(*der);
+        if (cert.ok() && cert->SubjectDer() == current.IssuerDer()) issuer = *cert;
+      }
+      if (!issuer) {
+        // An issuer that is not on the token at all is AuthorityCertificatesPresent's finding.
+        if (!CertificateWithSubjectOnToken(current.IssuerDer())) break;
+        ADD_FAILURE() << key.Name() << ": C_FindObjects by CKA_SUBJECT found no issuer for '"
+                      << current.Subject() << "' (" << found.size() << " objects matched)";
+        break;
+      }
+      current = *issuer;
+      ++walked;
+    }
+  }
+  if (walked == 0) GTEST_SKIP() << "the token keeps only leaf certificates (no issuer to find)";
+}
+
 TEST_F(Objects, PrivateKeysAreSensitive) {
   for (const auto& key : keys_) {
     for (auto [type, want] : {std::pair{CKA_SIGN, true}, std::pair{CKA_SENSITIVE, true},
@@ -295,15 +373,59 @@ TEST_F(Attributes, NullValueReturnsExactLength) {
 }
 
 TEST_F(Attributes, SensitiveValueIsUnavailable) {
+  // What matters to a key custodian: the private value never comes back. The exact error code
+  // is SensitiveValueIsAttributeSensitive's business (F50: tpm2-pkcs11 answers TYPE_INVALID).
   for (const auto& key : keys_) {
     CK_KEY_TYPE type = 0xFFFF;
     Bytes secret(1024);
     CK_ATTRIBUTE t[] = {{CKA_KEY_TYPE, &type, sizeof type},
                         {SensitiveAttribute(key), secret.data(), secret.size()}};
-    EXPECT_RV(CKR_ATTRIBUTE_SENSITIVE, f()->C_GetAttributeValue(session_, key.private_key, t, 2))
-        << key.Name();
+    const CK_RV rv = f()->C_GetAttributeValue(session_, key.private_key, t, 2);
+    EXPECT_TRUE(rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID)
+        << key.Name() << ": reading " << AttributeName(SensitiveAttribute(key)) << " returned "
+        << CkRvName(rv) << " (the value must not be returned)";
     EXPECT_EQ(t[1].ulValueLen, CK_UNAVAILABLE_INFORMATION) << key.Name();
     EXPECT_EQ(type, key.key_type) << key.Name() << ": the readable attribute was not filled";
+  }
+}
+
+TEST_F(Attributes, SensitiveValueIsAttributeSensitive) {
+  for (const auto& key : keys_) {
+    Bytes secret(1024);
+    CK_ATTRIBUTE a{SensitiveAttribute(key), secret.data(), secret.size()};
+    EXPECT_RV(CKR_ATTRIBUTE_SENSITIVE, f()->C_GetAttributeValue(session_, key.private_key, &a, 1))
+        << key.Name() << ": " << AttributeName(SensitiveAttribute(key));
+  }
+}
+
+TEST_F(Attributes, AlwaysAuthenticateReadable) {
+  // F44: libp11 and pkcs11-provider read CKA_ALWAYS_AUTHENTICATE of the key before signing; a
+  // module without it (CKR_ATTRIBUTE_TYPE_INVALID) broke them. When it is TRUE the caller logs
+  // in with CKU_CONTEXT_SPECIFIC after C_SignInit: that must then work and sign.
+  for (const auto& key : keys_) {
+    CK_BBOOL value = 0xAA;
+    CK_ATTRIBUTE a{CKA_ALWAYS_AUTHENTICATE, &value, sizeof value};
+    ASSERT_RV(CKR_OK, f()->C_GetAttributeValue(session_, key.private_key, &a, 1))
+        << key.Name() << ": CKA_ALWAYS_AUTHENTICATE";
+    ASSERT_EQ(a.ulValueLen, sizeof(CK_BBOOL)) << key.Name();
+    ASSERT_TRUE(value == CK_TRUE || value == CK_FALSE) << key.Name() << ": value " << int(value);
+    if (value == CK_FALSE) continue;
+    if (!pin()) {
+      Note(key.Name() + ": CKA_ALWAYS_AUTHENTICATE is TRUE; no PIN to test CKU_CONTEXT_SPECIFIC");
+      continue;
+    }
+    auto recipe = DefaultRecipe(key);
+    if (!recipe) continue;
+    CK_MECHANISM mechanism{recipe->mechanism, nullptr, 0};
+    ASSERT_RV(CKR_OK, f()->C_SignInit(session_, &mechanism, key.private_key)) << key.Name();
+    EXPECT_RV(CKR_OK, f()->C_Login(session_, CKU_CONTEXT_SPECIFIC, PinBytes(*pin()),
+                                   static_cast<CK_ULONG>(pin()->size())))
+        << key.Name() << ": CKU_CONTEXT_SPECIFIC login after C_SignInit";
+    Bytes signature(1024);
+    CK_ULONG length = signature.size();
+    Bytes input(recipe->scheme == SignatureScheme::kEcdsa ? 32 : 51, 0x5A);
+    f()->C_Sign(session_, input.data(), static_cast<CK_ULONG>(input.size()), signature.data(),
+                &length);  // ends the operation whatever it returns; the login was the point
   }
 }
 

@@ -79,9 +79,9 @@ class ProtocolCheck : public KeyedCheck {
     }
     for (size_t i = 0; i < prepared.size(); ++i) {
       if (i > 0) {
-        const CK_SESSION_HANDLE previous = session_;
-        session_ = OpenSession();  // opened before the old one closes: the login stays
-        f()->C_CloseSession(previous);
+        // The earlier session stays open until the check ends: closing the session that logged
+        // in is Login.OneLoginServesManySignaturesAndSessions's subject, not these checks'.
+        session_ = OpenSession();
         ASSERT_NE(session_, CK_INVALID_HANDLE);
       }
       SCOPED_TRACE(prepared[i].key.Name());
@@ -173,6 +173,47 @@ TEST_F(SignProtocol, SignFinalLengthQueryKeepsOperation) {
     signature.resize(length);
     ASSERT_OK(p.Verify(signature));
     EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, f()->C_SignFinal(session_, nullptr, &length));
+  });
+}
+
+TEST_F(SignProtocol, FailedGetOperationStateKeepsOperation) {
+  // F41: OpenSSL's pkcs11-provider calls C_GetOperationState in the middle of a digest-sign (to
+  // duplicate the context); osslsigncode and the kernel's sign-file then failed where a module's
+  // refusal also ended the operation. Whatever C_GetOperationState answers (modules may refuse,
+  // CKR_STATE_UNSAVEABLE / CKR_FUNCTION_NOT_SUPPORTED), the signature goes on and verifies.
+  ForEachKeyType(false, [&](const Prepared& p) {
+    CK_MECHANISM m = p.Mechanism();
+    ASSERT_RV(CKR_OK, f()->C_SignInit(session_, &m, p.key.private_key));
+    Bytes input = p.input;
+    const size_t half = p.recipe.hash_and_sign ? input.size() / 2 : 0;
+    if (p.recipe.hash_and_sign) {
+      ASSERT_RV(CKR_OK, f()->C_SignUpdate(session_, input.data(), static_cast<CK_ULONG>(half)));
+    }
+    CK_ULONG state_length = 0;
+    CK_RV rv = f()->C_GetOperationState(session_, nullptr, &state_length);
+    std::string answered = CkRvName(rv);
+    if (rv == CKR_OK && state_length > 0 && state_length < (1u << 20)) {
+      Bytes state(state_length);
+      rv = f()->C_GetOperationState(session_, state.data(), &state_length);
+      answered += ", then " + CkRvName(rv) + " with a buffer";
+    }
+    Note(p.key.Name() + ": C_GetOperationState answered " + answered);
+    Bytes signature(ExpectedLength(p));
+    CK_ULONG length = signature.size();
+    if (p.recipe.hash_and_sign) {
+      ASSERT_RV(CKR_OK, f()->C_SignUpdate(session_, input.data() + half,
+                                          static_cast<CK_ULONG>(input.size() - half)))
+          << " after C_GetOperationState answered " << answered;
+      ASSERT_RV(CKR_OK, f()->C_SignFinal(session_, signature.data(), &length))
+          << " after C_GetOperationState answered " << answered;
+    } else {
+      ASSERT_RV(CKR_OK,
+                f()->C_Sign(session_, input.data(), input.size(), signature.data(), &length))
+          << " after C_GetOperationState answered " << answered;
+    }
+    ASSERT_LE(length, signature.size());
+    signature.resize(length);
+    ASSERT_OK(p.Verify(signature));
   });
 }
 
@@ -467,6 +508,7 @@ TEST_F(Errors, NullArgumentSweep) {
         [&](std::string& message) {
           CK_C_INITIALIZE_ARGS args{};
           args.flags = CKF_OS_LOCKING_OK;
+          ApplyInitArgs(args);
           CK_RV rv = f()->C_Initialize(&args);
           if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
             message = "child C_Initialize: " + CkRvName(rv);
@@ -524,6 +566,7 @@ int SignInChild(Pkcs11Check& check, CK_FUNCTION_LIST_PTR fl, const Prepared& p,
   (void)check;
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
+  ApplyInitArgs(args);
   CK_RV rv = fl->C_Initialize(&args);
   if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
     message = "C_Initialize in the child: " + CkRvName(rv);

@@ -91,6 +91,13 @@ const Expectation* Expectations::NotApplicable(std::string_view check, Profile p
 
 // --- Module and slot ----------------------------------------------------------------------------
 
+void ApplyInitArgs(CK_C_INITIALIZE_ARGS& args) {
+  const auto& init_args = TheSuite().options.init_args;
+  if (args.pReserved == nullptr && init_args) {
+    args.pReserved = const_cast<char*>(init_args->c_str());  // read-only for the module
+  }
+}
+
 Status PrepareSuite(Suite& suite) {
   ModuleUnderTest& m = suite.module;
   m.handle = dlopen(suite.options.module_path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -108,6 +115,7 @@ Status PrepareSuite(Suite& suite) {
 
   CK_C_INITIALIZE_ARGS args{};
   args.flags = CKF_OS_LOCKING_OK;
+  ApplyInitArgs(args);
   rv = m.functions->C_Initialize(&args);
   if (rv != CKR_OK) return CkStatus(rv, "C_Initialize");
   auto finish = [&](Status status) {
@@ -611,6 +619,7 @@ void Pkcs11Check::TearDown() {
 }
 
 CK_RV Pkcs11Check::Initialize(CK_C_INITIALIZE_ARGS* args) {
+  if (args != nullptr) ApplyInitArgs(*args);
   const CK_RV rv = f()->C_Initialize(args);
   if (rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) initialized_ = true;
   return rv;

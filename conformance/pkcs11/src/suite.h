@@ -48,6 +48,10 @@ struct Options {
   std::optional<Bytes> key_id;
   std::optional<std::string> key_label;
   std::string junit_path, summary_path, expect_path;
+  bool strict = false;  // spec-level deviations fail the run too (default: warnings)
+  // Passed as CK_C_INITIALIZE_ARGS.pReserved to every C_Initialize, for modules that read their
+  // parameters there (as NSS passes them); unset: NULL.
+  std::optional<std::string> init_args;
 };
 
 // The module under test. Never dlclose'd: modules linked against OpenSSL (SoftHSM2) do not
@@ -71,6 +75,9 @@ struct Suite {
 Suite& TheSuite();
 // dlopen, resolve the entry points, pick the slot (initialises and finalises once).
 Status PrepareSuite(Suite& suite);
+// Puts --init-args into args.pReserved when that is NULL. Every C_Initialize the suite makes
+// with arguments goes through it (Pkcs11Check::Initialize does).
+void ApplyInitArgs(CK_C_INITIALIZE_ARGS& args);
 
 // Notes attached to the running check (policy refusals, what was covered); the reporter prints
 // them and writes them into the summary.
@@ -202,6 +209,7 @@ class Pkcs11Check : public ::testing::Test {
   Profile profile() const { return TheSuite().options.profile; }
   const std::optional<std::string>& pin() const { return TheSuite().options.pin; }
 
+  // Sets pReserved to --init-args when the caller left it NULL.
   CK_RV Initialize(CK_C_INITIALIZE_ARGS* args);
   CK_RV Finalize();
   bool LoginRequired();

@@ -39,7 +39,7 @@ def run_suite(args, demo, defect, out_dir):
     env["SIGNUM_SHIM_DEFECT"] = defect or "none"
     command = [args.suite, "--module", args.shim, "--token", "signum-demo",
                "--pin-file", os.path.join(demo, "secrets", "hsm.pin"),
-               "--profile", args.profile, "--summary", summary_path,
+               "--profile", args.profile, "--strict", "--summary", summary_path,
                "--junit", os.path.join(out_dir, f"{tag}.junit.xml")]
     if args.expect and os.path.exists(args.expect):
         command += ["--expect", args.expect]

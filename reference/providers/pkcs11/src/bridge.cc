@@ -213,10 +213,11 @@ Result<std::shared_ptr<Provider>> GetProvider() {
 Status Initialize(CK_VOID_PTR pInitArgs) {
   if (pInitArgs != nullptr) {
     const auto* args = static_cast<const CK_C_INITIALIZE_ARGS*>(pInitArgs);
-    // pReserved must be NULL (the spec; SoftHSM and pkcs11test agree). Configuration comes from
-    // the environment, never from here (F25).
-    if (args->pReserved != nullptr)
-      return ArgumentsBad("CK_C_INITIALIZE_ARGS.pReserved must be NULL");
+    // pReserved is ignored, whatever it holds. The spec says it must be NULL, but the hosts that
+    // matter pass library parameters there: p11-kit (so GnuTLS and every p11-kit-proxy program)
+    // and NSS (its module "parameters" string), and SoftHSM2, openCryptoki and tpm2-pkcs11 all
+    // accept it (F49). Its type is the caller's business, so it is never dereferenced;
+    // configuration comes from the environment (F25).
     const int callbacks = (args->CreateMutex != nullptr) + (args->DestroyMutex != nullptr) +
                           (args->LockMutex != nullptr) + (args->UnlockMutex != nullptr);
     if (callbacks != 0 && callbacks != 4) {
@@ -394,7 +395,8 @@ Status SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags) {
 
 // §5.6.8 C_Login. PIN policy: with SIGNUM_PKCS11_PIN set the PIN is checked (constant time) and
 // private keys are CKA_PRIVATE; without it any PIN is accepted and nothing is private (like
-// kmsp11). CKU_SO: CKR_PIN_LOCKED. CKU_CONTEXT_SPECIFIC: keys are CKA_ALWAYS_AUTHENTICATE=FALSE,
+// kmsp11). CKU_SO: CKR_SESSION_READ_ONLY_EXISTS with a read-only session open, else
+// CKR_PIN_LOCKED. A wrong user PIN sets CKF_USER_PIN_COUNT_LOW until the next successful login. CKU_CONTEXT_SPECIFIC: keys are CKA_ALWAYS_AUTHENTICATE=FALSE,
 // so re-authentication is never required; it is accepted (and the PIN checked in checked mode)
 // while a sign or verify operation is active, leaving the operation untouched, and is
 // CKR_OPERATION_NOT_INITIALIZED otherwise ("improper use", §5.6.8) (F24).

@@ -89,6 +89,10 @@ CK_TOKEN_INFO Provider::TokenInfo() const {
   info.flags = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_RNG | CKF_WRITE_PROTECTED |
                CKF_SO_PIN_LOCKED;
   if (pin_checked()) info.flags |= CKF_LOGIN_REQUIRED;
+  {
+    std::lock_guard lock(login_mu_);
+    if (wrong_pin_since_login_) info.flags |= CKF_USER_PIN_COUNT_LOW;
+  }
   info.ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
   info.ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
   {
@@ -118,6 +122,17 @@ bool Provider::PinMatches(ByteView pin) const {
 
 Status Provider::Login(CK_USER_TYPE user, ByteView pin) {
   if (user == CKU_SO) {
+    // §5.6.8: an SO login with a read-only session open is CKR_SESSION_READ_ONLY_EXISTS, decided
+    // before anything about the SO or the PIN.
+    {
+      std::lock_guard lock(sessions_mu_);
+      for (const auto& [handle, session] : sessions_) {
+        if (!session->read_write()) {
+          return CkError(CKR_SESSION_READ_ONLY_EXISTS,
+                         "a read-only session is open (the SO logs in from read/write sessions)");
+        }
+      }
+    }
     return CkError(CKR_PIN_LOCKED, "the Signum token has no security officer (CKF_SO_PIN_LOCKED)");
   }
   if (user != CKU_USER) {
@@ -125,8 +140,12 @@ Status Provider::Login(CK_USER_TYPE user, ByteView pin) {
   }
   std::lock_guard lock(login_mu_);
   if (logged_in_) return CkError(CKR_USER_ALREADY_LOGGED_IN, "already logged in");
-  if (!PinMatches(pin)) return CkError(CKR_PIN_INCORRECT, "wrong PIN (SIGNUM_PKCS11_PIN)");
+  if (!PinMatches(pin)) {
+    wrong_pin_since_login_ = true;
+    return CkError(CKR_PIN_INCORRECT, "wrong PIN (SIGNUM_PKCS11_PIN)");
+  }
   logged_in_ = true;
+  wrong_pin_since_login_ = false;
   return Status::Ok();
 }
 

@@ -136,6 +136,10 @@ class Provider {
 
   mutable std::mutex login_mu_;
   bool logged_in_ = false;
+  // A wrong PIN since the last successful login: CKF_USER_PIN_COUNT_LOW. The PIN never locks:
+  // it is a local gate in front of the agent (the server credential is the secret), and a
+  // lockout would let any process that can load the module stop the owner's signing.
+  bool wrong_pin_since_login_ = false;
 
   mutable std::mutex sessions_mu_;
   std::map<CK_SESSION_HANDLE, std::shared_ptr<Session>> sessions_;

@@ -140,11 +140,17 @@ TEST_F(NoAgentTest, NothingWorksBeforeInitialize) {
   EXPECT_RV(CKR_CRYPTOKI_NOT_INITIALIZED, F()->C_EncryptInit(1, nullptr, 1));  // even stubs
 }
 
-TEST_F(NoAgentTest, InitializeArgumentsFollowTheSpec) {
+TEST_F(NoAgentTest, InitializeArgumentsAsHostsPassThem) {
+  // F49: p11-kit and NSS pass parameters in pReserved; it is accepted and never read.
+  char parameters[] = "x-init-reserved for p11-kit";
   CK_C_INITIALIZE_ARGS args{};
-  int dummy = 0;
-  args.pReserved = &dummy;
-  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_Initialize(&args));  // F25: pReserved must be NULL
+  args.flags = CKF_OS_LOCKING_OK;
+  args.pReserved = parameters;
+  EXPECT_RV(CKR_OK, F()->C_Initialize(&args));
+  EXPECT_RV(CKR_OK, F()->C_Finalize(nullptr));
+  CK_C_INITIALIZE_ARGS single_threaded{};  // flags 0, no callbacks: the caller promises one thread
+  EXPECT_RV(CKR_OK, F()->C_Initialize(&single_threaded));
+  EXPECT_RV(CKR_OK, F()->C_Finalize(nullptr));
 
   auto create = [](CK_VOID_PTR_PTR) -> CK_RV { return CKR_OK; };
   auto other = [](CK_VOID_PTR) -> CK_RV { return CKR_OK; };
@@ -161,7 +167,8 @@ TEST_F(NoAgentTest, InitializeArgumentsFollowTheSpec) {
   callbacks.flags = CKF_OS_LOCKING_OK;
   ASSERT_RV(CKR_OK, F()->C_Initialize(&callbacks));
   EXPECT_RV(CKR_CRYPTOKI_ALREADY_INITIALIZED, F()->C_Initialize(nullptr));
-  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_Finalize(&dummy));
+  int dummy = 0;
+  EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_Finalize(&dummy));  // C_Finalize's pReserved stays NULL-only
   EXPECT_RV(CKR_OK, F()->C_Finalize(nullptr));
   EXPECT_RV(CKR_CRYPTOKI_NOT_INITIALIZED, F()->C_Finalize(nullptr));
 
@@ -625,7 +632,16 @@ TEST_F(NoAgentTest, WithoutAConfiguredPinAnyPinLogsIn) {
   CK_SESSION_HANDLE s = OpenSession();
   auto pin = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>("whatever"));
   EXPECT_RV(CKR_ARGUMENTS_BAD, F()->C_Login(s, CKU_USER, nullptr, 0));
-  EXPECT_RV(CKR_PIN_LOCKED, F()->C_Login(s, CKU_SO, pin, 8));
+  // SO: a read-only session is open, which decides first (§5.6.8); from R/W sessions only, the
+  // token has no SO at all.
+  EXPECT_RV(CKR_SESSION_READ_ONLY_EXISTS, F()->C_Login(s, CKU_SO, pin, 8));
+  CK_SESSION_HANDLE rw = CK_INVALID_HANDLE;
+  ASSERT_RV(CKR_OK, F()->C_CloseSession(s));
+  ASSERT_RV(CKR_OK, F()->C_OpenSession(1, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
+                                       &rw));
+  EXPECT_RV(CKR_PIN_LOCKED, F()->C_Login(rw, CKU_SO, pin, 8));
+  ASSERT_RV(CKR_OK, F()->C_CloseSession(rw));
+  s = OpenSession();
   EXPECT_RV(CKR_USER_TYPE_INVALID, F()->C_Login(s, 42, pin, 8));
   // No operation active: context-specific login is "improper use" (F24).
   EXPECT_RV(CKR_OPERATION_NOT_INITIALIZED, F()->C_Login(s, CKU_CONTEXT_SPECIFIC, pin, 8));
