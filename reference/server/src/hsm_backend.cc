@@ -722,10 +722,12 @@ Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::strin
     const CK_ULONG modulus_bits = static_cast<CK_ULONG>(spec.rsa_bits);
     // CKA_PRIVATE=FALSE on the public half: SoftHSM makes every object private by default, and
     // clients expect to see public keys (and certificates) without logging in.
+    // No CKA_VERIFY: Signum verifies with OpenSSL, never on the token, and tpm2-pkcs11 derives
+    // the public CKA_VERIFY from the key's DECRYPT attribute, so VERIFY=TRUE with the private
+    // CKA_DECRYPT=FALSE is a conflict it refuses (CKR_GENERAL_ERROR, "attr mismatch 0x10a").
     std::vector<CK_ATTRIBUTE> pub_tmpl = {
         BoolAttribute(CKA_TOKEN, true),
         BoolAttribute(CKA_PRIVATE, false),
-        BoolAttribute(CKA_VERIFY, true),
         StringAttribute(CKA_LABEL, label),
     };
     std::vector<CK_ATTRIBUTE> priv_tmpl = {
