@@ -59,6 +59,17 @@ command -v pkcs11-tool >/dev/null || skip "pkcs11-tool is not installed (package
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+# Two runs of the same entry (two ctest invocations at once) would share OUT_DIR, and openCryptoki
+# has one pkcsslotd per machine: the second run waits for the first (fd 8: this OUT_DIR; fd 7:
+# any openCryptoki baseline). Every program started below gets `7>&- 8>&-`, so no daemon can keep
+# a lock after this script ends.
+LOCK_WAIT=${SIGNUM_VENDOR_LOCK_WAIT:-300}
+exec 8>"$OUT/.run-validate.lock"
+flock -w "$LOCK_WAIT" 8 || fail "another run-validate has used $OUT for $LOCK_WAIT s"
+if [[ $VENDOR == opencryptoki ]]; then
+  exec 7>/run/lock/signum-opencryptoki-baseline.lock
+  flock -w "$LOCK_WAIT" 7 || fail "another openCryptoki baseline has run for $LOCK_WAIT s"
+fi
 rm -rf "$OUT/report" "$OUT/vendor-logs" "$OUT/objects-before.txt" "$OUT/objects-after.txt" \
   "$OUT/validate-hsm.log"
 WORK=$(mktemp -d /tmp/signum-vendor.XXXXXX) # short: swtpm and D-Bus sockets live here
@@ -70,9 +81,9 @@ cleanup() {
   # A validate-hsm that was stopped leaves its deployment (server, agent) running: stop exactly
   # the processes that deployment recorded.
   if [[ -d $OUT/report/deployment/run ]]; then
-    SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" down "$OUT/report/deployment" >/dev/null 2>&1 || true
+    SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" down "$OUT/report/deployment" >/dev/null 2>&1 7>&- 8>&- || true
   fi
-  "$SCRIPT" down "$WORK" || { note "$VENDOR.sh down failed"; rc=1; }
+  "$SCRIPT" down "$WORK" 7>&- 8>&- || { note "$VENDOR.sh down failed"; rc=1; }
   mkdir -p "$OUT/vendor-logs"
   cp "$WORK"/*.log "$OUT/vendor-logs/" 2>/dev/null || true
   rm -rf "$WORK"
@@ -83,7 +94,7 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-"$SCRIPT" up "$WORK" || fail "$VENDOR.sh up failed"
+"$SCRIPT" up "$WORK" 7>&- 8>&- || fail "$VENDOR.sh up failed"
 note "up after $(($(date +%s) - STARTED)) s"
 
 # vendor.env: MODULE, TOKEN, PIN_FILE, ENV_NAME=VALUE.
@@ -106,7 +117,7 @@ done <"$WORK/vendor.env"
 # list_objects FILE: the token's objects (logged in) into FILE; prints their number.
 list_objects() {
   env "${MODULE_ENV[@]}" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" --login \
-    --pin "$(cat "$PIN_FILE")" --list-objects >"$1" 2>&1 || { cat "$1" >&2; fail "pkcs11-tool --list-objects failed"; }
+    --pin "$(cat "$PIN_FILE")" --list-objects >"$1" 2>&1 7>&- 8>&- || { cat "$1" >&2; fail "pkcs11-tool --list-objects failed"; }
   grep -ciE '^(private key|public key|secret key|certificate|data|profile) object' "$1" || true
 }
 BEFORE=$(list_objects "$OUT/objects-before.txt")
@@ -123,7 +134,7 @@ note "validate-hsm on $MODULE (log: $OUT/validate-hsm.log)"
 set +e
 SIGNUM_BUILD_DIR=$BUILD timeout --kill-after=20 "$VALIDATE_TIMEOUT" "$VALIDATE" \
   --module "$MODULE" --token "$TOKEN" --pin-file "$PIN_FILE" "${ENV_ARGS[@]}" "${EXTRA[@]}" \
-  --out "$OUT/report" >"$OUT/validate-hsm.log" 2>&1
+  --out "$OUT/report" >"$OUT/validate-hsm.log" 2>&1 7>&- 8>&-
 VALIDATE_RC=$?
 set -e
 cat "$OUT/validate-hsm.log"
