@@ -730,6 +730,15 @@ void SigningCheck::SignCase(const TokenKey& key, CK_MECHANISM mechanism, ByteVie
   const std::string name = key.Name() + " " + MechanismName(mechanism.mechanism) + " " + what;
   SignOutcome outcome = chunks ? SignMultiPart(session_, mechanism, key.private_key, input, *chunks)
                                : SignSinglePart(session_, mechanism, key.private_key, input);
+  // Raw CKM_RSA_PKCS_PSS carries its hash in the parameters, so a token without PSS over some
+  // hash can only say so at C_SignInit, with CKR_MECHANISM_PARAM_INVALID: the caller can still
+  // choose another (refusing at C_Sign, after it committed, stays a failure). SHA-256 is the one
+  // hash every caller uses, so it must sign.
+  if (outcome.rv == CKR_MECHANISM_PARAM_INVALID && outcome.step == "C_SignInit" &&
+      mechanism.mechanism == CKM_RSA_PKCS_PSS && hash != HashAlgorithm::kSha256) {
+    Note("not offered by the token (C_SignInit: CKR_MECHANISM_PARAM_INVALID): " + name);
+    return;
+  }
   if (outcome.rv == CKR_FUNCTION_REJECTED) {
     Refused(name);
     // A refusal must end the operation like any other error.

@@ -232,7 +232,9 @@ int InitDemoCommand(const Args& args) {
   for (const auto& l : summary->certificate_labels) std::cout << l << " ";
   std::cout << "\n  users:        ";
   for (const auto& u : summary->users) std::cout << u << " ";
-  std::cout << "\n  start with:   signum-server serve --config " << summary->config_path << "\n";
+  std::cout << "\n";
+  for (const auto& note : summary->notes) std::cout << "  note:         " << note << "\n";
+  std::cout << "  start with:   signum-server serve --config " << summary->config_path << "\n";
   return 0;
 }
 
@@ -272,6 +274,10 @@ int KeyCommand(const Args& args) {
     if (!key.ok()) return Fail(key.status());
     std::cout << "key_id " << HexEncode(key->id) << "\nlabel " << key->label << "\nspec "
               << key->public_key.spec().Name() << "\n";
+    if (key->decrypt_left_to_module) {
+      std::cout << "note the module signs CKM_RSA_PKCS only with keys that may decrypt; "
+                   "CKA_DECRYPT left to the module\n";
+    }
     return 0;
   }
   if (verb == "list") {

@@ -36,6 +36,8 @@
 #include <functional>
 #include <utility>
 
+#include "signum/core/log.h"
+
 namespace signum::server {
 namespace {
 
@@ -113,6 +115,53 @@ class HsmSigner : public DigestSigner {
   Bytes key_id_;
   PublicKey public_key_;
 };
+
+// What some modules need beyond PKCS#11, as data keyed by CK_INFO.manufacturerID: a new module
+// is one row. Learned from the vendor baselines (docs/conformance-pkcs11.md).
+struct ModuleQuirks {
+  std::string_view manufacturer = {};
+  std::string_view library_description = {};  // a prefix; empty matches any
+  // One call at a time into the module, whatever server.json says (HsmConfig::serialize_calls):
+  // it crashes the process under concurrent signing although it accepts CKF_OS_LOCKING_OK.
+  bool serialize_calls = false;
+  // The module performs CKM_RSA_PKCS (PKCS#1 v1.5 over a DigestInfo, what Sign() uses) as a raw
+  // RSA private operation that the device allows only for keys that may decrypt, so RSA keys are
+  // generated without CKA_DECRYPT=FALSE. Testing it with a signature instead is not an option:
+  // after the refusal tpm2-pkcs11 cannot destroy the key in that process and reuses its handle.
+  bool raw_rsa_sign_needs_decrypt = false;
+};
+constexpr ModuleQuirks kModuleQuirks[] = {
+    // tpm2-pkcs11 (src/lib/sign.c: "synthetic" CKM_RSA_PKCS through TPM2_RSA_Decrypt).
+    {.manufacturer = "tpm2-software.github.io", .raw_rsa_sign_needs_decrypt = true},
+    // openCryptoki 3.8's soft token: segfaults in template_attribute_find in 5 of 8 runs of
+    // concurrent signing, once inside signum-server (docs/conformance-pkcs11.md).
+    {.manufacturer = "IBM", .library_description = "openCryptoki", .serialize_calls = true},
+};
+
+ModuleQuirks QuirksOf(const Pkcs11Module& module) {
+  const CK_INFO info = module.info();
+  const std::string manufacturer = TrimPadded(info.manufacturerID, sizeof info.manufacturerID);
+  const std::string description =
+      TrimPadded(info.libraryDescription, sizeof info.libraryDescription);
+  for (const ModuleQuirks& quirks : kModuleQuirks) {
+    if (manufacturer == quirks.manufacturer && description.starts_with(quirks.library_description))
+      return quirks;
+  }
+  return ModuleQuirks{};
+}
+
+// The mechanism Sign() uses, and ProbeCapabilities() looks up, for each scheme (over a DigestInfo, the digest, the digest).
+CK_MECHANISM_TYPE MechanismForScheme(SignatureScheme scheme) {
+  switch (scheme) {
+    case SignatureScheme::kRsaPkcs1:
+      return CKM_RSA_PKCS;
+    case SignatureScheme::kRsaPss:
+      return CKM_RSA_PKCS_PSS;
+    case SignatureScheme::kEcdsa:
+      return CKM_ECDSA;
+  }
+  return CKM_ECDSA;
+}
 
 }  // namespace
 
@@ -451,10 +500,23 @@ Result<std::unique_ptr<HsmBackend>> HsmBackend::Open(const HsmConfig& config) {
   auto slot = (*module)->FindSlotByTokenLabel(config.token_label);
   if (!slot.ok()) return slot.status().WithContext(where);
 
+  HsmConfig effective = config;
+  const ModuleQuirks quirks = QuirksOf(**module);
+  if (quirks.serialize_calls && !config.serialize_calls) {
+    effective.serialize_calls = true;
+    const CK_INFO info = (*module)->info();
+    SIGNUM_LOG_INFO("hsm", "one call at a time into "
+                               << TrimPadded(info.libraryDescription,
+                                             sizeof info.libraryDescription)
+                               << " (it is not safe under concurrent signing; hsm.serialize is "
+                                  "implied)");
+  }
+
   std::unique_ptr<HsmBackend> backend(new HsmBackend());
   backend->module_ = *module;
   backend->slot_ = *slot;
-  backend->impl_ = std::make_unique<Impl>(*module, *slot, config);
+  backend->serializes_calls_ = effective.serialize_calls;
+  backend->impl_ = std::make_unique<Impl>(*module, *slot, effective);
   const size_t pool_size = std::max<size_t>(config.pool_size, 1);
   for (size_t i = 0; i < pool_size; ++i) {
     auto session = Pkcs11Session::Open(*module, *slot, /*read_write=*/true);
@@ -502,13 +564,12 @@ Result<Bytes> HsmBackend::SignUncounted(ByteView key_id, SignatureScheme scheme,
                                   KeyTypeTitle(key.spec.type) + " key");
     }
 
-    CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
+    CK_MECHANISM mechanism{MechanismForScheme(scheme), nullptr, 0};
     CK_RSA_PKCS_PSS_PARAMS pss{};
     Bytes input;
     switch (scheme) {
       case SignatureScheme::kRsaPkcs1: {
         SIGNUM_ASSIGN_OR_RETURN(input, BuildDigestInfo(hash, digest));
-        mechanism.mechanism = CKM_RSA_PKCS;
         break;
       }
       case SignatureScheme::kRsaPss: {
@@ -523,14 +584,14 @@ Result<Bytes> HsmBackend::SignUncounted(ByteView key_id, SignatureScheme scheme,
         pss.hashAlg = hash_info.ckm_digest;
         pss.mgf = hash_info.ckg_mgf;
         pss.sLen = static_cast<CK_ULONG>(salt);
-        mechanism = CK_MECHANISM{CKM_RSA_PKCS_PSS, &pss, sizeof pss};
+        mechanism.pParameter = &pss;
+        mechanism.ulParameterLen = sizeof pss;
         input.assign(digest.begin(), digest.end());
         break;
       }
       case SignatureScheme::kEcdsa:
         // Raw CKM_ECDSA over the digest (SoftHSM 2.6 has no CKM_ECDSA_SHA*); the module truncates
         // digests longer than the group order itself.
-        mechanism.mechanism = CKM_ECDSA;
         input.assign(digest.begin(), digest.end());
         break;
     }
@@ -569,19 +630,6 @@ Result<Bytes> HsmBackend::SignUncounted(ByteView key_id, SignatureScheme scheme,
 }
 
 namespace {
-
-// The mechanism Sign() uses for each scheme (over a DigestInfo, the digest, the digest).
-CK_MECHANISM_TYPE MechanismForScheme(SignatureScheme scheme) {
-  switch (scheme) {
-    case SignatureScheme::kRsaPkcs1:
-      return CKM_RSA_PKCS;
-    case SignatureScheme::kRsaPss:
-      return CKM_RSA_PKCS_PSS;
-    case SignatureScheme::kEcdsa:
-      return CKM_ECDSA;
-  }
-  return CKM_ECDSA;
-}
 
 // Whether a failed probe signature says the key cannot do that pair. Errors about sessions,
 // login, the device or the key's handle say nothing about it (and Run() already tried to repair
@@ -717,6 +765,10 @@ Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::strin
   if (std::find(supported.begin(), supported.end(), spec) == supported.end()) {
     return InvalidArgumentError("unsupported key spec " + spec.Name());
   }
+  // CKA_DECRYPT=FALSE: a signing key, nothing else, unless the module signs PKCS#1 v1.5 through
+  // decryption (the key stays sensitive and non-extractable either way; HsmKey says which).
+  const bool forbid_decrypt =
+      spec.type != KeyType::kRsa || !QuirksOf(*module_).raw_rsa_sign_needs_decrypt;
   std::optional<HsmKey> generated;
   Status status = impl_->Run({}, [&](Pkcs11Session& session) -> Status {
     const CK_ULONG modulus_bits = static_cast<CK_ULONG>(spec.rsa_bits);
@@ -733,9 +785,9 @@ Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::strin
     std::vector<CK_ATTRIBUTE> priv_tmpl = {
         BoolAttribute(CKA_TOKEN, true),     BoolAttribute(CKA_PRIVATE, true),
         BoolAttribute(CKA_SENSITIVE, true), BoolAttribute(CKA_EXTRACTABLE, false),
-        BoolAttribute(CKA_SIGN, true),      BoolAttribute(CKA_DECRYPT, false),
-        StringAttribute(CKA_LABEL, label),
+        BoolAttribute(CKA_SIGN, true),      StringAttribute(CKA_LABEL, label),
     };
+    if (forbid_decrypt) priv_tmpl.push_back(BoolAttribute(CKA_DECRYPT, false));
     CK_MECHANISM mechanism{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
     if (spec.type == KeyType::kRsa) {
       pub_tmpl.push_back(MakeAttribute(CKA_MODULUS_BITS, &modulus_bits, sizeof modulus_bits));
@@ -781,7 +833,8 @@ Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::strin
       // Report what the token says, not what we asked for.
       SIGNUM_ASSIGN_OR_RETURN(bool sensitive, session.GetBoolAttribute(priv, CKA_SENSITIVE));
       SIGNUM_ASSIGN_OR_RETURN(bool extractable, session.GetBoolAttribute(priv, CKA_EXTRACTABLE));
-      generated = HsmKey{std::move(id), label, std::move(*public_key), sensitive, extractable};
+      generated = HsmKey{std::move(id),        label,       std::move(*public_key),
+                         sensitive,            extractable, !forbid_decrypt};
       return Status::Ok();
     };
     Status finished = finish();

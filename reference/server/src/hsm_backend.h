@@ -32,6 +32,9 @@ struct HsmKey {
   PublicKey public_key;
   bool sensitive = false;
   bool extractable = true;
+  // CKA_DECRYPT left to the module rather than FALSE: it signs CKM_RSA_PKCS only with keys that
+  // may decrypt (tpm2-pkcs11 does raw RSA through TPM2_RSA_Decrypt). Never for EC keys.
+  bool decrypt_left_to_module = false;
 };
 
 // What a key can sign with on its token, learned by HsmBackend::ProbeCapabilities.
@@ -95,6 +98,9 @@ class HsmBackend {
   HsmStats stats() const;
   const std::shared_ptr<Pkcs11Module>& module() const { return module_; }
   CK_SLOT_ID slot() const { return slot_; }
+  // Whether calls into the module take turns: HsmConfig::serialize_calls, or implied by a module
+  // known to need it (kModuleQuirks).
+  bool serializes_calls() const { return serializes_calls_; }
 
  private:
   HsmBackend() = default;
@@ -105,6 +111,7 @@ class HsmBackend {
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<Pkcs11Module> module_;
   CK_SLOT_ID slot_ = 0;
+  bool serializes_calls_ = false;
 };
 
 }  // namespace signum::server

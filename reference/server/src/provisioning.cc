@@ -348,6 +348,11 @@ Result<DemoSummary> InitDemo(const DemoOptions& options) {
                           825};
     auto key = hsm->GenerateKeyPair(spec, label);
     if (!key.ok()) return key.status().WithContext("generating " + label + " on the token");
+    if (key->decrypt_left_to_module) {
+      summary.notes.push_back(label + ": the module signs CKM_RSA_PKCS only with keys that may "
+                              "decrypt; CKA_DECRYPT left to the module (still sensitive, "
+                              "non-extractable)");
+    }
     ledger.push_back({HexEncode(key->id), label});
     SIGNUM_RETURN_IF_ERROR(WriteKeyLedger(ledger_path, ledger));
     auto record = CertifyKey(*hsm, ca, *key, request);

@@ -75,6 +75,7 @@ struct DemoSummary {
   uint16_t port = 0;
   std::vector<std::string> certificate_labels;
   std::vector<std::string> users;
+  std::vector<std::string> notes;  // what the HSM made init-demo do differently, one line each
 };
 
 // Builds DIR/{server.json, state.json, hsm/, ca/, tls/, credentials/, secrets/, audit/}.

@@ -81,6 +81,14 @@ Result<std::unique_ptr<SignatureOperation>> SignatureOperation::Create(
     HashAlgorithm hash = HashAlgorithm::kSha256;
     size_t salt = 0;
     SIGNUM_RETURN_IF_ERROR(ValidatePssParameters(mechanism, *m, key->key_spec, &hash, &salt));
+    // Raw CKM_RSA_PKCS_PSS names its hash only here: refuse one the HSM cannot sign with now,
+    // while the caller can still choose another, not at C_Sign after it has committed.
+    if (signing && !signable.Allows(SignatureScheme::kRsaPss, hash)) {
+      return CkError(CKR_MECHANISM_PARAM_INVALID,
+                     MechanismName(m->type) + " with hashAlg " + std::string(HashName(hash)) +
+                         " cannot sign with " + key->label + ": it can sign with " +
+                         signable.ToString());
+    }
     op->pss_hash_ = hash;
     op->pss_salt_ = salt;
   } else if (mechanism.ulParameterLen != 0) {

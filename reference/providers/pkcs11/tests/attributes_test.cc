@@ -483,16 +483,22 @@ TEST(SignatureOperationTest, SigningIsLimitedToWhatTheKeyCanSignWith) {
             CKR_MECHANISM_INVALID);
   EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_ECDSA_SHA384), ec, kSign).ok());
 
-  // PSS possible with some hash: the raw mechanism starts with any hashAlg (the server judges the
-  // hash: policy and HSM refusals map to different CK_RVs).
+  // PSS possible with some hash: raw CKM_RSA_PKCS_PSS names its hash in the parameters, so one
+  // the key cannot sign with is refused at C_SignInit (openCryptoki's PSS with SHA-224 was
+  // accepted there and failed at C_Sign, after the tool had committed to it).
   wire::CertificateEntry e = Pki().Leaf("pss-sha384", "rsa-2048");
   SignatureCapabilities only_pss384;
   only_pss384.Add(SignatureScheme::kRsaPss, HashAlgorithm::kSha384);
   e.capabilities = only_pss384;
   auto pss_leaf = std::make_shared<const provider::ProviderCertificate>(
       provider::ProviderCertificateFromEntry(e).value());
+  EXPECT_EQ(
+      RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kSign)
+               .status()),
+      CKR_MECHANISM_PARAM_INVALID);
   EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kSign).ok());
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kVerify)
+          .ok());
   EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss),
                                             pss_leaf, kSign)
                      .status()),

@@ -367,11 +367,13 @@ TEST_F(ProviderE2eTest, EveryKeyEveryMechanismEveryHashSignsAndVerifies) {
         SignResult r = SignOnce(s, c.mechanism, k.private_key, c.input);
         if (!PolicyAllows(c.expect.scheme, h.algorithm)) {
           // Not offered on the list (the policy's pairs): a hash-and-sign mechanism is refused at
-          // C_SignInit; a raw mechanism's hash only the server can judge, and its policy refusal
-          // maps to CKR_FUNCTION_REJECTED (docs/pkcs11-provider.md).
+          // C_SignInit, raw PSS there too by its hashAlg; the hash inside a raw PKCS#1 or ECDSA
+          // input only the server can judge, and its policy refusal maps to
+          // CKR_FUNCTION_REJECTED (docs/pkcs11-provider.md).
           const CK_MECHANISM_TYPE m = c.mechanism.mechanism;
-          const bool raw = m == CKM_RSA_PKCS || m == CKM_RSA_PKCS_PSS || m == CKM_ECDSA;
-          const CK_RV expected = raw ? CKR_FUNCTION_REJECTED : CKR_MECHANISM_INVALID;
+          const CK_RV expected = m == CKM_RSA_PKCS_PSS          ? CKR_MECHANISM_PARAM_INVALID
+                                 : m == CKM_RSA_PKCS || m == CKM_ECDSA ? CKR_FUNCTION_REJECTED
+                                                                      : CKR_MECHANISM_INVALID;
           EXPECT_RV(expected, r.rv) << what;
           ++rejected;
           continue;
