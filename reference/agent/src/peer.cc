@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "signum/core/command_line_redaction.h"
 #include "signum/core/encoding.h"
 
 namespace signum::agent {
@@ -62,11 +63,8 @@ ProcessInfo ReadProcessInfo(pid_t pid, const std::string& proc_root) {
   raw.resize(kMaxCommandLine);
   cmdline.read(raw.data(), static_cast<std::streamsize>(raw.size()));
   raw.resize(static_cast<size_t>(cmdline.gcount()));
-  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
-  for (char& c : raw) {
-    if (c == '\0') c = ' ';
-  }
-  info.command_line = std::move(raw);
+  // The audit log cannot be redacted later: secrets (--pin 1234 ...) go before anything else.
+  info.command_line = redaction::RedactedCommandLineFromNulSeparated(raw);
   return info;
 }
 
@@ -81,7 +79,7 @@ wire::CallerContext BuildCallerContext(Transport transport,
     // No kernel-verified identity: pass the claims on and say so in the host field, which the
     // audit log records beside them.
     c.process = claimed.process;
-    c.command_line = claimed.command_line;
+    c.command_line = redaction::RedactCommandLine(claimed.command_line);
     c.pid = claimed.pid;
     c.uid = claimed.uid;
     c.host = TruncateUtf8(ToValidUtf8(hostname),
@@ -98,7 +96,8 @@ wire::CallerContext BuildCallerContext(Transport transport,
   // longer values (a command line beyond 2048 bytes is audited and matched truncated).
   c.process = TruncateUtf8(ToValidUtf8(process.executable), wire::kMaxProcessLength);
   c.command_line = TruncateUtf8(
-      ToValidUtf8(!process.command_line.empty() ? process.command_line : claimed.command_line),
+      ToValidUtf8(!process.command_line.empty() ? process.command_line
+                                                : redaction::RedactCommandLine(claimed.command_line)),
       wire::kMaxCommandLineLength);
   return c;
 }

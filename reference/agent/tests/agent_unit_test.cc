@@ -2,6 +2,7 @@
 // addresses, token ids, the peer uid rule and the caller context built from /proc.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -313,6 +314,28 @@ TEST(PeerTest, CallerContextTrustsTheKernelNotTheClient) {
   EXPECT_EQ(tcp.process, "fake");
   EXPECT_EQ(tcp.pid, 1);
   EXPECT_EQ(tcp.host, "build-7 (tcp-peer)");
+}
+
+// Item: the audit log is hash-chained and cannot be redacted, so no PIN may reach the server
+// whichever way the agent learns the command line (/proc, or a client's claim).
+TEST(PeerTest, CommandLineSecretsNeverLeaveTheAgent) {
+  TempDir proc;
+  ASSERT_EQ(::mkdir(proc.File("4242").c_str(), 0700), 0);
+  using namespace std::string_literals;
+  ASSERT_TRUE(WriteFileAtomically(proc.File("4242/cmdline"),
+                                  "pkcs11-tool\0--login\0--pin\0" "21531068\0-O\0"s)
+                  .ok());
+  const ProcessInfo from_proc = ReadProcessInfo(4242, proc.path());
+  EXPECT_EQ(from_proc.command_line, "pkcs11-tool --login --pin *** -O");
+
+  wire::CallerContext claimed;
+  claimed.command_line = "openssl pkcs12 -passin pass:hunter2 --pin=21531068";
+  const PeerCredentials peer{4242, 1000, 1000};
+  for (const auto& context :
+       {BuildCallerContext(Transport::kTcp, std::nullopt, ProcessInfo{}, claimed, "h", "a"),
+        BuildCallerContext(Transport::kUnixSocket, peer, ProcessInfo{}, claimed, "h", "a")}) {
+    EXPECT_EQ(context.command_line, "openssl pkcs12 -passin *** --pin=***");
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <string>
 
+#include "signum/core/command_line_redaction.h"
 #include "signum/provider/process_context.h"
 
 namespace signum::provider {
@@ -21,13 +22,12 @@ wire::CallerContext CurrentProcessContext() {
   }
   std::ifstream cmdline("/proc/self/cmdline", std::ios::binary);
   if (cmdline) {
-    std::string raw((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-    while (!raw.empty() && raw.back() == '\0') raw.pop_back();
-    for (char& c : raw) {
-      if (c == '\0') c = ' ';
-    }
-    if (raw.size() > kMaxCallerCommandLine) raw.resize(kMaxCallerCommandLine);
-    context.command_line = SanitizeUtf8(raw);
+    const std::string raw((std::istreambuf_iterator<char>(cmdline)),
+                          std::istreambuf_iterator<char>());
+    // Secrets (--pin 1234 ...) are hidden before the line leaves the process, and before it is cut.
+    std::string command_line = redaction::RedactedCommandLineFromNulSeparated(raw);
+    if (command_line.size() > kMaxCallerCommandLine) command_line.resize(kMaxCallerCommandLine);
+    context.command_line = SanitizeUtf8(command_line);
   }
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0) context.host = SanitizeUtf8(host);

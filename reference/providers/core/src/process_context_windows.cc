@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "signum/core/command_line_redaction.h"
 #include "signum/provider/process_context.h"
 #include "signum/provider/wide_string.h"
 
@@ -20,7 +21,8 @@ wire::CallerContext CurrentProcessContext() {
     context.process =
         SanitizeUtf8(Utf8FromWide(slash == std::wstring::npos ? path : path.substr(slash + 1)));
   }
-  std::string command_line = Utf8FromWide(GetCommandLineW());
+  // Secrets (signtool /p ...) are hidden before the line leaves the process, and before it is cut.
+  std::string command_line = redaction::RedactCommandLine(Utf8FromWide(GetCommandLineW()));
   if (command_line.size() > kMaxCallerCommandLine) command_line.resize(kMaxCallerCommandLine);
   context.command_line = SanitizeUtf8(command_line);
   wchar_t host[MAX_COMPUTERNAME_LENGTH + 1] = {};

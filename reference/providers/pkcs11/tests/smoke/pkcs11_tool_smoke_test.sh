@@ -71,6 +71,19 @@ for hash in SHA-1 SHA224 SHA256 SHA384 SHA512; do
   cmp -s "data.$hash" "data.$hash.openssl" || fail "digest $hash differs from openssl dgst"
 done
 
+step "a PIN on pkcs11-tool's command line never reaches the audit log"
+# The audit log is hash-chained: what lands there stays. The provider and the agent redact
+# secret-bearing arguments (docs/agent.md, "Caller identity") before the request leaves the client.
+export_pub rsa-2048
+p11 --login --pin 21531068 --sign --mechanism SHA256-RSA-PKCS --id "$ID" -i data.bin \
+  -o pin.sig > /dev/null
+p11 --login --pin=21531068 --sign --mechanism SHA256-RSA-PKCS --id "$ID" -i data.bin \
+  -o pin.sig > /dev/null
+AUDIT_LOG="$WORK/demo/audit/audit.log"
+grep -q -- "--pin \*\*\* --sign" "$AUDIT_LOG" || fail "the audit log lacks the redacted '--pin ***'"
+grep -q -- "--pin=\*\*\* --sign" "$AUDIT_LOG" || fail "the audit log lacks the redacted '--pin=***'"
+if grep -q 21531068 "$AUDIT_LOG"; then fail "the PIN is in the audit log"; fi
+
 step "trace"
 grep -q "C_Sign = CKR_OK" pkcs11-trace.log || fail "no C_Sign in the trace"
 echo "PASS"
