@@ -65,13 +65,16 @@ class Site:
         self._deployment = native.module().Deployment(**options)
         self._deployment.up()
         self.env = dict(self._deployment.env())
+        # The direct column only: the HSM PIN is kept out of env.sh (docs/demo-deployment.md).
+        self.hsm_baseline_env = dict(self._deployment.hsm_baseline_env())
         self.root_ca = self.env["SIGNUM_CA_CERT"]
         self.chain = str(self.directory / "ca" / "chain.pem")
         self.columns = {
             "signum": Column("signum", self.env["SIGNUM_PKCS11_MODULE"],
                              self.env["SIGNUM_TOKEN_LABEL"], self.env["SIGNUM_PKCS11_PIN"]),
-            "direct": Column("direct", self.env["SIGNUM_HSM_MODULE"],
-                             self.env["SIGNUM_HSM_TOKEN_LABEL"], self.env["SIGNUM_HSM_PIN"]),
+            "direct": Column("direct", self.hsm_baseline_env["SIGNUM_HSM_MODULE"],
+                             self.hsm_baseline_env["SIGNUM_HSM_TOKEN_LABEL"],
+                             self.hsm_baseline_env["SIGNUM_HSM_PIN"]),
         }
         self._keys = {}
 
@@ -91,12 +94,12 @@ class Site:
 
     def module_environment(self) -> dict:
         """What a tool process needs to reach both tokens (agent address, SoftHSM2 config, ...)."""
-        names = ("SIGNUM_AGENT_SOCKET", "SIGNUM_AGENT_TCP", "SIGNUM_AGENT_SECRET_FILE",
-                 "SOFTHSM2_CONF")
+        names = ("SIGNUM_AGENT_SOCKET", "SIGNUM_AGENT_TCP", "SIGNUM_AGENT_SECRET_FILE")
         environment = {name: self.env[name] for name in names if self.env.get(name)}
-        for name, value in self.env.items():  # a vendor module's own variables
-            if name.startswith("SIGNUM_HSM_ENV_"):
-                environment[name[len("SIGNUM_HSM_ENV_"):]] = value
+        # The HSM module's own variables (SOFTHSM2_CONF, a vendor's), never the SIGNUM_HSM_* ones:
+        # the HSM PIN reaches a tool only as the direct column's PIN.
+        environment.update({name: value for name, value in self.hsm_baseline_env.items()
+                            if value and not name.startswith("SIGNUM_HSM_")})
         return environment
 
     def keys(self, column: str) -> dict:
@@ -145,6 +148,7 @@ class DescribedSite(Site):
         self.vendor = None
         self._deployment = None
         self.env = dict(document["env"])
+        self.hsm_baseline_env = {}  # an exported site has the signum column only
         self.root_ca = document["root_ca"]
         self.chain = document["chain"]
         self.columns = {name: Column(name, spec["module"], spec["token_label"], spec["pin"])

@@ -134,6 +134,7 @@ class PyDeployment {
   }
 
   std::map<std::string, std::string> Env() const { return Value(d().Env()); }
+  std::map<std::string, std::string> HsmBaselineEnv() const { return Value(d().HsmBaselineEnv()); }
 
  private:
   std::unique_ptr<Deployment> deployment_;
@@ -387,11 +388,15 @@ PYBIND11_MODULE(signum_harness, m) {
            "forget the deployment: stops it unless detached, removes an owned temporary dir")
       .def("status", &PyDeployment::StatusDict)
       .def("env", &PyDeployment::Env, "the variables of env.sh")
+      .def("hsm_baseline_env", &PyDeployment::HsmBaselineEnv,
+           "the variables of hsm-baseline.env.sh (direct-HSM baseline, holds the HSM PIN)")
       .def("path", [](const PyDeployment& p, const std::string& rel) { return p.d().File(rel); })
       .def_property_readonly("dir", [](const PyDeployment& p) { return p.d().dir(); })
       .def_property_readonly("root_ca", [](const PyDeployment& p) { return p.d().root_ca(); })
       .def_property_readonly("chain", [](const PyDeployment& p) { return p.d().chain(); })
       .def_property_readonly("env_file", [](const PyDeployment& p) { return p.d().env_file(); })
+      .def_property_readonly("hsm_baseline_env_file",
+                             [](const PyDeployment& p) { return p.d().hsm_baseline_env_file(); })
       .def_property_readonly("agent_socket",
                              [](const PyDeployment& p) { return p.d().agent_socket(); })
       .def_property_readonly("token_pin_file",

@@ -56,22 +56,31 @@ def env(deployment):
 
 
 @pytest.fixture(scope="module")
-def columns(deployment, env):
+def hsm_baseline_env(deployment):
+    return deployment.hsm_baseline_env()
+
+
+@pytest.fixture(scope="module")
+def columns(deployment, env, hsm_baseline_env):
     """Per column: how to reach the token (module, label, PIN, process environment)."""
     tool_env = dict(os.environ)
     tool_env.update(env)
+    # The HSM module's own variables (SOFTHSM2_CONF), not the SIGNUM_HSM_* ones.
+    tool_env.update({name: value for name, value in hsm_baseline_env.items()
+                     if not name.startswith("SIGNUM_HSM_")})
     return {
         "signum": dict(module=env["SIGNUM_PKCS11_MODULE"], token=env["SIGNUM_TOKEN_LABEL"],
                        pin=env["SIGNUM_PIN"], env=tool_env),
-        "direct": dict(module=env["SIGNUM_HSM_MODULE"], token=env["SIGNUM_HSM_TOKEN_LABEL"],
-                       pin=env["SIGNUM_HSM_PIN"], env=tool_env),
+        "direct": dict(module=hsm_baseline_env["SIGNUM_HSM_MODULE"],
+                       token=hsm_baseline_env["SIGNUM_HSM_TOKEN_LABEL"],
+                       pin=hsm_baseline_env["SIGNUM_HSM_PIN"], env=tool_env),
     }
 
 
 @pytest.fixture(scope="module")
-def tokens(columns, env):
+def tokens(columns):
     opened = {
-        name: sh.Token(c["module"], c["token"], pin=c["pin"], env=env)
+        name: sh.Token(c["module"], c["token"], pin=c["pin"], env=c["env"])
         for name, c in columns.items()
     }
     yield opened
@@ -86,7 +95,14 @@ def read(path):
 
 # --- Deployment ----------------------------------------------------------------------------------
 
-def test_up_status_and_env(deployment, env):
+def sourced(env_file):
+    """What `source env_file` exports, by name."""
+    exported = run(["bash", "-c", 'set -a; source "$1"; env -0', "_", env_file],
+                   env={"PATH": os.environ["PATH"]}).stdout
+    return dict(line.split("=", 1) for line in exported.split("\0") if "=" in line)
+
+
+def test_up_status_and_env(deployment, env, hsm_baseline_env):
     s = deployment.status()
     assert s["healthy"], s
     assert s["server_pid"] > 0 and s["agent_pid"] > 0
@@ -96,16 +112,21 @@ def test_up_status_and_env(deployment, env):
     assert int(read(os.path.join(deployment.dir, "run/server.pid"))) == s["server_pid"]
     assert int(read(os.path.join(deployment.dir, "run/agent.pid"))) == s["agent_pid"]
 
-    mode = stat.S_IMODE(os.stat(deployment.env_file).st_mode)
-    assert mode == 0o600, oct(mode)
-    # env() is exactly what env.sh exports.
-    exported = run(["bash", "-c", 'set -a; source "$1"; env -0', "_", deployment.env_file],
-                   env={"PATH": os.environ["PATH"]}).stdout
-    shell = dict(line.split("=", 1) for line in exported.split("\0") if "=" in line)
-    for name, value in env.items():
-        assert shell.get(name) == value, name
+    for env_file in (deployment.env_file, deployment.hsm_baseline_env_file):
+        mode = stat.S_IMODE(os.stat(env_file).st_mode)
+        assert mode == 0o600, (env_file, oct(mode))
+    # env() is exactly what env.sh exports, hsm_baseline_env() what hsm-baseline.env.sh does.
+    for env_file, variables in ((deployment.env_file, env),
+                                (deployment.hsm_baseline_env_file, hsm_baseline_env)):
+        shell = sourced(env_file)
+        for name, value in variables.items():
+            assert shell.get(name) == value, name
     assert env["SIGNUM_PIN"] == env["SIGNUM_PKCS11_PIN"] == read(deployment.token_pin_file).strip()
-    assert env["SIGNUM_HSM_PIN"] == read(deployment.hsm_pin_file).strip()
+    # The HSM PIN opens the keys around policy and audit: never in a provider user's env.sh.
+    hsm_pin = read(deployment.hsm_pin_file).strip()
+    assert hsm_baseline_env["SIGNUM_HSM_PIN"] == hsm_pin
+    assert not any(name.startswith("SIGNUM_HSM_") for name in env), sorted(env)
+    assert hsm_pin not in read(deployment.env_file)
     assert env["SIGNUM_CA_CERT"] == deployment.root_ca and os.path.isfile(deployment.chain)
     assert env["SIGNUM_AGENT_SOCKET"] == deployment.agent_socket
     assert env["SIGNUM_AGENT_TCP"].startswith("127.0.0.1:")
@@ -334,7 +355,7 @@ def test_errors_raise_with_the_status_message(columns, tokens, env):
     with pytest.raises(sh.Error, match="NOT_FOUND.*no-such-cert"):
         tokens["signum"].certificate("no-such-cert")
     with pytest.raises(sh.Error, match="no-such-token"):
-        sh.Token(columns["direct"]["module"], "no-such-token", env=env)
+        sh.Token(columns["direct"]["module"], "no-such-token", env=columns["direct"]["env"])
     with pytest.raises(sh.Error, match="loading /nonexistent"):
         sh.Token("/nonexistent/module.so", "x")
     with pytest.raises(sh.Error, match="certificate"):
@@ -397,10 +418,12 @@ def test_vendor_hsm(tmp_path):
                        vendor_pin_file=str(pin_file), vendor_env={"SOFTHSM2_CONF": str(conf)}) as d:
         assert d.status()["healthy"]
         env = d.env()
-        assert env["SIGNUM_HSM_TOKEN_LABEL"] == "vendor-hsm"
-        assert env["SIGNUM_HSM_MODULE"] == SOFTHSM
-        assert env["SOFTHSM2_CONF"] == str(conf)
-        assert env["SIGNUM_HSM_PIN"] == "24682468"
+        baseline = d.hsm_baseline_env()
+        assert baseline["SIGNUM_HSM_TOKEN_LABEL"] == "vendor-hsm"
+        assert baseline["SIGNUM_HSM_MODULE"] == SOFTHSM
+        assert baseline["SOFTHSM2_CONF"] == str(conf)
+        assert baseline["SIGNUM_HSM_PIN"] == "24682468"
+        assert "24682468" not in read(d.env_file)
         # The key was made on the vendor token, and signing through Signum uses it.
         listed = run(["pkcs11-tool", "--module", SOFTHSM, "--token-label", "vendor-hsm", "--login",
                       "--pin", "24682468", "-O"], env=hsm_env).stdout

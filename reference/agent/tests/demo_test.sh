@@ -25,6 +25,13 @@ echo "--- ci/demo up (fresh directory)"
 "$DEMO_CMD" up "$DEMO"
 [[ -f $DEMO/env.sh ]] || fail "no env.sh"
 [[ $(stat -c %a "$DEMO/env.sh") == 600 ]] || fail "env.sh holds PINs and must be 0600"
+[[ -f $DEMO/hsm-baseline.env.sh ]] || fail "no hsm-baseline.env.sh"
+[[ $(stat -c %a "$DEMO/hsm-baseline.env.sh") == 600 ]] || fail "hsm-baseline.env.sh holds the HSM PIN and must be 0600"
+# The HSM PIN opens the keys around policy and audit: never in what a provider user sources.
+hsm_pin=$(cat "$DEMO/secrets/hsm.pin")
+[[ -n $hsm_pin ]] || fail "no secrets/hsm.pin"
+! grep -qF -- "$hsm_pin" "$DEMO/env.sh" || fail "env.sh contains the HSM PIN"
+! grep -q "SIGNUM_HSM_\|SOFTHSM2_CONF" "$DEMO/env.sh" || fail "env.sh exports direct-HSM variables"
 server_pid=$(cat "$DEMO/run/server.pid")
 agent_pid=$(cat "$DEMO/run/agent.pid")
 [[ -d /proc/$server_pid && -d /proc/$agent_pid ]] || fail "PID files do not name running processes"
@@ -34,17 +41,16 @@ echo "--- env.sh"
   # shellcheck disable=SC1091
   source "$DEMO/env.sh"
   for v in SIGNUM_PKCS11_MODULE SIGNUM_TOKEN_LABEL SIGNUM_PIN SIGNUM_PKCS11_PIN SIGNUM_AGENT_SOCKET \
-    SIGNUM_AGENT_TCP SIGNUM_AGENT_SECRET_FILE SIGNUM_CA_CERT SIGNUM_SERVER_URL SIGNUM_DEMO_DIR \
-    SOFTHSM2_CONF SIGNUM_HSM_MODULE SIGNUM_HSM_TOKEN_LABEL SIGNUM_HSM_PIN; do
+    SIGNUM_AGENT_TCP SIGNUM_AGENT_SECRET_FILE SIGNUM_CA_CERT SIGNUM_SERVER_URL SIGNUM_DEMO_DIR; do
     [[ -n ${!v:-} ]] || fail "$v is not set"
   done
+  [[ -z ${SIGNUM_HSM_PIN:-} ]] || fail "env.sh sets SIGNUM_HSM_PIN"
   [[ $SIGNUM_PKCS11_MODULE == "$SIGNUM_BUILD_DIR/reference/providers/pkcs11/libsignumpkcs11.so" ]] ||
     fail "SIGNUM_PKCS11_MODULE=$SIGNUM_PKCS11_MODULE"
   [[ $SIGNUM_TOKEN_LABEL == Signum ]] || fail "SIGNUM_TOKEN_LABEL=$SIGNUM_TOKEN_LABEL"
   [[ $SIGNUM_PIN == "$SIGNUM_PKCS11_PIN" && $SIGNUM_PIN == "$(cat "$DEMO/secrets/token.pin")" ]] ||
     fail "SIGNUM_PIN / SIGNUM_PKCS11_PIN / secrets/token.pin disagree"
   [[ ${#SIGNUM_PIN} -ge 4 ]] || fail "PIN too short"
-  [[ $SIGNUM_HSM_PIN == "$(cat "$DEMO/secrets/hsm.pin")" ]] || fail "SIGNUM_HSM_PIN"
   [[ $SIGNUM_DEMO_DIR == "$DEMO" && $SIGNUM_CA_CERT == "$DEMO/ca/root.pem" ]] || fail "paths"
   [[ $SIGNUM_AGENT_SOCKET == "$DEMO/run/agent.sock" && -S $SIGNUM_AGENT_SOCKET ]] || fail "socket"
   [[ $SIGNUM_AGENT_TCP =~ ^127\.0\.0\.1:[1-9][0-9]*$ ]] || fail "SIGNUM_AGENT_TCP=$SIGNUM_AGENT_TCP"
@@ -57,7 +63,13 @@ echo "--- env.sh"
   grep -q "certificates: 6" <<<"$out" || fail "status over the socket: $out"
   out=$(env -u SIGNUM_AGENT_SOCKET "$UTIL" status) || fail "status over TCP: $out"
   grep -q "agent:        tcp:$SIGNUM_AGENT_TCP" <<<"$out" || fail "status over TCP: $out"
-  # ... and the HSM baseline column sees the demo token.
+  # ... and the HSM baseline (its own file) sees the demo token.
+  # shellcheck disable=SC1091
+  source "$DEMO/hsm-baseline.env.sh"
+  for v in SOFTHSM2_CONF SIGNUM_HSM_MODULE SIGNUM_HSM_TOKEN_LABEL SIGNUM_HSM_PIN; do
+    [[ -n ${!v:-} ]] || fail "$v is not set by hsm-baseline.env.sh"
+  done
+  [[ $SIGNUM_HSM_PIN == "$hsm_pin" ]] || fail "SIGNUM_HSM_PIN"
   out=$(softhsm2-util --show-slots)
   grep -q "$SIGNUM_HSM_TOKEN_LABEL" <<<"$out" || fail "softhsm2-util does not see the token"
 )

@@ -548,12 +548,20 @@ Status Deployment::EnsureTokenPin() {
 
 namespace {
 
-// env.sh's variables in env.sh's order; `comment` lines go before the entry they name.
+// A variable in env.sh's order; `comment` lines go before the entry they name.
 struct EnvEntry {
   std::string name, value, comment;
 };
 
-Result<std::vector<EnvEntry>> EnvEntries(const Deployment& d) {
+// The provider environment (env.sh) and the direct-HSM baseline (hsm-baseline.env.sh) are two
+// files because the baseline's HSM PIN opens the keys around policy and audit: a provider user
+// never needs it, only the tests that compare a tool's result with the HSM used directly.
+struct EnvFiles {
+  std::vector<EnvEntry> provider;
+  std::vector<EnvEntry> hsm_baseline;
+};
+
+Result<EnvFiles> EnvEntries(const Deployment& d) {
   SIGNUM_ASSIGN_OR_RETURN(ServerConfigView config, ReadServerConfig(d.dir()));
   auto pin = ReadSecretFile(d.token_pin_file());
   if (!pin.ok())
@@ -569,7 +577,8 @@ Result<std::vector<EnvEntry>> EnvEntries(const Deployment& d) {
       if (c >= '0' && c <= '9') digits += c;
     if (!digits.empty()) tcp = "127.0.0.1:" + digits;
   }
-  std::vector<EnvEntry> e = {
+  EnvFiles files;
+  files.provider = {
       {"SIGNUM_DEMO_DIR", d.dir(), ""},
       {"SIGNUM_SERVER_URL", "https://127.0.0.1:" + std::to_string(config.port), ""},
       {"SIGNUM_CA_CERT", d.root_ca(), ""},
@@ -582,39 +591,58 @@ Result<std::vector<EnvEntry>> EnvEntries(const Deployment& d) {
       {"SIGNUM_PIN", *pin, ""},
       {"SIGNUM_PKCS11_PIN", *pin, ""},
   };
-  bool first = true;
+  // The module's own environment (SOFTHSM2_CONF, a vendor's variables) first: the module reads it.
   for (const auto& [name, value] : config.hsm_environment) {
-    e.push_back({name, value,
-                 first ? "Direct-HSM baseline: the same keys and certificates straight from the HSM."
-                       : ""});
-    first = false;
+    files.hsm_baseline.push_back({name, value, ""});
   }
-  e.push_back({"SIGNUM_HSM_MODULE", config.hsm_module,
-               first ? "Direct-HSM baseline: the same keys and certificates straight from the HSM."
-                     : ""});
-  e.push_back({"SIGNUM_HSM_TOKEN_LABEL", config.hsm_token_label, ""});
-  e.push_back({"SIGNUM_HSM_PIN", hsm_pin, ""});
-  return e;
+  files.hsm_baseline.push_back({"SIGNUM_HSM_MODULE", config.hsm_module, ""});
+  files.hsm_baseline.push_back({"SIGNUM_HSM_TOKEN_LABEL", config.hsm_token_label, ""});
+  files.hsm_baseline.push_back({"SIGNUM_HSM_PIN", hsm_pin, ""});
+  return files;
 }
 
-}  // namespace
-
-Result<std::map<std::string, std::string>> Deployment::Env() const {
-  SIGNUM_ASSIGN_OR_RETURN(std::vector<EnvEntry> entries, EnvEntries(*this));
+std::map<std::string, std::string> ToMap(const std::vector<EnvEntry>& entries) {
   std::map<std::string, std::string> env;
   for (const EnvEntry& e : entries) env[e.name] = e.value;
   return env;
 }
 
-Status Deployment::WriteEnvFile() {
-  SIGNUM_RETURN_IF_ERROR(EnsureTokenPin());
-  SIGNUM_ASSIGN_OR_RETURN(std::vector<EnvEntry> entries, EnvEntries(*this));
-  std::string text = "# Written by signum-demo up (ci/demo); source it. Holds the demo PINs: keep it private.\n";
+Status WriteShellEnvFile(const std::string& path, std::string_view header,
+                         const std::vector<EnvEntry>& entries) {
+  std::string text(header);
   for (const EnvEntry& e : entries) {
     if (!e.comment.empty()) text += "# " + e.comment + "\n";
     text += "export " + e.name + "=" + ShellQuote(e.value) + "\n";
   }
-  return WriteFileAtomically(env_file(), text, 0600);
+  return WriteFileAtomically(path, text, 0600);
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> Deployment::Env() const {
+  SIGNUM_ASSIGN_OR_RETURN(EnvFiles files, EnvEntries(*this));
+  return ToMap(files.provider);
+}
+
+Result<std::map<std::string, std::string>> Deployment::HsmBaselineEnv() const {
+  SIGNUM_ASSIGN_OR_RETURN(EnvFiles files, EnvEntries(*this));
+  return ToMap(files.hsm_baseline);
+}
+
+Status Deployment::WriteEnvFile() {
+  SIGNUM_RETURN_IF_ERROR(EnsureTokenPin());
+  SIGNUM_ASSIGN_OR_RETURN(EnvFiles files, EnvEntries(*this));
+  SIGNUM_RETURN_IF_ERROR(WriteShellEnvFile(
+      env_file(),
+      "# Written by signum-demo up (ci/demo); source it. Holds the demo token PIN (the provider's,\n"
+      "# not the HSM's): keep it private.\n",
+      files.provider));
+  return WriteShellEnvFile(
+      hsm_baseline_env_file(),
+      "# Written by signum-demo up (ci/demo). Direct-HSM baseline: the same keys and certificates\n"
+      "# straight from the HSM, around Signum's policies and audit log. Holds the HSM PIN: only the\n"
+      "# tests that compare with the HSM directly source it, never a provider user's shell.\n",
+      files.hsm_baseline);
 }
 
 }  // namespace signum::deployment

@@ -254,7 +254,8 @@ int Run(const Options& options, const std::string& self_path) {
 //   softhsm  the HSM module directly (the baseline),
 //   signum   libsignumpkcs11.so -> signum-agent -> signum-server (HTTPS) -> SoftHSM2,
 //   p11-kit  p11-kit-client.so -> `p11-kit server` (Unix socket) -> SoftHSM2 (p11-kit's remoting).
-// Reads the deployment from the variables `ci/demo up DIR` writes to DIR/env.sh.
+// Reads the deployment from the variables `ci/demo up DIR` writes to DIR/env.sh and (SoftHSM2
+// directly) DIR/hsm-baseline.env.sh.
 struct ModuleUnderTest {
   std::string name;
   std::string path;
@@ -304,7 +305,9 @@ Result<Cell> MeasureModule(const ModuleUnderTest& m, const std::string& label, c
 int RunPkcs11(const Options& options) {
   const std::string demo = Env("SIGNUM_DEMO_DIR");
   if (Env("SIGNUM_PKCS11_MODULE").empty() || Env("SIGNUM_HSM_MODULE").empty() || demo.empty()) {
-    std::cerr << "signum-bench --pkcs11 needs a demo environment: ci/demo up DIR && . DIR/env.sh\n";
+    // SoftHSM2 is benchmarked directly too: that needs the direct-HSM baseline's PIN.
+    std::cerr << "signum-bench --pkcs11 needs a demo environment: ci/demo up DIR && . DIR/env.sh"
+                 " && . DIR/hsm-baseline.env.sh\n";
     return 2;
   }
   const ModuleUnderTest softhsm{"softhsm", Env("SIGNUM_HSM_MODULE"), Env("SIGNUM_HSM_TOKEN_LABEL"),

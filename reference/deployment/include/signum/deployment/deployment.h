@@ -9,7 +9,9 @@
 //   DIR/run/agent.sock, agent.secret, agent.port    the agent's endpoints (run/ is 0700)
 //   DIR/logs/server.out, agent.out, agent.log        the processes' output
 //   DIR/secrets/token.pin                            the PIN providers check (created by Up())
-//   DIR/env.sh                                       `source` it (0600: it holds the PINs)
+//   DIR/env.sh                                       `source` it for providers (0600: token PIN)
+//   DIR/hsm-baseline.env.sh                          the direct-HSM baseline (0600: HSM PIN), only
+//                                                    for tests that use the HSM around Signum
 #pragma once
 
 #include <sys/types.h>
@@ -111,10 +113,14 @@ class Deployment {
   Status StopServer();
   Status StartAgent();  // returns once the agent answers on its socket (the server may be down)
   Status StopAgent();
-  Status WriteEnvFile();  // DIR/env.sh from Env(), 0600
+  // DIR/env.sh from Env() and DIR/hsm-baseline.env.sh from HsmBaselineEnv(), both 0600.
+  Status WriteEnvFile();
 
-  // The variables env.sh exports, by name.
+  // The variables env.sh exports, by name: what a provider user needs (agent, module, token PIN).
   Result<std::map<std::string, std::string>> Env() const;
+  // The variables hsm-baseline.env.sh exports: the HSM module, its environment, token label and
+  // HSM PIN, for the direct-HSM baseline only (the PIN goes around policy and audit).
+  Result<std::map<std::string, std::string>> HsmBaselineEnv() const;
 
   const std::string& dir() const { return dir_; }
   const DeploymentOptions& options() const { return options_; }
@@ -126,6 +132,7 @@ class Deployment {
   std::string token_pin_file() const { return File("secrets/token.pin"); }
   Result<std::string> hsm_pin_file() const;  // hsm.pin_file of server.json
   std::string env_file() const { return File("env.sh"); }
+  std::string hsm_baseline_env_file() const { return File("hsm-baseline.env.sh"); }
   std::string run_dir() const { return File("run"); }
   std::string logs_dir() const { return File("logs"); }
   std::string agent_socket() const { return File("run/agent.sock"); }
