@@ -32,6 +32,12 @@ Result<size_t> ReceiveSome(Handle socket, char* out, size_t capacity, Clock::tim
 bool ReadableNow(Handle socket);
 void Close(Handle socket);
 
+// POSIX: the directory that holds the agent's socket is this user's alone: a real directory (not
+// a symlink), owned by geteuid(), no group or other permissions. Otherwise another local user
+// could have put a socket there and served a fake agent (it would receive command lines and
+// digests, and answer with forged signatures). kPermissionDenied naming the owner and the mode.
+Status CheckPrivateDirectory(const std::string& dir);
+
 // "127.x.y.z" or "::1".
 bool IsLoopbackHost(const std::string& host);
 // The platform's default agent socket, or "" where this client has no Unix socket (Windows).

@@ -6,10 +6,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -57,7 +59,74 @@ Status CompleteConnect(int fd, Clock::time_point deadline, const std::string& wh
   return Status::Ok();
 }
 
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string OctalMode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// The agent at the other end runs as this user: SO_PEERCRED is the kernel's word for it.
+Status CheckPeerIsThisUser(int fd, const std::string& where) {
+#ifdef __linux__
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+    return UnavailableError("cannot tell who serves " + where + ": SO_PEERCRED failed: " +
+                            Errno(errno));
+  }
+  const uid_t uid = cred.uid;
+  const std::string process = " (pid " + std::to_string(cred.pid) + ")";
+#else  // macOS and the BSDs
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (::getpeereid(fd, &uid, &gid) != 0) {
+    return UnavailableError("cannot tell who serves " + where + ": getpeereid failed: " +
+                            Errno(errno));
+  }
+  const std::string process;
+#endif
+  if (uid != ::geteuid()) {
+    return PermissionDeniedError(
+        "refusing the process serving " + where + ": it runs as uid " + std::to_string(uid) +
+        process + ", not as uid " +
+        std::to_string(::geteuid()) +
+        "; signum-agent runs as the user it serves, so this is another user's process");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Status CheckPrivateDirectory(const std::string& dir) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    return UnavailableError("agent socket directory " + dir + ": " + Errno(errno) +
+                            " (is signum-agent running?)");
+  }
+  if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+    return PermissionDeniedError("agent socket directory " + dir +
+                                 " is not a directory (a symlink or another file): refusing it");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return PermissionDeniedError(
+        "agent socket directory " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+        ", not to uid " + std::to_string(::geteuid()) +
+        ": another user may be impersonating signum-agent; remove it (and use your own "
+        "XDG_RUNTIME_DIR or SIGNUM_AGENT_SOCKET)");
+  }
+  if ((st.st_mode & 077) != 0) {
+    return PermissionDeniedError("agent socket directory " + dir + " has mode " +
+                                 OctalMode(st.st_mode) +
+                                 ": other users could replace the socket; it must be 0700");
+  }
+  return Status::Ok();
+}
 
 Result<Handle> ConnectUnix(const std::string& path, Clock::time_point deadline) {
   const std::string where = "unix:" + path;
@@ -68,23 +137,29 @@ Result<Handle> ConnectUnix(const std::string& path, Clock::time_point deadline) 
                                 std::to_string(sizeof addr.sun_path - 1) + " bytes");
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
+  SIGNUM_RETURN_IF_ERROR(CheckPrivateDirectory(DirectoryOf(path)));
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return UnavailableError("socket(AF_UNIX) failed: " + Errno(errno));
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     const int err = errno;
-    if (err == EINPROGRESS || err == EINTR) {
-      Status s = CompleteConnect(fd, deadline, where);
-      if (!s.ok()) {
-        ::close(fd);
-        return s;
-      }
-      return fd;
+    if (err != EINPROGRESS && err != EINTR) {
+      ::close(fd);
+      // EAGAIN on a Unix socket: the agent's accept backlog is full.
+      return UnavailableError(
+          "signum-agent at " + where + " is not reachable: " + Errno(err) +
+          (err == ENOENT || err == ECONNREFUSED ? " (is signum-agent running?)" : ""));
     }
+    Status s = CompleteConnect(fd, deadline, where);
+    if (!s.ok()) {
+      ::close(fd);
+      return s;
+    }
+  }
+  // Before a byte is sent: the hello already names the client, and requests carry digests.
+  Status peer = CheckPeerIsThisUser(fd, where);
+  if (!peer.ok()) {
     ::close(fd);
-    // EAGAIN on a Unix socket: the agent's accept backlog is full.
-    return UnavailableError(
-        "signum-agent at " + where + " is not reachable: " + Errno(err) +
-        (err == ENOENT || err == ECONNREFUSED ? " (is signum-agent running?)" : ""));
+    return peer;
   }
   return fd;
 }

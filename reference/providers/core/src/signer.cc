@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "signum/provider/digest.h"
+#include "signum/provider/signature_check.h"
 
 namespace signum::provider {
 
@@ -100,6 +101,7 @@ Result<Bytes> Signer::SignDigest(const ProviderCertificate& certificate,
                          "-byte signature for " + certificate.label + "; expected " +
                          std::to_string(expected));
   }
+  SIGNUM_RETURN_IF_ERROR(CheckReturnedSignature(certificate, request, signature));
   return signature;
 }
 

@@ -3,11 +3,20 @@
 // and the process context. No agent is needed: the pool is pointed at endpoints that do not exist,
 // and the certificate lists are built from real certificates issued by a throwaway software CA.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <thread>
 
+#include "signum/core/agent_protocol.h"
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
 #include "signum/provider/agent_pool.h"
@@ -39,7 +48,9 @@ class Pki {
         IssueCertificate(ca_tmpl, issuing_key_->public_key(), *root_, *root_key_).value());
   }
 
-  wire::CertificateEntry Leaf(const std::string& label, const std::string& spec_name) {
+  // key_out, when given, receives the leaf's private key.
+  wire::CertificateEntry Leaf(const std::string& label, const std::string& spec_name,
+                              std::unique_ptr<SoftwareKey>* key_out = nullptr) {
     auto key = SoftwareKey::Generate(ParseKeySpec(spec_name).value()).value();
     CertificateTemplate tmpl;
     tmpl.subject = {{"CN", label}};
@@ -55,6 +66,7 @@ class Pki {
     e.chain_pem = {issuing_->Pem(), root_->Pem()};
     e.schemes = {SignatureScheme::kEcdsa};
     e.hashes = {HashAlgorithm::kSha256};
+    if (key_out != nullptr) *key_out = std::move(key);
     return e;
   }
 
@@ -408,6 +420,104 @@ TEST(SignerTest, ValidatesBeforeAskingTheAgent) {
       signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("data"));
   ASSERT_FALSE(unreachable.ok());
   EXPECT_EQ(unreachable.status().code(), ErrorCode::kUnavailable);
+}
+
+// Something on the agent's socket that speaks the protocol and answers every sign request with
+// `sign(request)`: the real agent's stand-in for what a provider must not trust blindly. Serves
+// connections until destroyed (bounded by the test).
+class ScriptedAgent {
+ public:
+  using SignFn = std::function<Bytes(const agent_protocol::SignRequest&)>;
+  ScriptedAgent(const std::string& socket_path, SignFn sign) : sign_(std::move(sign)) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 4) != 0)
+      throw std::runtime_error("cannot listen on " + socket_path);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedAgent() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string buffer;
+      while (!stop_) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 50) <= 0) continue;
+        char chunk[4096];
+        const ssize_t n = ::read(c, chunk, sizeof chunk);
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+        auto frame = agent_protocol::DecodeFrame(buffer);
+        if (!frame.ok() || !frame->has_value()) continue;
+        const nlohmann::json& message = **frame;
+        nlohmann::json reply;
+        if (message.value("type", "") == "hello") {
+          agent_protocol::Hello hello;
+          hello.peer = "scripted-agent/1";
+          reply = agent_protocol::ToJson(hello, /*from_agent=*/true);
+        } else {
+          reply = agent_protocol::SignatureJson(
+              sign_(agent_protocol::ParseSignRequest(message).value()));
+        }
+        const std::string out = agent_protocol::EncodeFrame(reply);
+        if (::write(c, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
+      }
+      ::close(c);
+    }
+  }
+  SignFn sign_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A forged signature (right length, wrong bytes) must never reach the tool: the provider checks
+// each against the certificate it holds. A signature that verifies passes.
+TEST(SignerTest, ASignatureThatDoesNotVerifyIsNeverReturned) {
+  testing::TempDir dir("signum-forged");
+  for (const char* spec : {"rsa-2048", "ec-p256"}) {
+    SCOPED_TRACE(spec);
+    std::unique_ptr<SoftwareKey> key;
+    auto cert = ProviderCertificateFromEntry(SharedPki().Leaf("k", spec, &key)).value();
+    const bool rsa = cert.key_spec.type == KeyType::kRsa;
+    const SignatureScheme scheme = rsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
+    std::atomic<bool> forge{true};
+    const std::string socket = dir.File(std::string(spec) + ".sock");
+    ScriptedAgent agent(socket, [&](const agent_protocol::SignRequest& r) {
+      if (forge) return Bytes(cert.key_spec.SignatureSize(), 0x5a);
+      return key->SignDigest(r.scheme, r.hash, r.digest, r.pss_salt_length).value();
+    });
+    AgentPoolOptions options;
+    agent::AgentEndpoint endpoint;
+    endpoint.unix_socket = socket;
+    options.endpoint = endpoint;
+    options.timeout_ms = 5000;
+    AgentConnectionPool pool(options);
+    Signer signer(&pool, CurrentProcessContext());
+
+    auto forged = signer.SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin"));
+    ASSERT_FALSE(forged.ok()) << "a forged signature was returned";
+    EXPECT_EQ(forged.status().code(), ErrorCode::kDataLoss) << forged.status().ToString();
+    EXPECT_NE(forged.status().message().find("does not verify with the certificate's key"),
+              std::string::npos)
+        << forged.status().message();
+
+    forge = false;
+    auto real = signer.SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin"));
+    ASSERT_TRUE(real.ok()) << real.status().ToString();
+    EXPECT_EQ(real->size(), cert.key_spec.SignatureSize());
+  }
 }
 
 TEST(ProcessContextTest, DescribesThisProcess) {

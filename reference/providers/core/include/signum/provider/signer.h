@@ -48,7 +48,8 @@ class Signer {
   Signer(AgentConnectionPool* pool, wire::CallerContext context);
 
   // Signs a prepared digest. The signature is raw (PKCS#1 / PSS octets, ECDSA r||s) and exactly
-  // certificate.key_spec.SignatureSize() bytes; anything else from the agent is kInternal.
+  // certificate.key_spec.SignatureSize() bytes; anything else from the agent is kInternal, and a
+  // signature that does not verify with the certificate's key is kDataLoss (signature_check.h).
   Result<Bytes> SignDigest(const ProviderCertificate& certificate, const DigestToSign& request);
   // Hashes data locally and signs the digest.
   Result<Bytes> SignData(const ProviderCertificate& certificate, SignatureScheme scheme,
