@@ -3,11 +3,17 @@
 #include "audit.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -261,11 +267,11 @@ TEST(AuditTamper, TruncatedTailIsDetectedThroughTheHead) {
   std::vector<std::string> lines = ReadLines(path);
   lines.pop_back();
   WriteLines(path, lines);  // a perfectly valid chain of 9 records
-  ExpectDataLoss(path, "log ends at seq 9 but head says 10 (tail truncated)");
+  ExpectDataLoss(path, "log ends at seq 9 but the head file " + path + ".head says 10 (tail truncated)");
 
   // Deleting the whole log is a truncation too.
   ASSERT_EQ(::unlink(path.c_str()), 0);
-  ExpectDataLoss(path, "log ends at seq 0 but head says 10 (tail truncated)");
+  ExpectDataLoss(path, "log ends at seq 0 but the head file " + path + ".head says 10 (tail truncated)");
 }
 
 TEST(AuditTamper, RewrittenLogDoesNotMatchTheHead) {
@@ -283,33 +289,73 @@ TEST(AuditTamper, RewrittenLogDoesNotMatchTheHead) {
   ExpectDataLoss(path, "hash does not match the head file");
 }
 
-TEST(AuditCrash, PartialLastLineIsRefused) {
+// The files next to path whose name starts with path's name + suffix.
+std::vector<std::string> SiblingsWithPrefix(const std::string& path, const std::string& suffix) {
+  std::vector<std::string> found;
+  const std::filesystem::path p(path);
+  for (const auto& entry : std::filesystem::directory_iterator(p.parent_path())) {
+    if (entry.path().filename().string().starts_with(p.filename().string() + suffix))
+      found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+TEST(AuditCrash, PartialLastLineIsMovedAsideRecordedAndTheServerStarts) {
   TempDir dir;
   const std::string path = dir.File("audit.log");
   WriteLog(path, 5);
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::app);
-    out << R"({"event":{"type":"sign","us)";  // crash in the middle of a write
-  }
-  auto log = AuditLog::Open(path);
-  ASSERT_FALSE(log.ok());
-  EXPECT_EQ(log.status().code(), ErrorCode::kDataLoss);
-  EXPECT_NE(log.status().message().find("incomplete record"), std::string::npos)
-      << log.status().message();
-  EXPECT_NE(log.status().message().find("truncate"), std::string::npos);
+  const std::string torn = R"({"event":{"type":"sign","us)";  // crash in the middle of a write
+  std::ofstream(path, std::ios::binary | std::ios::app) << torn;
+  // audit-verify still reports it; opening moves it aside instead of refusing to start.
   auto report = VerifyAuditLog(path);
   ASSERT_FALSE(report.ok());
   EXPECT_NE(report.status().message().find("line 6: incomplete last line"), std::string::npos)
       << report.status().message();
 
-  // The documented repair: cut after the last newline; the chain then continues.
-  std::string text = ReadAll(path);
-  text.resize(text.rfind('\n') + 1);
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-  auto repaired = AuditLog::Open(path);
-  ASSERT_TRUE(repaired.ok()) << repaired.status().ToString();
-  ASSERT_TRUE((*repaired)->Append(Event(6)).ok());
-  EXPECT_EQ((*repaired)->records(), 6u);
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  const std::vector<std::string> recovery = SiblingsWithPrefix(path, ".torn-");
+  ASSERT_EQ(recovery.size(), 1u);
+  EXPECT_EQ(ReadAll(recovery[0]), torn);
+  ASSERT_TRUE((*log)->Append(Event(7)).ok());
+  EXPECT_EQ((*log)->records(), 7u);  // 5, the recovery record, the new one
+  log->reset();
+  const std::vector<std::string> lines = ReadLines(path);
+  ASSERT_EQ(lines.size(), 7u);
+  const json recovered = json::parse(lines[5])["event"];
+  EXPECT_EQ(recovered["type"], "audit-tail-recovered");
+  EXPECT_EQ(recovered["reason"], "no trailing newline");
+  EXPECT_EQ(recovered["bytes"], torn.size());
+  EXPECT_EQ(recovered["recovery_file"], recovery[0]);
+  EXPECT_TRUE(VerifyAuditLog(path).ok());
+}
+
+TEST(AuditCrash, UnparseableCompleteLastLineIsMovedAsideToo) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 3);
+  std::ofstream(path, std::ios::binary | std::ios::app) << "{\"event\":\x01garbage\n";
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  log->reset();
+  EXPECT_EQ(json::parse(ReadLines(path)[3])["event"]["reason"], "last line is not JSON");
+  EXPECT_TRUE(VerifyAuditLog(path).ok());
+}
+
+TEST(AuditCrash, CorruptionBeforeATornTailStillRefusesToStart) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  WriteLog(path, 5);
+  std::vector<std::string> lines = ReadLines(path);
+  lines[1].replace(lines[1].find("alice"), 5, "mallo");
+  WriteLines(path, lines);
+  std::ofstream(path, std::ios::binary | std::ios::app) << R"({"event":{"ty)";
+  auto log = AuditLog::Open(path);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(log.status().message().find("line 2: hash mismatch"), std::string::npos)
+      << log.status().message();
+  EXPECT_TRUE(SiblingsWithPrefix(path, ".torn-").empty());  // nothing was touched
 }
 
 TEST(AuditCrash, HeadLaggingBehindTheLogIsFine) {
@@ -379,6 +425,161 @@ TEST(AuditLog, ConcurrentAppendsShareFsyncs) {
     EXPECT_EQ(rec["event"]["i"], next[t]);
     next[t] = rec["event"]["i"].get<int>() + 1;
   }
+}
+
+// A tiny tmpfs in a private mount namespace of this (single-threaded at this point) test process:
+// a real ENOSPC, invisible to the rest of the machine and gone when the process exits.
+class TinyFilesystem {
+ public:
+  // Empty reason() = mounted.
+  explicit TinyFilesystem(const std::string& dir, const std::string& size) : dir_(dir) {
+    if (::unshare(CLONE_NEWNS) != 0) {
+      reason_ = std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno) +
+                " (needs root or CAP_SYS_ADMIN, and a single-threaded process)";
+      return;
+    }
+    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0700").c_str()) != 0) {
+      reason_ = std::string("mounting a tmpfs: ") + std::strerror(errno);
+      return;
+    }
+    mounted_ = true;
+  }
+  ~TinyFilesystem() {
+    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string dir_;
+  std::string reason_;
+  bool mounted_ = false;
+};
+
+// The disk fills while the server audits: every refused write leaves the file ending with a
+// complete, chained record; the log reports itself unhealthy; once space is freed the very next
+// append succeeds (no restart) and the chain says what happened.
+TEST(AuditDiskFull, FailedWritesRollBackAndTheLogRecoversWhenSpaceReturns) {
+  TempDir dir;
+  const std::string mount_point = dir.File("tiny");
+  ASSERT_TRUE(std::filesystem::create_directory(mount_point));
+  TinyFilesystem fs(mount_point, "64k");
+  if (!fs.reason().empty()) GTEST_SKIP() << "no private tmpfs: " << fs.reason();
+  const std::string path = mount_point + "/audit.log";
+  const std::string ballast = mount_point + "/ballast";
+  std::ofstream(ballast, std::ios::binary) << std::string(24 * 1024, 'x');
+
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  json big = Event(0);
+  big["padding"] = std::string(300, 'p');  // records of ~500 bytes; the head files use blocks too
+  int accepted = 0;
+  Status refused;
+  for (int i = 1; i <= 1000 && refused.ok(); ++i) {
+    big["i"] = i;
+    refused = (*log)->Append(big);
+    if (refused.ok()) ++accepted;
+  }
+  ASSERT_FALSE(refused.ok()) << "64 KiB never filled up";
+  EXPECT_EQ(refused.code(), ErrorCode::kUnavailable) << refused.ToString();
+  EXPECT_GT(accepted, 10);
+  EXPECT_EQ((*log)->records(), static_cast<uint64_t>(accepted));
+  EXPECT_FALSE((*log)->health().ok());
+  // Still full: refused again, still rolled back.
+  EXPECT_FALSE((*log)->Append(Event(1)).ok());
+  EXPECT_FALSE((*log)->Probe().ok());
+  std::string text = ReadAll(path);
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n') << "a torn record stayed behind";
+  EXPECT_EQ(ReadLines(path).size(), static_cast<size_t>(accepted));
+  auto report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->records, static_cast<uint64_t>(accepted));
+
+  // Space comes back: the next append works, without a restart.
+  ASSERT_EQ(::unlink(ballast.c_str()), 0);
+  ASSERT_TRUE((*log)->Append(Event(2)).ok());
+  EXPECT_TRUE((*log)->health().ok());
+  log->reset();
+  const std::vector<std::string> lines = ReadLines(path);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(accepted) + 2);
+  const json outage = json::parse(lines[accepted])["event"];
+  EXPECT_EQ(outage["type"], "audit-outage");
+  EXPECT_EQ(outage["refused_records"], 3);  // the two Appends and the probe
+  EXPECT_EQ(json::parse(lines.back())["event"]["i"], 2);
+  report = VerifyAuditLog(path);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(AuditLog::Open(path).ok());  // and it restarts without any hand repair
+}
+
+// A head file deleted together with a cut tail: with the copy the server keeps elsewhere the cut
+// is still found; without any anchor, verification says that it could not check the tail.
+TEST(AuditTamper, DeletedHeadAndCutTailIsCaughtByTheHeadCopy) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  const std::string copy = dir.File("state.json.audit-head");
+  {
+    auto log = AuditLog::Open(path, AuditOptions{copy});
+    ASSERT_TRUE(log.ok());
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+  }
+  auto intact = VerifyAuditLog(path, copy);
+  ASSERT_TRUE(intact.ok()) << intact.status().ToString();
+  EXPECT_EQ(intact->anchors_checked.size(), 2u);
+
+  ASSERT_EQ(::unlink((path + ".head").c_str()), 0);
+  std::vector<std::string> lines = ReadLines(path);
+  lines.resize(7);
+  WriteLines(path, lines);
+  auto cut = VerifyAuditLog(path, copy);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("head copy " + copy + " says 10 (tail truncated)"),
+            std::string::npos)
+      << cut.status().message();
+  EXPECT_FALSE(AuditLog::Open(path, AuditOptions{copy}).ok());
+
+  auto unanchored = VerifyAuditLog(path);
+  ASSERT_TRUE(unanchored.ok());
+  EXPECT_FALSE(unanchored->tail_checked());
+  ASSERT_EQ(unanchored->anchors_missing.size(), 1u);
+  EXPECT_NE(unanchored->anchors_missing[0].find("missing"), std::string::npos);
+
+  // Opening without any anchor records that in the chain, for good.
+  {
+    auto log = AuditLog::Open(path);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+  }
+  EXPECT_EQ(json::parse(ReadLines(path).back())["event"]["type"], "audit-head-missing");
+}
+
+// A flood of failures from one address costs two records per interval, not one per attempt.
+TEST(FailureAuditAggregator, AFloodIsCountedNotWrittenOneByOne) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok());
+  {
+    FailureAuditAggregator failures(**log, "auth-failures", std::chrono::milliseconds(300));
+    for (int i = 0; i < 1000; ++i) {
+      ASSERT_TRUE(failures.Record("127.0.0.1", {{"type", "authentication"}, {"i", i}}).ok());
+    }
+    ASSERT_TRUE(failures.Record("::1", {{"type", "authentication"}, {"i", -1}}).ok());
+    EXPECT_EQ((*log)->records(), 2u);  // the first from each source, at once
+    // The interval ends: the summary is written by itself.
+    for (int i = 0; i < 50 && (*log)->records() < 3; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ((*log)->records(), 3u);
+  }
+  log->reset();
+  const std::vector<std::string> lines = ReadLines(path);
+  ASSERT_EQ(lines.size(), 3u);
+  const json summary = json::parse(lines[2])["event"];
+  EXPECT_EQ(summary["type"], "auth-failures");
+  EXPECT_EQ(summary["source"], "127.0.0.1");
+  EXPECT_EQ(summary["count"], 999);
+  EXPECT_EQ(summary["last"]["i"], 999);
+  EXPECT_EQ(SourceAddressOf("127.0.0.1:5555"), "127.0.0.1");
+  EXPECT_EQ(SourceAddressOf("[::1]:5555"), "::1");
 }
 
 }  // namespace
