@@ -280,7 +280,13 @@ bool AgentService::Run() {
       SIGNUM_LOG_ERROR(kLog, "poll failed: " << Errno());
       break;
     }
-    if (fds[1].revents != 0) break;  // Stop()
+    if (fds[1].revents != 0) {  // Stop()
+      // Reading the byte orders Stop()'s last use of this object (on the signal thread) before
+      // the caller destroys it once Run() returns; poll() alone does not (ThreadSanitizer).
+      char byte = 0;
+      [[maybe_unused]] ssize_t ignored = ::read(wake_pipe_[0], &byte, 1);
+      break;
+    }
     if (fds[0].revents != 0) AcceptFrom(unix_fd_, Transport::kUnixSocket);
     if (count == 3 && fds[2].revents != 0) AcceptFrom(tcp_fd_, Transport::kTcp);
   }

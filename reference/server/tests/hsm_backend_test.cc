@@ -624,7 +624,7 @@ TEST_F(HsmBackendTest, ListKeysReturnsEveryKey) {
   ASSERT_TRUE(keys.ok()) << keys.status().ToString();
   for (const auto& [name, key] : GetShared().keys) {
     auto it = std::find_if(keys->begin(), keys->end(),
-                           [&](const HsmKey& listed) { return listed.id == key.id; });
+                           [&wanted = key.id](const HsmKey& listed) { return listed.id == wanted; });
     ASSERT_NE(it, keys->end()) << name;
     EXPECT_EQ(it->label, key.label);
     EXPECT_EQ(it->public_key.SpkiDer(), key.public_key.SpkiDer()) << name;
