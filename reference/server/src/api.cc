@@ -15,7 +15,9 @@ using nlohmann::json;
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  // Error messages echo what the client sent (a path, a label), which need not be UTF-8:
+  // replaced, as in the audit log, instead of throwing.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
