@@ -1,6 +1,7 @@
 #include "admin_cli.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -39,7 +40,10 @@ Running
                                       concurrency)
   remove-demo-keys DIR                destroy on the token exactly the keys, public keys and
                                       certificates init-demo created there (DIR/hsm/demo-keys.json)
-  audit-verify FILE                   check an audit log's hash chain (edits, drops, reorders)
+  audit-verify FILE [--head-copy F] | audit-verify --config FILE
+                                      check an audit log's hash chain (edits, drops, reorders)
+                                      and its end against the head file and its copy; exit 3
+                                      when there was no anchor to check the end against
 
 Administration (all take --config FILE; the running server picks up state changes by itself)
   key generate --spec SPEC --label L  generate a key pair on the HSM (rsa-2048|3072|4096, ec-p256|p384|p521)
@@ -157,17 +161,30 @@ int Serve(const Args& args) {
   if (!hsm.ok()) return Fail(hsm.status());
   auto state = StateStore::Open(config->state_file);
   if (!state.ok()) return Fail(state.status());
-  auto audit = AuditLog::Open(config->audit_log);
+  auto audit = AuditLog::Open(config->audit_log, AuditOptions{config->audit_head_copy});
   if (!audit.ok()) return Fail(audit.status());
+  // Each start is a chain event: what the audit was anchored to when this server took it over.
+  if (Status started = (*audit)->Append(json{{"type", "server-start"},
+                                              {"version", kVersion},
+                                              {"pid", ::getpid()},
+                                              {"records_before", (*audit)->records()},
+                                              {"head_copy", config->audit_head_copy}});
+      !started.ok()) {
+    return Fail(started);
+  }
 
   // What every key can do, learned before the first request (keys enrolled later: on first use).
   KeyCapabilityRegistry capabilities(**hsm);
   capabilities.DiscoverAll((*state)->Current()->state);
   SigningApi api(**state, **hsm, capabilities, **audit,
-                 ApiLimits{config->max_inflight_signatures, config->per_user_inflight_signatures},
+                 ApiLimits{config->max_inflight_signatures, config->per_user_inflight_signatures,
+                           config->failure_audit_interval_ms},
                  kVersion);
-  auto server =
-      HttpsServer::Create(config->https, [&api](const HttpRequest& r) { return api.Handle(r); });
+  HttpsServerConfig https = config->https;
+  https.on_client_certificate_failure = [&api](const std::string& peer, const std::string& why) {
+    api.AuditClientCertificateFailure(peer, why);
+  };
+  auto server = HttpsServer::Create(https, [&api](const HttpRequest& r) { return api.Handle(r); });
   if (!server.ok()) return Fail(server.status());
   (*server)->Start();
   SIGNUM_LOG_INFO("server",
@@ -251,12 +268,36 @@ int RemoveDemoKeysCommand(const Args& args) {
 }
 
 int AuditVerifyCommand(const Args& args) {
-  if (args.positional.size() != 2)
-    return Fail(InvalidArgumentError("usage: signum-server audit-verify FILE"));
-  auto report = VerifyAuditLog(args.positional[1]);
+  constexpr const char* kVerifyUsage =
+      "usage: signum-server audit-verify FILE [--head-copy FILE] | audit-verify --config FILE";
+  std::string log_path = args.positional.size() == 2 ? args.positional[1] : "";
+  std::string head_copy = args.Get("--head-copy");
+  if (args.Has("--config")) {
+    auto config = ConfigFrom(args);
+    if (!config.ok()) return Fail(config.status());
+    if (log_path.empty()) log_path = config->audit_log;
+    if (head_copy.empty()) head_copy = config->audit_head_copy;
+  }
+  if (log_path.empty() || args.positional.size() > 2) return Fail(InvalidArgumentError(kVerifyUsage));
+  auto report = VerifyAuditLog(log_path, head_copy);
   if (!report.ok()) return Fail(report.status());
-  std::cout << "audit log OK: " << report->records << " records, last hash " << report->last_hash
-            << "\n";
+  // Say what the verdict rests on: the chain proves no record was edited, dropped or reordered,
+  // but only an anchor (head file or its copy) shows that none was cut off the end.
+  std::cout << "audit log chain intact: " << report->records << " records, last hash "
+            << report->last_hash << "\n";
+  for (const std::string& anchor : report->anchors_checked)
+    std::cout << "  tail checked against " << anchor << "\n";
+  for (const std::string& anchor : report->anchors_missing)
+    std::cout << "  not checked: " << anchor << "\n";
+  if (head_copy.empty())
+    std::cout << "  not checked: the head copy (give --config or --head-copy)\n";
+  std::cout << "  server starts recorded: " << report->server_starts << "\n";
+  if (report->records > 0 && !report->tail_checked()) {
+    std::cout << "audit log NOT fully verified: no head file or copy to check its end against; "
+                 "records cut off the end would go unnoticed\n";
+    return 3;
+  }
+  std::cout << "audit log OK\n";
   return 0;
 }
 

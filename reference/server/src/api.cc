@@ -1,7 +1,9 @@
 #include "api.h"
 
+#include <cctype>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "signum/core/crypto.h"
 #include "signum/core/log.h"
@@ -30,6 +32,49 @@ HttpResponse ErrorResponse(const Status& status) {
 }
 
 std::string PathOf(const std::string& target) { return target.substr(0, target.find('?')); }
+
+// A request body as JSON, refusing duplicate member names: parsers disagree on which duplicate
+// wins, so a body that a proxy or policy engine reads one way could be signed another way.
+Result<json> ParseRequestBody(std::string_view text) {
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  auto reject_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
+            duplicate.empty()) {
+          duplicate = parsed.get<std::string>();
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json j = json::parse(text.begin(), text.end(), reject_duplicates, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgumentError("body is not valid JSON");
+  if (!duplicate.empty()) {
+    return InvalidArgumentError("body has the member \"" + duplicate +
+                                "\" more than once (duplicate JSON keys are refused)");
+  }
+  return j;
+}
+
+// RFC 7235 2.1: the auth-scheme is case-insensitive. The credentials after it, if it is Bearer.
+std::optional<std::string_view> BearerCredentials(std::string_view header) {
+  constexpr std::string_view kBearer = "bearer ";
+  if (header.size() <= kBearer.size()) return std::nullopt;
+  for (size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kBearer[i]) return std::nullopt;
+  }
+  return header.substr(kBearer.size());
+}
 
 json PrincipalJson(const Principal& p) {
   return json{{"user", p.user}, {"method", p.method}, {"credential", p.credential_id}};
@@ -61,7 +106,11 @@ SigningApi::SigningApi(StateStore& state, HsmBackend& hsm, KeyCapabilityRegistry
       capabilities_(capabilities),
       audit_(audit),
       limits_(limits),
-      version_(std::move(version)) {}
+      version_(std::move(version)),
+      auth_failures_(audit, "auth-failures",
+                     std::chrono::milliseconds(limits.failure_audit_interval_ms)),
+      client_certificate_failures_(audit, "tls-client-certificate-failures",
+                                   std::chrono::milliseconds(limits.failure_audit_interval_ms)) {}
 
 HttpResponse SigningApi::Handle(const HttpRequest& request) {
   const std::string path = PathOf(request.target);
@@ -71,13 +120,10 @@ HttpResponse SigningApi::Handle(const HttpRequest& request) {
     HttpResponse (SigningApi::*handler)(const HttpRequest&);
   };
   static const Route kRoutes[] = {
+      {wire::kHealthPath, "GET", &SigningApi::Health},
       {wire::kCertificatesPath, "GET", &SigningApi::ListCertificates},
       {wire::kSignPath, "POST", &SigningApi::Sign},
   };
-  if (path == wire::kHealthPath) {
-    if (request.method != "GET") return ErrorResponse(InvalidArgumentError("use GET " + path));
-    return Health();
-  }
   for (const Route& route : kRoutes) {
     if (path != route.path) continue;
     if (request.method != route.method) {
@@ -92,10 +138,30 @@ HttpResponse SigningApi::Handle(const HttpRequest& request) {
   return ErrorResponse(NotFoundError("no such endpoint: " + path));
 }
 
-HttpResponse SigningApi::Health() {
+HttpResponse SigningApi::Health(const HttpRequest&) {
   Status hsm = hsm_.Check();
-  wire::HealthResponse h{hsm.ok() ? "ok" : "degraded", version_, hsm.ok() ? "ok" : hsm.message()};
-  return JsonResponse(hsm.ok() ? 200 : 503, wire::ToJson(h));
+  // While the audit log cannot be written nothing is signed (fail closed); Probe() retries a
+  // write at most once a second, so health turns "ok" by itself once the disk has space again.
+  Status audit = audit_.Probe();
+  std::string status = "ok";
+  if (!audit.ok()) {
+    status = "degraded: audit unavailable";
+  } else if (!hsm.ok()) {
+    status = "degraded";
+  }
+  json body = wire::ToJson(
+      wire::HealthResponse{status, version_, hsm.ok() ? "ok" : hsm.message()});
+  body["audit"] = audit.ok() ? "ok" : audit.message();
+  return JsonResponse(hsm.ok() && audit.ok() ? 200 : 503, body);
+}
+
+void SigningApi::AuditClientCertificateFailure(const std::string& peer, const std::string& reason) {
+  Status s = client_certificate_failures_.Record(SourceAddressOf(peer),
+                                                 json{{"type", "tls-client-certificate"},
+                                                      {"peer", peer},
+                                                      {"decision", "denied"},
+                                                      {"reason", reason}});
+  if (!s.ok()) SIGNUM_LOG_ERROR("audit", "cannot audit a client certificate failure: " << s.ToString());
 }
 
 Status SigningApi::Audit(json event) {
@@ -113,11 +179,8 @@ Result<Principal> SigningApi::Authenticate(const HttpRequest& request,
   std::string presented;
   auto auth = request.headers.find("authorization");
   if (auth != request.headers.end()) {
-    constexpr std::string_view kBearer = "Bearer ";
-    if (auth->second.size() > kBearer.size() &&
-        auth->second.compare(0, kBearer.size(), kBearer) == 0) {
-      principal =
-          snapshot.authenticator.ByToken(std::string_view(auth->second).substr(kBearer.size()));
+    if (std::optional<std::string_view> token = BearerCredentials(auth->second)) {
+      principal = snapshot.authenticator.ByToken(*token);
       presented = "token";
     } else {
       presented = "malformed authorization header";
@@ -131,11 +194,18 @@ Result<Principal> SigningApi::Authenticate(const HttpRequest& request,
       presented.empty()
           ? "authentication required: send 'Authorization: Bearer <token>' or a client certificate"
           : "unknown credential (" + presented + ")";
-  SIGNUM_RETURN_IF_ERROR(Audit(json{{"type", "authentication"},
-                                    {"action", action},
-                                    {"peer", request.peer_address},
-                                    {"decision", "denied"},
-                                    {"reason", message}}));
+  // Aggregated per source address: a flood of bad credentials must not become one fsync'd
+  // record per attempt (it filled the disk). The first failure of an interval is written now.
+  Status audited = auth_failures_.Record(SourceAddressOf(request.peer_address),
+                                         json{{"type", "authentication"},
+                                              {"action", action},
+                                              {"peer", request.peer_address},
+                                              {"decision", "denied"},
+                                              {"reason", message}});
+  if (!audited.ok()) {
+    SIGNUM_LOG_ERROR("audit", "cannot write audit record: " << audited.ToString());
+    return InternalError("the audit log cannot be written; refusing to answer");
+  }
   return UnauthenticatedError(message);
 }
 
@@ -194,7 +264,7 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
     return ErrorResponse(status);
   };
 
-  auto body = wire::ParseJson(request.body);
+  auto body = ParseRequestBody(request.body);
   if (!body.ok()) return refuse(body.status(), "");
   auto parsed = wire::ParseSignRequest(*body);
   if (!parsed.ok()) return refuse(parsed.status(), "");
@@ -224,6 +294,17 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
                       "the HSM cannot sign " + std::string(SchemeName(req.scheme)) + " with " +
                       std::string(HashName(req.hash)) + " using the key of certificate '" +
                       cert->label + "' (it can: " + hsm->ToString() + ")"),
+                  "");
+  }
+  // An impossible salt is the request's fault, whoever asks: refused before the policy decision
+  // (not "allowed", then failed by the HSM).
+  if (req.scheme == SignatureScheme::kRsaPss && req.pss_salt_length &&
+      *req.pss_salt_length > MaxPssSaltLength(cert->key_spec.Bits(), req.hash)) {
+    return refuse(InvalidArgumentError(
+                      "pss_salt_length " + std::to_string(*req.pss_salt_length) +
+                      " is too long for the " + cert->key_spec.Name() + " key with " +
+                      std::string(HashName(req.hash)) + " (at most " +
+                      std::to_string(MaxPssSaltLength(cert->key_spec.Bits(), req.hash)) + ")"),
                   "");
   }
   const Decision decision = snapshot->policy.Evaluate(SignAttempt{

@@ -20,6 +20,9 @@ namespace signum::server {
 struct ApiLimits {
   size_t max_inflight_signatures = 64;
   size_t per_user_inflight_signatures = 0;  // 0 = unlimited
+  // Authentication and TLS client-certificate failures: one record for the first failure per
+  // source address per interval, then one summary with the count (FailureAuditAggregator).
+  int failure_audit_interval_ms = 10000;
 };
 
 class SigningApi {
@@ -30,9 +33,12 @@ class SigningApi {
              AuditLog& audit, ApiLimits limits, std::string version);
 
   HttpResponse Handle(const HttpRequest& request);
+  // A TLS handshake that failed on the client's certificate (e.g. from an unknown CA): audited,
+  // aggregated per source address like authentication failures. peer: "address:port".
+  void AuditClientCertificateFailure(const std::string& peer, const std::string& reason);
 
  private:
-  HttpResponse Health();
+  HttpResponse Health(const HttpRequest& request);
   HttpResponse ListCertificates(const HttpRequest& request);
   HttpResponse Sign(const HttpRequest& request);
 
@@ -51,6 +57,8 @@ class SigningApi {
   std::atomic<size_t> inflight_{0};
   std::mutex per_user_mu_;
   std::map<std::string, size_t> per_user_inflight_;
+  FailureAuditAggregator auth_failures_;
+  FailureAuditAggregator client_certificate_failures_;
 };
 
 }  // namespace signum::server

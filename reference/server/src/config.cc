@@ -79,6 +79,11 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   if (c.audit_log.empty()) c.audit_log = "audit.log";
   resolve(c.state_file);
   resolve(c.audit_log);
+  // The head's copy lives away from the log (by default beside the state file), so that deleting
+  // the audit directory's head file does not make a cut tail undetectable.
+  SIGNUM_RETURN_IF_ERROR(Read(root, "audit_head_copy", "", c.audit_head_copy));
+  if (c.audit_head_copy.empty()) c.audit_head_copy = c.state_file + ".audit-head";
+  resolve(c.audit_head_copy);
   SIGNUM_RETURN_IF_ERROR(Read(root, "threads", "", c.threads));
   if (c.threads == 0)
     return InvalidArgumentError("config " + path + ": threads must be at least 1");
@@ -92,6 +97,24 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
       Read(limits, "per_user_inflight_signatures", "limits", c.per_user_inflight_signatures));
   SIGNUM_RETURN_IF_ERROR(Read(limits, "request_timeout_ms", "limits", c.https.request_timeout_ms));
   SIGNUM_RETURN_IF_ERROR(Read(limits, "idle_timeout_ms", "limits", c.https.idle_timeout_ms));
+  SIGNUM_RETURN_IF_ERROR(Read(limits, "max_connections", "limits", c.https.max_connections));
+  SIGNUM_RETURN_IF_ERROR(Read(limits, "max_connections_per_source", "limits",
+                              c.https.max_connections_per_source));
+  SIGNUM_RETURN_IF_ERROR(
+      Read(limits, "pre_handshake_timeout_ms", "limits", c.https.pre_handshake_timeout_ms));
+  SIGNUM_RETURN_IF_ERROR(
+      Read(limits, "handshake_timeout_ms", "limits", c.https.handshake_timeout_ms));
+  SIGNUM_RETURN_IF_ERROR(
+      Read(limits, "failure_audit_interval_ms", "limits", c.failure_audit_interval_ms));
+  for (const auto& [name, value] :
+       {std::pair<const char*, int>{"request_timeout_ms", c.https.request_timeout_ms},
+        {"idle_timeout_ms", c.https.idle_timeout_ms},
+        {"pre_handshake_timeout_ms", c.https.pre_handshake_timeout_ms},
+        {"handshake_timeout_ms", c.https.handshake_timeout_ms},
+        {"failure_audit_interval_ms", c.failure_audit_interval_ms}}) {
+    if (value <= 0)
+      return InvalidArgumentError("config " + path + ": limits." + name + " must be positive");
+  }
 
   const json& log = Section(root, "log");
   SIGNUM_RETURN_IF_ERROR(Read(log, "level", "log", c.log_level));
@@ -113,13 +136,19 @@ json ServerConfigToJson(const ServerConfig& c) {
               {"hsm", hsm},
               {"state_file", c.state_file},
               {"audit_log", c.audit_log},
+              {"audit_head_copy", c.audit_head_copy},
               {"threads", c.threads},
               {"limits",
                {{"max_body_bytes", c.https.max_body_bytes},
                 {"max_inflight_signatures", c.max_inflight_signatures},
                 {"per_user_inflight_signatures", c.per_user_inflight_signatures},
                 {"request_timeout_ms", c.https.request_timeout_ms},
-                {"idle_timeout_ms", c.https.idle_timeout_ms}}},
+                {"idle_timeout_ms", c.https.idle_timeout_ms},
+                {"max_connections", c.https.max_connections},
+                {"max_connections_per_source", c.https.max_connections_per_source},
+                {"pre_handshake_timeout_ms", c.https.pre_handshake_timeout_ms},
+                {"handshake_timeout_ms", c.https.handshake_timeout_ms},
+                {"failure_audit_interval_ms", c.failure_audit_interval_ms}}},
               {"log", {{"level", c.log_level}, {"file", c.log_file}}}};
 }
 

@@ -11,10 +11,13 @@
 //               "environment": {"SOFTHSM2_CONF": "/abs/path/softhsm2.conf"}},
 //   "state_file": "state.json",
 //   "audit_log": "audit/audit.log",
+//   "audit_head_copy": "state.json.audit-head",   (default: the state file's name + ".audit-head")
 //   "threads": 4,
 //   "limits":  {"max_body_bytes": 65536, "max_inflight_signatures": 64,
 //               "per_user_inflight_signatures": 0, "request_timeout_ms": 30000,
-//               "idle_timeout_ms": 60000},
+//               "idle_timeout_ms": 60000, "max_connections": 1024,
+//               "max_connections_per_source": 64, "pre_handshake_timeout_ms": 2000,
+//               "handshake_timeout_ms": 10000, "failure_audit_interval_ms": 10000},
 //   "log":     {"level": "info", "file": ""}
 // }
 #pragma once
@@ -44,9 +47,11 @@ struct ServerConfig {
   std::map<std::string, std::string> hsm_environment;  // set before the module is loaded
   std::string state_file;
   std::string audit_log;
+  std::string audit_head_copy;  // AuditOptions::head_copy_path
   size_t threads = 4;
   size_t max_inflight_signatures = 64;      // beyond this: 429 + Retry-After
   size_t per_user_inflight_signatures = 0;  // 0 = no per-user limit
+  int failure_audit_interval_ms = 10000;    // ApiLimits::failure_audit_interval_ms
   std::string log_level = "info";
   std::string log_file;
 };

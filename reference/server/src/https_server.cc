@@ -24,6 +24,9 @@
 // - max_connections: a connection accepted beyond the limit is closed immediately, before the
 //   TLS handshake (no 503: answering would cost a handshake exactly when we are overloaded). The
 //   client sees the TCP connection closed/reset, which HttpsClient reports as kUnavailable.
+//   max_connections_per_source applies the same per source address, so idle connections from one
+//   address cannot lock everyone else out; and a connection that sends no byte within
+//   pre_handshake_timeout_ms is closed (waiting for readability costs no TLS state).
 // - Client certificates: when client_ca_file is set the server requests one (SSL_VERIFY_PEER
 //   without FAIL_IF_NO_PEER_CERT, because token users have none). A certificate that does not
 //   chain to client_ca_file makes the handshake fail (OpenSSL's default verify callback), rather
@@ -260,7 +263,7 @@ class HttpsServer::Impl {
   const HttpsServerConfig& config() const { return config_; }
   bool stopping() const { return stopping_; }
   HttpResponse CallHandler(const HttpRequest& request) const;
-  void Unregister(Session* session);
+  void Unregister(Session* session, const std::string& source);
 
  private:
   void DoAccept();
@@ -279,6 +282,7 @@ class HttpsServer::Impl {
   bool stop_requested_ = false;                                    // guarded by mu_
   bool stopped_ = false;                                           // guarded by mu_
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  std::unordered_map<std::string, size_t> sessions_per_source_;     // guarded by mu_
   std::atomic<bool> stopping_{false};
   std::mutex finish_mu_;  // serialises FinishStop
 
@@ -292,14 +296,15 @@ class HttpsServer::Impl {
 
 class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl* server, Socket socket, std::string peer, ssl::context& ctx)
+  Session(Impl* server, Socket socket, std::string peer, std::string source, ssl::context& ctx)
       : server_(server),
         config_(server->config()),
         stream_(std::move(socket), ctx),
         timer_(stream_.get_executor()),
-        peer_(std::move(peer)) {}
+        peer_(std::move(peer)),
+        source_(std::move(source)) {}
 
-  ~Session() { server_->Unregister(this); }
+  ~Session() { server_->Unregister(this, source_); }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoHandshake(); });
@@ -348,12 +353,24 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     stream_.lowest_layer().close(ignored);
   }
 
+  // Waits (at most pre_handshake_timeout_ms) for the client's first byte, then handshakes.
   void DoHandshake() {
     phase_ = Phase::kHandshake;
-    ArmTimer(milliseconds(config_.handshake_timeout_ms));
-    stream_.async_handshake(
-        ssl::stream_base::server,
-        [self = shared_from_this()](const SysError& ec) { self->OnHandshake(ec); });
+    // The handshake timeout is the total; the pre-handshake deadline can only be shorter.
+    ArmTimer(milliseconds(std::min(config_.pre_handshake_timeout_ms, config_.handshake_timeout_ms)));
+    stream_.next_layer().async_wait(Socket::wait_read,
+                                    [self = shared_from_this()](const SysError& ec) {
+                                      if (self->closed_) return;
+                                      if (ec) {
+                                        self->CloseSocket();
+                                        return;
+                                      }
+                                      self->ArmTimer(
+                                          milliseconds(self->config_.handshake_timeout_ms));
+                                      self->stream_.async_handshake(
+                                          ssl::stream_base::server,
+                                          [self](const SysError& e) { self->OnHandshake(e); });
+                                    });
   }
 
   void OnHandshake(const SysError& ec) {
@@ -361,6 +378,11 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     if (closed_) return;
     if (ec) {
       SIGNUM_LOG_DEBUG("https", "TLS handshake with " << peer_ << " failed: " << ec.message());
+      const long verify_result = SSL_get_verify_result(stream_.native_handle());
+      if (verify_result != X509_V_OK && config_.on_client_certificate_failure) {
+        config_.on_client_certificate_failure(peer_,
+                                              X509_verify_cert_error_string(verify_result));
+      }
       CloseSocket();
       return;
     }
@@ -607,6 +629,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   Timer timer_;
   uint64_t timer_generation_ = 0;
   const std::string peer_;
+  const std::string source_;  // the peer's address, for max_connections_per_source
   Phase phase_ = Phase::kHandshake;
   bool timed_out_ = false;
   bool closed_ = false;
@@ -740,29 +763,42 @@ void HttpsServer::Impl::OnAccept(const SysError& ec, Socket socket) {
   }
   SysError ignored;
   std::shared_ptr<Session> session;
+  const auto remote = socket.remote_endpoint(ignored);
+  std::string source = remote.address().to_string();
+  const char* refused = nullptr;
   {
     std::lock_guard lock(mu_);
-    if (sessions_.size() < config_.max_connections) {
-      auto remote = socket.remote_endpoint(ignored);
+    size_t& from_source = sessions_per_source_[source];
+    if (sessions_.size() >= config_.max_connections) {
+      refused = "max_connections";
+    } else if (config_.max_connections_per_source > 0 &&
+               from_source >= config_.max_connections_per_source) {
+      refused = "max_connections_per_source";
+    } else {
+      ++from_source;
       socket.set_option(tcp::no_delay(true), ignored);
-      session = std::make_shared<Session>(
-          this, std::move(socket), EndpointString(remote.address(), remote.port()), ssl_ctx_);
+      session = std::make_shared<Session>(this, std::move(socket),
+                                          EndpointString(remote.address(), remote.port()), source,
+                                          ssl_ctx_);
       sessions_.emplace(session.get(), session);
     }
+    if (from_source == 0) sessions_per_source_.erase(source);
   }
   if (session) {
     session->Start();
   } else {
-    SIGNUM_LOG_DEBUG("https", "refusing connection: max_connections (" << config_.max_connections
-                                                                       << ") reached");
-    socket.close(ignored);  // over max_connections: refuse
+    SIGNUM_LOG_DEBUG("https", "refusing connection from " << source << ": " << refused
+                                                          << " reached");
+    socket.close(ignored);  // over a connection limit: refuse
   }
   DoAccept();
 }
 
-void HttpsServer::Impl::Unregister(Session* session) {
+void HttpsServer::Impl::Unregister(Session* session, const std::string& source) {
   std::lock_guard lock(mu_);
   sessions_.erase(session);
+  auto it = sessions_per_source_.find(source);
+  if (it != sessions_per_source_.end() && --it->second == 0) sessions_per_source_.erase(it);
 }
 
 bool HttpsServer::Impl::OnIoThread() const {

@@ -24,10 +24,21 @@ struct HttpsServerConfig {
   size_t io_threads = 2;                     // threads running the event loop and handlers
   size_t max_body_bytes = 64 * 1024;         // larger bodies -> 413
   size_t max_header_bytes = 16 * 1024;       // larger headers -> 431
+  // A new connection must send its first TLS byte (ClientHello) within pre_handshake_timeout_ms
+  // and finish the handshake within handshake_timeout_ms: idle sockets that never start TLS are
+  // dropped quickly instead of holding a connection slot.
+  int pre_handshake_timeout_ms = 2000;
   int handshake_timeout_ms = 10000;
   int idle_timeout_ms = 60000;               // keep-alive connection idle limit
   int request_timeout_ms = 30000;            // reading one request
   size_t max_connections = 1024;             // beyond this new connections are refused
+  // Connections from one source address beyond this are refused, so one client (or attacker)
+  // cannot take every slot of max_connections. 0 = no per-source limit.
+  size_t max_connections_per_source = 64;
+  // Called (on an io thread) when a client's certificate fails verification in the handshake,
+  // e.g. one from an unknown CA; peer is "address:port", reason OpenSSL's verify error.
+  std::function<void(const std::string& peer, const std::string& reason)>
+      on_client_certificate_failure;
 };
 
 struct HttpRequest {

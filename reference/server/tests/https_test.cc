@@ -14,6 +14,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -464,6 +465,62 @@ TEST(HttpsTest, HandshakeTimeoutForSilentTcpClient) {
   EXPECT_GE(elapsed, 250);
   EXPECT_LT(elapsed, 2000);
   ::close(fd);
+}
+
+// A TCP connection from source (a loopback address such as 127.0.0.2) that never starts TLS.
+int IdleTcpConnectFrom(const char* source, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source, &from.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// 300 idle connections from 127.0.0.2 (more than max_connections) must not lock out a client
+// from 127.0.0.1, and are dropped within the pre-handshake deadline. Before: the flood took every
+// slot and the legitimate client was refused until the 10 s handshake timeout freed them.
+TEST(HttpsTest, IdleConnectionFloodFromOneSourceDoesNotLockOutOthers) {
+  auto config = ServerConfig();
+  config.max_connections = 256;
+  config.max_connections_per_source = 32;
+  config.pre_handshake_timeout_ms = 500;
+  auto server = StartServer(config);
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) {
+    const int fd = IdleTcpConnectFrom("127.0.0.2", server->port());
+    ASSERT_GE(fd, 0) << "connect " << i << ": " << std::strerror(errno);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all accepted (or refused)
+  const auto start = Clock::now();
+  auto client = MakeClient(ClientConfig(server->port()));
+  auto r = client->Get("/x");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(MillisSince(start), 400);
+  // Every idle connection is closed by the server soon: refused at once or after 500 ms.
+  size_t closed = 0;
+  for (int fd : idle) {
+    if (WaitReadable(fd, 3000)) {
+      char c;
+      if (::recv(fd, &c, 1, 0) <= 0) ++closed;
+    }
+    ::close(fd);
+  }
+  EXPECT_EQ(closed, idle.size());
+  EXPECT_LT(MillisSince(start), 3000);
 }
 
 TEST(HttpsTest, Tls11ClientRefusedTls12Accepted) {
