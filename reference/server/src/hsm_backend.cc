@@ -788,6 +788,9 @@ Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::strin
         BoolAttribute(CKA_SIGN, true),      StringAttribute(CKA_LABEL, label),
     };
     if (forbid_decrypt) priv_tmpl.push_back(BoolAttribute(CKA_DECRYPT, false));
+    // Nor a key-unwrapping key (modules default CKA_UNWRAP to TRUE): a signing key that can
+    // unwrap could import keys chosen by whoever can call C_UnwrapKey with it.
+    priv_tmpl.push_back(BoolAttribute(CKA_UNWRAP, false));
     CK_MECHANISM mechanism{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
     if (spec.type == KeyType::kRsa) {
       pub_tmpl.push_back(MakeAttribute(CKA_MODULUS_BITS, &modulus_bits, sizeof modulus_bits));
