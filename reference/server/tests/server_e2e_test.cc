@@ -2,7 +2,12 @@
 // deployment built by `signum-server init-demo` on a fresh SoftHSM2 token, spoken to over real TLS
 // on loopback. Every signature is verified with OpenSSL against the leaf certificate.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/process.hpp>
 #include <chrono>
@@ -566,6 +571,82 @@ TEST_F(ServerE2eTest, ZzzOverloadAnswers429WithRetryAfter) {
   EXPECT_GT(throttled.load(), 0);
   EXPECT_TRUE(retry_after_seen.load());
   EXPECT_EQ(other.load(), 0);
+}
+
+// The disk under the audit log fills while the server signs: signing is refused (500, no
+// signature), /v1/health says "degraded: audit unavailable" (503), no torn record stays, and once
+// space is freed the server recovers by itself: health is ok, signing works, the chain verifies
+// and a restart needs no hand repair. The audit directory is a 64 KiB tmpfs in a private mount
+// namespace of this test process (inherited by the server it starts).
+TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversBySelf) {
+  Deployment deployment;
+  const std::string audit_dir = deployment.root() + "/audit";
+  if (::unshare(CLONE_NEWNS) != 0) {
+    GTEST_SKIP() << "unshare(CLONE_NEWNS): " << std::strerror(errno)
+                 << " (needs root and a single-threaded test process)";
+  }
+  if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      ::mount("tmpfs", audit_dir.c_str(), "tmpfs", 0, "size=64k,mode=0700") != 0) {
+    GTEST_SKIP() << "mounting a tmpfs: " << std::strerror(errno);
+  }
+  deployment.Start();
+  // Fill what is left of the 64 KiB.
+  const std::string ballast = audit_dir + "/ballast";
+  {
+    std::ofstream out(ballast, std::ios::binary);
+    const std::string block(4096, 'x');
+    for (int i = 0; i < 32 && out; ++i) out.write(block.data(), block.size()), out.flush();
+  }
+  auto client = deployment.Client(deployment.Token("release"));
+  std::string rsa_id;
+  {
+    auto r = client->Get(std::string(wire::kCertificatesPath));
+    ASSERT_TRUE(r.ok());
+    const json list = json::parse(r->body);
+    for (const json& e : list["certificates"])
+      if (e["label"] == "rsa-2048") rsa_id = e["id"].get<std::string>();
+  }
+  auto sign = [&] {
+    return client->Post(std::string(wire::kSignPath),
+                        wire::ToJson(wire::SignRequest{rsa_id, SignatureScheme::kRsaPkcs1,
+                                                       HashAlgorithm::kSha256, Bytes(32, 7),
+                                                       std::nullopt, {}})
+                            .dump());
+  };
+  int status = 200;
+  for (int i = 0; i < 200 && status == 200; ++i) {
+    auto r = sign();
+    ASSERT_TRUE(r.ok());
+    status = r->status;
+    if (status != 200) {
+      EXPECT_EQ(r->body.find("signature"), std::string::npos) << r->body;
+    }
+  }
+  ASSERT_EQ(status, 500) << "the audit never ran out of space";
+  auto health = deployment.Client("")->Get(std::string(wire::kHealthPath));
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 503);
+  EXPECT_EQ(json::parse(health->body)["status"], "degraded: audit unavailable") << health->body;
+  const std::string log = audit_dir + "/audit.log";
+  EXPECT_EQ(ReadFile(log)->back(), '\n') << "a torn record stayed behind";
+
+  ASSERT_EQ(::unlink(ballast.c_str()), 0);
+  for (int i = 0; i < 30; ++i) {  // health probes at most once a second
+    health = deployment.Client("")->Get(std::string(wire::kHealthPath));
+    if (health.ok() && health->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(health->status, 200) << health->body;
+  auto r = sign();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  deployment.Stop();
+  EXPECT_NE(ReadFile(log)->find("\"type\":\"audit-outage\""), std::string::npos);
+  auto verify = RunCommand(Cli("audit-verify --config " + deployment.config()));
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  deployment.Start();  // no hand repair
+  deployment.Stop();
+  ::umount2(audit_dir.c_str(), MNT_DETACH);
 }
 
 }  // namespace
