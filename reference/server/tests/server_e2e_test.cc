@@ -440,6 +440,32 @@ TEST_F(ServerE2eTest, AuthenticationFailureFloodIsAggregatedInTheAudit) {
   EXPECT_LT(std::filesystem::file_size(log) - size_before, 2000u);
 }
 
+// A client certificate from a CA the server does not trust fails the handshake, and is audited.
+TEST_F(ServerE2eTest, ClientCertificateFromAnUnknownCaIsAudited) {
+  TempDir dir("signum-unknown-ca");
+  auto made = RunCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                         "-subj /CN=intruder -days 1 -keyout " + dir.File("key.pem") + " -out " +
+                         dir.File("cert.pem") + " 2>&1");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  HttpsClientConfig c;
+  c.host = "127.0.0.1";
+  c.port = deployment_->port();
+  c.ca_file = deployment_->root() + "/ca/root.pem";
+  c.client_certificate_file = dir.File("cert.pem");
+  c.client_key_file = dir.File("key.pem");
+  auto client = HttpsClient::Create(c);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto r = (*client)->Get(std::string(wire::kCertificatesPath));
+  EXPECT_FALSE(r.ok() && r->status == 200);
+  std::string text;
+  for (int i = 0; i < 50; ++i) {  // written by an io thread right after the failed handshake
+    text = *ReadFile(deployment_->root() + "/audit/audit.log");
+    if (text.find("\"type\":\"tls-client-certificate\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(text.find("\"type\":\"tls-client-certificate\""), std::string::npos);
+}
+
 TEST_F(ServerE2eTest, SmallProtocolFixes) {
   auto client = deployment_->Client(deployment_->Token("release"));
   // DELETE /v1/health: 405 with Allow, like every other route.
