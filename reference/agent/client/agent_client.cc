@@ -82,7 +82,13 @@ Result<Connection> OpenOne(const AgentEndpoint& endpoint, bool use_tcp,
   };
   agent_protocol::Hello hello;
   hello.peer = client_name;
-  if (use_tcp) hello.secret = endpoint.secret;
+  // TCP: the secret never crosses the wire. Whoever listens on the port (another local user's
+  // program, when the agent is not running) gets only this nonce; see agent_protocol.h.
+  if (use_tcp) {
+    auto nonce = agent_protocol::NewNonce();
+    if (!nonce.ok()) return fail(nonce.status());
+    hello.nonce = *nonce;
+  }
   Status sent = transport::SendAll(
       c.socket, agent_protocol::EncodeFrame(agent_protocol::ToJson(hello, false)), deadline);
   if (!sent.ok()) {
@@ -99,6 +105,33 @@ Result<Connection> OpenOne(const AgentEndpoint& endpoint, bool use_tcp,
         ", this client speaks 1.." + std::to_string(agent_protocol::kProtocolVersion)));
   }
   c.agent_name = agent_hello->peer;
+  if (!use_tcp) return c;
+
+  // The listener must prove that it knows the secret before we send anything else: one that
+  // cannot is not signum-agent, and must get neither our proof nor any request.
+  if (agent_hello->protocol < agent_protocol::kMinTcpProtocolVersion ||
+      !agent_protocol::ProofMatches(agent_protocol::ProofRole::kAgent, endpoint.secret, hello.nonce,
+                                    agent_hello->nonce, agent_hello->proof)) {
+    transport::Close(c.socket);
+    return PermissionDeniedError(
+        "the process listening on " + c.description +
+        " does not know the agent's secret: not signum-agent (another local user?), or the secret "
+        "this client read is out of date (signum-agent writes a new one at every start)");
+  }
+  auto proof = agent_protocol::HandshakeProof(agent_protocol::ProofRole::kClient, endpoint.secret,
+                                              hello.nonce, agent_hello->nonce);
+  if (!proof.ok()) return fail(proof.status());
+  const agent_protocol::AuthRequest auth{*proof};
+  sent = transport::SendAll(c.socket, agent_protocol::EncodeFrame(agent_protocol::ToJson(auth)),
+                            deadline);
+  if (!sent.ok()) {
+    if (auto error = PendingAgentError(c.socket, c.buffer)) return fail(*error);
+    return fail(sent);
+  }
+  auto ack = ReadFrame(c.socket, c.buffer, deadline);
+  if (!ack.ok()) return fail(ack.status());
+  Status authenticated = agent_protocol::ParseAuthenticated(*ack);
+  if (!authenticated.ok()) return fail(authenticated);
   return c;
 }
 

@@ -45,7 +45,8 @@ Result<std::string> ReadAgentSecretFile(const std::string& path);
 class AgentClient {
  public:
   // Connects and performs the Hello exchange. Unreachable agent -> kUnavailable naming the
-  // endpoint; protocol mismatch or bad secret -> kFailedPrecondition / kUnauthenticated.
+  // endpoint; protocol mismatch or bad secret -> kFailedPrecondition / kUnauthenticated; on TCP,
+  // a listener that cannot prove it knows the secret (not signum-agent) -> kPermissionDenied.
   // timeout_ms bounds the connect, the handshake and every later request.
   static Result<std::unique_ptr<AgentClient>> Connect(const AgentEndpoint& endpoint,
                                                       const std::string& client_name,

@@ -232,8 +232,8 @@ Status AgentService::PrepareTcp() {
   tcp_port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
-  // A fresh secret per start: a provider that still holds an old one gets kUnauthenticated and
-  // rereads the file.
+  // A fresh secret per start: a provider that still holds an old one cannot verify our proof
+  // (kPermissionDenied) and rereads the file.
   secret_ = HexEncode(RandomBytes(32));
   SIGNUM_RETURN_IF_ERROR(MakeUserDirectory(DirName(config_.secret_file)));
   SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(config_.secret_file, secret_ + "\n", 0600)
@@ -396,11 +396,17 @@ void AgentService::ServeConnection(int fd, Transport transport) {
 
   std::string buffer;
   bool greeted = false;
+  // Unix socket: once greeted (the kernel vouched for the peer's uid). TCP: once the client has
+  // proved that it knows the secret (agent_protocol.h's handshake); nothing is served before.
+  bool authenticated = false;
+  std::string client_nonce;
+  std::string agent_nonce;
+  // The whole handshake (hello, and on TCP the auth) must be done by then.
   const auto hello_deadline = Clock::now() + std::chrono::milliseconds(kHelloTimeoutMs);
   for (;;) {
-    // Before the hello (which proves a TCP peer knows the secret) nobody gets to make us buffer
-    // more than a hello's worth of bytes.
-    if (!greeted && buffer.size() >= 4) {
+    // Before the handshake (which proves a TCP peer knows the secret) nobody gets to make us
+    // buffer more than a hello's worth of bytes.
+    if (!authenticated && buffer.size() >= 4) {
       const uint32_t announced = (uint32_t{static_cast<uint8_t>(buffer[0])} << 24) |
                                  (uint32_t{static_cast<uint8_t>(buffer[1])} << 16) |
                                  (uint32_t{static_cast<uint8_t>(buffer[2])} << 8) |
@@ -418,7 +424,7 @@ void AgentService::ServeConnection(int fd, Transport transport) {
       return;
     }
     if (!decoded->has_value()) {
-      if (!greeted) {
+      if (!authenticated) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(hello_deadline - Clock::now())
                 .count();
@@ -466,25 +472,74 @@ void AgentService::ServeConnection(int fd, Transport transport) {
                                         std::to_string(proto::kProtocolVersion) + ")"));
         return;
       }
-      if (transport == Transport::kTcp) {
-        // Constant time: the comparison must not tell an attacker how much of a guess was right.
-        if (hello->secret.empty() ||
-            !ConstantTimeEquals(AsBytes(hello->secret), AsBytes(secret_))) {
-          SIGNUM_LOG_WARN(kLog, "tcp peer '" << Printable(hello->peer)
-                                             << "' rejected: missing or wrong secret");
-          RejectAndClose(
-              fd, UnauthenticatedError(
-                      "missing or wrong agent secret (read it from the agent's secret file)"));
-          return;
-        }
-      }
       proto::Hello reply;
       // Speak the older of the two versions (the p11-kit handshake rule).
       reply.protocol = std::min(hello->protocol, proto::kProtocolVersion);
       reply.peer = kAgentName;
+      if (transport == Transport::kTcp) {
+        // Protocol 1 sent the secret itself, to whoever held the port: refused, so that providers
+        // get updated rather than keep handing the secret to any listener.
+        if (!hello->legacy_secret.empty() || hello->protocol < proto::kMinTcpProtocolVersion) {
+          SIGNUM_LOG_WARN(kLog, "tcp peer '" << Printable(hello->peer) << "' rejected: protocol "
+                                             << hello->protocol << " hello");
+          RejectAndClose(
+              fd, FailedPreconditionError(
+                      "protocol " + std::to_string(hello->protocol) +
+                      " hellos (with the agent's secret in plaintext) are refused on TCP: this "
+                      "agent needs protocol " +
+                      std::to_string(proto::kMinTcpProtocolVersion) +
+                      "'s challenge-response; update the provider"));
+          return;
+        }
+        if (hello->nonce.empty()) {
+          RejectAndClose(fd, InvalidArgumentError("a TCP hello must carry the client's nonce"));
+          return;
+        }
+        auto nonce = proto::NewNonce();
+        if (!nonce.ok()) {
+          SIGNUM_LOG_ERROR(kLog, "no nonce for a tcp peer: " << nonce.status().ToString());
+          RejectAndClose(fd, nonce.status());
+          return;
+        }
+        auto proof = proto::HandshakeProof(proto::ProofRole::kAgent, secret_, hello->nonce, *nonce);
+        if (!proof.ok()) {
+          RejectAndClose(fd, proof.status());
+          return;
+        }
+        client_nonce = hello->nonce;
+        agent_nonce = *nonce;
+        reply.nonce = agent_nonce;
+        reply.proof = *proof;
+      }
       if (!SendFrame(fd, proto::ToJson(reply, /*from_agent=*/true))) return;
       greeted = true;
+      authenticated = transport != Transport::kTcp;
       SIGNUM_LOG_DEBUG(kLog, who << ": hello from " << Printable(hello->peer));
+      continue;
+    }
+
+    if (!authenticated) {
+      auto type = proto::TypeOf(message);
+      if (!type.ok() || *type != proto::MessageType::kAuth) {
+        RejectAndClose(
+            fd, FailedPreconditionError("on TCP the message after the hello must be an auth"));
+        return;
+      }
+      auto auth = proto::ParseAuthRequest(message);
+      if (!auth.ok()) {
+        RejectAndClose(fd, auth.status());
+        return;
+      }
+      if (!proto::ProofMatches(proto::ProofRole::kClient, secret_, client_nonce, agent_nonce,
+                               auth->proof)) {
+        SIGNUM_LOG_WARN(kLog, "tcp peer rejected: wrong proof of the secret");
+        RejectAndClose(
+            fd, UnauthenticatedError("wrong proof of the agent's secret (read it from the agent's "
+                                     "secret file; the agent writes a new one at every start)"));
+        return;
+      }
+      if (!SendFrame(fd, proto::AuthenticatedJson())) return;
+      authenticated = true;
       continue;
     }
 
@@ -574,6 +629,8 @@ json AgentService::Handle(const json& request, Transport transport,
       return proto::ToJson(report);
     }
     case proto::MessageType::kHello:
+    case proto::MessageType::kAuth:
+    case proto::MessageType::kAuthenticated:
     case proto::MessageType::kCertificates:
     case proto::MessageType::kSignature:
     case proto::MessageType::kError:

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -235,25 +236,109 @@ TEST_F(AgentE2eTest, SocketAndSecretFilesAreUserOnly) {
 }
 
 TEST_F(AgentE2eTest, TcpWithoutOrWithAWrongSecretIsRejected) {
+  // A client with a wrong secret cannot check the agent's proof: it refuses the agent, and sends
+  // nothing past its hello.
   AgentEndpoint wrong = agent_->TcpEndpoint();
   wrong.secret = std::string(64, '0');
   auto client = AgentClient::Connect(wrong, "intruder", 5000);
   ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), ErrorCode::kUnauthenticated) << client.status().ToString();
+  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
 
-  // The client library refuses to try without a secret, so talk raw: no secret, wrong length,
-  // and a request before any hello.
-  for (const std::string& secret :
-       {std::string(), std::string("abc"), agent_->TcpEndpoint().secret + "0"}) {
+  const std::string secret = agent_->TcpEndpoint().secret;
+  // Protocol 1 hellos (the secret in plaintext, even the right one) are refused on TCP, and so
+  // is a protocol 2 hello without a nonce.
+  for (const std::string& legacy : {std::string(), std::string("abc"), secret}) {
     auto raw = RawConnection::Tcp(agent_->tcp_port());
     ASSERT_NE(raw, nullptr);
-    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::Hello{1, "intruder", secret}, false)));
-    ExpectErrorAndClose(*raw, ErrorCode::kUnauthenticated, "secret '" + secret + "'");
+    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::Hello{1, "old-provider", legacy}, false)));
+    ExpectErrorAndClose(*raw, ErrorCode::kFailedPrecondition, "protocol 1, secret '" + legacy + "'");
   }
+  {
+    auto raw = RawConnection::Tcp(agent_->tcp_port());
+    ASSERT_NE(raw, nullptr);
+    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::Hello{2, "old-provider", secret}, false)));
+    ExpectErrorAndClose(*raw, ErrorCode::kFailedPrecondition, "protocol 2 with a plaintext secret");
+  }
+  {
+    auto raw = RawConnection::Tcp(agent_->tcp_port());
+    ASSERT_NE(raw, nullptr);
+    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::Hello{2, "no-nonce", ""}, false)));
+    ExpectErrorAndClose(*raw, ErrorCode::kInvalidArgument, "protocol 2 without a nonce");
+  }
+
+  // The agent proves itself to anyone, but serves only a client that proves itself: wrong proofs
+  // (another secret, the agent's own proof reflected, a request instead of the auth) are refused.
+  struct AuthCase {
+    std::string name;
+    std::function<json(const std::string& nc, const proto::Hello& agent)> second_message;
+    ErrorCode code;
+  };
+  const std::vector<AuthCase> auth_cases = {
+      {"proof with another secret",
+       [](const std::string& nc, const proto::Hello& a) {
+         return proto::ToJson(proto::AuthRequest{*proto::HandshakeProof(
+             proto::ProofRole::kClient, std::string(64, '0'), nc, a.nonce)});
+       },
+       ErrorCode::kUnauthenticated},
+      {"agent's proof reflected",
+       [](const std::string&, const proto::Hello& a) {
+         return proto::ToJson(proto::AuthRequest{a.proof});
+       },
+       ErrorCode::kUnauthenticated},
+      {"list before auth",
+       [](const std::string&, const proto::Hello&) { return proto::ToJson(proto::ListRequest{}); },
+       ErrorCode::kFailedPrecondition},
+      {"malformed proof",
+       [](const std::string&, const proto::Hello&) {
+         return json{{"type", "auth"}, {"proof", "nope"}};
+       },
+       ErrorCode::kInvalidArgument},
+  };
+  for (const AuthCase& c : auth_cases) {
+    auto raw = RawConnection::Tcp(agent_->tcp_port());
+    ASSERT_NE(raw, nullptr);
+    const std::string nc = *proto::NewNonce();
+    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::Hello{2, "raw-test", "", nc}, false)));
+    auto reply = raw->Read();
+    ASSERT_TRUE(reply.has_value()) << c.name;
+    auto agent_hello = proto::ParseHello(*reply);
+    ASSERT_TRUE(agent_hello.ok()) << c.name << ": " << reply->dump();
+    EXPECT_TRUE(proto::ProofMatches(proto::ProofRole::kAgent, secret, nc, agent_hello->nonce,
+                                    agent_hello->proof))
+        << c.name << ": " << reply->dump();
+    ASSERT_TRUE(raw->SendJson(c.second_message(nc, *agent_hello))) << c.name;
+    ExpectErrorAndClose(*raw, c.code, c.name);
+  }
+
+  // The right proof is acknowledged, and then requests are served.
+  {
+    auto raw = RawConnection::Tcp(agent_->tcp_port());
+    ASSERT_NE(raw, nullptr);
+    const std::string nc = *proto::NewNonce();
+    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::Hello{2, "raw-test", "", nc}, false)));
+    auto reply = raw->Read();
+    ASSERT_TRUE(reply.has_value());
+    auto agent_hello = proto::ParseHello(*reply);
+    ASSERT_TRUE(agent_hello.ok()) << reply->dump();
+    EXPECT_EQ(agent_hello->protocol, proto::kProtocolVersion);
+    EXPECT_NE(agent_hello->nonce, nc);
+    ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::AuthRequest{*proto::HandshakeProof(
+        proto::ProofRole::kClient, secret, nc, agent_hello->nonce)})));
+    auto ack = raw->Read();
+    ASSERT_TRUE(ack.has_value());
+    EXPECT_EQ((*ack)["type"], "authenticated") << ack->dump();
+    ASSERT_TRUE(raw->SendJson(proto::StatusRequestJson()));
+    auto status = raw->Read();
+    ASSERT_TRUE(status.has_value());
+    EXPECT_EQ((*status)["type"], "status") << status->dump();
+  }
+
   auto raw = RawConnection::Tcp(agent_->tcp_port());
   ASSERT_NE(raw, nullptr);
   ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::ListRequest{})));
   ExpectErrorAndClose(*raw, ErrorCode::kFailedPrecondition, "list before hello");
+  EXPECT_NE(agent_->log().find("wrong proof of the secret"), std::string::npos) << agent_->log();
+  EXPECT_EQ(agent_->log().find(secret), std::string::npos);
 }
 
 TEST_F(AgentE2eTest, NewerClientProtocolIsAnsweredWithTheAgentsVersion) {
@@ -1167,7 +1252,10 @@ TEST_F(SignumUtilTest, EnvPrintsWhatProvidersNeedAndItWorks) {
 TEST_F(SignumUtilTest, VersionHelpAndUsageErrors) {
   auto r = RunCommand(std::string(kUtilBinary) + " version");
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.output.find("signum-util 0.1.0 (agent protocol 1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("signum-util 0.1.0 (agent protocol " +
+                           std::to_string(proto::kProtocolVersion) + ")"),
+            std::string::npos)
+      << r.output;
   r = RunCommand(std::string(kUtilBinary) + " help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* command :

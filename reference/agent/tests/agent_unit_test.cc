@@ -1,19 +1,29 @@
 // Unit-level tests of the agent's parts that need no server: configuration and environment,
 // addresses, token ids, the peer uid rule and the caller context built from /proc.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "agent_client.h"
 #include "agent_config.h"
 #include "peer.h"
 #include "server_client.h"
+#include "signum/core/agent_protocol.h"
+#include "signum/core/encoding.h"
 #include "signum/core/files.h"
 #include "temp_dir.h"
 
@@ -216,6 +226,161 @@ TEST(AgentClientTest, SilentPeerTimesOutInsteadOfHanging) {
   EXPECT_EQ(client.status().code(), ErrorCode::kDeadlineExceeded) << client.status().ToString();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   ::close(fd);
+}
+
+// --- Loopback TCP: a listener that is not signum-agent -----------------------------------------
+
+// Whoever binds the agent's TCP port first (another local user, while signum-agent is not
+// running) gets the provider's hello. This one answers it as `reply` says, then records every
+// byte the client sends until the client closes.
+class FakeTcpListener {
+ public:
+  using Reply = std::function<std::string(const agent_protocol::Hello& client_hello)>;
+
+  explicit FakeTcpListener(Reply reply) : reply_(std::move(reply)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeTcpListener() {
+    if (thread_.joinable()) thread_.join();
+    ::close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+  // Everything the client sent, once it has closed the connection.
+  const std::string& Received() {
+    if (thread_.joinable()) thread_.join();
+    return received_;
+  }
+
+ private:
+  void Serve() {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) return;
+    const int fd = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) return;
+    std::string pending;
+    bool replied = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!replied) {
+        std::string copy = pending;
+        auto frame = agent_protocol::DecodeFrame(copy);
+        if (frame.ok() && frame->has_value()) {
+          auto hello = agent_protocol::ParseHello(**frame);
+          const std::string reply = reply_(hello.ok() ? *hello : agent_protocol::Hello{});
+          ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+          replied = true;
+        }
+      }
+      pollfd c{fd, POLLIN, 0};
+      if (::poll(&c, 1, 1000) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) break;  // the client closed
+      pending.append(chunk, static_cast<size_t>(n));
+    }
+    received_ = pending;
+    ::close(fd);
+  }
+
+  Reply reply_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::string received_;
+};
+
+TEST(AgentClientTcpTest, ListenerThatDoesNotKnowTheSecretGetsNothingButTheHello) {
+  namespace proto = agent_protocol;
+  const std::string secret = "4f1c2b9a0d3e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c";
+  const std::string other_secret(64, '7');
+  const std::string any_nonce(64, 'e');
+  struct Case {
+    std::string name;
+    FakeTcpListener::Reply reply;
+    ErrorCode expected;
+  };
+  auto hello_frame = [](int protocol, std::string nonce, std::string proof) {
+    return proto::EncodeFrame(
+        proto::ToJson(proto::Hello{protocol, "signum-agent/0.1", "", nonce, proof}, true));
+  };
+  const std::vector<Case> cases = {
+      {"proof made with another secret",
+       [&](const proto::Hello& h) {
+         return hello_frame(2, any_nonce,
+                            *proto::HandshakeProof(proto::ProofRole::kAgent, other_secret, h.nonce,
+                                                   any_nonce));
+       },
+       ErrorCode::kPermissionDenied},
+      {"no proof", [&](const proto::Hello&) { return hello_frame(2, any_nonce, ""); },
+       ErrorCode::kPermissionDenied},
+      {"protocol 1 hello (no challenge-response)",
+       [&](const proto::Hello&) { return hello_frame(1, "", ""); }, ErrorCode::kPermissionDenied},
+      // A proof recorded from an earlier exchange (other client nonce) does not fit this one.
+      {"replayed proof",
+       [&](const proto::Hello&) {
+         return hello_frame(2, any_nonce,
+                            *proto::HandshakeProof(proto::ProofRole::kAgent, secret,
+                                                   std::string(64, '1'), any_nonce));
+       },
+       ErrorCode::kPermissionDenied},
+      // The client's own nonce reflected as the agent's, with a garbage proof.
+      {"reflected nonce",
+       [&](const proto::Hello& h) { return hello_frame(2, h.nonce, std::string(64, '0')); },
+       ErrorCode::kPermissionDenied},
+      // What a protocol 1 agent says to a hello without a secret.
+      {"error reply",
+       [&](const proto::Hello&) {
+         return proto::EncodeFrame(proto::ErrorJson(UnauthenticatedError("missing secret")));
+       },
+       ErrorCode::kUnauthenticated},
+  };
+  for (const Case& c : cases) {
+    FakeTcpListener fake(c.reply);
+    AgentEndpoint endpoint;
+    endpoint.tcp_host = "127.0.0.1";
+    endpoint.tcp_port = fake.port();
+    endpoint.secret = secret;
+    auto client = AgentClient::Connect(endpoint, "libsignumpkcs11/test", 5000);
+    ASSERT_FALSE(client.ok()) << c.name;
+    EXPECT_EQ(client.status().code(), c.expected) << c.name << ": " << client.status().ToString();
+    if (c.expected == ErrorCode::kPermissionDenied) {
+      EXPECT_NE(client.status().message().find(
+                    "the process listening on tcp:127.0.0.1:" + std::to_string(fake.port()) +
+                    " does not know the agent's secret: not signum-agent (another local user?)"),
+                std::string::npos)
+          << client.status().message();
+    }
+
+    // The fake received exactly one frame, a hello with no secret in it, and nothing after it.
+    std::string received = fake.Received();
+    EXPECT_EQ(received.find(secret), std::string::npos) << c.name;
+    std::string upper = secret;
+    for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    EXPECT_EQ(received.find(upper), std::string::npos) << c.name;
+    EXPECT_EQ(received.find(ToString(*HexDecode(secret))), std::string::npos) << c.name;
+    auto frame = proto::DecodeFrame(received);
+    ASSERT_TRUE(frame.ok() && frame->has_value()) << c.name;
+    EXPECT_TRUE(received.empty()) << c.name << ": the client sent more than its hello";
+    const nlohmann::json& hello = **frame;
+    EXPECT_EQ(hello["type"], "hello") << c.name;
+    EXPECT_EQ(hello["protocol"], proto::kProtocolVersion) << c.name;
+    EXPECT_FALSE(hello.contains("secret")) << c.name << ": " << hello.dump();
+    ASSERT_TRUE(hello.contains("nonce")) << c.name;
+    EXPECT_EQ(hello["nonce"].get<std::string>().size(), 2 * proto::kNonceBytes) << c.name;
+    for (const auto& [key, value] : hello.items()) {
+      EXPECT_TRUE(key == "type" || key == "protocol" || key == "client" || key == "nonce")
+          << c.name << ": unexpected field " << key;
+    }
+  }
 }
 
 TEST(AgentClientTest, EndpointFromEnvironment) {

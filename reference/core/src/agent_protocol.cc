@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "signum/core/encoding.h"
+#include "signum/core/sha256.h"
+#include "signum/core/system_random.h"
 
 namespace signum::agent_protocol {
 namespace {
@@ -34,6 +36,10 @@ std::string_view TypeName(MessageType type) {
       return "status";
     case MessageType::kError:
       return "error";
+    case MessageType::kAuth:
+      return "auth";
+    case MessageType::kAuthenticated:
+      return "authenticated";
   }
   return "?";
 }
@@ -80,6 +86,18 @@ std::optional<ErrorCode> ErrorCodeFromName(std::string_view name) {
   }
   return std::nullopt;
 }
+
+// Exactly `bytes` bytes of hex (either case): nonces, proofs and the secret.
+Result<Bytes> FixedHex(std::string_view hex, size_t bytes, std::string_view what) {
+  if (hex.size() != 2 * bytes || hex.find_first_not_of("0123456789abcdefABCDEF") != hex.npos) {
+    return InvalidArgumentError(std::string(what) + " must be " + std::to_string(2 * bytes) +
+                                " hex digits");
+  }
+  return HexDecode(hex);
+}
+
+// The secret file holds 32 random bytes as 64 hex digits (agent_client.h, ReadAgentSecretFile).
+constexpr size_t kSecretBytes = 32;
 
 wire::SignRequest ToWire(const SignRequest& m) {
   return wire::SignRequest{m.certificate_id, m.scheme,          m.hash,
@@ -135,9 +153,9 @@ Result<MessageType> TypeOf(const json& message) {
   if (it == message.end()) return FieldError("type", "is required");
   if (!it->is_string()) return FieldError("type", "must be a string");
   const std::string& type = it->get_ref<const std::string&>();
-  for (MessageType t :
-       {MessageType::kHello, MessageType::kList, MessageType::kCertificates, MessageType::kSign,
-        MessageType::kSignature, MessageType::kStatus, MessageType::kError}) {
+  for (MessageType t : {MessageType::kHello, MessageType::kList, MessageType::kCertificates,
+                        MessageType::kSign, MessageType::kSignature, MessageType::kStatus,
+                        MessageType::kError, MessageType::kAuth, MessageType::kAuthenticated}) {
     if (type == TypeName(t)) return t;
   }
   return InvalidArgumentError("unknown message type '" + type.substr(0, 64) + "'");
@@ -145,8 +163,47 @@ Result<MessageType> TypeOf(const json& message) {
 
 json ToJson(const Hello& m, bool from_agent) {
   json j{{"type", "hello"}, {"protocol", m.protocol}, {from_agent ? "agent" : "client", m.peer}};
-  if (!m.secret.empty()) j["secret"] = m.secret;
+  if (!m.legacy_secret.empty()) j["secret"] = m.legacy_secret;
+  if (!m.nonce.empty()) j["nonce"] = m.nonce;
+  if (!m.proof.empty()) j["proof"] = m.proof;
   return j;
+}
+
+json ToJson(const AuthRequest& m) { return json{{"type", "auth"}, {"proof", m.proof}}; }
+
+json AuthenticatedJson() { return json{{"type", "authenticated"}}; }
+
+// --- TCP handshake ---------------------------------------------------------------------------
+
+Result<std::string> NewNonce() {
+  SIGNUM_ASSIGN_OR_RETURN(Bytes nonce, SystemRandomBytes(kNonceBytes));
+  return HexEncode(nonce);
+}
+
+Result<std::string> HandshakeProof(ProofRole role, std::string_view secret_hex,
+                                   std::string_view client_nonce_hex,
+                                   std::string_view agent_nonce_hex) {
+  SIGNUM_ASSIGN_OR_RETURN(Bytes key, FixedHex(secret_hex, kSecretBytes, "the agent secret"));
+  SIGNUM_ASSIGN_OR_RETURN(Bytes client_nonce,
+                          FixedHex(client_nonce_hex, kNonceBytes, "the client nonce"));
+  SIGNUM_ASSIGN_OR_RETURN(Bytes agent_nonce,
+                          FixedHex(agent_nonce_hex, kNonceBytes, "the agent nonce"));
+  const std::string_view label =
+      role == ProofRole::kAgent ? "signum-agent-proof" : "signum-client-proof";
+  Bytes message(label.begin(), label.end());
+  message.insert(message.end(), client_nonce.begin(), client_nonce.end());
+  message.insert(message.end(), agent_nonce.begin(), agent_nonce.end());
+  return HexEncode(HmacSha256(key, message));
+}
+
+bool ProofMatches(ProofRole role, std::string_view secret_hex, std::string_view client_nonce_hex,
+                  std::string_view agent_nonce_hex, std::string_view proof_hex) {
+  auto expected = HandshakeProof(role, secret_hex, client_nonce_hex, agent_nonce_hex);
+  if (!expected.ok()) return false;
+  auto expected_bytes = HexDecode(*expected);
+  auto given = FixedHex(proof_hex, kSha256Bytes, "proof");
+  if (!expected_bytes.ok() || !given.ok()) return false;
+  return ConstantTimeEqual(*expected_bytes, *given);
 }
 
 json ToJson(const ListRequest& m) { return json{{"type", "list"}, {"refresh", m.refresh}}; }
@@ -201,9 +258,29 @@ Result<Hello> ParseHello(const json& j) {
   SIGNUM_ASSIGN_OR_RETURN(std::string client, StringField(j, "client", false));
   SIGNUM_ASSIGN_OR_RETURN(std::string agent, StringField(j, "agent", false));
   h.peer = !client.empty() ? client : agent;
-  SIGNUM_ASSIGN_OR_RETURN(h.secret, StringField(j, "secret", false));
+  SIGNUM_ASSIGN_OR_RETURN(h.legacy_secret, StringField(j, "secret", false));
+  SIGNUM_ASSIGN_OR_RETURN(h.nonce, StringField(j, "nonce", false));
+  SIGNUM_ASSIGN_OR_RETURN(h.proof, StringField(j, "proof", false));
+  if (!h.nonce.empty() && !FixedHex(h.nonce, kNonceBytes, "nonce").ok()) {
+    return FieldError("nonce", "must be " + std::to_string(2 * kNonceBytes) + " hex digits");
+  }
+  if (!h.proof.empty() && !FixedHex(h.proof, kSha256Bytes, "proof").ok()) {
+    return FieldError("proof", "must be " + std::to_string(2 * kSha256Bytes) + " hex digits");
+  }
   return h;
 }
+
+Result<AuthRequest> ParseAuthRequest(const json& j) {
+  SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kAuth));
+  AuthRequest r;
+  SIGNUM_ASSIGN_OR_RETURN(r.proof, StringField(j, "proof", true));
+  if (!FixedHex(r.proof, kSha256Bytes, "proof").ok()) {
+    return FieldError("proof", "must be " + std::to_string(2 * kSha256Bytes) + " hex digits");
+  }
+  return r;
+}
+
+Status ParseAuthenticated(const json& j) { return ExpectType(j, MessageType::kAuthenticated); }
 
 Result<ListRequest> ParseListRequest(const json& j) {
   SIGNUM_RETURN_IF_ERROR(ExpectType(j, MessageType::kList));

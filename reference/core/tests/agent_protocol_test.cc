@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -161,6 +162,8 @@ TEST(AgentMessagesTest, TypeOfKnowsEveryTypeAndRejectsOthers) {
   EXPECT_EQ(*TypeOf(json{{"type", "signature"}}), MessageType::kSignature);
   EXPECT_EQ(*TypeOf(json{{"type", "status"}}), MessageType::kStatus);
   EXPECT_EQ(*TypeOf(json{{"type", "error"}}), MessageType::kError);
+  EXPECT_EQ(*TypeOf(json{{"type", "auth"}}), MessageType::kAuth);
+  EXPECT_EQ(*TypeOf(json{{"type", "authenticated"}}), MessageType::kAuthenticated);
   EXPECT_EQ(TypeOf(json{{"type", "shutdown"}}).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(TypeOf(json{{"kind", "list"}}).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(TypeOf(json{{"type", 3}}).status().code(), ErrorCode::kInvalidArgument);
@@ -175,7 +178,7 @@ TEST(AgentMessagesTest, HelloRoundTripsBothWays) {
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->protocol, kProtocolVersion);
   EXPECT_EQ(parsed->peer, "libsignumpkcs11/0.1");
-  EXPECT_EQ(parsed->secret, "ab12");
+  EXPECT_EQ(parsed->legacy_secret, "ab12");
 
   Hello agent{kProtocolVersion, "signum-agent/0.1", ""};
   j = RoundTrip(ToJson(agent, /*from_agent=*/true));
@@ -184,7 +187,96 @@ TEST(AgentMessagesTest, HelloRoundTripsBothWays) {
   parsed = ParseHello(j);
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->peer, "signum-agent/0.1");
-  EXPECT_TRUE(parsed->secret.empty());
+  EXPECT_TRUE(parsed->legacy_secret.empty());
+  EXPECT_FALSE(j.contains("nonce"));
+  EXPECT_FALSE(j.contains("proof"));
+}
+
+// --- TCP handshake ----------------------------------------------------------------------------
+
+const std::string kSecret = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string kClientNonce = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+const std::string kAgentNonce = "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f";
+
+TEST(AgentHandshakeTest, ProofsAreHmacSha256OverLabelAndBothNonces) {
+  // Expected values from Python's hmac module: hmac.new(bytes(range(32)),
+  // b"signum-agent-proof" + bytes(range(32, 64)) + bytes(range(64, 96)), "sha256").hexdigest()
+  EXPECT_EQ(*HandshakeProof(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce),
+            "a85cf10beebbd6f791cca4425e38a1d952da73b39dd94621d3f52e965d13ff44");
+  EXPECT_EQ(*HandshakeProof(ProofRole::kClient, kSecret, kClientNonce, kAgentNonce),
+            "436b3de5e00d64e3bdb5beb15958193b70805afa2989895d08e492dfee84ca43");
+  // The secret file's hex may be uppercase: same key.
+  std::string upper = kSecret;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_EQ(*HandshakeProof(ProofRole::kAgent, upper, kClientNonce, kAgentNonce),
+            "a85cf10beebbd6f791cca4425e38a1d952da73b39dd94621d3f52e965d13ff44");
+}
+
+TEST(AgentHandshakeTest, ProofMatchesOnlyTheRightRoleSecretAndNonces) {
+  const std::string agent_proof =
+      *HandshakeProof(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce);
+  EXPECT_TRUE(ProofMatches(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce, agent_proof));
+  // A proof is not valid for the other role (no reflection), other nonces or another secret.
+  EXPECT_FALSE(ProofMatches(ProofRole::kClient, kSecret, kClientNonce, kAgentNonce, agent_proof));
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, kAgentNonce, kClientNonce, agent_proof));
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, std::string(64, '0'), kClientNonce, kAgentNonce,
+                            agent_proof));
+  std::string flipped = agent_proof;
+  flipped[10] = flipped[10] == '0' ? '1' : '0';
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce, flipped));
+  // Malformed inputs never match and never throw.
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce, ""));
+  EXPECT_FALSE(
+      ProofMatches(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce, agent_proof + "00"));
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, "", kClientNonce, kAgentNonce, agent_proof));
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, "", kAgentNonce, agent_proof));
+  EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, kClientNonce, "zz", agent_proof));
+  EXPECT_EQ(HandshakeProof(ProofRole::kAgent, "abc", kClientNonce, kAgentNonce).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(AgentHandshakeTest, NoncesAreFreshHex) {
+  auto a = NewNonce();
+  auto b = NewNonce();
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->size(), 2 * kNonceBytes);
+  EXPECT_EQ(a->find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_NE(*a, *b);
+}
+
+TEST(AgentHandshakeTest, HelloAndAuthCarryNoncesAndProofs) {
+  Hello client{kProtocolVersion, "libsignumpkcs11/0.1", "", kClientNonce, ""};
+  json j = RoundTrip(ToJson(client, /*from_agent=*/false));
+  EXPECT_FALSE(j.contains("secret"));
+  EXPECT_EQ(j["nonce"], kClientNonce);
+  auto parsed = ParseHello(j);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->nonce, kClientNonce);
+
+  const std::string proof = *HandshakeProof(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce);
+  Hello agent{kProtocolVersion, "signum-agent/0.1", "", kAgentNonce, proof};
+  parsed = ParseHello(RoundTrip(ToJson(agent, /*from_agent=*/true)));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->nonce, kAgentNonce);
+  EXPECT_EQ(parsed->proof, proof);
+  // Malformed nonces and proofs are refused at parse time.
+  json bad = ToJson(agent, true);
+  bad["nonce"] = "abc";
+  EXPECT_EQ(ParseHello(bad).status().code(), ErrorCode::kInvalidArgument);
+  bad = ToJson(agent, true);
+  bad["proof"] = 7;
+  EXPECT_EQ(ParseHello(bad).status().code(), ErrorCode::kInvalidArgument);
+
+  auto auth = ParseAuthRequest(RoundTrip(ToJson(AuthRequest{proof})));
+  ASSERT_TRUE(auth.ok()) << auth.status().ToString();
+  EXPECT_EQ(auth->proof, proof);
+  EXPECT_EQ(ParseAuthRequest(json{{"type", "auth"}}).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseAuthRequest(json{{"type", "auth"}, {"proof", "xyz"}}).status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(ParseAuthenticated(RoundTrip(AuthenticatedJson())).ok());
+  EXPECT_EQ(ParseAuthenticated(ErrorJson(UnauthenticatedError("wrong proof"))).code(),
+            ErrorCode::kUnauthenticated);
+  EXPECT_EQ(ParseAuthenticated(ToJson(StatusReport{})).code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(AgentMessagesTest, HelloNeedsAnIntegerProtocol) {

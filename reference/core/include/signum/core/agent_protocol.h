@@ -1,17 +1,40 @@
 // The provider <-> signum-agent protocol, defined once for the agent and every provider
 // (PKCS#11, KSP, CSP, CTK). It builds without OpenSSL so the Windows providers can share it.
 //
-// Transport: a Unix socket (peer uid checked by the agent) or loopback TCP (the first message must
-// carry the secret from the agent's user-only secret file).
+// Transport: a Unix socket (peer uid checked by the agent with SO_PEERCRED; no secret) or loopback
+// TCP, where both sides prove that they know the secret from the agent's user-only secret file
+// (challenge-response below) without the secret itself ever crossing the wire.
 // Framing: 4-byte big-endian length, then that many bytes of UTF-8 JSON (one object).
 // Frames over kMaxFrameBytes, non-JSON or non-object bodies are protocol errors: the receiver
 // answers with an error (when it can) and closes the connection; it never crashes.
 //
-// Conversation: the client sends Hello, the agent answers Hello (or an error and closes); then any
-// number of request/response pairs, strictly alternating, one at a time per connection.
+// Conversation: the client sends Hello, the agent answers Hello (or an error and closes); on TCP
+// the client then sends Auth and the agent answers Authenticated (or an error and closes); then
+// any number of request/response pairs, strictly alternating, one at a time per connection.
 //
-//   {"type":"hello","protocol":1,"client":"libsignumpkcs11/0.1","secret":"..."}   (secret: TCP only)
-//   {"type":"hello","protocol":1,"agent":"signum-agent/0.1"}
+//   {"type":"hello","protocol":2,"client":"libsignumpkcs11/0.1"}                  (Unix socket)
+//   {"type":"hello","protocol":2,"agent":"signum-agent/0.1"}
+//
+// TCP handshake (protocol 2). Whoever binds the port first receives the client's hello, so the
+// agent proves itself before the client sends anything else, and the client proves itself before
+// the agent serves anything:
+//   {"type":"hello","protocol":2,"client":"..","nonce":"<Nc: 32 random bytes, hex>"}
+//   {"type":"hello","protocol":2,"agent":"..","nonce":"<Na: 32 random bytes, hex>",
+//    "proof":"<hex HMAC-SHA256(K, "signum-agent-proof" || Nc || Na)>"}
+//        the client checks the proof (constant time); a wrong or missing proof, or protocol 1,
+//        means the listener is not signum-agent: kPermissionDenied, the connection is closed
+//   {"type":"auth","proof":"<hex HMAC-SHA256(K, "signum-client-proof" || Nc || Na)>"}
+//   {"type":"authenticated"}      or an UNAUTHENTICATED error and close
+// K is the secret decoded from its 64 hex digits (32 bytes); Nc and Na are the raw 32-byte
+// nonces; the labels are ASCII without a terminator. HandshakeProof() is the one definition.
+// Distinct labels keep either side's proof from being replayed as the other's; fresh nonces on
+// both sides keep an old exchange from being replayed. The requests that follow are not
+// encrypted or MACed: loopback traffic is only readable by root, and once the real agent holds
+// the port nobody else can sit in between.
+// Protocol 1 sent the secret itself in the client's hello ("secret"): an agent speaking protocol 2
+// refuses such a hello on TCP (FAILED_PRECONDITION naming the upgrade), and this client never
+// sends it.
+//
 //   {"type":"list","refresh":false}
 //        -> {"type":"certificates","certificates":[<wire::CertificateEntry>...]}
 //   {"type":"sign","certificate_id":"..","scheme":"rsa-pkcs1","hash":"sha256","digest":"<b64>",
@@ -38,7 +61,11 @@
 
 namespace signum::agent_protocol {
 
-inline constexpr int kProtocolVersion = 1;
+// 2: the TCP challenge-response (protocol 1 sent the secret in the hello).
+inline constexpr int kProtocolVersion = 2;
+// TCP needs the challenge-response; the Unix socket still accepts protocol 1 peers.
+inline constexpr int kMinTcpProtocolVersion = 2;
+inline constexpr size_t kNonceBytes = 32;
 inline constexpr uint32_t kMaxFrameBytes = 4 * 1024 * 1024;
 
 // --- Framing (transport-independent: works on any byte buffer) -------------------------------
@@ -51,8 +78,18 @@ Result<std::optional<nlohmann::json>> DecodeFrame(std::string& buffer);
 // --- Messages --------------------------------------------------------------------------------
 struct Hello {
   int protocol = kProtocolVersion;
-  std::string peer;    // "client" on requests, "agent" on replies: name/version of the sender
-  std::string secret;  // loopback TCP only
+  std::string peer;  // "client" on requests, "agent" on replies: name/version of the sender
+  // Protocol 1's plaintext secret ("secret"). Parsed only so the agent can refuse it; never sent
+  // by this client.
+  std::string legacy_secret;
+  // {}: brace-initialized hellos may stop after the fields above.
+  std::string nonce{};  // TCP: the sender's fresh nonce, kNonceBytes as lowercase hex
+  std::string proof{};  // TCP, agent's reply only: HandshakeProof(kAgent, ...)
+};
+
+// TCP only, the client's second message.
+struct AuthRequest {
+  std::string proof;  // HandshakeProof(kClient, ...)
 };
 
 struct ListRequest {
@@ -76,7 +113,31 @@ struct StatusReport {
   std::string message;
 };
 
-enum class MessageType { kHello, kList, kCertificates, kSign, kSignature, kStatus, kError };
+enum class MessageType {
+  kHello,
+  kList,
+  kCertificates,
+  kSign,
+  kSignature,
+  kStatus,
+  kError,
+  kAuth,
+  kAuthenticated
+};
+
+// --- TCP handshake ---------------------------------------------------------------------------
+enum class ProofRole { kAgent, kClient };
+// A fresh nonce: kNonceBytes from the operating system's generator, lowercase hex.
+Result<std::string> NewNonce();
+// Lowercase hex of HMAC-SHA256(secret, label(role) || client_nonce || agent_nonce). The secret is
+// the secret file's 64 hex digits; the nonces are kNonceBytes each, hex. kInvalidArgument when
+// any of them is malformed.
+Result<std::string> HandshakeProof(ProofRole role, std::string_view secret_hex,
+                                   std::string_view client_nonce_hex,
+                                   std::string_view agent_nonce_hex);
+// Whether `proof_hex` is that proof, compared in constant time. False for anything malformed.
+bool ProofMatches(ProofRole role, std::string_view secret_hex, std::string_view client_nonce_hex,
+                  std::string_view agent_nonce_hex, std::string_view proof_hex);
 
 // Reads "type"; an unknown or missing type is kInvalidArgument.
 Result<MessageType> TypeOf(const nlohmann::json& message);
@@ -89,8 +150,14 @@ nlohmann::json ToJson(const wire::CertificateListResponse& m);  // type "certifi
 nlohmann::json SignatureJson(ByteView signature);                  // type "signature"
 nlohmann::json ToJson(const StatusReport& m);
 nlohmann::json ErrorJson(const Status& status);                    // type "error"
+nlohmann::json ToJson(const AuthRequest& m);                       // type "auth"
+nlohmann::json AuthenticatedJson();                                // type "authenticated"
 
+// "nonce" and "proof", when present, must be kNonceBytes / 32 bytes of hex.
 Result<Hello> ParseHello(const nlohmann::json& j);
+Result<AuthRequest> ParseAuthRequest(const nlohmann::json& j);
+// OK for an "authenticated" reply; the agent's error for an error reply.
+Status ParseAuthenticated(const nlohmann::json& j);
 Result<ListRequest> ParseListRequest(const nlohmann::json& j);
 Result<SignRequest> ParseSignRequest(const nlohmann::json& j);
 Result<wire::CertificateListResponse> ParseCertificates(const nlohmann::json& j);
