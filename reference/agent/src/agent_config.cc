@@ -32,7 +32,7 @@ std::string Hostname() {
 struct RawSettings {
   std::optional<std::string> server_url, ca_file, token_file, client_certificate, client_key,
       socket, tcp, secret_file, port_file, agent_id, log_level, log_file, cache_ttl,
-      connect_timeout_ms, request_timeout_ms, max_connections;
+      connect_timeout_ms, request_timeout_ms, max_connections, max_unauthenticated_connections;
 };
 
 Status ReadConfigFile(const std::string& path, RawSettings* raw) {
@@ -64,6 +64,7 @@ Status ReadConfigFile(const std::string& path, RawSettings* raw) {
       {"connect_timeout_ms", &raw->connect_timeout_ms, false},
       {"request_timeout_ms", &raw->request_timeout_ms, false},
       {"max_connections", &raw->max_connections, false},
+      {"max_unauthenticated_connections", &raw->max_unauthenticated_connections, false},
   };
   for (const auto& [key, value] : j.items()) {
     const Field* field = nullptr;
@@ -254,6 +255,11 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
   if (raw.max_connections) {
     SIGNUM_ASSIGN_OR_RETURN(long v, ParseInt("max_connections", *raw.max_connections, 1, 65536));
     c.max_connections = static_cast<size_t>(v);
+  }
+  if (raw.max_unauthenticated_connections) {
+    SIGNUM_ASSIGN_OR_RETURN(long v, ParseInt("max_unauthenticated_connections",
+                                             *raw.max_unauthenticated_connections, 1, 4096));
+    c.max_unauthenticated_connections = static_cast<size_t>(v);
   }
   return c;
 }

@@ -53,7 +53,10 @@ struct AgentConfig {
   int cache_ttl_seconds = 60;
   int connect_timeout_ms = 3000;
   int request_timeout_ms = 30000;
-  size_t max_connections = 256;
+  size_t max_connections = 256;  // per endpoint: the Unix socket and TCP each have this many
+  // TCP connections that have not finished the handshake yet (their own budget, so a flood of
+  // them cannot take the owner's capacity; each gets kHelloTimeoutMs to finish).
+  size_t max_unauthenticated_connections = 16;
 };
 
 // Looks an environment variable up; injectable for tests. Returns nullopt when unset.

@@ -20,6 +20,7 @@
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/log.h"
+#include "transport.h"
 
 namespace signum::agent {
 namespace {
@@ -29,9 +30,10 @@ namespace proto = signum::agent_protocol;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kLog = "agent";
-// A peer must say Hello this soon after connecting; afterwards idle connections may stay open
-// indefinitely (providers keep theirs).
-constexpr int kHelloTimeoutMs = 10000;
+// A peer must finish the handshake (hello, and on TCP the auth) this soon after connecting;
+// afterwards idle connections may stay open indefinitely (providers keep theirs). Short, because
+// until then a TCP connection is anyone's and holds one of the few unauthenticated slots.
+constexpr int kHelloTimeoutMs = 3000;
 // The largest frame accepted before the hello has been checked.
 constexpr uint32_t kMaxHelloBytes = 64 * 1024;
 // How long a rejected peer gets to read our error frame before the socket is closed.
@@ -168,6 +170,10 @@ Status AgentService::PrepareUnixSocket() {
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   SIGNUM_RETURN_IF_ERROR(MakeUserDirectory(DirName(path)));
+  // A directory another user made first (/tmp/signum-UID when XDG_RUNTIME_DIR is unset) could
+  // hold their socket, or get ours replaced: refuse to serve from it. Providers check the same.
+  SIGNUM_RETURN_IF_ERROR(transport::CheckPrivateDirectory(DirName(path))
+                             .WithContext("not serving on unix:" + path));
 
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -327,21 +333,44 @@ void AgentService::AcceptFrom(int listen_fd, Transport transport) {
     if (transport == Transport::kTcp) {
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      // Another user's process on the loopback port is never this agent's client (the secret
+      // file is the owner's alone): closed before it holds a thread or a slot.
+      if (auto uid = LoopbackTcpPeerUid(fd); uid && *uid != ::geteuid()) {
+        if (foreign_tcp_refused_++ % 100 == 0) {
+          SIGNUM_LOG_WARN(kLog, "tcp connection from uid " << *uid << " refused (this agent serves uid "
+                                                           << ::geteuid() << "; "
+                                                           << foreign_tcp_refused_
+                                                           << " such so far)");
+        }
+        ::close(fd);
+        continue;
+      }
     }
     {
       std::lock_guard lock(mu_);
-      if (stopping_ || connections_.size() >= config_.max_connections) {
-        if (!stopping_) {
-          SIGNUM_LOG_WARN(kLog, "connection limit (" << config_.max_connections << ") reached");
+      // Each kind of connection has a budget of its own (AgentConfig): what fills one, e.g. a
+      // flood of TCP connections that never finish the handshake, cannot starve the others.
+      std::set<int>& admitted =
+          transport == Transport::kUnixSocket ? unix_connections_ : tcp_unauthenticated_;
+      const size_t limit = transport == Transport::kUnixSocket
+                               ? config_.max_connections
+                               : config_.max_unauthenticated_connections;
+      if (stopping_ || admitted.size() >= limit) {
+        const std::string what = transport == Transport::kUnixSocket
+                                     ? "unix-socket connections"
+                                     : "tcp connections still in their handshake";
+        if (!stopping_ && limit_warnings_++ % 100 == 0) {
+          SIGNUM_LOG_WARN(kLog, "limit of " << limit << " " << what << " reached");
         }
         // No lingering here: this is the accept loop.
         RejectAndClose(fd,
-                       ResourceExhaustedError("signum-agent has too many connections (" +
-                                              std::to_string(config_.max_connections) + ")"),
+                       ResourceExhaustedError("signum-agent has too many " + what + " (" +
+                                              std::to_string(limit) + ")"),
                        /*linger=*/false);
         ::close(fd);
         continue;
       }
+      admitted.insert(fd);
       connections_.insert(fd);
     }
     try {
@@ -369,8 +398,19 @@ void AgentService::Serve(int fd, Transport transport) {
   }
   std::lock_guard lock(mu_);
   connections_.erase(fd);
+  unix_connections_.erase(fd);
+  tcp_unauthenticated_.erase(fd);
+  tcp_authenticated_.erase(fd);
   ::close(fd);
   idle_cv_.notify_all();
+}
+
+bool AgentService::AdmitAuthenticatedTcp(int fd) {
+  std::lock_guard lock(mu_);
+  tcp_unauthenticated_.erase(fd);
+  if (tcp_authenticated_.size() >= config_.max_connections) return false;
+  tcp_authenticated_.insert(fd);
+  return true;
 }
 
 void AgentService::ServeConnection(int fd, Transport transport) {
@@ -536,6 +576,11 @@ void AgentService::ServeConnection(int fd, Transport transport) {
         RejectAndClose(
             fd, UnauthenticatedError("wrong proof of the agent's secret (read it from the agent's "
                                      "secret file; the agent writes a new one at every start)"));
+        return;
+      }
+      if (!AdmitAuthenticatedTcp(fd)) {
+        RejectAndClose(fd, ResourceExhaustedError("signum-agent has too many tcp connections (" +
+                                                  std::to_string(config_.max_connections) + ")"));
         return;
       }
       if (!SendFrame(fd, proto::AuthenticatedJson())) return;

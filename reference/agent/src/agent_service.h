@@ -46,6 +46,9 @@ class AgentService {
   void AcceptFrom(int listen_fd, Transport transport);
   void Serve(int fd, Transport transport);
   void ServeConnection(int fd, Transport transport);
+  // A TCP connection that just proved the secret leaves the unauthenticated budget for the
+  // authenticated one; false when that is full (the connection is then refused).
+  bool AdmitAuthenticatedTcp(int fd);
   void RemoveFiles();
 
   // Handles one request after the Hello; *close is set for protocol violations.
@@ -67,6 +70,12 @@ class AgentService {
   std::mutex mu_;
   std::condition_variable idle_cv_;
   std::set<int> connections_;  // fds of live connections, to shut them down on Stop()
+  // The same fds by budget (AcceptFrom): each kind is limited on its own.
+  std::set<int> unix_connections_;     // at most max_connections
+  std::set<int> tcp_unauthenticated_;  // at most max_unauthenticated_connections
+  std::set<int> tcp_authenticated_;    // at most max_connections
+  uint64_t limit_warnings_ = 0;        // under mu_: log the first and every 100th refusal only
+  uint64_t foreign_tcp_refused_ = 0;   // accept loop only
   bool stopping_ = false;
 };
 

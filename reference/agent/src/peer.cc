@@ -1,11 +1,15 @@
 #include "peer.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include "signum/core/command_line_redaction.h"
 #include "signum/core/encoding.h"
@@ -22,7 +26,53 @@ std::string Basename(const std::string& path) {
 // it long; the server only needs enough to match policies and to audit.
 constexpr size_t kMaxCommandLine = 16 * 1024;
 
+// An address as the kernel prints it in /proc/net/tcp{,6}: the address words as the host holds
+// them, each %08X, then ":" and the port %04X in host order.
+std::string ProcNetAddress(const sockaddr_storage& address) {
+  char text[64];
+  if (address.ss_family == AF_INET) {
+    const auto& a = reinterpret_cast<const sockaddr_in&>(address);
+    std::snprintf(text, sizeof text, "%08X:%04X", a.sin_addr.s_addr, ntohs(a.sin_port));
+    return text;
+  }
+  const auto& a = reinterpret_cast<const sockaddr_in6&>(address);
+  uint32_t words[4];
+  std::memcpy(words, &a.sin6_addr, sizeof words);
+  std::snprintf(text, sizeof text, "%08X%08X%08X%08X:%04X", words[0], words[1], words[2], words[3],
+                ntohs(a.sin6_port));
+  return text;
+}
+
 }  // namespace
+
+std::optional<uid_t> LoopbackTcpPeerUid(int fd, const std::string& proc_root) {
+  sockaddr_storage local{}, remote{};
+  socklen_t local_len = sizeof local, remote_len = sizeof remote;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &remote_len) != 0 ||
+      local.ss_family != remote.ss_family) {
+    return std::nullopt;
+  }
+  // The peer's row: its local address is our remote one, its remote address our local one.
+  const std::string peer_local = ProcNetAddress(remote);
+  const std::string peer_remote = ProcNetAddress(local);
+  std::ifstream table(proc_root + (local.ss_family == AF_INET ? "/net/tcp" : "/net/tcp6"));
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local_address, remote_address, state, queues, timer, retransmits;
+    unsigned long uid = 0;
+    if (!(fields >> slot >> local_address >> remote_address >> state >> queues >> timer >>
+          retransmits >> uid)) {
+      continue;
+    }
+    if (local_address == peer_local && remote_address == peer_remote) {
+      return static_cast<uid_t>(uid);
+    }
+  }
+  return std::nullopt;
+}
 
 Result<PeerCredentials> GetPeerCredentials(int fd) {
   ucred cred{};

@@ -52,4 +52,10 @@ wire::CallerContext BuildCallerContext(Transport transport,
 
 std::string LocalHostname();
 
+// The uid owning the other end of an accepted loopback TCP connection, from the kernel's socket
+// tables (/proc/net/tcp and tcp6: the peer's socket is the one whose local address is our remote
+// address and vice versa). nullopt when it cannot be told (no /proc, not loopback, not Linux):
+// the caller then relies on the handshake alone.
+std::optional<uid_t> LoopbackTcpPeerUid(int fd, const std::string& proc_root = "/proc");
+
 }  // namespace signum::agent

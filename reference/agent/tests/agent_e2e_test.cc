@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -944,17 +948,280 @@ TEST_F(AgentE2eTest, PeerWithAnotherUidIsRejected) {
   AgentProcess agent(dir, o);
   agent.Start();
 
-  // We are root: the kernel reports uid 0 for us, which is not the agent's user.
+  // Our client refuses first: the socket's directory is not ours (nor is the agent).
   auto client = AgentClient::Connect(agent.UnixEndpoint(), "root-client", 5000);
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
-  EXPECT_NE(client.status().message().find("peer uid 0"), std::string::npos)
+  EXPECT_NE(client.status().message().find("belongs to uid " + std::to_string(uid)),
+            std::string::npos)
       << client.status().message();
+  // The agent, for its part: the kernel reports uid 0 for us, which is not the agent's user.
   auto raw = RawConnection::Unix(agent.socket());
   ASSERT_NE(raw, nullptr);
   ExpectErrorAndClose(*raw, ErrorCode::kPermissionDenied, "root peer");
   EXPECT_TRUE(agent.running());
   EXPECT_EQ(agent.Stop(), 0);
+}
+
+// --- Connection floods: nobody can lock the owner out ----------------------------------------
+
+// Opens `count` loopback TCP connections to `port` that never say hello and holds them for
+// `hold_seconds` (bounded: the script ends by itself), as uid nobody when we are root.
+// Returns the flood's process; it prints "opened N" once connected.
+std::unique_ptr<bp::child> StartTcpFlood(uint16_t port, int count, int hold_seconds,
+                                         const std::string& out_file, bool as_nobody) {
+  const std::string script =
+      "import socket, sys, time\n"
+      "held = []\n"
+      "for _ in range(" + std::to_string(count) + "):\n"
+      "    try:\n"
+      "        s = socket.create_connection(('127.0.0.1', " + std::to_string(port) + "), 2)\n"
+      "        held.append(s)\n"
+      "    except OSError:\n"
+      "        pass\n"
+      "print('opened', len(held), flush=True)\n"
+      "time.sleep(" + std::to_string(hold_seconds) + ")\n";
+  std::vector<std::string> args;
+  if (as_nobody) args = {"--reuid=nobody", "--regid=nogroup", "--clear-groups"};
+  args.insert(args.end(), {"/usr/bin/python3", "-c", script});
+  return std::make_unique<bp::child>(bp::exe = as_nobody ? "/usr/bin/setpriv" : "/usr/bin/python3",
+                                     bp::args = as_nobody ? args
+                                                          : std::vector<std::string>(args.begin() + 1,
+                                                                                     args.end()),
+                                     bp::std_out > out_file, bp::std_err > bp::null);
+}
+
+bool WaitForOpened(const std::string& out_file, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (OrEmpty(ReadFile(out_file)).find("opened") != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// One signature through `endpoint`, timed; the signature is verified.
+void ExpectSignsPromptly(const AgentEndpoint& endpoint, const std::string& what) {
+  const auto start = Clock::now();
+  auto client = AgentClient::Connect(endpoint, "owner", 10000);
+  ASSERT_TRUE(client.ok()) << what << ": " << client.status().ToString();
+  auto list = (*client)->ListCertificates(false);
+  ASSERT_TRUE(list.ok()) << what << ": " << list.status().ToString();
+  const auto& entry = list->certificates.front();
+  proto::SignRequest req;
+  req.certificate_id = entry.id;
+  req.scheme = entry.key.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
+  req.hash = HashAlgorithm::kSha256;
+  req.digest = Digest(HashAlgorithm::kSha256, AsBytes(what));
+  auto signature = (*client)->Sign(req);
+  ASSERT_TRUE(signature.ok()) << what << ": " << signature.status().ToString();
+  const PublicKey key = Certificate::FromPem(entry.certificate_pem)->GetPublicKey().value();
+  EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature).ok()) << what;
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  // Not a speed goal: before the limits, the owner waited out 10 s handshake timeouts.
+  EXPECT_LT(took.count(), 2500) << what << " took " << took.count() << " ms";
+  std::printf("[ figures  ] %s: signed in %lld ms\n", what.c_str(),
+              static_cast<long long>(took.count()));
+}
+
+// The attack as reported: 300 pre-hello TCP connections from uid nobody filled the agent's
+// 256-connection limit and the owner could not sign for ~10 s, renewable forever. Another
+// user's connections are now refused at accept (the kernel's socket table names their uid), and
+// the owner signs through the Unix socket and TCP while the flood holds.
+TEST_F(AgentE2eTest, AnotherUsersTcpFloodDoesNotLockTheOwnerOut) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to flood as another local user (nobody)";
+  TempDir dir("signum-flood");
+  ::chmod(dir.path().c_str(), 0777);
+  const std::string out = dir.File("flood.out");
+  auto flood = StartTcpFlood(agent_->tcp_port(), 300, 8, out, /*as_nobody=*/true);
+  ASSERT_TRUE(WaitForOpened(out, 20)) << OrEmpty(ReadFile(out));
+  ExpectSignsPromptly(agent_->UnixEndpoint(), "unix socket during nobody's flood");
+  ExpectSignsPromptly(agent_->TcpEndpoint(), "tcp during nobody's flood");
+  EXPECT_NE(agent_->log().find("refused (this agent serves uid 0"), std::string::npos);
+  ::kill(flood->id(), SIGKILL);
+  flood->wait();
+}
+
+// The owner's own misbehaving program (or anyone whose uid cannot be told) holding 300
+// unauthenticated TCP connections: they fill only their own small budget, the Unix socket is
+// served all along, and each is dropped after the short handshake deadline, so TCP comes back.
+TEST_F(AgentE2eTest, UnauthenticatedTcpConnectionsHaveTheirOwnBudgetAndDeadline) {
+  TempDir dir("signum-flood-self");
+  const std::string out = dir.File("flood.out");
+  auto flood = StartTcpFlood(agent_->tcp_port(), 300, 10, out, /*as_nobody=*/false);
+  ASSERT_TRUE(WaitForOpened(out, 20)) << OrEmpty(ReadFile(out));
+  ExpectSignsPromptly(agent_->UnixEndpoint(), "unix socket during a pre-hello tcp flood");
+  // The flood's connections time out of the handshake (3 s); new ones keep arriving only from
+  // the accept backlog, so a TCP client gets a slot within a few seconds at most.
+  bool signed_over_tcp = false;
+  for (int attempt = 0; attempt < 20 && !signed_over_tcp; ++attempt) {
+    auto client = AgentClient::Connect(agent_->TcpEndpoint(), "owner", 5000);
+    signed_over_tcp = client.ok() && (*client)->ListCertificates(false).ok();
+    if (!signed_over_tcp) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_TRUE(signed_over_tcp) << "TCP never came back during the flood";
+  ::kill(flood->id(), SIGKILL);
+  flood->wait();
+}
+
+// --- Another local user impersonating the agent ----------------------------------------------
+
+// A fake agent: a child process that binds `socket`, drops to `uid`/`gid` (before or after
+// bind, as the attack needs), listens, and writes every byte any client sends into `received`
+// (a file it creates). Ends by itself after `seconds`; the test also stops it by PID.
+class FakeAgent {
+ public:
+  FakeAgent(const std::string& socket, const std::string& received, uid_t uid, gid_t gid,
+            bool drop_before_bind, int seconds = 10) {
+    int ready[2];
+    if (::pipe(ready) != 0) throw std::runtime_error("pipe");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      auto drop = [&] {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) _exit(97);
+      };
+      if (drop_before_bind) drop();
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::memcpy(addr.sun_path, socket.data(), socket.size());
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(98);
+      ::chmod(socket.c_str(), 0777);
+      if (!drop_before_bind) drop();
+      // SO_PEERCRED reports the credentials the listener had at listen().
+      if (::listen(fd, 8) != 0) _exit(99);
+      const int out = ::open(received.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
+      (void)!::write(ready[1], "r", 1);
+      const auto end = Clock::now() + std::chrono::seconds(seconds);
+      while (Clock::now() < end) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        const int c = ::accept(fd, nullptr, nullptr);
+        if (c < 0) continue;
+        (void)!::write(out, "<connection>", 12);
+        char buf[4096];
+        for (;;) {
+          pollfd q{c, POLLIN, 0};
+          if (::poll(&q, 1, 500) <= 0) break;
+          const ssize_t n = ::read(c, buf, sizeof buf);
+          if (n <= 0) break;
+          (void)!::write(out, buf, static_cast<size_t>(n));
+        }
+        ::close(c);
+      }
+      _exit(0);
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    const bool up = ::read(ready[0], &byte, 1) == 1;
+    ::close(ready[0]);
+    if (!up) throw std::runtime_error("the fake agent did not start");
+  }
+  ~FakeAgent() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+struct Nobody {
+  uid_t uid;
+  gid_t gid;
+};
+Nobody NobodyUser() {
+  const passwd* nobody = ::getpwnam("nobody");
+  if (nobody == nullptr) throw std::runtime_error("no user nobody");
+  return {nobody->pw_uid, nobody->pw_gid};
+}
+
+// The attack as reported: with the agent not running, uid nobody makes the socket directory
+// (/tmp/signum-0 by default when XDG_RUNTIME_DIR is unset) and serves a fake agent there. The
+// provider's client must refuse before it sends a byte, and the real agent must refuse to serve
+// from that directory, saying why.
+TEST(AgentImpersonationTest, SocketInAnotherUsersDirectoryIsRefusedByClientAndAgent) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to act as another local user (nobody)";
+  const Nobody nobody = NobodyUser();
+  TempDir base("signum-impersonation");
+  ::chmod(base.path().c_str(), 0755);
+  const std::string dir = base.path() + "/signum-0";  // what nobody created
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(dir.c_str(), nobody.uid, nobody.gid), 0);
+  const std::string socket = dir + "/agent.sock";
+  const std::string received = base.path() + "/received";
+  ASSERT_EQ(::close(::open(received.c_str(), O_CREAT | O_WRONLY, 0666)), 0);
+  ::chmod(received.c_str(), 0666);
+  FakeAgent fake(socket, received, nobody.uid, nobody.gid, /*drop_before_bind=*/true);
+
+  AgentEndpoint endpoint;
+  endpoint.unix_socket = socket;
+  auto client = AgentClient::Connect(endpoint, "victim", 3000);
+  ASSERT_FALSE(client.ok()) << "a fake agent owned by another user was accepted";
+  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  EXPECT_NE(client.status().message().find("belongs to uid " + std::to_string(nobody.uid)),
+            std::string::npos)
+      << client.status().message();
+  EXPECT_NE(client.status().message().find("impersonating"), std::string::npos)
+      << client.status().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(OrEmpty(ReadFile(received)), "") << "the fake agent heard from the client";
+
+  // The real agent, started for root with that socket path, refuses the directory.
+  const std::string agent_dir = base.path() + "/agent";
+  ASSERT_EQ(::mkdir(agent_dir.c_str(), 0700), 0);
+  ASSERT_TRUE(WriteFileAtomically(agent_dir + "/token", "not-a-real-token\n", 0600).ok());
+  auto run = RunCommand("env -u XDG_RUNTIME_DIR SIGNUM_SERVER_URL=https://127.0.0.1:9 "
+                        "SIGNUM_AGENT_SOCKET=" + socket + " SIGNUM_AGENT_TCP=off "
+                        "SIGNUM_TOKEN_FILE=" + agent_dir + "/token timeout 20 " +
+                        std::string(kAgentBinary) +
+                        " --log-file " + agent_dir + "/agent.log");
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  const std::string said = run.output + OrEmpty(ReadFile(agent_dir + "/agent.log"));
+  EXPECT_NE(said.find("not serving on unix:" + socket), std::string::npos) << said;
+  EXPECT_NE(said.find("belongs to uid " + std::to_string(nobody.uid)), std::string::npos) << said;
+}
+
+// A directory that is ours but open to others (e.g. SIGNUM_AGENT_SOCKET=/tmp/agent.sock for
+// root: /tmp is root's, mode 1777) lets another user swap the socket: refused too.
+TEST(AgentImpersonationTest, SocketInAWorldWritableDirectoryIsRefused) {
+  TempDir base("signum-open-dir");
+  ASSERT_EQ(::chmod(base.path().c_str(), 01777), 0);
+  AgentEndpoint endpoint;
+  endpoint.unix_socket = base.path() + "/agent.sock";
+  auto client = AgentClient::Connect(endpoint, "victim", 3000);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  EXPECT_NE(client.status().message().find("has mode 1777"), std::string::npos)
+      << client.status().message();
+}
+
+// The directory is ours and private, but the process listening on the socket is another user's
+// (it bound there as root and then dropped to nobody, say a compromised helper): SO_PEERCRED
+// tells, and the client refuses before the hello.
+TEST(AgentImpersonationTest, ListenerRunningAsAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a listener as another user (nobody)";
+  const Nobody nobody = NobodyUser();
+  TempDir base("signum-peer-uid");
+  ::chmod(base.path().c_str(), 0700);
+  TempDir outside("signum-peer-uid-out");  // where nobody can write what it received
+  ::chmod(outside.path().c_str(), 0755);
+  const std::string received = outside.path() + "/received";
+  ASSERT_EQ(::close(::open(received.c_str(), O_CREAT | O_WRONLY, 0666)), 0);
+  ::chmod(received.c_str(), 0666);
+  const std::string socket = base.path() + "/agent.sock";
+  FakeAgent fake(socket, received, nobody.uid, nobody.gid, /*drop_before_bind=*/false);
+
+  AgentEndpoint endpoint;
+  endpoint.unix_socket = socket;
+  auto client = AgentClient::Connect(endpoint, "victim", 3000);
+  ASSERT_FALSE(client.ok()) << "a listener running as another user was accepted";
+  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  EXPECT_NE(client.status().message().find("runs as uid " + std::to_string(nobody.uid)),
+            std::string::npos)
+      << client.status().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(OrEmpty(ReadFile(received)), "<connection>") << "the client sent bytes to it";
 }
 
 // --- signum-util against the running agent ---------------------------------------------------
