@@ -509,7 +509,7 @@ TEST(HttpsTest, IdleConnectionFloodFromOneSourceDoesNotLockOutOthers) {
   auto r = client->Get("/x");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200);
-  EXPECT_LT(MillisSince(start), 400);
+  EXPECT_LT(MillisSince(start), 1500);  // before: refused until the 10 s handshake timeout
   // Every idle connection is closed by the server soon: refused at once or after 500 ms.
   size_t closed = 0;
   for (int fd : idle) {

@@ -615,6 +615,15 @@ TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversB
       ::mount("tmpfs", audit_dir.c_str(), "tmpfs", 0, "size=64k,mode=0700") != 0) {
     GTEST_SKIP() << "mounting a tmpfs: " << std::strerror(errno);
   }
+  // Unmounted on every exit, after the server stopped and before the deployment is removed.
+  struct Unmount {
+    Deployment& deployment;
+    std::string dir;
+    ~Unmount() {
+      deployment.Stop();
+      ::umount2(dir.c_str(), MNT_DETACH);
+    }
+  } unmount{deployment, audit_dir};
   deployment.Start();
   // Fill what is left of the 64 KiB.
   const std::string ballast = audit_dir + "/ballast";
@@ -671,8 +680,6 @@ TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversB
   auto verify = RunCommand(Cli("audit-verify --config " + deployment.config()));
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   deployment.Start();  // no hand repair
-  deployment.Stop();
-  ::umount2(audit_dir.c_str(), MNT_DETACH);
 }
 
 }  // namespace
