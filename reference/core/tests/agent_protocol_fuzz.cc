@@ -21,7 +21,8 @@ void Exercise(const nlohmann::json& message) {
   (void)proto::TypeOf(message);
   (void)proto::ErrorFromReply(message);
   if (auto hello = proto::ParseHello(message); hello.ok()) {
-    (void)proto::EncodeFrame(proto::ToJson(*hello, hello->secret.empty()));
+    (void)proto::EncodeFrame(proto::ToJson(*hello, !hello->proof.empty()));
+    if (auto auth = proto::ParseAuthRequest(message); auth.ok()) (void)auth;
   }
   if (auto list = proto::ParseListRequest(message); list.ok()) {
     (void)proto::EncodeFrame(proto::ToJson(*list));

@@ -27,13 +27,6 @@ void Append(Bytes& out, const void* data, size_t size) {
   out.insert(out.end(), p, p + size);
 }
 
-// Big-endian integer left-padded to `size` bytes (BCRYPT_ECCKEY_BLOB coordinates).
-Bytes PadLeft(ByteView value, size_t size) {
-  Bytes out(size > value.size() ? size - value.size() : 0, 0);
-  out.insert(out.end(), value.begin(), value.end());
-  return out;
-}
-
 // BCRYPT_RSAPUBLIC_BLOB: header, exponent, modulus (big-endian).
 Bytes RsaPublicBlob(const PublicKeyComponents& key, size_t bits) {
   BCRYPT_RSAKEY_BLOB header{};
