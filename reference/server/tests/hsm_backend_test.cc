@@ -153,7 +153,10 @@ TEST_P(HsmSpecTest, GeneratedKeyIsSensitiveAndIdentifiedByItsPublicKey) {
   EXPECT_TRUE(*session.GetBoolAttribute(priv[0], CKA_TOKEN));
   EXPECT_TRUE(*session.GetBoolAttribute(priv[0], CKA_PRIVATE));
   EXPECT_TRUE(*session.GetBoolAttribute(priv[0], CKA_SIGN));
+  // A signing key and nothing else (SoftHSM2 has no module quirk that needs CKA_DECRYPT).
   EXPECT_FALSE(*session.GetBoolAttribute(priv[0], CKA_DECRYPT));
+  EXPECT_FALSE(*session.GetBoolAttribute(priv[0], CKA_UNWRAP));
+  EXPECT_FALSE(key.decrypt_left_to_module);
   EXPECT_TRUE(*session.GetBoolAttribute(priv[0], CKA_ALWAYS_SENSITIVE));
   EXPECT_TRUE(*session.GetBoolAttribute(priv[0], CKA_NEVER_EXTRACTABLE));
   EXPECT_TRUE(*session.GetBoolAttribute(pub[0], CKA_TOKEN));
