@@ -110,8 +110,10 @@ TEST_F(AgentOverTcp, RejectsAWrongSecret) {
   agent::AgentEndpoint wrong = endpoint_;
   wrong.secret[0] = wrong.secret[0] == '0' ? '1' : '0';
   auto client = agent::AgentClient::Connect(wrong, "signum_cng_agent_test/0.1", 10000);
-  ASSERT_FALSE(client.ok()) << "the agent accepted a wrong secret";
-  EXPECT_EQ(client.status().code(), ErrorCode::kUnauthenticated) << client.status().ToString();
+  // Protocol 2: the agent proves the secret first, so a client holding another secret refuses
+  // the agent itself (its proof does not match) before sending its own.
+  ASSERT_FALSE(client.ok()) << "a client with a wrong secret got through the handshake";
+  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
 }
 
 }  // namespace

@@ -114,8 +114,6 @@ Status CheckReturnedSignature(const ProviderCertificate& certificate, const Dige
                                static_cast<ULONG>(blob.size()), 0);
   if (!Ok(status)) return cannot_check("BCryptImportKeyPair: " + NtStatusText(status));
 
-  // PKCS#1 v1.5 is checked over the whole DigestInfo with no algorithm named (BCrypt then
-  // compares the padded block's content as given), so SHA-224, which BCrypt lacks, works too.
   Bytes input(request.digest.begin(), request.digest.end());
   void* padding = nullptr;
   ULONG flags = 0;
@@ -123,9 +121,17 @@ Status CheckReturnedSignature(const ProviderCertificate& certificate, const Dige
   BCRYPT_PSS_PADDING_INFO pss{nullptr, 0};
   std::wstring hash_id;
   if (request.scheme == SignatureScheme::kRsaPkcs1) {
-    auto digest_info = BuildDigestInfo(request.hash, request.digest);
-    if (!digest_info.ok()) return cannot_check(digest_info.status().message());
-    input = std::move(*digest_info);
+    // With the hash named where BCrypt has it (Wine's bcrypt requires it); SHA-224 only as a
+    // whole DigestInfo with no algorithm named.
+    const HashInfo& hash = GetHashInfo(request.hash);
+    if (!hash.cng_algorithm_id.empty()) {
+      hash_id = WideFromUtf8(hash.cng_algorithm_id);
+      pkcs1.pszAlgId = hash_id.c_str();
+    } else {
+      auto digest_info = BuildDigestInfo(request.hash, request.digest);
+      if (!digest_info.ok()) return cannot_check(digest_info.status().message());
+      input = std::move(*digest_info);
+    }
     padding = &pkcs1;
     flags = BCRYPT_PAD_PKCS1;
   } else if (request.scheme == SignatureScheme::kRsaPss) {
