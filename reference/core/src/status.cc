@@ -44,7 +44,9 @@ std::string Status::ToString() const {
 
 Status Status::WithContext(std::string_view context) const {
   if (ok()) return *this;
-  return Status(code_, std::string(context) + ": " + message_, ck_rv_);
+  Status with_context = *this;
+  with_context.message_ = std::string(context) + ": " + message_;
+  return with_context;
 }
 
 }  // namespace signum

@@ -14,6 +14,8 @@
 //   NTE_BUFFER_TOO_SMALL   an output buffer shorter than the value (*pcbResult says how long)
 //   agent errors           through ToSecurityStatus (nte_status.h): unreachable agent ->
 //                          NTE_DEVICE_NOT_READY, policy refusal -> NTE_PERM, ...
+// Each entry point's body returns a Status (the codes above as NteError, with the reason); the
+// entry point converts it once at the ABI boundary (AtBoundary), tracing failures with reasons.
 // A NULL output buffer is a size query: *pcbResult is set and ERROR_SUCCESS returned.
 //
 // RSA only: Signum's Windows providers serve RSA 2048/3072/4096 signing certificates. EC
@@ -28,9 +30,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <memory>
-#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,11 +38,11 @@
 #include <utility>
 
 #include "ksp_objects.h"
-#include "signum/cng/rsa_public_key.h"
 #include "signum/cng/ksp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
 #include "signum/cng/provider_runtime.h"
+#include "signum/cng/rsa_public_key.h"
 #include "signum/core/algorithms.h"
 #include "signum/provider/wide_string.h"
 
@@ -79,35 +79,60 @@ constexpr DWORD kMinRsaBits = 2048, kMaxRsaBits = 4096, kRsaBitsIncrement = 1024
 
 provider::ProviderContext& Context() { return SharedProviderContext("signumksp"); }
 
-SECURITY_STATUS Fail(const char* entry, const Status& status) {
-  Trace(kComponent, std::string(entry) + ": " + status.ToString());
-  return ToSecurityStatus(status);
+// Every entry point's one exit (nte_status.h): the body returns a Status, whose code goes back to
+// ncrypt.dll once, a failure traced with its reason.
+template <typename Body>
+SECURITY_STATUS AtBoundary(const char* entry, Body&& body) {
+  return ReturnAtAbiBoundary(kComponent, entry, std::forward<Body>(body));
 }
 
-// No C++ exception may cross the C ABI into ncrypt.dll.
-template <typename Body>
-SECURITY_STATUS Guarded(const char* entry, Body&& body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return NTE_NO_MEMORY;
-  } catch (const std::exception& e) {
-    Trace(kComponent, std::string(entry) + ": exception: " + e.what());
-    return NTE_FAIL;
-  } catch (...) {
-    Trace(kComponent, std::string(entry) + ": unknown exception");
-    return NTE_FAIL;
-  }
+std::string Utf8(LPCWSTR text) {
+  return text == nullptr ? std::string("(null)") : provider::Utf8FromWide(text);
+}
+
+Status NullArgument(const char* names) {
+  return NteError(NTE_INVALID_PARAMETER, std::string(names) + ": a required pointer is NULL");
+}
+
+Status InvalidProviderHandle(NCRYPT_PROV_HANDLE provider) {
+  return NteError(NTE_INVALID_HANDLE,
+                  "provider handle " + std::to_string(provider) + " is not open");
+}
+
+Status InvalidKeyHandle(NCRYPT_PROV_HANDLE provider, NCRYPT_KEY_HANDLE key) {
+  return NteError(NTE_INVALID_HANDLE, "key handle " + std::to_string(key) +
+                                          " is not open through provider handle " +
+                                          std::to_string(provider));
+}
+
+Status RequireProvider(NCRYPT_PROV_HANDLE provider) {
+  if (HandleRegistry::Instance().FindProvider(provider)) return Status::Ok();
+  return InvalidProviderHandle(provider);
+}
+
+Result<std::shared_ptr<const KeyObject>> RequireKey(NCRYPT_PROV_HANDLE provider,
+                                                    NCRYPT_KEY_HANDLE key) {
+  auto found = HandleRegistry::Instance().FindKey(provider, key);
+  if (found) return found;
+  return InvalidKeyHandle(provider, key);
+}
+
+Status OutOfMemory(size_t size) {
+  return NteError(NTE_NO_MEMORY, "cannot allocate " + std::to_string(size) + " bytes");
 }
 
 // The size-query / too-small / copy convention shared by every call that returns bytes.
-SECURITY_STATUS WriteOutput(ByteView value, PBYTE output, DWORD output_size, DWORD* result_size) {
-  if (result_size == nullptr) return NTE_INVALID_PARAMETER;
+Status WriteOutput(ByteView value, PBYTE output, DWORD output_size, DWORD* result_size) {
+  if (result_size == nullptr) return NullArgument("pcbResult");
   *result_size = static_cast<DWORD>(value.size());
-  if (output == nullptr) return ERROR_SUCCESS;
-  if (output_size < value.size()) return NTE_BUFFER_TOO_SMALL;
+  if (output == nullptr) return Status::Ok();
+  if (output_size < value.size()) {
+    return NteError(NTE_BUFFER_TOO_SMALL, "output buffer of " + std::to_string(output_size) +
+                                              " bytes, " + std::to_string(value.size()) +
+                                              " needed");
+  }
   if (!value.empty()) std::memcpy(output, value.data(), value.size());
-  return ERROR_SUCCESS;
+  return Status::Ok();
 }
 
 template <typename T>
@@ -130,22 +155,22 @@ std::wstring_view View(LPCWSTR text) { return text == nullptr ? std::wstring_vie
 
 SECURITY_STATUS WINAPI OpenProvider(NCRYPT_PROV_HANDLE* phProvider, LPCWSTR pszProviderName,
                                     DWORD dwFlags) {
-  return Guarded("OpenProvider", [&]() -> SECURITY_STATUS {
-    if (phProvider == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~kOpenFlags) return NTE_BAD_FLAGS;
+  return AtBoundary("OpenProvider", [&]() -> Status {
+    if (phProvider == nullptr) return NullArgument("phProvider");
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kOpenFlags));
     // ncrypt passes the name the provider was registered under (names.h kKspName); the provider
     // serves the same keys whatever it is called, so the name is only traced. Opening does not
     // contact the agent: an unreachable agent is reported by the calls that need it.
     Trace(kComponent, "OpenProvider(" + provider::Utf8FromWide(View(pszProviderName)) + ")");
     *phProvider = HandleRegistry::Instance().AddProvider(ProviderObject{dwFlags});
-    return ERROR_SUCCESS;
+    return Status::Ok();
   });
 }
 
 SECURITY_STATUS WINAPI FreeProvider(NCRYPT_PROV_HANDLE hProvider) {
-  return Guarded("FreeProvider", [&]() -> SECURITY_STATUS {
-    return HandleRegistry::Instance().RemoveProvider(hProvider) ? ERROR_SUCCESS
-                                                                : NTE_INVALID_HANDLE;
+  return AtBoundary("FreeProvider", [&]() -> Status {
+    if (HandleRegistry::Instance().RemoveProvider(hProvider)) return Status::Ok();
+    return InvalidProviderHandle(hProvider);
   });
 }
 
@@ -161,66 +186,89 @@ std::optional<Bytes> ProviderProperty(std::wstring_view name) {
   return std::nullopt;
 }
 
+// A property value, or NTE_NOT_SUPPORTED naming the property.
+Status WriteProperty(const std::optional<Bytes>& value, const char* owner, LPCWSTR name,
+                     PBYTE output, DWORD output_size, DWORD* result_size) {
+  if (!value) {
+    return NteError(NTE_NOT_SUPPORTED,
+                    std::string(owner) + " property '" + Utf8(name) + "' is not supported");
+  }
+  return WriteOutput(*value, output, output_size, result_size);
+}
+
 SECURITY_STATUS WINAPI GetProviderProperty(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszProperty,
                                            PBYTE pbOutput, DWORD cbOutput, DWORD* pcbResult,
                                            DWORD dwFlags) {
-  return Guarded("GetProviderProperty", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (pszProperty == nullptr || pcbResult == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~kGetPropertyFlags) return NTE_BAD_FLAGS;
-    std::optional<Bytes> value = ProviderProperty(pszProperty);
-    if (!value) return NTE_NOT_SUPPORTED;
-    return WriteOutput(*value, pbOutput, cbOutput, pcbResult);
+  return AtBoundary("GetProviderProperty", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (pszProperty == nullptr || pcbResult == nullptr) {
+      return NullArgument("pszProperty or pcbResult");
+    }
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kGetPropertyFlags));
+    return WriteProperty(ProviderProperty(pszProperty), "provider", pszProperty, pbOutput, cbOutput,
+                         pcbResult);
   });
 }
 
-// Properties callers set for UI purposes; accepted and ignored (this provider never shows UI).
-bool IsIgnoredUiProperty(std::wstring_view name, DWORD size) {
-  if (name == NCRYPT_WINDOW_HANDLE_PROPERTY) return size == sizeof(HWND);
-  return name == NCRYPT_USE_CONTEXT_PROPERTY;
+// Properties callers set for UI purposes are accepted and ignored (this provider never shows
+// UI); everything else is read-only here (the server owns the keys).
+Status SetProperty(const char* owner, LPCWSTR name, PBYTE input, DWORD size, DWORD flags) {
+  if (name == nullptr || (input == nullptr && size != 0)) {
+    return NullArgument("pszProperty or pbInput");
+  }
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, kSetPropertyFlags));
+  const std::wstring_view property = name;
+  if (property == NCRYPT_USE_CONTEXT_PROPERTY) return Status::Ok();
+  if (property == NCRYPT_WINDOW_HANDLE_PROPERTY && size == sizeof(HWND)) return Status::Ok();
+  return NteError(NTE_NOT_SUPPORTED,
+                  std::string(owner) + " property '" + Utf8(name) + "' cannot be set here");
 }
 
 SECURITY_STATUS WINAPI SetProviderProperty(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszProperty,
                                            PBYTE pbInput, DWORD cbInput, DWORD dwFlags) {
-  return Guarded("SetProviderProperty", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (pszProperty == nullptr || (pbInput == nullptr && cbInput != 0)) {
-      return NTE_INVALID_PARAMETER;
-    }
-    if (dwFlags & ~kSetPropertyFlags) return NTE_BAD_FLAGS;
-    return IsIgnoredUiProperty(pszProperty, cbInput) ? ERROR_SUCCESS : NTE_NOT_SUPPORTED;
+  return AtBoundary("SetProviderProperty", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    return SetProperty("provider", pszProperty, pbInput, cbInput, dwFlags);
   });
 }
 
 SECURITY_STATUS WINAPI IsAlgSupported(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszAlgId,
                                       DWORD dwFlags) {
-  return Guarded("IsAlgSupported", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (pszAlgId == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~NCRYPT_SILENT_FLAG) return NTE_BAD_FLAGS;
-    return View(pszAlgId) == NCRYPT_RSA_ALGORITHM ? ERROR_SUCCESS : NTE_NOT_SUPPORTED;
+  return AtBoundary("IsAlgSupported", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (pszAlgId == nullptr) return NullArgument("pszAlgId");
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, NCRYPT_SILENT_FLAG));
+    if (View(pszAlgId) == NCRYPT_RSA_ALGORITHM) return Status::Ok();
+    return NteError(NTE_NOT_SUPPORTED, "algorithm '" + Utf8(pszAlgId) + "': RSA only");
   });
 }
 
 SECURITY_STATUS WINAPI EnumAlgorithms(NCRYPT_PROV_HANDLE hProvider, DWORD dwAlgClass,
                                       DWORD* pdwAlgCount, NCryptAlgorithmName** ppAlgList,
                                       DWORD dwFlags) {
-  return Guarded("EnumAlgorithms", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (pdwAlgCount == nullptr || ppAlgList == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~NCRYPT_SILENT_FLAG) return NTE_BAD_FLAGS;
+  return AtBoundary("EnumAlgorithms", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (pdwAlgCount == nullptr || ppAlgList == nullptr) {
+      return NullArgument("pdwAlgCount or ppAlgList");
+    }
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, NCRYPT_SILENT_FLAG));
     constexpr DWORD kKnownClasses =
         NCRYPT_CIPHER_OPERATION | NCRYPT_HASH_OPERATION | NCRYPT_ASYMMETRIC_ENCRYPTION_OPERATION |
         NCRYPT_SECRET_AGREEMENT_OPERATION | NCRYPT_SIGNATURE_OPERATION | NCRYPT_RNG_OPERATION |
         BCRYPT_KEY_DERIVATION_OPERATION;  // ncrypt.h names it only for Windows 8+ targets
-    if (dwAlgClass & ~kKnownClasses) return NTE_INVALID_PARAMETER;
+    if (dwAlgClass & ~kKnownClasses) {
+      return NteError(NTE_INVALID_PARAMETER,
+                      "dwAlgClass " + Hex(dwAlgClass) + " has undefined operation bits");
+    }
     // The one algorithm: RSA, for signatures. 0 asks for every class.
-    if (dwAlgClass != 0 && !(dwAlgClass & NCRYPT_SIGNATURE_OPERATION)) return NTE_NOT_SUPPORTED;
+    if (dwAlgClass != 0 && !(dwAlgClass & NCRYPT_SIGNATURE_OPERATION)) {
+      return NteError(NTE_NOT_SUPPORTED,
+                      "dwAlgClass " + Hex(dwAlgClass) + ": this provider only signs");
+    }
     const std::wstring_view name = NCRYPT_RSA_ALGORITHM;
-    const size_t name_bytes = (name.size() + 1) * sizeof(wchar_t);
-    void* block =
-        BufferRegistry::Instance().AllocateBlock(sizeof(NCryptAlgorithmName) + name_bytes);
-    if (block == nullptr) return NTE_NO_MEMORY;
+    const size_t block_size = sizeof(NCryptAlgorithmName) + (name.size() + 1) * sizeof(wchar_t);
+    void* block = BufferRegistry::Instance().AllocateBlock(block_size);
+    if (block == nullptr) return OutOfMemory(block_size);
     auto* entry = static_cast<NCryptAlgorithmName*>(block);
     auto* text = reinterpret_cast<wchar_t*>(entry + 1);
     std::memcpy(text, name.data(), name.size() * sizeof(wchar_t));
@@ -230,36 +278,45 @@ SECURITY_STATUS WINAPI EnumAlgorithms(NCRYPT_PROV_HANDLE hProvider, DWORD dwAlgC
     entry->dwFlags = 0;
     *pdwAlgCount = 1;
     *ppAlgList = entry;
-    return ERROR_SUCCESS;
+    return Status::Ok();
   });
 }
 
 SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR /*pszScope*/,
                                 NCryptKeyName** ppKeyName, PVOID* ppEnumState, DWORD dwFlags) {
   // The scope (a smart-card reader for card KSPs) does not apply: one set of keys is served.
-  return Guarded("EnumKeys", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (ppKeyName == nullptr || ppEnumState == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~kOpenFlags) return NTE_BAD_FLAGS;
+  return AtBoundary("EnumKeys", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (ppKeyName == nullptr || ppEnumState == nullptr) {
+      return NullArgument("ppKeyName or ppEnumState");
+    }
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kOpenFlags));
     BufferRegistry& buffers = BufferRegistry::Instance();
     EnumKeysState* state = nullptr;
     if (*ppEnumState == nullptr) {
-      auto certificates = Context().Certificates();
-      if (!certificates.ok()) return Fail("EnumKeys", certificates.status());
+      SIGNUM_ASSIGN_OR_RETURN(auto certificates, Context().Certificates());
       auto fresh = std::make_unique<EnumKeysState>();
-      for (const auto& certificate : (*certificates)->certificates) {
+      for (const auto& certificate : certificates->certificates) {
         if (IsWindowsKey(*certificate)) fresh->keys.push_back(certificate);
       }
       fresh->machine_keys = (dwFlags & NCRYPT_MACHINE_KEY_FLAG) != 0;
       // Nothing to list: no state is handed out, so there is nothing for the caller to free.
-      if (fresh->keys.empty()) return NTE_NO_MORE_ITEMS;
+      if (fresh->keys.empty()) {
+        return NteError(NTE_NO_MORE_ITEMS, "the agent lists no RSA signing certificate");
+      }
       state = fresh.get();
       *ppEnumState = buffers.AddEnumState(std::move(fresh));
     } else {
       state = buffers.FindEnumState(*ppEnumState);
-      if (state == nullptr) return NTE_INVALID_PARAMETER;
+      if (state == nullptr) {
+        return NteError(NTE_INVALID_PARAMETER,
+                        "*ppEnumState is not an enumeration this provider started");
+      }
     }
-    if (state->next >= state->keys.size()) return NTE_NO_MORE_ITEMS;
+    if (state->next >= state->keys.size()) {
+      return NteError(NTE_NO_MORE_ITEMS,
+                      "all " + std::to_string(state->keys.size()) + " keys listed");
+    }
     const provider::ProviderCertificate& certificate = *state->keys[state->next];
 
     // One block: the NCryptKeyName, then its two strings.
@@ -267,8 +324,9 @@ SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR /*pszScope
     const std::wstring_view algorithm = NCRYPT_RSA_ALGORITHM;
     const size_t name_bytes = (name.size() + 1) * sizeof(wchar_t);
     const size_t algorithm_bytes = (algorithm.size() + 1) * sizeof(wchar_t);
-    void* block = buffers.AllocateBlock(sizeof(NCryptKeyName) + name_bytes + algorithm_bytes);
-    if (block == nullptr) return NTE_NO_MEMORY;
+    const size_t block_size = sizeof(NCryptKeyName) + name_bytes + algorithm_bytes;
+    void* block = buffers.AllocateBlock(block_size);
+    if (block == nullptr) return OutOfMemory(block_size);
     auto* key_name = static_cast<NCryptKeyName*>(block);
     auto* name_text = reinterpret_cast<wchar_t*>(key_name + 1);
     auto* algorithm_text = name_text + name.size() + 1;
@@ -280,23 +338,25 @@ SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR /*pszScope
     key_name->dwFlags = state->machine_keys ? NCRYPT_MACHINE_KEY_FLAG : 0;
     ++state->next;
     *ppKeyName = key_name;
-    return ERROR_SUCCESS;
+    return Status::Ok();
   });
 }
 
 SECURITY_STATUS WINAPI FreeBuffer(PVOID pvInput) {
-  return Guarded("FreeBuffer", [&]() -> SECURITY_STATUS {
-    if (pvInput == nullptr) return ERROR_SUCCESS;  // like free(NULL)
-    return BufferRegistry::Instance().Free(pvInput) ? ERROR_SUCCESS : NTE_INVALID_PARAMETER;
+  return AtBoundary("FreeBuffer", [&]() -> Status {
+    if (pvInput == nullptr) return Status::Ok();  // like free(NULL)
+    if (BufferRegistry::Instance().Free(pvInput)) return Status::Ok();
+    return NteError(NTE_INVALID_PARAMETER, "pvInput is not a buffer this provider handed out");
   });
 }
 
 SECURITY_STATUS WINAPI NotifyChangeKey(NCRYPT_PROV_HANDLE hProvider, HANDLE* phEvent,
                                        DWORD /*dwFlags*/) {
-  return Guarded("NotifyChangeKey", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (phEvent == nullptr) return NTE_INVALID_PARAMETER;
-    return NTE_NOT_SUPPORTED;  // the key list changes on the server, with no event to signal
+  return AtBoundary("NotifyChangeKey", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (phEvent == nullptr) return NullArgument("phEvent");
+    return NteError(NTE_NOT_SUPPORTED,
+                    "the key list changes on the server, with no event to signal");
   });
 }
 
@@ -304,37 +364,37 @@ SECURITY_STATUS WINAPI NotifyChangeKey(NCRYPT_PROV_HANDLE hProvider, HANDLE* phE
 
 SECURITY_STATUS WINAPI OpenKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE* phKey,
                                LPCWSTR pszKeyName, DWORD dwLegacyKeySpec, DWORD dwFlags) {
-  return Guarded("OpenKey", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (phKey == nullptr || pszKeyName == nullptr || *pszKeyName == L'\0') {
-      return NTE_INVALID_PARAMETER;
-    }
+  return AtBoundary("OpenKey", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (phKey == nullptr || pszKeyName == nullptr) return NullArgument("phKey or pszKeyName");
+    if (*pszKeyName == L'\0') return NteError(NTE_INVALID_PARAMETER, "pszKeyName is empty");
     // 0 for CNG callers; AT_SIGNATURE / AT_KEYEXCHANGE from callers coming from CryptoAPI
     // (CERT_KEY_PROV_INFO.dwKeySpec). The same key answers to all three (F28).
     if (dwLegacyKeySpec != 0 && dwLegacyKeySpec != AT_SIGNATURE &&
         dwLegacyKeySpec != AT_KEYEXCHANGE) {
-      return NTE_INVALID_PARAMETER;
+      return NteError(NTE_INVALID_PARAMETER, "dwLegacyKeySpec " + std::to_string(dwLegacyKeySpec) +
+                                                 " is none of 0, AT_SIGNATURE, AT_KEYEXCHANGE");
     }
-    if (dwFlags & ~kOpenFlags) return NTE_BAD_FLAGS;
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kOpenFlags));
     // The certificate id (any case) or the label; EC certificates are not keys here.
-    auto certificate = FindWindowsKey(Context(), provider::Utf8FromWide(pszKeyName));
-    if (!certificate.ok()) return Fail("OpenKey", certificate.status());
+    SIGNUM_ASSIGN_OR_RETURN(auto certificate,
+                            FindWindowsKey(Context(), provider::Utf8FromWide(pszKeyName)));
     KeyObject key;
     key.provider = hProvider;
-    key.certificate = *certificate;
+    key.certificate = std::move(certificate);
     key.legacy_key_spec = dwLegacyKeySpec;
     // The agent serves one user's certificates; a machine-key open sees the same keys and is
     // told so in the Key Type property.
     key.machine_key = (dwFlags & NCRYPT_MACHINE_KEY_FLAG) != 0;
     *phKey = HandleRegistry::Instance().AddKey(std::move(key));
-    return ERROR_SUCCESS;
+    return Status::Ok();
   });
 }
 
 SECURITY_STATUS WINAPI FreeKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey) {
-  return Guarded("FreeKey", [&]() -> SECURITY_STATUS {
-    return HandleRegistry::Instance().RemoveKey(hProvider, hKey) ? ERROR_SUCCESS
-                                                                 : NTE_INVALID_HANDLE;
+  return AtBoundary("FreeKey", [&]() -> Status {
+    if (HandleRegistry::Instance().RemoveKey(hProvider, hKey)) return Status::Ok();
+    return InvalidKeyHandle(hProvider, hKey);
   });
 }
 
@@ -379,28 +439,23 @@ std::optional<Bytes> KeyProperty(std::wstring_view name, NCRYPT_PROV_HANDLE prov
 SECURITY_STATUS WINAPI GetKeyProperty(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                       LPCWSTR pszProperty, PBYTE pbOutput, DWORD cbOutput,
                                       DWORD* pcbResult, DWORD dwFlags) {
-  return Guarded("GetKeyProperty", [&]() -> SECURITY_STATUS {
-    auto key = HandleRegistry::Instance().FindKey(hProvider, hKey);
-    if (!key) return NTE_INVALID_HANDLE;
-    if (pszProperty == nullptr || pcbResult == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~kGetPropertyFlags) return NTE_BAD_FLAGS;
-    std::optional<Bytes> value = KeyProperty(pszProperty, hProvider, *key);
-    if (!value) return NTE_NOT_SUPPORTED;
-    return WriteOutput(*value, pbOutput, cbOutput, pcbResult);
+  return AtBoundary("GetKeyProperty", [&]() -> Status {
+    SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
+    if (pszProperty == nullptr || pcbResult == nullptr) {
+      return NullArgument("pszProperty or pcbResult");
+    }
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kGetPropertyFlags));
+    return WriteProperty(KeyProperty(pszProperty, hProvider, *key), "key", pszProperty, pbOutput,
+                         cbOutput, pcbResult);
   });
 }
 
 SECURITY_STATUS WINAPI SetKeyProperty(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                       LPCWSTR pszProperty, PBYTE pbInput, DWORD cbInput,
                                       DWORD dwFlags) {
-  return Guarded("SetKeyProperty", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindKey(hProvider, hKey)) return NTE_INVALID_HANDLE;
-    if (pszProperty == nullptr || (pbInput == nullptr && cbInput != 0)) {
-      return NTE_INVALID_PARAMETER;
-    }
-    if (dwFlags & ~kSetPropertyFlags) return NTE_BAD_FLAGS;
-    // Everything else describes the key, which the server owns: read-only here.
-    return IsIgnoredUiProperty(pszProperty, cbInput) ? ERROR_SUCCESS : NTE_NOT_SUPPORTED;
+  return AtBoundary("SetKeyProperty", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireKey(hProvider, hKey).status());
+    return SetProperty("key", pszProperty, pbInput, cbInput, dwFlags);
   });
 }
 
@@ -410,107 +465,114 @@ SECURITY_STATUS WINAPI ExportKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE
                                  NCRYPT_KEY_HANDLE hExportKey, LPCWSTR pszBlobType,
                                  NCryptBufferDesc* /*pParameterList*/, PBYTE pbOutput,
                                  DWORD cbOutput, DWORD* pcbResult, DWORD dwFlags) {
-  return Guarded("ExportKey", [&]() -> SECURITY_STATUS {
-    auto key = HandleRegistry::Instance().FindKey(hProvider, hKey);
-    if (!key) return NTE_INVALID_HANDLE;
-    if (pszBlobType == nullptr || pcbResult == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~NCRYPT_SILENT_FLAG) return NTE_BAD_FLAGS;
+  return AtBoundary("ExportKey", [&]() -> Status {
+    SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
+    if (pszBlobType == nullptr || pcbResult == nullptr) {
+      return NullArgument("pszBlobType or pcbResult");
+    }
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, NCRYPT_SILENT_FLAG));
     const std::wstring_view blob_type = pszBlobType;
     if (blob_type != BCRYPT_RSAPUBLIC_BLOB && blob_type != BCRYPT_PUBLIC_KEY_BLOB) {
-      return NTE_NOT_SUPPORTED;
+      return NteError(NTE_NOT_SUPPORTED,
+                      "blob type '" + Utf8(pszBlobType) + "': only the public key is exported");
     }
     // A public blob is not wrapped: there is no export key to encrypt it under.
-    if (hExportKey != 0) return NTE_INVALID_PARAMETER;
-    auto blob = BuildRsaPublicBlob(key->certificate->components);
-    if (!blob.ok()) return Fail("ExportKey", blob.status());
-    return WriteOutput(*blob, pbOutput, cbOutput, pcbResult);
+    if (hExportKey != 0) {
+      return NteError(NTE_INVALID_PARAMETER, "hExportKey: a public blob is not wrapped");
+    }
+    SIGNUM_ASSIGN_OR_RETURN(Bytes blob, BuildRsaPublicBlob(key->certificate->components));
+    return WriteOutput(blob, pbOutput, cbOutput, pcbResult);
   });
 }
 
 // The digest and scheme a SignHash call asks for, from its padding flag and padding info.
-// Errors are SECURITY_STATUS values already.
-struct SignRequest {
-  provider::DigestToSign digest;
-  SECURITY_STATUS error = ERROR_SUCCESS;
-};
-
-SignRequest ParseSignRequest(DWORD padding, const void* padding_info, ByteView input) {
-  SignRequest request;
-  auto fail = [&](SECURITY_STATUS code) {
-    request.error = code;
-    return request;
-  };
-  if (padding == 0 || padding_info == nullptr) return fail(NTE_INVALID_PARAMETER);
+Result<provider::DigestToSign> ParseSignRequest(DWORD padding, const void* padding_info,
+                                                ByteView input) {
+  if (padding == 0 || padding_info == nullptr) {
+    return NteError(NTE_INVALID_PARAMETER, "no padding flag or no padding info");
+  }
   if (padding != NCRYPT_PAD_PKCS1_FLAG && padding != NCRYPT_PAD_PSS_FLAG) {
     // Two paddings at once is a malformed call; a single other one is a real CNG padding the
     // agent cannot do.
-    return fail((padding & (padding - 1)) != 0 ? NTE_INVALID_PARAMETER : NTE_NOT_SUPPORTED);
+    if ((padding & (padding - 1)) != 0) {
+      return NteError(NTE_INVALID_PARAMETER, "padding flags " + Hex(padding) + " name several");
+    }
+    return NteError(NTE_NOT_SUPPORTED, "padding " + Hex(padding) + ": PKCS#1 and PSS only");
   }
-  if (input.empty()) return fail(NTE_INVALID_PARAMETER);
+  if (input.empty()) return NteError(NTE_INVALID_PARAMETER, "no hash value");
 
+  provider::DigestToSign digest;
   if (padding == NCRYPT_PAD_PKCS1_FLAG) {
     const auto* info = static_cast<const BCRYPT_PKCS1_PADDING_INFO*>(padding_info);
-    request.digest.scheme = SignatureScheme::kRsaPkcs1;
+    digest.scheme = SignatureScheme::kRsaPkcs1;
     if (info->pszAlgId == nullptr) {
       // No algorithm id: the caller built the DigestInfo itself (signtool /ds, F28). Only a
       // DigestInfo can be signed through the agent; raw PKCS#1 over other data (TLS 1.0's
       // MD5+SHA-1) cannot.
       auto parsed = ParseDigestInfo(input);
-      if (!parsed.ok()) return fail(NTE_NOT_SUPPORTED);
-      request.digest.hash = parsed->hash;
-      request.digest.digest = std::move(parsed->digest);
-      return request;
+      if (!parsed.ok()) {
+        return NteError(NTE_NOT_SUPPORTED,
+                        "PKCS#1 without pszAlgId over data that is not a DigestInfo of a "
+                        "supported hash: " +
+                            parsed.status().message());
+      }
+      digest.hash = parsed->hash;
+      digest.digest = std::move(parsed->digest);
+      return digest;
     }
     auto hash = HashForCngAlgorithmId(provider::Utf8FromWide(info->pszAlgId));
-    if (!hash) return fail(NTE_NOT_SUPPORTED);  // MD5, MD2, ...: not Signum hashes
-    request.digest.hash = *hash;
+    // MD5, MD2, ...: not Signum hashes
+    if (!hash) return NteError(NTE_NOT_SUPPORTED, "hash '" + Utf8(info->pszAlgId) + "'");
+    digest.hash = *hash;
   } else {
     const auto* info = static_cast<const BCRYPT_PSS_PADDING_INFO*>(padding_info);
-    if (info->pszAlgId == nullptr) return fail(NTE_INVALID_PARAMETER);
+    if (info->pszAlgId == nullptr) return NteError(NTE_INVALID_PARAMETER, "PSS without pszAlgId");
     auto hash = HashForCngAlgorithmId(provider::Utf8FromWide(info->pszAlgId));
-    if (!hash) return fail(NTE_NOT_SUPPORTED);
-    request.digest.scheme = SignatureScheme::kRsaPss;
-    request.digest.hash = *hash;
-    request.digest.pss_salt_length = info->cbSalt;
+    if (!hash) return NteError(NTE_NOT_SUPPORTED, "hash '" + Utf8(info->pszAlgId) + "'");
+    digest.scheme = SignatureScheme::kRsaPss;
+    digest.hash = *hash;
+    digest.pss_salt_length = info->cbSalt;
   }
-  if (input.size() != GetHashInfo(request.digest.hash).digest_size) {
-    return fail(NTE_INVALID_PARAMETER);
+  const size_t digest_size = GetHashInfo(digest.hash).digest_size;
+  if (input.size() != digest_size) {
+    return NteError(NTE_INVALID_PARAMETER, "hash value of " + std::to_string(input.size()) +
+                                               " bytes, " + std::to_string(digest_size) +
+                                               " expected");
   }
-  request.digest.digest.assign(input.begin(), input.end());
-  return request;
+  digest.digest.assign(input.begin(), input.end());
+  return digest;
 }
 
 SECURITY_STATUS WINAPI SignHash(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                 VOID* pPaddingInfo, PBYTE pbHashValue, DWORD cbHashValue,
                                 PBYTE pbSignature, DWORD cbSignature, DWORD* pcbResult,
                                 DWORD dwFlags) {
-  return Guarded("SignHash", [&]() -> SECURITY_STATUS {
-    auto key = HandleRegistry::Instance().FindKey(hProvider, hKey);
-    if (!key) return NTE_INVALID_HANDLE;
-    if (pcbResult == nullptr) return NTE_INVALID_PARAMETER;
-    if (dwFlags & ~kSignatureFlags) return NTE_BAD_FLAGS;
+  return AtBoundary("SignHash", [&]() -> Status {
+    SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
+    if (pcbResult == nullptr) return NullArgument("pcbResult");
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kSignatureFlags));
     const provider::ProviderCertificate& certificate = *key->certificate;
     const DWORD signature_size = static_cast<DWORD>(certificate.key_spec.SignatureSize());
     // Size query: answered from the key alone, before the padding is looked at, because some
     // callers ask for the size without padding information.
     if (pbSignature == nullptr) {
       *pcbResult = signature_size;
-      return ERROR_SUCCESS;
+      return Status::Ok();
     }
-    if (pbHashValue == nullptr && cbHashValue != 0) return NTE_INVALID_PARAMETER;
-    SignRequest request =
-        ParseSignRequest(dwFlags & kPaddingFlags, pPaddingInfo, ByteView(pbHashValue, cbHashValue));
-    if (request.error != ERROR_SUCCESS) return request.error;
-    Status valid = provider::ValidateDigestToSign(certificate.key_spec, request.digest);
-    if (!valid.ok()) return Fail("SignHash", valid);
+    if (pbHashValue == nullptr && cbHashValue != 0) return NullArgument("pbHashValue");
+    SIGNUM_ASSIGN_OR_RETURN(provider::DigestToSign request,
+                            ParseSignRequest(dwFlags & kPaddingFlags, pPaddingInfo,
+                                             ByteView(pbHashValue, cbHashValue)));
+    SIGNUM_RETURN_IF_ERROR(provider::ValidateDigestToSign(certificate.key_spec, request));
     if (cbSignature < signature_size) {
       *pcbResult = signature_size;
-      return NTE_BUFFER_TOO_SMALL;
+      return NteError(NTE_BUFFER_TOO_SMALL, "signature buffer of " + std::to_string(cbSignature) +
+                                                " bytes, " + std::to_string(signature_size) +
+                                                " needed");
     }
-    auto signature = Context().signer().SignDigest(certificate, request.digest);
-    if (!signature.ok()) return Fail("SignHash", signature.status());
+    SIGNUM_ASSIGN_OR_RETURN(Bytes signature, Context().signer().SignDigest(certificate, request));
     // Big-endian, as CNG returns RSA signatures (the CSP reverses them; this does not).
-    return WriteOutput(*signature, pbSignature, cbSignature, pcbResult);
+    return WriteOutput(signature, pbSignature, cbSignature, pcbResult);
   });
 }
 
@@ -519,17 +581,18 @@ SECURITY_STATUS WINAPI SignHash(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE 
 SECURITY_STATUS WINAPI VerifySignature(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                        VOID* pPaddingInfo, PBYTE pbHashValue, DWORD cbHashValue,
                                        PBYTE pbSignature, DWORD cbSignature, DWORD dwFlags) {
-  return Guarded("VerifySignature", [&]() -> SECURITY_STATUS {
-    auto key = HandleRegistry::Instance().FindKey(hProvider, hKey);
-    if (!key) return NTE_INVALID_HANDLE;
+  return AtBoundary("VerifySignature", [&]() -> Status {
+    SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
     if (pbHashValue == nullptr || cbHashValue == 0 || pbSignature == nullptr || cbSignature == 0) {
-      return NTE_INVALID_PARAMETER;
+      return NteError(NTE_INVALID_PARAMETER, "no hash value or no signature");
     }
-    if (dwFlags & ~kSignatureFlags) return NTE_BAD_FLAGS;
+    SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kSignatureFlags));
     const DWORD padding = dwFlags & kPaddingFlags;
-    if (padding == 0 || pPaddingInfo == nullptr) return NTE_INVALID_PARAMETER;
+    if (padding == 0 || pPaddingInfo == nullptr) {
+      return NteError(NTE_INVALID_PARAMETER, "no padding flag or no padding info");
+    }
     if (padding != NCRYPT_PAD_PKCS1_FLAG && padding != NCRYPT_PAD_PSS_FLAG) {
-      return NTE_NOT_SUPPORTED;
+      return NteError(NTE_NOT_SUPPORTED, "padding " + Hex(padding) + ": PKCS#1 and PSS only");
     }
     // PKCS#1 with no algorithm id over a DigestInfo is the same signature as PKCS#1 naming the
     // hash over the bare digest; say it that way, since not every BCrypt (Wine's) verifies
@@ -552,10 +615,11 @@ SECURITY_STATUS WINAPI VerifySignature(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_
       }
     }
 
-    auto verified = VerifyRsaSignature(key->certificate->components, pPaddingInfo, padding,
-                                       hash_value, ByteView(pbSignature, cbSignature));
-    if (!verified.ok()) return Fail("VerifySignature", verified.status());
-    return *verified ? ERROR_SUCCESS : NTE_BAD_SIGNATURE;
+    SIGNUM_ASSIGN_OR_RETURN(bool verified,
+                            VerifyRsaSignature(key->certificate->components, pPaddingInfo, padding,
+                                               hash_value, ByteView(pbSignature, cbSignature)));
+    if (verified) return Status::Ok();
+    return NteError(NTE_BAD_SIGNATURE, "the signature does not verify with the key");
   });
 }
 
@@ -564,10 +628,10 @@ SECURITY_STATUS WINAPI VerifySignature(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_
 SECURITY_STATUS WINAPI CreatePersistedKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE* phKey,
                                           LPCWSTR /*pszAlgId*/, LPCWSTR /*pszKeyName*/,
                                           DWORD /*dwLegacyKeySpec*/, DWORD /*dwFlags*/) {
-  return Guarded("CreatePersistedKey", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (phKey == nullptr) return NTE_INVALID_PARAMETER;
-    return NTE_NOT_SUPPORTED;  // keys are created on the server (signum-util / its API)
+  return AtBoundary("CreatePersistedKey", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (phKey == nullptr) return NullArgument("phKey");
+    return NteError(NTE_NOT_SUPPORTED, "keys are created on the Signum server");
   });
 }
 
@@ -575,91 +639,95 @@ SECURITY_STATUS WINAPI ImportKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE
                                  LPCWSTR /*pszBlobType*/, NCryptBufferDesc* /*pParameterList*/,
                                  NCRYPT_KEY_HANDLE* phKey, PBYTE /*pbData*/, DWORD /*cbData*/,
                                  DWORD /*dwFlags*/) {
-  return Guarded("ImportKey", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    if (phKey == nullptr) return NTE_INVALID_PARAMETER;
-    return NTE_NOT_SUPPORTED;
+  return AtBoundary("ImportKey", [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
+    if (phKey == nullptr) return NullArgument("phKey");
+    return NteError(NTE_NOT_SUPPORTED, "keys live in the Signum server's HSM, none is imported");
   });
 }
 
-// For calls whose only job here is to say "not for these keys" once the handles are checked.
+// For calls whose only job here is to say "not for these keys" (why) once the handles are
+// checked.
 SECURITY_STATUS KeyOperationNotSupported(const char* entry, NCRYPT_PROV_HANDLE provider,
-                                         NCRYPT_KEY_HANDLE key) {
-  return Guarded(entry, [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindKey(provider, key)) return NTE_INVALID_HANDLE;
-    return NTE_NOT_SUPPORTED;
+                                         NCRYPT_KEY_HANDLE key, const char* why) {
+  return AtBoundary(entry, [&]() -> Status {
+    SIGNUM_RETURN_IF_ERROR(RequireKey(provider, key).status());
+    return NteError(NTE_NOT_SUPPORTED, why);
   });
 }
 
 SECURITY_STATUS WINAPI FinalizeKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                    DWORD /*dwFlags*/) {
-  // Only CreatePersistedKey's keys need finalizing, and there are none.
-  return KeyOperationNotSupported("FinalizeKey", hProvider, hKey);
+  return KeyOperationNotSupported("FinalizeKey", hProvider, hKey,
+                                  "only CreatePersistedKey's keys need finalizing, and there are "
+                                  "none");
 }
 
 SECURITY_STATUS WINAPI DeleteKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                  DWORD /*dwFlags*/) {
-  // The key belongs to the server; the handle stays valid (free it with FreeKey).
-  return KeyOperationNotSupported("DeleteKey", hProvider, hKey);
+  // The handle stays valid (free it with FreeKey).
+  return KeyOperationNotSupported("DeleteKey", hProvider, hKey,
+                                  "the key belongs to the Signum server");
 }
 
 SECURITY_STATUS WINAPI Encrypt(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                PBYTE /*pbInput*/, DWORD /*cbInput*/, VOID* /*pPaddingInfo*/,
                                PBYTE /*pbOutput*/, DWORD /*cbOutput*/, DWORD* /*pcbResult*/,
                                DWORD /*dwFlags*/) {
-  return KeyOperationNotSupported("Encrypt", hProvider, hKey);  // signing keys only
+  return KeyOperationNotSupported("Encrypt", hProvider, hKey, "signing keys only");
 }
 
 SECURITY_STATUS WINAPI Decrypt(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                PBYTE /*pbInput*/, DWORD /*cbInput*/, VOID* /*pPaddingInfo*/,
                                PBYTE /*pbOutput*/, DWORD /*cbOutput*/, DWORD* /*pcbResult*/,
                                DWORD /*dwFlags*/) {
-  return KeyOperationNotSupported("Decrypt", hProvider, hKey);
+  return KeyOperationNotSupported("Decrypt", hProvider, hKey, "signing keys only");
 }
 
 SECURITY_STATUS WINAPI PromptUser(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                   LPCWSTR /*pszOperation*/, DWORD /*dwFlags*/) {
-  return KeyOperationNotSupported("PromptUser", hProvider, hKey);  // no UI, ever
+  return KeyOperationNotSupported("PromptUser", hProvider, hKey, "this provider has no UI");
 }
 
 SECURITY_STATUS WINAPI SecretAgreement(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hPrivKey,
                                        NCRYPT_KEY_HANDLE /*hPubKey*/,
                                        NCRYPT_SECRET_HANDLE* /*phAgreedSecret*/,
                                        DWORD /*dwFlags*/) {
-  return KeyOperationNotSupported("SecretAgreement", hProvider, hPrivKey);  // RSA: no agreement
+  return KeyOperationNotSupported("SecretAgreement", hProvider, hPrivKey,
+                                  "RSA keys do no secret agreement");
+}
+
+// SecretAgreement never succeeds, so no secret handle is ever live.
+Status NoSecretHandle(NCRYPT_PROV_HANDLE provider) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(provider));
+  return NteError(NTE_INVALID_HANDLE, "no secret handle is ever open (no secret agreement)");
 }
 
 SECURITY_STATUS WINAPI DeriveKey(NCRYPT_PROV_HANDLE hProvider,
                                  NCRYPT_SECRET_HANDLE /*hSharedSecret*/, LPCWSTR /*pwszKDF*/,
                                  NCryptBufferDesc* /*pParameterList*/, PBYTE /*pbDerivedKey*/,
                                  DWORD /*cbDerivedKey*/, DWORD* /*pcbResult*/, ULONG /*dwFlags*/) {
-  return Guarded("DeriveKey", [&]() -> SECURITY_STATUS {
-    // SecretAgreement never succeeds, so no secret handle is ever live.
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    return NTE_INVALID_HANDLE;
-  });
+  return AtBoundary("DeriveKey", [&] { return NoSecretHandle(hProvider); });
 }
 
 SECURITY_STATUS WINAPI FreeSecret(NCRYPT_PROV_HANDLE hProvider,
                                   NCRYPT_SECRET_HANDLE /*hSharedSecret*/) {
-  return Guarded("FreeSecret", [&]() -> SECURITY_STATUS {
-    if (!HandleRegistry::Instance().FindProvider(hProvider)) return NTE_INVALID_HANDLE;
-    return NTE_INVALID_HANDLE;  // as DeriveKey: no secret handle is ever live
-  });
+  return AtBoundary("FreeSecret", [&] { return NoSecretHandle(hProvider); });
 }
 
 SECURITY_STATUS WINAPI KeyDerivation(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                      NCryptBufferDesc* /*pParameterList*/, PUCHAR /*pbDerivedKey*/,
                                      DWORD /*cbDerivedKey*/, DWORD* /*pcbResult*/,
                                      ULONG /*dwFlags*/) {
-  return KeyOperationNotSupported("KeyDerivation", hProvider, hKey);
+  return KeyOperationNotSupported("KeyDerivation", hProvider, hKey, "signing keys only");
 }
 
 SECURITY_STATUS WINAPI CreateClaim(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hSubjectKey,
                                    NCRYPT_KEY_HANDLE /*hAuthorityKey*/, DWORD /*dwClaimType*/,
                                    NCryptBufferDesc* /*pParameterList*/, PBYTE /*pbClaimBlob*/,
                                    DWORD /*cbClaimBlob*/, DWORD* /*pcbResult*/, DWORD /*dwFlags*/) {
-  return KeyOperationNotSupported("CreateClaim", hProvider, hSubjectKey);  // TPM attestation
+  return KeyOperationNotSupported("CreateClaim", hProvider, hSubjectKey,
+                                  "claims are TPM attestation; these keys are in an HSM");
 }
 
 SECURITY_STATUS WINAPI VerifyClaim(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hSubjectKey,
@@ -667,7 +735,8 @@ SECURITY_STATUS WINAPI VerifyClaim(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HAND
                                    NCryptBufferDesc* /*pParameterList*/, PBYTE /*pbClaimBlob*/,
                                    DWORD /*cbClaimBlob*/, NCryptBufferDesc* /*pOutput*/,
                                    DWORD /*dwFlags*/) {
-  return KeyOperationNotSupported("VerifyClaim", hProvider, hSubjectKey);
+  return KeyOperationNotSupported("VerifyClaim", hProvider, hSubjectKey,
+                                  "claims are TPM attestation; these keys are in an HSM");
 }
 
 // Version 1.0: the base interface. Every slot is filled anyway (KeyDerivation and the claims
@@ -713,9 +782,11 @@ NCRYPT_KEY_STORAGE_FUNCTION_TABLE kFunctionTable = {
 extern "C" NTSTATUS WINAPI
 GetKeyStorageInterface(LPCWSTR /*pszProviderName*/,
                        NCRYPT_KEY_STORAGE_FUNCTION_TABLE** ppFunctionTable, DWORD /*dwFlags*/) {
-  if (ppFunctionTable == nullptr) return NTE_INVALID_PARAMETER;
-  *ppFunctionTable = &signum::cng::ksp::kFunctionTable;
-  return 0;
+  return signum::cng::ksp::AtBoundary("GetKeyStorageInterface", [&]() -> signum::Status {
+    if (ppFunctionTable == nullptr) return signum::cng::ksp::NullArgument("ppFunctionTable");
+    *ppFunctionTable = &signum::cng::ksp::kFunctionTable;
+    return signum::Status::Ok();
+  });
 }
 
 // Keeps the declaration and the ksp_iface.h type in step.

@@ -1,8 +1,9 @@
 // Status and Result<T>: how every layer of Signum reports errors without exceptions.
 //
 // A Status carries a portable ErrorCode, a human message and, when the error was born in a
-// PKCS#11 call, the CK_RV it came from. Each ABI layer (PKCS#11 provider, KSP, CSP, HTTP API)
-// maps Status to its own codes in exactly one table.
+// PKCS#11 call, the CK_RV it came from; when a Windows provider decided the exact code its caller
+// must see, that code too. Each ABI layer (PKCS#11 provider, KSP, CSP, HTTP API) maps Status to
+// its own codes in exactly one table.
 #pragma once
 
 #include <optional>
@@ -44,17 +45,26 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   // The PKCS#11 return value this error came from, if it came from a PKCS#11 call.
   std::optional<unsigned long> ck_rv() const { return ck_rv_; }
+  // The code a Windows provider (KSP, CSP) returns for this error, when the provider chose one
+  // (an NTE_* SECURITY_STATUS or a Win32 error); kept apart from ck_rv, which names an origin.
+  std::optional<long> windows_code() const { return windows_code_; }
+  Status WithWindowsCode(long code) const {
+    Status with_code = *this;
+    with_code.windows_code_ = code;
+    return with_code;
+  }
 
   // "NOT_FOUND: unknown certificate 'ab12'".
   std::string ToString() const;
 
-  // Prefixes the message with context, keeping code and CK_RV: "signing: <message>".
+  // Prefixes the message with context, keeping code, CK_RV and Windows code: "signing: <message>".
   Status WithContext(std::string_view context) const;
 
  private:
   ErrorCode code_ = ErrorCode::kOk;
   std::string message_;
   std::optional<unsigned long> ck_rv_;
+  std::optional<long> windows_code_;
 };
 
 inline Status InvalidArgumentError(std::string m) {
