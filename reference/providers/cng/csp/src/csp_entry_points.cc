@@ -20,16 +20,18 @@
 //   - No session keys: CPGenKey/CPDeriveKey NTE_BAD_ALGID, CPImportKey NTE_BAD_TYPE,
 //     CPEncrypt/CPDecrypt NTE_BAD_ALGID (an RSA_SIGN key), CPHashSessionKey NTE_BAD_KEY.
 //   - Handles are table entries (handle_table.h): NTE_BAD_UID / NTE_BAD_KEY / NTE_BAD_HASH.
+// Each CP* export only calls a function returning Status (each code above an NteError or
+// Win32Error with its reason) and converts it once at the ABI boundary (AtBoundary), tracing
+// failures with their reasons.
 #include "signum/cng/csp_iface.h"
 // bcrypt.h needs windows.h's types first (csp_iface.h).
 #include <bcrypt.h>
 
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <mutex>
-#include <new>
 #include <string>
+#include <utility>
 
 #include "csp_objects.h"
 #include "signum/cng/handle_table.h"
@@ -58,70 +60,92 @@ HandleTable<Hash>& Hashes() {
   return table;
 }
 
-BOOL Fail(HRESULT code) {
+// Every entry point's one exit: the body returns a Status, converted once (nte_status.h: a
+// failure is traced with its reason) into TRUE, or FALSE with the code in SetLastError.
+template <typename Body>
+BOOL AtBoundary(const char* entry, Body&& body) noexcept {
+  const SECURITY_STATUS code = ReturnAtAbiBoundary("csp", entry, std::forward<Body>(body));
+  if (code == ERROR_SUCCESS) return TRUE;
   SetLastError(static_cast<DWORD>(code));
   return FALSE;
 }
-BOOL FailWin32(DWORD code) {
-  SetLastError(code);
-  return FALSE;
-}
-BOOL FailWith(const Status& status, const std::string& operation) {
-  Trace("csp", operation + ": " + status.ToString());
-  return Fail(ToSecurityStatus(status));
+
+Status NullArgument(const char* names) {
+  return Win32Error(ERROR_INVALID_PARAMETER, std::string(names) + ": a required pointer is NULL");
 }
 
-// No C++ exception may cross into the caller's C code.
-template <typename Body>
-BOOL Guarded(const char* operation, Body&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return Fail(NTE_NO_MEMORY);
-  } catch (const std::exception& e) {
-    Trace("csp", std::string(operation) + ": unexpected exception: " + e.what());
-    return Fail(NTE_FAIL);
-  } catch (...) {
-    Trace("csp", std::string(operation) + ": unexpected exception");
-    return Fail(NTE_FAIL);
-  }
+// A param this call does not know (PP_*, KP_*, HP_*, blob type).
+Status UnknownParam(const char* kind, DWORD value) {
+  return NteError(NTE_BAD_TYPE,
+                  std::string(kind) + " " + std::to_string(value) + " is not supported here");
 }
 
-// CryptoAPI's output convention: out == NULL asks for the size (TRUE); a smaller *out_len is
-// ERROR_MORE_DATA (FALSE); both report the size needed in *out_len.
-BOOL CopyOut(const void* value, size_t size, BYTE* out, DWORD* out_len) {
-  if (out_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
+Status MoreData(DWORD given, size_t needed) {
+  return Win32Error(ERROR_MORE_DATA, "buffer of " + std::to_string(given) + " bytes, " +
+                                         std::to_string(needed) + " needed");
+}
+
+// CryptoAPI's output convention: out == NULL asks for the size (OK); a smaller *out_len is
+// ERROR_MORE_DATA; both report the size needed in *out_len.
+Status CopyOut(const void* value, size_t size, BYTE* out, DWORD* out_len) {
+  if (out_len == nullptr) return NullArgument("pcbDataLen");
   const DWORD needed = static_cast<DWORD>(size);
   if (out == nullptr) {
     *out_len = needed;
-    return TRUE;
+    return Status::Ok();
   }
   if (*out_len < needed) {
+    const DWORD given = *out_len;
     *out_len = needed;
-    return FailWin32(ERROR_MORE_DATA);
+    return MoreData(given, needed);
   }
   if (size > 0) std::memcpy(out, value, size);
   *out_len = needed;
-  return TRUE;
+  return Status::Ok();
 }
-BOOL CopyOutBytes(ByteView value, BYTE* out, DWORD* out_len) {
+Status CopyOutBytes(ByteView value, BYTE* out, DWORD* out_len) {
   return CopyOut(value.data(), value.size(), out, out_len);
 }
-BOOL CopyOutDword(DWORD value, BYTE* out, DWORD* out_len) {
+Status CopyOutDword(DWORD value, BYTE* out, DWORD* out_len) {
   return CopyOut(&value, sizeof(value), out, out_len);
 }
 // ANSI string with its terminating NUL (the size counts it).
-BOOL CopyOutString(const std::string& value, BYTE* out, DWORD* out_len) {
+Status CopyOutString(const std::string& value, BYTE* out, DWORD* out_len) {
   return CopyOut(value.c_str(), value.size() + 1, out, out_len);
 }
 
-std::shared_ptr<Key> FindKey(HCRYPTPROV owner, HCRYPTKEY handle) {
-  auto key = Keys().Find(handle);
-  return key != nullptr && key->owner == owner ? key : nullptr;
+Status UnknownContext(HCRYPTPROV handle) {
+  return NteError(NTE_BAD_UID, "context handle " + std::to_string(handle) + " is not acquired");
 }
-std::shared_ptr<Hash> FindHash(HCRYPTPROV owner, HCRYPTHASH handle) {
+Result<std::shared_ptr<Provider>> RequireProvider(HCRYPTPROV handle) {
+  auto context = Providers().Find(handle);
+  if (context != nullptr) return context;
+  return UnknownContext(handle);
+}
+Result<std::shared_ptr<Key>> RequireKey(HCRYPTPROV owner, HCRYPTKEY handle) {
+  auto key = Keys().Find(handle);
+  if (key != nullptr && key->owner == owner) return key;
+  return NteError(NTE_BAD_KEY, "key handle " + std::to_string(handle) +
+                                   " does not belong to context " + std::to_string(owner));
+}
+Result<std::shared_ptr<Hash>> RequireHash(HCRYPTPROV owner, HCRYPTHASH handle) {
   auto hash = Hashes().Find(handle);
-  return hash != nullptr && hash->owner == owner ? hash : nullptr;
+  if (hash != nullptr && hash->owner == owner) return hash;
+  return NteError(NTE_BAD_HASH, "hash handle " + std::to_string(handle) +
+                                    " does not belong to context " + std::to_string(owner));
+}
+
+// The container's signature key, the only key here; NTE_NO_KEY for any other key spec and in a
+// verify context.
+Status RequireSignatureKey(const Provider& context, DWORD key_spec) {
+  if (key_spec != AT_SIGNATURE) {
+    return NteError(NTE_NO_KEY, "key spec " + std::to_string(key_spec) +
+                                    ": Signum keys are signing keys (AT_SIGNATURE)");
+  }
+  if (context.certificate == nullptr) {
+    return NteError(NTE_NO_KEY, "a CRYPT_VERIFYCONTEXT context has no key");
+  }
+  return Status::Ok();
 }
 
 void CopyName(const std::string& name, CHAR* out, size_t capacity, DWORD* out_len) {
@@ -147,23 +171,28 @@ void PinThisModule() {
   });
 }
 
-BOOL AcquireContext(HCRYPTPROV* out, LPCSTR container_argument, DWORD flags,
-                    PVTableProvStruc vtable) {
-  if (out == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
+Status AcquireContext(HCRYPTPROV* out, LPCSTR container_argument, DWORD flags,
+                      PVTableProvStruc vtable) {
+  if (out == nullptr) return NullArgument("phProv");
   constexpr DWORD kKnownFlags = CRYPT_VERIFYCONTEXT | CRYPT_NEWKEYSET | CRYPT_DELETEKEYSET |
                                 CRYPT_MACHINE_KEYSET | CRYPT_SILENT |
                                 CRYPT_DEFAULT_CONTAINER_OPTIONAL;
-  if ((flags & ~kKnownFlags) != 0) return Fail(NTE_BAD_FLAGS);
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, kKnownFlags));
   const bool verify_context = (flags & CRYPT_VERIFYCONTEXT) == CRYPT_VERIFYCONTEXT;
   const bool create = (flags & CRYPT_NEWKEYSET) != 0;
   const bool remove = (flags & CRYPT_DELETEKEYSET) != 0;
   if (((flags & CRYPT_VERIFYCONTEXT) != 0 && !verify_context) ||
       (verify_context && (create || remove)) || (create && remove)) {
-    return Fail(NTE_BAD_FLAGS);
+    return NteError(NTE_BAD_FLAGS, "dwFlags " + Hex(flags) +
+                                       " combines CRYPT_VERIFYCONTEXT, CRYPT_NEWKEYSET and "
+                                       "CRYPT_DELETEKEYSET in a way that means nothing");
   }
   DWORD provider_type = PROV_RSA_FULL;  // a version-1 table does not say
   if (vtable != nullptr && vtable->Version >= 2) provider_type = vtable->dwProvType;
-  if (!IsSupportedProviderType(provider_type)) return Fail(NTE_PROV_TYPE_NO_MATCH);
+  if (!IsSupportedProviderType(provider_type)) {
+    return NteError(NTE_PROV_TYPE_NO_MATCH, "provider type " + std::to_string(provider_type) +
+                                                ": PROV_RSA_FULL and PROV_RSA_AES only");
+  }
 
   auto context = std::make_shared<Provider>();
   context->provider_type = provider_type;
@@ -177,73 +206,78 @@ BOOL AcquireContext(HCRYPTPROV* out, LPCSTR container_argument, DWORD flags,
   if (!verify_context) {
     const std::string container =
         ContainerNameWithoutPin(container_argument != nullptr ? container_argument : "");
-    const std::string operation = "CPAcquireContext('" + container + "')";
+    const std::string operation = "container '" + container + "'";
     auto certificate = ResolveContainer(container);
     if (create) {
-      if (certificate.ok()) return Fail(NTE_EXISTS);
-      if (certificate.status().code() == ErrorCode::kNotFound) {
-        Trace("csp", operation + ": CRYPT_NEWKEYSET: keys are created on the Signum server");
-        return Fail(NTE_PERM);
+      if (certificate.ok()) {
+        return NteError(NTE_EXISTS, operation + ": CRYPT_NEWKEYSET for an existing container");
       }
-      return FailWith(certificate.status(), operation);
+      if (certificate.status().code() == ErrorCode::kNotFound) {
+        return NteError(NTE_PERM,
+                        operation + ": CRYPT_NEWKEYSET: keys are created on the Signum server");
+      }
+      return certificate.status().WithContext(operation);
     }
-    if (!certificate.ok()) return FailWith(certificate.status(), operation);
+    if (!certificate.ok()) return certificate.status().WithContext(operation);
     if (remove) {
-      Trace("csp", operation + ": CRYPT_DELETEKEYSET: keys are deleted on the Signum server");
-      return Fail(NTE_PERM);
+      return NteError(NTE_PERM,
+                      operation + ": CRYPT_DELETEKEYSET: keys are deleted on the Signum server");
     }
     context->certificate = *certificate;
   }
   PinThisModule();
   *out = Providers().Add(std::move(context));
-  return TRUE;
+  return Status::Ok();
 }
 
-BOOL ReleaseContext(HCRYPTPROV handle, DWORD flags) {
-  if (Providers().Remove(handle) == nullptr) return Fail(NTE_BAD_UID);
+Status ReleaseContext(HCRYPTPROV handle, DWORD flags) {
+  if (Providers().Remove(handle) == nullptr) return UnknownContext(handle);
   Keys().RemoveIf([handle](const Key& key) { return key.owner == handle; });
   Hashes().RemoveIf([handle](const Hash& hash) { return hash.owner == handle; });
   // Released regardless (advapi32 frees its side whatever we say), as Microsoft's CSPs do.
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
-  return TRUE;
+  return CheckKnownFlags(flags, 0);
 }
 
 // --- Provider parameters ---
 
-BOOL EnumerateContainers(Provider& context, bool first, BYTE* out, DWORD* out_len) {
+Status EnumerateContainers(Provider& context, bool first, BYTE* out, DWORD* out_len) {
   std::lock_guard lock(context.mu);
   if (first || context.container_snapshot.empty()) {
-    auto names = ContainerNames();
-    if (!names.ok()) return FailWith(names.status(), "PP_ENUMCONTAINERS");
-    context.container_snapshot = std::move(names).value();
+    SIGNUM_ASSIGN_OR_RETURN(context.container_snapshot, ContainerNames());
     context.next_container = first ? 0 : context.next_container;
   }
   if (context.next_container >= context.container_snapshot.size()) {
-    return FailWin32(ERROR_NO_MORE_ITEMS);
+    return Win32Error(
+        ERROR_NO_MORE_ITEMS,
+        "all " + std::to_string(context.container_snapshot.size()) + " containers listed");
   }
   // Size queries and ERROR_MORE_DATA report the longest name, so one buffer serves the loop.
   size_t longest = 0;
   for (const auto& name : context.container_snapshot) longest = std::max(longest, name.size());
   const std::string& name = context.container_snapshot[context.next_container];
-  if (out_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
+  if (out_len == nullptr) return NullArgument("pcbDataLen");
   if (out == nullptr || *out_len < name.size() + 1) {
     const bool size_query = out == nullptr;
+    const DWORD given = *out_len;
     *out_len = static_cast<DWORD>(longest + 1);
-    return size_query ? TRUE : FailWin32(ERROR_MORE_DATA);
+    return size_query ? Status::Ok() : MoreData(given, longest + 1);
   }
-  BOOL copied = CopyOutString(name, out, out_len);
-  if (copied) ++context.next_container;
-  return copied;
+  SIGNUM_RETURN_IF_ERROR(CopyOutString(name, out, out_len));
+  ++context.next_container;
+  return Status::Ok();
 }
 
-BOOL EnumerateAlgorithms(Provider& context, bool first, bool extended, BYTE* out, DWORD* out_len) {
+Status EnumerateAlgorithms(Provider& context, bool first, bool extended, BYTE* out,
+                           DWORD* out_len) {
   std::lock_guard lock(context.mu);
   size_t& next = extended ? context.next_algorithm_ex : context.next_algorithm;
   if (first) next = 0;
   const auto& algorithms = CspAlgorithms();
-  if (next >= algorithms.size()) return FailWin32(ERROR_NO_MORE_ITEMS);
+  if (next >= algorithms.size()) {
+    return Win32Error(ERROR_NO_MORE_ITEMS,
+                      "all " + std::to_string(algorithms.size()) + " algorithms listed");
+  }
   const CspAlgorithm& algorithm = algorithms[next];
-  BOOL copied;
   if (extended) {
     PROV_ENUMALGS_EX entry{};
     entry.aiAlgid = algorithm.alg_id;
@@ -253,23 +287,22 @@ BOOL EnumerateAlgorithms(Provider& context, bool first, bool extended, BYTE* out
     entry.dwProtocols = 0;
     CopyName(algorithm.name, entry.szName, sizeof(entry.szName), &entry.dwNameLen);
     CopyName(algorithm.long_name, entry.szLongName, sizeof(entry.szLongName), &entry.dwLongNameLen);
-    copied = CopyOut(&entry, sizeof(entry), out, out_len);
+    SIGNUM_RETURN_IF_ERROR(CopyOut(&entry, sizeof(entry), out, out_len));
   } else {
     PROV_ENUMALGS entry{};
     entry.aiAlgid = algorithm.alg_id;
     entry.dwBitLen = algorithm.default_bits;
     CopyName(algorithm.name, entry.szName, sizeof(entry.szName), &entry.dwNameLen);
-    copied = CopyOut(&entry, sizeof(entry), out, out_len);
+    SIGNUM_RETURN_IF_ERROR(CopyOut(&entry, sizeof(entry), out, out_len));
   }
-  if (copied && out != nullptr) ++next;
-  return copied;
+  if (out != nullptr) ++next;
+  return Status::Ok();
 }
 
-BOOL GetProvParam(HCRYPTPROV handle, DWORD param, BYTE* out, DWORD* out_len, DWORD flags) {
-  auto context = Providers().Find(handle);
-  if (context == nullptr) return Fail(NTE_BAD_UID);
-  if (out_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if ((flags & ~static_cast<DWORD>(CRYPT_FIRST)) != 0) return Fail(NTE_BAD_FLAGS);
+Status GetProvParam(HCRYPTPROV handle, DWORD param, BYTE* out, DWORD* out_len, DWORD flags) {
+  SIGNUM_ASSIGN_OR_RETURN(auto context, RequireProvider(handle));
+  if (out_len == nullptr) return NullArgument("pcbDataLen");
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, CRYPT_FIRST));
   const bool first = (flags & CRYPT_FIRST) != 0;
   switch (param) {
     case PP_NAME:
@@ -284,7 +317,9 @@ BOOL GetProvParam(HCRYPTPROV handle, DWORD param, BYTE* out, DWORD* out_len, DWO
     case PP_CONTAINER:
     case PP_UNIQUE_CONTAINER:
       // The canonical name (the certificate id), whichever name the caller used.
-      if (context->certificate == nullptr) return Fail(NTE_BAD_KEYSET);  // verify context
+      if (context->certificate == nullptr) {
+        return NteError(NTE_BAD_KEYSET, "a CRYPT_VERIFYCONTEXT context has no container");
+      }
       return CopyOutString(context->certificate->id, out, out_len);
     case PP_KEYSPEC:
       return CopyOutDword(AT_SIGNATURE, out, out_len);
@@ -299,47 +334,45 @@ BOOL GetProvParam(HCRYPTPROV handle, DWORD param, BYTE* out, DWORD* out_len, DWO
     case PP_ENUMALGS_EX:
       return EnumerateAlgorithms(*context, first, /*extended=*/true, out, out_len);
     default:
-      return Fail(NTE_BAD_TYPE);
+      return UnknownParam("dwParam", param);
   }
 }
 
-BOOL SetProvParam(HCRYPTPROV handle, DWORD param, const BYTE* data, DWORD flags) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
+Status SetProvParam(HCRYPTPROV handle, DWORD param, const BYTE* data, DWORD flags) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
   switch (param) {
     case PP_CLIENT_HWND:  // the CSP never shows UI
-      return TRUE;
+      return Status::Ok();
     case PP_KEYEXCHANGE_PIN:
     case PP_SIGNATURE_PIN:
       // Accepted and ignored like the "[{{PIN}}]=" container prefix: the agent authenticates.
-      if (data == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-      return TRUE;
+      if (data == nullptr) return NullArgument("pbData");
+      return Status::Ok();
     default:
-      return Fail(NTE_BAD_TYPE);
+      return UnknownParam("dwParam", param);
   }
 }
 
 // --- Keys ---
 
-BOOL GetUserKey(HCRYPTPROV handle, DWORD key_spec, HCRYPTKEY* out) {
-  auto context = Providers().Find(handle);
-  if (context == nullptr) return Fail(NTE_BAD_UID);
-  if (out == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (key_spec != AT_SIGNATURE || context->certificate == nullptr) return Fail(NTE_NO_KEY);
+Status GetUserKey(HCRYPTPROV handle, DWORD key_spec, HCRYPTKEY* out) {
+  SIGNUM_ASSIGN_OR_RETURN(auto context, RequireProvider(handle));
+  if (out == nullptr) return NullArgument("phUserKey");
+  SIGNUM_RETURN_IF_ERROR(RequireSignatureKey(*context, key_spec));
   auto key = std::make_shared<Key>();
   key->owner = handle;
   key->certificate = context->certificate;
   *out = Keys().Add(std::move(key));
-  return TRUE;
+  return Status::Ok();
 }
 
-BOOL GetKeyParam(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD param, BYTE* out, DWORD* out_len,
-                 DWORD flags) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto key = FindKey(handle, key_handle);
-  if (key == nullptr) return Fail(NTE_BAD_KEY);
-  if (out_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
+Status GetKeyParam(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD param, BYTE* out, DWORD* out_len,
+                   DWORD flags) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(handle, key_handle));
+  if (out_len == nullptr) return NullArgument("pcbDataLen");
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
   const provider::ProviderCertificate& certificate = *key->certificate;
   switch (param) {
     case KP_ALGID:
@@ -352,92 +385,91 @@ BOOL GetKeyParam(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD param, BYTE* out
     case KP_CERTIFICATE:
       return CopyOutBytes(certificate.certificate.Der(), out, out_len);
     default:
-      return Fail(NTE_BAD_TYPE);
+      return UnknownParam("dwParam", param);
   }
 }
 
-BOOL ExportKey(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD blob_type, DWORD flags, BYTE* out,
-               DWORD* out_len) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto key = FindKey(handle, key_handle);
-  if (key == nullptr) return Fail(NTE_BAD_KEY);
-  if (out_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
+Status ExportKey(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD blob_type, DWORD flags, BYTE* out,
+                 DWORD* out_len) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(handle, key_handle));
+  if (out_len == nullptr) return NullArgument("pcbDataLen");
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
   switch (blob_type) {
     case PUBLICKEYBLOB: {
-      auto blob = RsaPublicKeyBlob(*key->certificate);
-      if (!blob.ok()) return FailWith(blob.status(), "CPExportKey(PUBLICKEYBLOB)");
-      return CopyOutBytes(*blob, out, out_len);
+      SIGNUM_ASSIGN_OR_RETURN(Bytes blob, RsaPublicKeyBlob(*key->certificate));
+      return CopyOutBytes(blob, out, out_len);
     }
     case PRIVATEKEYBLOB:
     case PLAINTEXTKEYBLOB:
-      return Fail(NTE_BAD_KEY_STATE);  // the private key never leaves the HSM
+      return NteError(NTE_BAD_KEY_STATE, "the private key never leaves the HSM");
     default:
-      return Fail(NTE_BAD_TYPE);
+      return UnknownParam("dwBlobType", blob_type);
   }
 }
 
 // --- Hashes ---
 
-BOOL CreateHash(HCRYPTPROV handle, ALG_ID alg_id, HCRYPTKEY key_handle, DWORD flags,
-                HCRYPTHASH* out) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  if (out == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
-  if (key_handle != 0) return Fail(NTE_BAD_KEY);  // no keyed hashes (HMAC, MAC)
+Status CreateHash(HCRYPTPROV handle, ALG_ID alg_id, HCRYPTKEY key_handle, DWORD flags,
+                  HCRYPTHASH* out) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  if (out == nullptr) return NullArgument("phHash");
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
+  if (key_handle != 0) return NteError(NTE_BAD_KEY, "no keyed hashes (HMAC, MAC)");
   const std::optional<HashAlgorithm> algorithm = HashForCapiAlgId(alg_id);
-  if (!algorithm) return Fail(NTE_BAD_ALGID);
+  const std::string unsupported = "ALG_ID " + Hex(alg_id) + " is not a supported hash";
+  if (!algorithm) return NteError(NTE_BAD_ALGID, unsupported);
   auto digest = provider::DigestContext::Create(*algorithm);
   if (!digest.ok()) {
-    if (digest.status().code() == ErrorCode::kUnimplemented) return Fail(NTE_BAD_ALGID);
-    return FailWith(digest.status(), "CPCreateHash");
+    if (digest.status().code() == ErrorCode::kUnimplemented) {
+      return NteError(NTE_BAD_ALGID, unsupported + ": " + digest.status().message());
+    }
+    return digest.status();
   }
   auto hash = std::make_shared<Hash>();
   hash->owner = handle;
   hash->algorithm = *algorithm;
   hash->running.emplace(std::move(digest).value());
   *out = Hashes().Add(std::move(hash));
-  return TRUE;
+  return Status::Ok();
 }
 
-BOOL HashData(HCRYPTPROV handle, HCRYPTHASH hash_handle, const BYTE* data, DWORD size,
-              DWORD flags) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto hash = FindHash(handle, hash_handle);
-  if (hash == nullptr) return Fail(NTE_BAD_HASH);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);  // CRYPT_USERDATA: no such input device
-  if (data == nullptr && size != 0) return FailWin32(ERROR_INVALID_PARAMETER);
+Status HashData(HCRYPTPROV handle, HCRYPTHASH hash_handle, const BYTE* data, DWORD size,
+                DWORD flags) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto hash, RequireHash(handle, hash_handle));
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));  // CRYPT_USERDATA: no such input device
+  if (data == nullptr && size != 0) return NullArgument("pbData");
   std::lock_guard lock(hash->mu);
-  if (hash->value || !hash->running) return Fail(NTE_BAD_HASH_STATE);
-  Status status = hash->running->Update(ByteView(data, size));
-  if (!status.ok()) return FailWith(status, "CPHashData");
+  if (hash->value || !hash->running) {
+    return NteError(NTE_BAD_HASH_STATE, "the hash value was already read or set");
+  }
+  SIGNUM_RETURN_IF_ERROR(hash->running->Update(ByteView(data, size)));
   hash->data_hashed = true;
-  return TRUE;
+  return Status::Ok();
 }
 
-BOOL SetHashParam(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD param, const BYTE* data,
-                  DWORD flags) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto hash = FindHash(handle, hash_handle);
-  if (hash == nullptr) return Fail(NTE_BAD_HASH);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
-  if (param != HP_HASHVAL) return Fail(NTE_BAD_TYPE);
-  if (data == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
+Status SetHashParam(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD param, const BYTE* data,
+                    DWORD flags) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto hash, RequireHash(handle, hash_handle));
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
+  if (param != HP_HASHVAL) return UnknownParam("dwParam", param);
+  if (data == nullptr) return NullArgument("pbData");
   // A precomputed digest of the hash's own length (the caller hashed elsewhere).
   const size_t size = GetHashInfo(hash->algorithm).digest_size;
   std::lock_guard lock(hash->mu);
   hash->value = Bytes(data, data + size);
   hash->running.reset();
-  return TRUE;
+  return Status::Ok();
 }
 
-BOOL GetHashParam(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD param, BYTE* out, DWORD* out_len,
-                  DWORD flags) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto hash = FindHash(handle, hash_handle);
-  if (hash == nullptr) return Fail(NTE_BAD_HASH);
-  if (out_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
+Status GetHashParam(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD param, BYTE* out,
+                    DWORD* out_len, DWORD flags) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto hash, RequireHash(handle, hash_handle));
+  if (out_len == nullptr) return NullArgument("pcbDataLen");
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
   const HashInfo& info = GetHashInfo(hash->algorithm);
   switch (param) {
     case HP_ALGID:
@@ -449,26 +481,32 @@ BOOL GetHashParam(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD param, BYTE* 
       const DWORD size = static_cast<DWORD>(info.digest_size);
       if (out == nullptr || *out_len < size) {
         const bool size_query = out == nullptr;
+        const DWORD given = *out_len;
         *out_len = size;
-        return size_query ? TRUE : FailWin32(ERROR_MORE_DATA);
+        return size_query ? Status::Ok() : MoreData(given, size);
       }
       std::lock_guard lock(hash->mu);
-      auto value = hash->ValueLocked();
-      if (!value.ok()) return FailWith(value.status(), "CPGetHashParam(HP_HASHVAL)");
-      return CopyOutBytes(*value, out, out_len);
+      SIGNUM_ASSIGN_OR_RETURN(Bytes value, hash->ValueLocked());
+      return CopyOutBytes(value, out, out_len);
     }
     default:
-      return Fail(NTE_BAD_TYPE);
+      return UnknownParam("dwParam", param);
   }
 }
 
-BOOL DuplicateHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD* reserved, DWORD flags,
-                   HCRYPTHASH* out) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto hash = FindHash(handle, hash_handle);
-  if (hash == nullptr) return Fail(NTE_BAD_HASH);
-  if (reserved != nullptr || out == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
+// CPDuplicateHash's and CPDuplicateKey's arguments besides the handles.
+Status CheckDuplicateArguments(const DWORD* reserved, const void* out, const char* out_name,
+                               DWORD flags) {
+  if (reserved != nullptr) return Win32Error(ERROR_INVALID_PARAMETER, "pdwReserved is not NULL");
+  if (out == nullptr) return NullArgument(out_name);
+  return CheckKnownFlags(flags, 0);
+}
+
+Status DuplicateHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD* reserved, DWORD flags,
+                     HCRYPTHASH* out) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto hash, RequireHash(handle, hash_handle));
+  SIGNUM_RETURN_IF_ERROR(CheckDuplicateArguments(reserved, out, "phHash", flags));
   auto copy = std::make_shared<Hash>();
   copy->owner = handle;
   copy->algorithm = hash->algorithm;
@@ -478,37 +516,35 @@ BOOL DuplicateHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD* reserved, D
       copy->value = hash->value;
     } else if (hash->running) {
       // Mid-stream too: both hashes continue from the data hashed so far.
-      auto digest = hash->running->Clone();
-      if (!digest.ok()) return FailWith(digest.status(), "CPDuplicateHash");
-      copy->running.emplace(std::move(digest).value());
+      SIGNUM_ASSIGN_OR_RETURN(auto digest, hash->running->Clone());
+      copy->running.emplace(std::move(digest));
     } else {
-      auto digest = provider::DigestContext::Create(hash->algorithm);
-      if (!digest.ok()) return FailWith(digest.status(), "CPDuplicateHash");
-      copy->running.emplace(std::move(digest).value());
+      SIGNUM_ASSIGN_OR_RETURN(auto digest, provider::DigestContext::Create(hash->algorithm));
+      copy->running.emplace(std::move(digest));
     }
     copy->data_hashed = hash->data_hashed;
   }
   *out = Hashes().Add(std::move(copy));
-  return TRUE;
+  return Status::Ok();
 }
 
 // --- Signatures ---
 
-BOOL SignHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD key_spec, DWORD flags,
-              BYTE* signature, DWORD* signature_len) {
-  auto context = Providers().Find(handle);
-  if (context == nullptr) return Fail(NTE_BAD_UID);
-  auto hash = FindHash(handle, hash_handle);
-  if (hash == nullptr) return Fail(NTE_BAD_HASH);
-  if (key_spec != AT_SIGNATURE || context->certificate == nullptr) return Fail(NTE_NO_KEY);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
-  if (signature_len == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
+Status SignHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD key_spec, DWORD flags,
+                BYTE* signature, DWORD* signature_len) {
+  SIGNUM_ASSIGN_OR_RETURN(auto context, RequireProvider(handle));
+  SIGNUM_ASSIGN_OR_RETURN(auto hash, RequireHash(handle, hash_handle));
+  SIGNUM_RETURN_IF_ERROR(RequireSignatureKey(*context, key_spec));
+  // CRYPT_NOHASHOID / CRYPT_X931_FORMAT among them: the server always signs a DigestInfo.
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
+  if (signature_len == nullptr) return NullArgument("pcbSigLen");
   const provider::ProviderCertificate& certificate = *context->certificate;
   const size_t size = certificate.key_spec.SignatureSize();
   if (signature == nullptr || *signature_len < size) {
     const bool size_query = signature == nullptr;
+    const DWORD given = *signature_len;
     *signature_len = static_cast<DWORD>(size);
-    return size_query ? TRUE : FailWin32(ERROR_MORE_DATA);
+    return size_query ? Status::Ok() : MoreData(given, size);
   }
 
   provider::DigestToSign request;
@@ -516,46 +552,122 @@ BOOL SignHash(HCRYPTPROV handle, HCRYPTHASH hash_handle, DWORD key_spec, DWORD f
   request.hash = hash->algorithm;
   {
     std::lock_guard lock(hash->mu);
-    auto value = hash->ValueLocked();
-    if (!value.ok()) return FailWith(value.status(), "CPSignHash");
-    request.digest = std::move(value).value();
+    SIGNUM_ASSIGN_OR_RETURN(request.digest, hash->ValueLocked());
   }
   auto signed_digest =
       SharedProviderContext(kCspClientName).signer().SignDigest(certificate, request);
-  if (!signed_digest.ok()) {
-    return FailWith(signed_digest.status(), "CPSignHash(" + certificate.label + ")");
-  }
+  if (!signed_digest.ok()) return signed_digest.status().WithContext(certificate.label);
   // The agent returns PKCS#1 octets (big-endian); CryptoAPI hands out little-endian.
   std::reverse_copy(signed_digest->begin(), signed_digest->end(), signature);
   *signature_len = static_cast<DWORD>(signed_digest->size());
-  return TRUE;
+  return Status::Ok();
 }
 
-BOOL VerifySignature(HCRYPTPROV handle, HCRYPTHASH hash_handle, const BYTE* signature,
-                     DWORD signature_len, HCRYPTKEY key_handle, DWORD flags) {
-  if (Providers().Find(handle) == nullptr) return Fail(NTE_BAD_UID);
-  auto hash = FindHash(handle, hash_handle);
-  if (hash == nullptr) return Fail(NTE_BAD_HASH);
-  auto key = FindKey(handle, key_handle);
-  if (key == nullptr) return Fail(NTE_BAD_KEY);
-  if (flags != 0) return Fail(NTE_BAD_FLAGS);
-  if (signature == nullptr && signature_len != 0) return FailWin32(ERROR_INVALID_PARAMETER);
-  if (signature_len != key->certificate->key_spec.SignatureSize()) {
-    return Fail(NTE_BAD_SIGNATURE);
+Status VerifySignature(HCRYPTPROV handle, HCRYPTHASH hash_handle, const BYTE* signature,
+                       DWORD signature_len, HCRYPTKEY key_handle, DWORD flags) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto hash, RequireHash(handle, hash_handle));
+  SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(handle, key_handle));
+  SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(flags, 0));
+  if (signature == nullptr && signature_len != 0) return NullArgument("pbSignature");
+  const size_t expected_len = key->certificate->key_spec.SignatureSize();
+  if (signature_len != expected_len) {
+    return NteError(NTE_BAD_SIGNATURE, "signature of " + std::to_string(signature_len) +
+                                           " bytes, the key's are " + std::to_string(expected_len));
   }
   Bytes digest;
   {
     std::lock_guard lock(hash->mu);
-    auto value = hash->ValueLocked();
-    if (!value.ok()) return FailWith(value.status(), "CPVerifySignature");
-    digest = std::move(value).value();
+    SIGNUM_ASSIGN_OR_RETURN(digest, hash->ValueLocked());
   }
   Bytes big_endian(signature, signature + signature_len);
   std::reverse(big_endian.begin(), big_endian.end());
   Status verified = VerifyRsaPkcs1(*key->certificate, hash->algorithm, digest, big_endian);
-  if (verified.code() == ErrorCode::kInvalidArgument) return Fail(NTE_BAD_SIGNATURE);
-  if (!verified.ok()) return FailWith(verified, "CPVerifySignature");
-  return TRUE;
+  if (verified.code() == ErrorCode::kInvalidArgument) {
+    return NteError(NTE_BAD_SIGNATURE, verified.message());
+  }
+  return verified;
+}
+
+// No session keys to hash: the only keys here sign.
+Status HashSessionKey(HCRYPTPROV handle, HCRYPTHASH hash_handle) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(RequireHash(handle, hash_handle).status());
+  return NteError(NTE_BAD_KEY, "the only keys here are signature keys, not session keys");
+}
+
+// After the handles are checked.
+Status NoSessionKeys(HCRYPTKEY* out, const char* why) {
+  if (out == nullptr) return NullArgument("phKey");
+  return NteError(NTE_BAD_ALGID, why);
+}
+
+Status SignatureKeyCannotCipher(HCRYPTPROV handle, HCRYPTKEY key_handle) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(RequireKey(handle, key_handle).status());
+  return NteError(NTE_BAD_ALGID, "a CALG_RSA_SIGN key neither encrypts nor decrypts");
+}
+
+// --- What a remote signing key cannot do, and handle bookkeeping ---
+
+Status GenKey(HCRYPTPROV handle, HCRYPTKEY* out) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  return NoSessionKeys(out, "keys are generated on the Signum server, never here");
+}
+
+Status DeriveKey(HCRYPTPROV handle, HCRYPTHASH base_data, HCRYPTKEY* out) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(RequireHash(handle, base_data).status());
+  return NoSessionKeys(out, "no session keys");
+}
+
+Status DestroyKey(HCRYPTPROV handle, HCRYPTKEY key_handle) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(RequireKey(handle, key_handle).status());
+  Keys().Remove(key_handle);
+  return Status::Ok();
+}
+
+Status SetKeyParam(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD param) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(RequireKey(handle, key_handle).status());
+  // Nothing about a server key is settable here (KP_CERTIFICATE comes from the server).
+  return UnknownParam("dwParam", param);
+}
+
+Status ImportKey(HCRYPTPROV handle, HCRYPTKEY* out) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  if (out == nullptr) return NullArgument("phKey");
+  return NteError(NTE_BAD_TYPE, "no key blob type is importable");
+}
+
+Status DuplicateKey(HCRYPTPROV handle, HCRYPTKEY key_handle, DWORD* reserved, DWORD flags,
+                    HCRYPTKEY* out) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(handle, key_handle));
+  SIGNUM_RETURN_IF_ERROR(CheckDuplicateArguments(reserved, out, "phKey", flags));
+  *out = Keys().Add(std::make_shared<Key>(*key));
+  return Status::Ok();
+}
+
+Status DestroyHash(HCRYPTPROV handle, HCRYPTHASH hash_handle) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  SIGNUM_RETURN_IF_ERROR(RequireHash(handle, hash_handle).status());
+  Hashes().Remove(hash_handle);
+  return Status::Ok();
+}
+
+Status GenRandom(HCRYPTPROV handle, DWORD size, BYTE* buffer) {
+  SIGNUM_RETURN_IF_ERROR(RequireProvider(handle).status());
+  if (buffer == nullptr && size != 0) return NullArgument("pbBuffer");
+  if (size == 0) return Status::Ok();
+  const NTSTATUS generated =
+      BCryptGenRandom(nullptr, buffer, size, BCRYPT_USE_SYSTEM_PREFERRED_RNG);
+  if (generated < 0) {
+    return NteError(NTE_FAIL,
+                    "BCryptGenRandom: NTSTATUS " + Hex(static_cast<unsigned long>(generated)));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -567,182 +679,132 @@ extern "C" {
 
 BOOL WINAPI CPAcquireContext(HCRYPTPROV* phProv, LPCSTR szContainer, DWORD dwFlags,
                              signum::cng::PVTableProvStruc pVTable) {
-  return Guarded("CPAcquireContext",
-                 [&] { return AcquireContext(phProv, szContainer, dwFlags, pVTable); });
+  return AtBoundary("CPAcquireContext",
+                    [&] { return AcquireContext(phProv, szContainer, dwFlags, pVTable); });
 }
 
 BOOL WINAPI CPReleaseContext(HCRYPTPROV hProv, DWORD dwFlags) {
-  return Guarded("CPReleaseContext", [&] { return ReleaseContext(hProv, dwFlags); });
+  return AtBoundary("CPReleaseContext", [&] { return ReleaseContext(hProv, dwFlags); });
 }
 
 BOOL WINAPI CPGetProvParam(HCRYPTPROV hProv, DWORD dwParam, BYTE* pbData, DWORD* pcbDataLen,
                            DWORD dwFlags) {
-  return Guarded("CPGetProvParam",
-                 [&] { return GetProvParam(hProv, dwParam, pbData, pcbDataLen, dwFlags); });
+  return AtBoundary("CPGetProvParam",
+                    [&] { return GetProvParam(hProv, dwParam, pbData, pcbDataLen, dwFlags); });
 }
 
 BOOL WINAPI CPSetProvParam(HCRYPTPROV hProv, DWORD dwParam, const BYTE* pbData, DWORD dwFlags) {
-  return Guarded("CPSetProvParam", [&] { return SetProvParam(hProv, dwParam, pbData, dwFlags); });
+  return AtBoundary("CPSetProvParam",
+                    [&] { return SetProvParam(hProv, dwParam, pbData, dwFlags); });
 }
 
 BOOL WINAPI CPGenKey(HCRYPTPROV hProv, ALG_ID, DWORD, HCRYPTKEY* phKey) {
-  return Guarded("CPGenKey", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (phKey == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-    return Fail(NTE_BAD_ALGID);  // keys are generated on the Signum server, never here
-  });
+  return AtBoundary("CPGenKey", [&] { return GenKey(hProv, phKey); });
 }
 
 BOOL WINAPI CPDeriveKey(HCRYPTPROV hProv, ALG_ID, HCRYPTHASH hBaseData, DWORD, HCRYPTKEY* phKey) {
-  return Guarded("CPDeriveKey", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindHash(hProv, hBaseData) == nullptr) return Fail(NTE_BAD_HASH);
-    if (phKey == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-    return Fail(NTE_BAD_ALGID);  // no session keys
-  });
+  return AtBoundary("CPDeriveKey", [&] { return DeriveKey(hProv, hBaseData, phKey); });
 }
 
 BOOL WINAPI CPDestroyKey(HCRYPTPROV hProv, HCRYPTKEY hKey) {
-  return Guarded("CPDestroyKey", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindKey(hProv, hKey) == nullptr) return Fail(NTE_BAD_KEY);
-    Keys().Remove(hKey);
-    return TRUE;
-  });
+  return AtBoundary("CPDestroyKey", [&] { return DestroyKey(hProv, hKey); });
 }
 
-BOOL WINAPI CPSetKeyParam(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD, const BYTE*, DWORD) {
-  return Guarded("CPSetKeyParam", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindKey(hProv, hKey) == nullptr) return Fail(NTE_BAD_KEY);
-    // Nothing about a server key is settable here (KP_CERTIFICATE comes from the server).
-    return Fail(NTE_BAD_TYPE);
-  });
+BOOL WINAPI CPSetKeyParam(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD dwParam, const BYTE*, DWORD) {
+  return AtBoundary("CPSetKeyParam", [&] { return SetKeyParam(hProv, hKey, dwParam); });
 }
 
 BOOL WINAPI CPGetKeyParam(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD dwParam, BYTE* pbData,
                           DWORD* pcbDataLen, DWORD dwFlags) {
-  return Guarded("CPGetKeyParam",
-                 [&] { return GetKeyParam(hProv, hKey, dwParam, pbData, pcbDataLen, dwFlags); });
+  return AtBoundary("CPGetKeyParam",
+                    [&] { return GetKeyParam(hProv, hKey, dwParam, pbData, pcbDataLen, dwFlags); });
 }
 
 BOOL WINAPI CPExportKey(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTKEY, DWORD dwBlobType,
                         DWORD dwFlags, BYTE* pbData, DWORD* pcbDataLen) {
-  return Guarded("CPExportKey",
-                 [&] { return ExportKey(hProv, hKey, dwBlobType, dwFlags, pbData, pcbDataLen); });
+  return AtBoundary("CPExportKey", [&] {
+    return ExportKey(hProv, hKey, dwBlobType, dwFlags, pbData, pcbDataLen);
+  });
 }
 
 BOOL WINAPI CPImportKey(HCRYPTPROV hProv, const BYTE*, DWORD, HCRYPTKEY, DWORD, HCRYPTKEY* phKey) {
-  return Guarded("CPImportKey", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (phKey == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-    return Fail(NTE_BAD_TYPE);  // no key blob type is importable
-  });
+  return AtBoundary("CPImportKey", [&] { return ImportKey(hProv, phKey); });
 }
 
 BOOL WINAPI CPEncrypt(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTHASH, BOOL, DWORD, BYTE*, DWORD*,
                       DWORD) {
-  return Guarded("CPEncrypt", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindKey(hProv, hKey) == nullptr) return Fail(NTE_BAD_KEY);
-    return Fail(NTE_BAD_ALGID);  // CALG_RSA_SIGN does not encrypt
-  });
+  return AtBoundary("CPEncrypt", [&] { return SignatureKeyCannotCipher(hProv, hKey); });
 }
 
 BOOL WINAPI CPDecrypt(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTHASH, BOOL, DWORD, BYTE*, DWORD*) {
-  return Guarded("CPDecrypt", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindKey(hProv, hKey) == nullptr) return Fail(NTE_BAD_KEY);
-    return Fail(NTE_BAD_ALGID);  // CALG_RSA_SIGN does not decrypt
-  });
+  return AtBoundary("CPDecrypt", [&] { return SignatureKeyCannotCipher(hProv, hKey); });
 }
 
 BOOL WINAPI CPCreateHash(HCRYPTPROV hProv, ALG_ID Algid, HCRYPTKEY hKey, DWORD dwFlags,
                          HCRYPTHASH* phHash) {
-  return Guarded("CPCreateHash", [&] { return CreateHash(hProv, Algid, hKey, dwFlags, phHash); });
+  return AtBoundary("CPCreateHash",
+                    [&] { return CreateHash(hProv, Algid, hKey, dwFlags, phHash); });
 }
 
 BOOL WINAPI CPHashData(HCRYPTPROV hProv, HCRYPTHASH hHash, const BYTE* pbData, DWORD cbDataLen,
                        DWORD dwFlags) {
-  return Guarded("CPHashData", [&] { return HashData(hProv, hHash, pbData, cbDataLen, dwFlags); });
+  return AtBoundary("CPHashData",
+                    [&] { return HashData(hProv, hHash, pbData, cbDataLen, dwFlags); });
 }
 
 BOOL WINAPI CPHashSessionKey(HCRYPTPROV hProv, HCRYPTHASH hHash, HCRYPTKEY, DWORD) {
-  return Guarded("CPHashSessionKey", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindHash(hProv, hHash) == nullptr) return Fail(NTE_BAD_HASH);
-    return Fail(NTE_BAD_KEY);  // the only keys here are signature keys, not session keys
-  });
+  return AtBoundary("CPHashSessionKey", [&] { return HashSessionKey(hProv, hHash); });
 }
 
 BOOL WINAPI CPSetHashParam(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwParam, const BYTE* pbData,
                            DWORD dwFlags) {
-  return Guarded("CPSetHashParam",
-                 [&] { return SetHashParam(hProv, hHash, dwParam, pbData, dwFlags); });
+  return AtBoundary("CPSetHashParam",
+                    [&] { return SetHashParam(hProv, hHash, dwParam, pbData, dwFlags); });
 }
 
 BOOL WINAPI CPGetHashParam(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwParam, BYTE* pbData,
                            DWORD* pcbDataLen, DWORD dwFlags) {
-  return Guarded("CPGetHashParam",
-                 [&] { return GetHashParam(hProv, hHash, dwParam, pbData, pcbDataLen, dwFlags); });
+  return AtBoundary("CPGetHashParam", [&] {
+    return GetHashParam(hProv, hHash, dwParam, pbData, pcbDataLen, dwFlags);
+  });
 }
 
 BOOL WINAPI CPSignHash(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwKeySpec, LPCWSTR, DWORD dwFlags,
                        BYTE* pbSignature, DWORD* pcbSigLen) {
-  return Guarded("CPSignHash", [&] {
+  return AtBoundary("CPSignHash", [&] {
     return SignHash(hProv, hHash, dwKeySpec, dwFlags, pbSignature, pcbSigLen);
   });
 }
 
 BOOL WINAPI CPVerifySignature(HCRYPTPROV hProv, HCRYPTHASH hHash, const BYTE* pbSignature,
                               DWORD cbSigLen, HCRYPTKEY hPubKey, LPCWSTR, DWORD dwFlags) {
-  return Guarded("CPVerifySignature", [&] {
+  return AtBoundary("CPVerifySignature", [&] {
     return VerifySignature(hProv, hHash, pbSignature, cbSigLen, hPubKey, dwFlags);
   });
 }
 
 BOOL WINAPI CPDestroyHash(HCRYPTPROV hProv, HCRYPTHASH hHash) {
-  return Guarded("CPDestroyHash", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (FindHash(hProv, hHash) == nullptr) return Fail(NTE_BAD_HASH);
-    Hashes().Remove(hHash);
-    return TRUE;
-  });
+  return AtBoundary("CPDestroyHash", [&] { return DestroyHash(hProv, hHash); });
 }
 
 BOOL WINAPI CPGenRandom(HCRYPTPROV hProv, DWORD cbLen, BYTE* pbBuffer) {
-  return Guarded("CPGenRandom", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    if (pbBuffer == nullptr && cbLen != 0) return FailWin32(ERROR_INVALID_PARAMETER);
-    if (cbLen == 0) return TRUE;
-    if (BCryptGenRandom(nullptr, pbBuffer, cbLen, BCRYPT_USE_SYSTEM_PREFERRED_RNG) < 0) {
-      return Fail(NTE_FAIL);
-    }
-    return TRUE;
-  });
+  return AtBoundary("CPGenRandom", [&] { return GenRandom(hProv, cbLen, pbBuffer); });
 }
 
 BOOL WINAPI CPGetUserKey(HCRYPTPROV hProv, DWORD dwKeySpec, HCRYPTKEY* phUserKey) {
-  return Guarded("CPGetUserKey", [&] { return GetUserKey(hProv, dwKeySpec, phUserKey); });
+  return AtBoundary("CPGetUserKey", [&] { return GetUserKey(hProv, dwKeySpec, phUserKey); });
 }
 
 BOOL WINAPI CPDuplicateHash(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD* pdwReserved, DWORD dwFlags,
                             HCRYPTHASH* phHash) {
-  return Guarded("CPDuplicateHash",
-                 [&] { return DuplicateHash(hProv, hHash, pdwReserved, dwFlags, phHash); });
+  return AtBoundary("CPDuplicateHash",
+                    [&] { return DuplicateHash(hProv, hHash, pdwReserved, dwFlags, phHash); });
 }
 
 BOOL WINAPI CPDuplicateKey(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD* pdwReserved, DWORD dwFlags,
                            HCRYPTKEY* phKey) {
-  return Guarded("CPDuplicateKey", [&] {
-    if (Providers().Find(hProv) == nullptr) return Fail(NTE_BAD_UID);
-    auto key = FindKey(hProv, hKey);
-    if (key == nullptr) return Fail(NTE_BAD_KEY);
-    if (pdwReserved != nullptr || phKey == nullptr) return FailWin32(ERROR_INVALID_PARAMETER);
-    if (dwFlags != 0) return Fail(NTE_BAD_FLAGS);
-    *phKey = Keys().Add(std::make_shared<Key>(*key));
-    return TRUE;
-  });
+  return AtBoundary("CPDuplicateKey",
+                    [&] { return DuplicateKey(hProv, hKey, pdwReserved, dwFlags, phKey); });
 }
 
 }  // extern "C"
