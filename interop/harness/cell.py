@@ -52,7 +52,7 @@ def missing_provider(interface: str) -> str:
 
 def util_path() -> str:
     """signum-util of the build the provider comes from (p11-kit registration, listing)."""
-    relative = "bin/signum-util.exe" if os.name == "nt" else "reference/agent/signum-util"
+    relative = "bin/signum-util.exe" if os.name == "nt" else "reference/util/signum-util"
     return str(native.build_dir() / relative)
 
 

@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/core/algorithms.h"
 #include "suite_support.h"
 

@@ -35,7 +35,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/cng/ksp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/cng/csp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"

@@ -2,7 +2,7 @@
 // The sockets underneath are transport.h's (POSIX or Winsock); every wait is bounded by the
 // timeout the caller chose (a provider must never freeze its host application because the agent
 // stopped answering).
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -10,7 +10,7 @@
 #include <optional>
 
 #include "signum/core/files.h"
-#include "transport.h"
+#include "signum/agent/transport.h"
 
 namespace signum::agent {
 namespace {
@@ -284,6 +284,18 @@ Result<json> AgentClient::RoundTripLocked(const json& request) {
     FailLocked();
     return reply.status().WithContext("signum-agent at " + endpoint_description_);
   }
+  // The protocol's table says which reply each request gets (or an error, left to the caller's
+  // parser). Anything else means the two ends disagree about the conversation: the stream cannot
+  // be trusted for the next request either.
+  auto request_type = agent_protocol::TypeOf(request);
+  auto reply_type = agent_protocol::TypeOf(*reply);
+  if (request_type.ok() && (!reply_type.ok() || *reply_type != agent_protocol::MessageType::kError)) {
+    Status expected = agent_protocol::CheckReply(*request_type, *reply);
+    if (!expected.ok()) {
+      FailLocked();
+      return expected.WithContext("signum-agent at " + endpoint_description_);
+    }
+  }
   return reply;
 }
 
@@ -294,7 +306,7 @@ Result<wire::CertificateListResponse> AgentClient::ListCertificates(bool refresh
 }
 
 Result<Bytes> AgentClient::Sign(const agent_protocol::SignRequest& request) {
-  SIGNUM_ASSIGN_OR_RETURN(json reply, RoundTrip(agent_protocol::ToJson(request)));
+  SIGNUM_ASSIGN_OR_RETURN(json reply, RoundTrip(agent_protocol::SignRequestJson(request)));
   return agent_protocol::ParseSignature(reply);
 }
 

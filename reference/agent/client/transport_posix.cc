@@ -15,8 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "tcp_address.h"
-#include "transport.h"
+#include "signum/agent/tcp_address.h"
+#include "signum/agent/transport.h"
 
 namespace signum::agent::transport {
 namespace {

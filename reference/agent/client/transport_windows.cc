@@ -6,8 +6,8 @@
 
 #include <mutex>
 
-#include "tcp_address.h"
-#include "transport.h"
+#include "signum/agent/tcp_address.h"
+#include "signum/agent/transport.h"
 
 namespace signum::agent::transport {
 namespace {

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/core/files.h"
 #include "signum/core/wire.h"
 

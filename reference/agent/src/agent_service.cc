@@ -20,7 +20,7 @@
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/log.h"
-#include "transport.h"
+#include "signum/agent/transport.h"
 
 namespace signum::agent {
 namespace {
@@ -607,6 +607,14 @@ json AgentService::Handle(const json& request, Transport transport,
     *close = true;
     return proto::ErrorJson(type.status());
   }
+  // Only what the protocol's table lists as a session request is served here; the handshake's
+  // messages and the agent's own replies are refused the same way as an unknown type.
+  if (!proto::IsSessionRequest(*type)) {
+    *close = true;
+    return proto::ErrorJson(InvalidArgumentError("message type '" +
+                                                 std::string(proto::SpecOf(*type).name) +
+                                                 "' is not a request the agent accepts here"));
+  }
   switch (*type) {
     case proto::MessageType::kList: {
       auto parsed = proto::ParseListRequest(request);
@@ -628,13 +636,8 @@ json AgentService::Handle(const json& request, Transport transport,
         *close = true;
         return proto::ErrorJson(parsed.status());
       }
-      wire::SignRequest forward;
-      forward.certificate_id = parsed->certificate_id;
-      forward.scheme = parsed->scheme;
-      forward.hash = parsed->hash;
-      forward.digest = parsed->digest;
-      forward.pss_salt_length = parsed->pss_salt_length;
-      forward.context = BuildCallerContext(transport, peer, process, parsed->context, hostname_,
+      wire::SignRequest forward = std::move(parsed).value();
+      forward.context = BuildCallerContext(transport, peer, process, forward.context, hostname_,
                                            config_.agent_id);
       const auto start = Clock::now();
       auto signature = server_->Sign(forward);

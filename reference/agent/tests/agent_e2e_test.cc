@@ -127,27 +127,13 @@ AgentProcess* AgentE2eTest::agent_ = nullptr;
 class RawConnection {
  public:
   static std::unique_ptr<RawConnection> Unix(const std::string& path) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return nullptr;
-    }
-    return std::unique_ptr<RawConnection>(new RawConnection(fd));
+    return Adopt(signum::testing::ConnectUnixSocket(path));
   }
   static std::unique_ptr<RawConnection> Tcp(uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      return nullptr;
-    }
-    return std::unique_ptr<RawConnection>(new RawConnection(fd));
+    return Adopt(signum::testing::ConnectLoopbackTcp(port));
+  }
+  static std::unique_ptr<RawConnection> Adopt(int fd) {
+    return fd < 0 ? nullptr : std::unique_ptr<RawConnection>(new RawConnection(fd));
   }
   ~RawConnection() { ::close(fd_); }
 

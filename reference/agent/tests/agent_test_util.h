@@ -18,12 +18,13 @@
 #include <thread>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/core/files.h"
 #include "signum/core/https_client.h"
 #include "signum/core/wire.h"
-#include "softhsm_token.h"
-#include "temp_dir.h"
+#include "signum/testing/loopback.h"
+#include "signum/testing/softhsm_token.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::agent::testing {
 

@@ -18,14 +18,14 @@
 #include <thread>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "agent_config.h"
 #include "peer.h"
 #include "server_client.h"
 #include "signum/core/agent_protocol.h"
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::agent {
 namespace {

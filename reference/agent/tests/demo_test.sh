@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 export SIGNUM_BUILD_DIR=${SIGNUM_BUILD_DIR:-$ROOT/build}
 DEMO_CMD=$ROOT/ci/demo
-UTIL=$SIGNUM_BUILD_DIR/reference/agent/signum-util
+UTIL=$SIGNUM_BUILD_DIR/reference/util/signum-util
 DEMO=$(mktemp -d /tmp/signum-demo-test.XXXXXX)
 decoy=""
 cleanup() {

@@ -8,6 +8,7 @@
 #include "signum/core/encoding.h"
 #include "signum/core/sha256.h"
 #include "signum/core/system_random.h"
+#include "json_fields.h"
 
 namespace signum::agent_protocol {
 namespace {
@@ -16,33 +17,12 @@ using nlohmann::json;
 
 constexpr size_t kHeaderBytes = 4;
 
-Status FieldError(std::string_view field, std::string_view problem) {
-  return InvalidArgumentError("field '" + std::string(field) + "': " + std::string(problem));
-}
+using json_fields::BoolField;
+using json_fields::CountField;
+using json_fields::FieldError;
+using json_fields::StringField;
 
-std::string_view TypeName(MessageType type) {
-  switch (type) {
-    case MessageType::kHello:
-      return "hello";
-    case MessageType::kList:
-      return "list";
-    case MessageType::kCertificates:
-      return "certificates";
-    case MessageType::kSign:
-      return "sign";
-    case MessageType::kSignature:
-      return "signature";
-    case MessageType::kStatus:
-      return "status";
-    case MessageType::kError:
-      return "error";
-    case MessageType::kAuth:
-      return "auth";
-    case MessageType::kAuthenticated:
-      return "authenticated";
-  }
-  return "?";
-}
+std::string_view TypeName(MessageType type) { return SpecOf(type).name; }
 
 // Every Parse* first checks the message type. A reply of type "error" yields the Status it
 // carries, so a client can hand any reply to the parser it expects and get either the value or
@@ -53,30 +33,6 @@ Status ExpectType(const json& j, MessageType expected) {
   if (type == MessageType::kError) return ErrorFromReply(j);
   return InvalidArgumentError("expected a '" + std::string(TypeName(expected)) +
                               "' message, got '" + std::string(TypeName(type)) + "'");
-}
-
-Result<std::string> StringField(const json& j, const char* field, bool required) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) {
-    if (required) return FieldError(field, "is required");
-    return std::string();
-  }
-  if (!it->is_string()) return FieldError(field, "must be a string");
-  return it->get<std::string>();
-}
-
-Result<bool> BoolField(const json& j, const char* field, bool default_value) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return default_value;
-  if (!it->is_boolean()) return FieldError(field, "must be true or false");
-  return it->get<bool>();
-}
-
-Result<size_t> CountField(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return size_t{0};
-  if (!it->is_number_unsigned()) return FieldError(field, "must be a non-negative integer");
-  return it->get<size_t>();
 }
 
 std::optional<ErrorCode> ErrorCodeFromName(std::string_view name) {
@@ -98,11 +54,6 @@ Result<Bytes> FixedHex(std::string_view hex, size_t bytes, std::string_view what
 
 // The secret file holds 32 random bytes as 64 hex digits (agent_client.h, ReadAgentSecretFile).
 constexpr size_t kSecretBytes = 32;
-
-wire::SignRequest ToWire(const SignRequest& m) {
-  return wire::SignRequest{m.certificate_id, m.scheme,          m.hash,
-                           m.digest,         m.pss_salt_length, m.context};
-}
 
 }  // namespace
 
@@ -147,16 +98,51 @@ Result<std::optional<json>> DecodeFrame(std::string& buffer) {
 
 // --- Messages --------------------------------------------------------------------------------
 
+const std::vector<MessageSpec>& MessageTable() {
+  using enum MessageType;
+  static const std::vector<MessageSpec> table = {
+      {kHello, "hello", Sender::kClient, Phase::kHandshake, kHello},
+      {kAuth, "auth", Sender::kClient, Phase::kHandshake, kAuthenticated},
+      {kAuthenticated, "authenticated", Sender::kAgent, Phase::kHandshake, std::nullopt},
+      {kList, "list", Sender::kClient, Phase::kSession, kCertificates},
+      {kCertificates, "certificates", Sender::kAgent, Phase::kSession, std::nullopt},
+      {kSign, "sign", Sender::kClient, Phase::kSession, kSignature},
+      {kSignature, "signature", Sender::kAgent, Phase::kSession, std::nullopt},
+      // "status" names both the request and its reply.
+      {kStatus, "status", Sender::kClient, Phase::kSession, kStatus},
+      {kError, "error", Sender::kAgent, Phase::kSession, std::nullopt},
+  };
+  return table;
+}
+
+const MessageSpec& SpecOf(MessageType type) {
+  for (const MessageSpec& spec : MessageTable()) {
+    if (spec.type == type) return spec;
+  }
+  return MessageTable().back();  // unreachable: every MessageType has a row (tested)
+}
+
+bool IsSessionRequest(MessageType type) {
+  const MessageSpec& spec = SpecOf(type);
+  return spec.sender == Sender::kClient && spec.phase == Phase::kSession;
+}
+
+Status CheckReply(MessageType request, const json& reply) {
+  const std::optional<MessageType> expected = SpecOf(request).reply;
+  if (!expected) {
+    return InvalidArgumentError("'" + std::string(TypeName(request)) + "' is not a request");
+  }
+  return ExpectType(reply, *expected);
+}
+
 Result<MessageType> TypeOf(const json& message) {
   if (!message.is_object()) return InvalidArgumentError("message is not a JSON object");
   auto it = message.find("type");
   if (it == message.end()) return FieldError("type", "is required");
   if (!it->is_string()) return FieldError("type", "must be a string");
   const std::string& type = it->get_ref<const std::string&>();
-  for (MessageType t : {MessageType::kHello, MessageType::kList, MessageType::kCertificates,
-                        MessageType::kSign, MessageType::kSignature, MessageType::kStatus,
-                        MessageType::kError, MessageType::kAuth, MessageType::kAuthenticated}) {
-    if (type == TypeName(t)) return t;
+  for (const MessageSpec& spec : MessageTable()) {
+    if (type == spec.name) return spec.type;
   }
   return InvalidArgumentError("unknown message type '" + type.substr(0, 64) + "'");
 }
@@ -208,8 +194,8 @@ bool ProofMatches(ProofRole role, std::string_view secret_hex, std::string_view 
 
 json ToJson(const ListRequest& m) { return json{{"type", "list"}, {"refresh", m.refresh}}; }
 
-json ToJson(const SignRequest& m) {
-  json j = wire::ToJson(ToWire(m));
+json SignRequestJson(const SignRequest& m) {
+  json j = wire::ToJson(m);
   j["type"] = "sign";
   return j;
 }
@@ -315,15 +301,7 @@ Result<SignRequest> ParseSignRequest(const json& j) {
       shortened["context"][field] = TruncateUtf8(value->get_ref<const std::string&>(), limit);
     }
   }
-  SIGNUM_ASSIGN_OR_RETURN(wire::SignRequest w, wire::ParseSignRequest(*checked));
-  SignRequest r;
-  r.certificate_id = std::move(w.certificate_id);
-  r.scheme = w.scheme;
-  r.hash = w.hash;
-  r.digest = std::move(w.digest);
-  r.pss_salt_length = w.pss_salt_length;
-  r.context = std::move(w.context);
-  return r;
+  return wire::ParseSignRequest(*checked);
 }
 
 Result<wire::CertificateListResponse> ParseCertificates(const json& j) {

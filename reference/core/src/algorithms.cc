@@ -1,3 +1,4 @@
+#include "signum/core/encoding.h"
 #include "signum/core/algorithms.h"
 
 #include <algorithm>
@@ -55,13 +56,6 @@ const std::array<KeySpec, 6> kSupportedKeySpecs = {{
     {KeyType::kEc, 0, EcCurve::kP521},
 }};
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 }  // namespace
 
 const std::span<const HashInfo> AllHashes() { return kHashes; }
@@ -71,7 +65,7 @@ const HashInfo& GetHashInfo(HashAlgorithm hash) { return kHashes[static_cast<siz
 std::string_view HashName(HashAlgorithm hash) { return GetHashInfo(hash).name; }
 
 Result<HashAlgorithm> ParseHashAlgorithm(std::string_view name) {
-  std::string n = Lower(name);
+  std::string n = AsciiLower(name);
   n.erase(std::remove(n.begin(), n.end(), '-'), n.end());
   for (const HashInfo& h : kHashes) {
     if (n == h.name) return h.algorithm;
@@ -118,9 +112,9 @@ const std::span<const CurveInfo> AllCurves() { return kCurves; }
 const CurveInfo& GetCurveInfo(EcCurve curve) { return kCurves[static_cast<size_t>(curve)]; }
 
 Result<EcCurve> ParseCurve(std::string_view name) {
-  const std::string n = Lower(name);
+  const std::string n = AsciiLower(name);
   for (const CurveInfo& c : kCurves) {
-    std::string compact = Lower(c.name);  // "p-256"
+    std::string compact = AsciiLower(c.name);  // "p-256"
     std::string no_dash = compact;
     no_dash.erase(std::remove(no_dash.begin(), no_dash.end(), '-'), no_dash.end());
     if (n == compact || n == no_dash || n == c.openssl_name) return c.curve;
@@ -268,7 +262,7 @@ std::string SignatureCapabilities::ToString() const {
 
 std::string KeySpec::Name() const {
   if (type == KeyType::kRsa) return "rsa-" + std::to_string(rsa_bits);
-  std::string curve_name = Lower(GetCurveInfo(curve).name);  // "p-256"
+  std::string curve_name = AsciiLower(GetCurveInfo(curve).name);  // "p-256"
   curve_name.erase(std::remove(curve_name.begin(), curve_name.end(), '-'), curve_name.end());
   return "ec-" + curve_name;
 }
@@ -281,7 +275,7 @@ size_t KeySpec::SignatureSize() const {
 }
 
 Result<KeySpec> ParseKeySpec(std::string_view name) {
-  const std::string n = Lower(name);
+  const std::string n = AsciiLower(name);
   for (const KeySpec& spec : kSupportedKeySpecs) {
     if (n == spec.Name()) return spec;
   }

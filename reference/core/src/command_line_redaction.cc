@@ -1,3 +1,4 @@
+#include "signum/core/encoding.h"
 #include "signum/core/command_line_redaction.h"
 
 #include <algorithm>
@@ -7,17 +8,10 @@
 namespace signum::redaction {
 namespace {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool StartsWith(std::string_view text, std::string_view prefix, bool ignore_case) {
   if (text.size() < prefix.size()) return false;
   const std::string_view head = text.substr(0, prefix.size());
-  return ignore_case ? EqualsIgnoreCase(head, prefix) : head == prefix;
+  return ignore_case ? EqualsIgnoringAsciiCase(head, prefix) : head == prefix;
 }
 
 size_t Find(std::string_view text, std::string_view needle, size_t from, bool ignore_case) {
@@ -33,14 +27,14 @@ std::string_view ToolName(std::string_view argv0) {
   const size_t slash = argv0.find_last_of("/\\");
   if (slash != std::string_view::npos) argv0.remove_prefix(slash + 1);
   constexpr std::string_view kExe = ".exe";
-  if (argv0.size() > kExe.size() && EqualsIgnoreCase(argv0.substr(argv0.size() - kExe.size()), kExe)) {
+  if (argv0.size() > kExe.size() && EqualsIgnoringAsciiCase(argv0.substr(argv0.size() - kExe.size()), kExe)) {
     argv0.remove_suffix(kExe.size());
   }
   return argv0;
 }
 
 bool AppliesToTool(const SecretArgumentRule& rule, std::string_view tool) {
-  return rule.tool.empty() || EqualsIgnoreCase(rule.tool, tool);
+  return rule.tool.empty() || EqualsIgnoringAsciiCase(rule.tool, tool);
 }
 
 // pin-value=SECRET inside a URI: the attribute starts the argument or follows a URI separator, and

@@ -1,6 +1,7 @@
 #include "signum/core/crypto.h"
 
 #include "openssl_ptr.h"
+#include "signum/core/encoding.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -10,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -21,49 +23,34 @@
 namespace signum {
 namespace {
 
-struct EvpPkeyCtxDeleter {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-struct EcdsaSigDeleter {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-struct ParamBldDeleter {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-struct ParamDeleter {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
 using internal::BioPtr;
+using internal::BioToString;
 using internal::BnPtr;
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxDeleter>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter>;
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter>;
-using ParamPtr = std::unique_ptr<OSSL_PARAM, ParamDeleter>;
+using internal::Fatal;
+using internal::MemBio;
+using internal::OpenSslError;
+using internal::OpenSslPtr;
+using EvpPkeyCtxPtr = OpenSslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using EcdsaSigPtr = OpenSslPtr<ECDSA_SIG, ECDSA_SIG_free>;
+using ParamBldPtr = OpenSslPtr<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>;
+using ParamPtr = OpenSslPtr<OSSL_PARAM, OSSL_PARAM_free>;
 
-// Failures that only happen when OpenSSL is out of memory or misbuilt; there is no caller that
-// could recover, and returning wrong digests silently would be worse.
-[[noreturn]] void Fatal(const char* what) {
-  std::fprintf(stderr, "signum: fatal OpenSSL failure in %s: %s\n", what,
-               DrainOpenSslErrors().c_str());
-  std::abort();
-}
-
-Status OpenSslError(ErrorCode code, std::string what) {
-  std::string errors = DrainOpenSslErrors();
-  if (!errors.empty()) what += ": " + errors;
-  return Status(code, std::move(what));
-}
-
-std::string BioToString(BIO* bio) {
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  if (len <= 0 || data == nullptr) return {};
-  return std::string(data, static_cast<size_t>(len));
-}
-
-BioPtr MemBio(std::string_view text) {
-  if (text.size() > static_cast<size_t>(INT_MAX)) return nullptr;
-  return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+// A library context of Signum's own with only OpenSSL's default provider, for public keys and
+// verification. Providers run inside other programs, and a host may have made an engine the
+// default RSA/EC implementation (openssl -engine pkcs11, libp11): in the default context key
+// queries could then fail and verification would go through that engine, i.e. possibly back into
+// our own PKCS#11 module. Nothing the host configures reaches this one. Made once and never freed
+// (provider code may still run from the host's atexit handlers).
+OSSL_LIB_CTX* PrivateLibraryContext() {
+  static OSSL_LIB_CTX* const context = [] {
+    OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
+    if (c != nullptr && OSSL_PROVIDER_load(c, "default") == nullptr) {
+      OSSL_LIB_CTX_free(c);
+      return static_cast<OSSL_LIB_CTX*>(nullptr);
+    }
+    return c;
+  }();
+  return context;
 }
 
 Bytes BnToBytes(const BIGNUM* bn) {
@@ -345,8 +332,7 @@ Result<PublicKey> PublicKey::FromSpkiDer(ByteView spki_der) {
   if (p != spki_der.data() + spki_der.size()) {
     return InvalidArgumentError("trailing bytes after SubjectPublicKeyInfo");
   }
-  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
-  return PublicKey(std::move(pkey), spec);
+  return Make(std::move(pkey));
 }
 
 Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
@@ -357,8 +343,7 @@ Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
   if (!pkey) {
     return OpenSslError(ErrorCode::kInvalidArgument, "no PEM \"PUBLIC KEY\" could be read");
   }
-  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
-  return PublicKey(std::move(pkey), spec);
+  return Make(std::move(pkey));
 }
 
 Result<PublicKey> PublicKey::FromRsaComponents(ByteView modulus, ByteView public_exponent) {
@@ -387,8 +372,7 @@ Result<PublicKey> PublicKey::FromRsaComponents(ByteView modulus, ByteView public
   if (!check || EVP_PKEY_public_check(check.get()) != 1) {
     return OpenSslError(ErrorCode::kInvalidArgument, "invalid RSA public key");
   }
-  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
-  return PublicKey(std::move(pkey), spec);
+  return Make(std::move(pkey));
 }
 
 Result<PublicKey> PublicKey::FromEcPoint(EcCurve curve, ByteView point) {
@@ -422,69 +406,68 @@ Result<PublicKey> PublicKey::FromEcPoint(EcCurve curve, ByteView point) {
   if (!check || EVP_PKEY_public_check(check.get()) != 1) {
     return OpenSslError(ErrorCode::kInvalidArgument, "point is not on " + std::string(info.name));
   }
-  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey.get()));
-  return PublicKey(std::move(pkey), spec);
+  return Make(std::move(pkey));
 }
 
 Result<PublicKey> PublicKey::FromEvpPkey(EVP_PKEY* pkey) {
   if (pkey == nullptr) return InvalidArgumentError("no key");
-  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(pkey));
+  // Make reads the key and keeps its own copy; the reference taken here ends with it.
   if (EVP_PKEY_up_ref(pkey) != 1) return OpenSslError(ErrorCode::kInternal, "EVP_PKEY_up_ref");
-  return PublicKey(EvpPkeyPtr(pkey), spec);
+  return Make(EvpPkeyPtr(pkey));
 }
 
-Bytes PublicKey::SpkiDer() const {
+Result<PublicKey> PublicKey::Make(EvpPkeyPtr pkey) {
+  OSSL_LIB_CTX* context = PrivateLibraryContext();
+  if (context == nullptr) return InternalError("OpenSSL cannot make a library context");
+  ERR_clear_error();
+  auto encodings = std::make_shared<Encodings>();
   unsigned char* der = nullptr;
-  const int len = i2d_PUBKEY(pkey_.get(), &der);
-  if (len <= 0) Fatal("i2d_PUBKEY");
-  Bytes out(der, der + len);
+  const int len = i2d_PUBKEY(pkey.get(), &der);
+  if (len <= 0) return OpenSslError(ErrorCode::kInvalidArgument, "cannot encode the public key");
+  encodings->spki_der.assign(der, der + len);
   OPENSSL_free(der);
-  return out;
+  // Read back in a library context of our own, which no engine or configuration reaches: the
+  // spec and components then come from OpenSSL's own providers whatever the host configured.
+  const unsigned char* p = encodings->spki_der.data();
+  EvpPkeyPtr native(d2i_PUBKEY_ex(nullptr, &p, len, context, nullptr));
+  if (!native) return OpenSslError(ErrorCode::kInvalidArgument, "cannot read the public key back");
+  SIGNUM_ASSIGN_OR_RETURN(KeySpec spec, SpecOfKey(native.get()));
+  if (spec.type == KeyType::kRsa) {
+    BIGNUM* n = nullptr;
+    BIGNUM* e = nullptr;
+    const bool read = EVP_PKEY_get_bn_param(native.get(), OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
+                      EVP_PKEY_get_bn_param(native.get(), OSSL_PKEY_PARAM_RSA_E, &e) == 1;
+    BnPtr owned_n(n);
+    BnPtr owned_e(e);
+    if (!read) return OpenSslError(ErrorCode::kInvalidArgument, "cannot read the RSA components");
+    encodings->rsa_modulus = BnToBytes(n);
+    encodings->rsa_exponent = BnToBytes(e);
+  } else {
+    // OSSL_PKEY_PARAM_PUB_KEY keeps the encoding the key came in (possibly compressed), so the
+    // uncompressed form is assembled from the affine coordinates.
+    BIGNUM* x = nullptr;
+    BIGNUM* y = nullptr;
+    const bool read = EVP_PKEY_get_bn_param(native.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+                      EVP_PKEY_get_bn_param(native.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1;
+    BnPtr owned_x(x);
+    BnPtr owned_y(y);
+    if (!read) return OpenSslError(ErrorCode::kInvalidArgument, "cannot read the EC point");
+    const size_t field = GetCurveInfo(spec.curve).field_size;
+    Bytes point(1 + 2 * field);
+    point[0] = 0x04;
+    if (BN_bn2binpad(x, point.data() + 1, static_cast<int>(field)) < 0 ||
+        BN_bn2binpad(y, point.data() + 1 + field, static_cast<int>(field)) < 0) {
+      return OpenSslError(ErrorCode::kInvalidArgument, "EC point coordinates exceed the field");
+    }
+    encodings->ec_point = std::move(point);
+  }
+  // The engine-free copy is the one kept: verification with it cannot be routed through an engine
+  // (with `-engine pkcs11`, back into a PKCS#11 module that may be our own).
+  return PublicKey(std::move(native), spec, std::move(encodings));
 }
 
 std::string PublicKey::Pem() const {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey_.get()) != 1) Fatal("PEM_write_bio_PUBKEY");
-  return BioToString(bio.get());
-}
-
-Bytes PublicKey::RsaModulus() const {
-  if (type() != KeyType::kRsa) return {};
-  BIGNUM* n = nullptr;
-  if (EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_RSA_N, &n) != 1) Fatal("RSA modulus");
-  BnPtr owned(n);
-  return BnToBytes(n);
-}
-
-Bytes PublicKey::RsaPublicExponent() const {
-  if (type() != KeyType::kRsa) return {};
-  BIGNUM* e = nullptr;
-  if (EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_RSA_E, &e) != 1) Fatal("RSA exponent");
-  BnPtr owned(e);
-  return BnToBytes(e);
-}
-
-Bytes PublicKey::EcPoint() const {
-  if (type() != KeyType::kEc) return {};
-  // OSSL_PKEY_PARAM_PUB_KEY keeps the encoding the key came in (possibly compressed), so the
-  // uncompressed form is assembled from the affine coordinates.
-  BIGNUM* x = nullptr;
-  BIGNUM* y = nullptr;
-  if (EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x) != 1 ||
-      EVP_PKEY_get_bn_param(pkey_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1) {
-    BN_free(x);
-    Fatal("EC public point");
-  }
-  BnPtr owned_x(x);
-  BnPtr owned_y(y);
-  const size_t field = GetCurveInfo(spec_.curve).field_size;
-  Bytes out(1 + 2 * field);
-  out[0] = 0x04;
-  if (BN_bn2binpad(x, out.data() + 1, static_cast<int>(field)) < 0 ||
-      BN_bn2binpad(y, out.data() + 1 + field, static_cast<int>(field)) < 0) {
-    Fatal("EC point coordinates");
-  }
-  return out;
+  return PemEncode("PUBLIC KEY", SpkiDer());
 }
 
 Bytes PublicKey::KeyId() const {
@@ -549,7 +532,8 @@ Status VerifyDigestSignature(const PublicKey& key, SignatureScheme scheme, HashA
     SIGNUM_ASSIGN_OR_RETURN(der, EcdsaRawToDer(signature));
     signature = der;
   }
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  // In the key's own (private) library context: see PublicKey::Make.
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(PrivateLibraryContext(), key.get(), nullptr));
   if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) {
     return OpenSslError(ErrorCode::kInternal, "cannot initialise signature verification");
   }

@@ -12,6 +12,7 @@
 //
 // Requests are formatted by hand into one buffer (one TLS record for small requests); Beast is
 // only used to parse responses.
+#include "signum/core/encoding.h"
 #include "signum/core/https_client.h"
 #include "signum/core/crypto.h"
 #include "signum/core/tls_files.h"
@@ -67,32 +68,10 @@ constexpr size_t kMaxResponseBody = 64 * 1024 * 1024;
 constexpr std::uint32_t kMaxResponseHeader = 64 * 1024;
 
 
-bool IsTokenChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-bool ValidToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
-}
-
-bool ValidValue(std::string_view s) {
-  return std::none_of(s.begin(), s.end(),
-                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
-}
-
 bool ValidTarget(std::string_view s) {
   return !s.empty() && std::none_of(s.begin(), s.end(), [](char c) {
     return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
   });
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // The server closed (or reset) a connection we were reusing.
@@ -339,7 +318,7 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
   result.status = static_cast<int>(res.result_int());
   for (const auto& field : res) {
     std::string name =
-        Lower(std::string_view(field.name_string().data(), field.name_string().size()));
+        AsciiLower(std::string_view(field.name_string().data(), field.name_string().size()));
     std::string value(field.value());
     auto [it, inserted] = result.headers.emplace(std::move(name), value);
     if (!inserted) it->second += ", " + value;
@@ -352,7 +331,7 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
 Result<HttpsResult> HttpsClient::Impl::Request(
     const std::string& method, const std::string& target, const std::string& body,
     const std::map<std::string, std::string>& extra_headers) {
-  if (!ValidToken(method)) return InvalidArgumentError("invalid HTTP method '" + method + "'");
+  if (!IsHttpToken(method)) return InvalidArgumentError("invalid HTTP method '" + method + "'");
   if (!ValidTarget(target)) return InvalidArgumentError("invalid request target '" + target + "'");
 
   std::string request = method + " " + target + " HTTP/1.1\r\n";
@@ -361,15 +340,15 @@ Result<HttpsResult> HttpsClient::Impl::Request(
   fields["user-agent"] = {"User-Agent", "signum-https-client"};
   fields["accept"] = {"Accept", "application/json"};
   if (!config_.bearer_token.empty()) {
-    if (!ValidValue(config_.bearer_token)) return InvalidArgumentError("invalid bearer token");
+    if (!IsSafeHttpFieldValue(config_.bearer_token)) return InvalidArgumentError("invalid bearer token");
     fields["authorization"] = {"Authorization", "Bearer " + config_.bearer_token};
   }
   if (!body.empty()) fields["content-type"] = {"Content-Type", "application/json"};
   for (const auto& [name, value] : extra_headers) {
-    if (!ValidToken(name) || !ValidValue(value)) {
+    if (!IsHttpToken(name) || !IsSafeHttpFieldValue(value)) {
       return InvalidArgumentError("invalid HTTP header '" + name + "'");
     }
-    const std::string lower = Lower(name);
+    const std::string lower = AsciiLower(name);
     if (lower == "content-length" || lower == "transfer-encoding") continue;  // we frame
     fields[lower] = {name, value};
   }

@@ -19,74 +19,24 @@
 namespace signum {
 namespace {
 
-struct X509Deleter {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct X509ReqDeleter {
-  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
-};
-struct X509NameDeleter {
-  void operator()(X509_NAME* p) const { X509_NAME_free(p); }
-};
-struct X509AlgorDeleter {
-  void operator()(X509_ALGOR* p) const { X509_ALGOR_free(p); }
-};
-struct Asn1IntegerDeleter {
-  void operator()(ASN1_INTEGER* p) const { ASN1_INTEGER_free(p); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-struct X509StoreDeleter {
-  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
-};
-struct X509StoreCtxDeleter {
-  void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
-};
-struct X509StackDeleter {
-  // The stack only borrows its certificates.
-  void operator()(STACK_OF(X509) * p) const { sk_X509_free(p); }
-};
-struct OpenSslStringDeleter {
-  void operator()(unsigned char* p) const { OPENSSL_free(p); }
-};
 using internal::BioPtr;
+using internal::BioToString;
 using internal::BnPtr;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using X509ReqPtr = std::unique_ptr<X509_REQ, X509ReqDeleter>;
-using X509NamePtr = std::unique_ptr<X509_NAME, X509NameDeleter>;
-using X509AlgorPtr = std::unique_ptr<X509_ALGOR, X509AlgorDeleter>;
-using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, Asn1IntegerDeleter>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
-using X509StorePtr = std::unique_ptr<X509_STORE, X509StoreDeleter>;
-using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, X509StoreCtxDeleter>;
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackDeleter>;
-using OpenSslStringPtr = std::unique_ptr<unsigned char, OpenSslStringDeleter>;
-
-// Only reachable when OpenSSL runs out of memory on an already-parsed structure.
-[[noreturn]] void Fatal(const char* what) {
-  std::fprintf(stderr, "signum: fatal OpenSSL failure in %s: %s\n", what,
-               DrainOpenSslErrors().c_str());
-  std::abort();
-}
-
-Status OpenSslError(ErrorCode code, std::string what) {
-  std::string errors = DrainOpenSslErrors();
-  if (!errors.empty()) what += ": " + errors;
-  return Status(code, std::move(what));
-}
-
-BioPtr MemBio(std::string_view text) {
-  if (text.size() > static_cast<size_t>(INT_MAX)) return nullptr;
-  return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-}
-
-std::string BioToString(BIO* bio) {
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  if (len <= 0 || data == nullptr) return {};
-  return std::string(data, static_cast<size_t>(len));
-}
+using internal::Fatal;
+using internal::MemBio;
+using internal::OpenSslError;
+using internal::OpenSslPtr;
+using X509Ptr = OpenSslPtr<X509, X509_free>;
+using X509ReqPtr = OpenSslPtr<X509_REQ, X509_REQ_free>;
+using X509NamePtr = OpenSslPtr<X509_NAME, X509_NAME_free>;
+using X509AlgorPtr = OpenSslPtr<X509_ALGOR, X509_ALGOR_free>;
+using Asn1IntegerPtr = OpenSslPtr<ASN1_INTEGER, ASN1_INTEGER_free>;
+using GeneralNamesPtr = OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
+using X509StorePtr = OpenSslPtr<X509_STORE, X509_STORE_free>;
+using X509StoreCtxPtr = OpenSslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
+// The stack only borrows its certificates.
+using X509StackPtr = OpenSslPtr<STACK_OF(X509), [](STACK_OF(X509) * p) { sk_X509_free(p); }>;
+using OpenSslStringPtr = OpenSslPtr<unsigned char, [](unsigned char* p) { OPENSSL_free(p); }>;
 
 // i2d_* functions share this shape; the template keeps the buffer handling in one place.
 template <typename T>
@@ -689,16 +639,7 @@ Result<Bytes> BuildCsrDer(const DistinguishedName& subject, DigestSigner& signer
   return der;
 }
 
-std::string CsrDerToPem(ByteView csr_der) {
-  const std::string b64 = Base64Encode(csr_der);
-  std::string out = "-----BEGIN CERTIFICATE REQUEST-----\n";
-  for (size_t i = 0; i < b64.size(); i += 64) {
-    out.append(b64, i, 64);
-    out += '\n';
-  }
-  out += "-----END CERTIFICATE REQUEST-----\n";
-  return out;
-}
+std::string CsrDerToPem(ByteView csr_der) { return PemEncode("CERTIFICATE REQUEST", csr_der); }
 
 Result<ParsedCsr> ParseAndVerifyCsr(std::string_view pem_or_der) {
   ERR_clear_error();

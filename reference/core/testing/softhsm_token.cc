@@ -1,4 +1,4 @@
-#include "softhsm_token.h"
+#include "signum/testing/softhsm_token.h"
 
 #include <sys/wait.h>
 

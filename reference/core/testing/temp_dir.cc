@@ -1,4 +1,4 @@
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 #include <cstdlib>
 #include <filesystem>

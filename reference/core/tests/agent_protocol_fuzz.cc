@@ -29,7 +29,7 @@ void Exercise(const nlohmann::json& message) {
   }
   if (auto sign = proto::ParseSignRequest(message); sign.ok()) {
     // What the agent does with a parsed request: re-encode it for the server.
-    (void)proto::EncodeFrame(proto::ToJson(*sign));
+    (void)proto::EncodeFrame(proto::SignRequestJson(*sign));
   }
   if (auto certificates = proto::ParseCertificates(message); certificates.ok()) {
     (void)proto::EncodeFrame(proto::ToJson(*certificates));

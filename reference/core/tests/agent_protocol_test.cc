@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,7 @@ TEST(AgentFramingTest, HeaderIsBigEndianLength) {
 }
 
 TEST(AgentFramingTest, FrameSplitAcrossReadsNeedsMoreBytesUntilComplete) {
-  const std::string frame = EncodeFrame(ToJson(SampleSign()));
+  const std::string frame = EncodeFrame(SignRequestJson(SampleSign()));
   std::string buffer;
   for (size_t i = 0; i + 1 < frame.size(); ++i) {
     buffer += frame[i];
@@ -91,7 +92,7 @@ TEST(AgentFramingTest, FrameSplitAcrossReadsNeedsMoreBytesUntilComplete) {
 
 TEST(AgentFramingTest, SeveralFramesInOneBufferComeOutInOrder) {
   std::string buffer = EncodeFrame(ToJson(ListRequest{true})) + EncodeFrame(StatusRequestJson()) +
-                       EncodeFrame(ToJson(SampleSign()));
+                       EncodeFrame(SignRequestJson(SampleSign()));
   const std::string partial = EncodeFrame(ToJson(ListRequest{false}));
   buffer += partial.substr(0, 6);  // and the start of a fourth
   std::vector<std::string> types;
@@ -307,7 +308,7 @@ TEST(AgentMessagesTest, ListRequestRoundTrips) {
 
 TEST(AgentMessagesTest, SignRequestRoundTrips) {
   const SignRequest original = SampleSign();
-  json j = RoundTrip(ToJson(original));
+  json j = RoundTrip(SignRequestJson(original));
   EXPECT_EQ(j["type"], "sign");
   EXPECT_EQ(j["digest"], Base64Encode(original.digest));
   auto parsed = ParseSignRequest(j);
@@ -321,7 +322,7 @@ TEST(AgentMessagesTest, SignRequestRoundTrips) {
 }
 
 TEST(AgentMessagesTest, SignRequestWithMissingOrWrongFieldsIsRejected) {
-  const json good = ToJson(SampleSign());
+  const json good = SignRequestJson(SampleSign());
   ASSERT_TRUE(ParseSignRequest(good).ok());
   for (const char* field : {"certificate_id", "scheme", "hash", "digest"}) {
     json j = good;
@@ -362,7 +363,7 @@ TEST(AgentMessagesTest, OverlongContextClaimsAreCutNotRejected) {
   SignRequest r = SampleSign();
   r.context.command_line = std::string(wire::kMaxCommandLineLength - 1, 'a') + "\xC3\xA9tail";
   r.context.process = std::string(1000, 'p');
-  auto parsed = ParseSignRequest(RoundTrip(ToJson(r)));
+  auto parsed = ParseSignRequest(RoundTrip(SignRequestJson(r)));
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   // The two-byte character straddling the limit is dropped whole.
   EXPECT_EQ(parsed->context.command_line, std::string(wire::kMaxCommandLineLength - 1, 'a'));
@@ -486,6 +487,45 @@ TEST(AgentMessagesTest, ParsersRejectTheWrongMessageType) {
   EXPECT_EQ(ParseListRequest(SignatureJson(Bytes{1})).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ParseHello(ToJson(ListRequest{})).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ParseStatusReport(json::array()).status().code(), ErrorCode::kInvalidArgument);
+}
+
+// The table is the protocol: every MessageType has exactly one row, names are unique, and every
+// client request names an agent message as its reply.
+TEST(AgentMessageTableTest, EveryTypeHasOneRowAndEveryRequestAReply) {
+  std::set<std::string_view> names;
+  for (int i = 0; i <= static_cast<int>(MessageType::kAuthenticated); ++i) {
+    const auto type = static_cast<MessageType>(i);
+    const MessageSpec& spec = SpecOf(type);
+    EXPECT_EQ(spec.type, type) << i;
+    EXPECT_TRUE(names.insert(spec.name).second) << spec.name;
+    auto parsed = TypeOf(json{{"type", std::string(spec.name)}});
+    ASSERT_TRUE(parsed.ok()) << spec.name;
+    EXPECT_EQ(*parsed, type);
+    if (spec.sender == Sender::kClient) {
+      ASSERT_TRUE(spec.reply.has_value()) << spec.name;
+      // "hello" and "status" name both the request and the agent's reply.
+      EXPECT_TRUE(SpecOf(*spec.reply).sender == Sender::kAgent || *spec.reply == type)
+          << spec.name;
+    } else {
+      EXPECT_FALSE(spec.reply.has_value()) << spec.name;
+    }
+  }
+  EXPECT_EQ(names.size(), MessageTable().size());
+  EXPECT_TRUE(IsSessionRequest(MessageType::kSign));
+  EXPECT_FALSE(IsSessionRequest(MessageType::kHello));
+  EXPECT_FALSE(IsSessionRequest(MessageType::kSignature));
+}
+
+TEST(AgentMessageTableTest, CheckReplyTakesTheTablesReplyOrAnError) {
+  EXPECT_TRUE(CheckReply(MessageType::kSign, SignatureJson(AsBytes("sig"))).ok());
+  EXPECT_TRUE(CheckReply(MessageType::kStatus, ToJson(StatusReport{})).ok());
+  const Status wrong = CheckReply(MessageType::kSign, ToJson(StatusReport{}));
+  EXPECT_EQ(wrong.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(wrong.message().find("expected a 'signature' message, got 'status'"), std::string::npos)
+      << wrong.message();
+  EXPECT_EQ(CheckReply(MessageType::kSign, ErrorJson(NotFoundError("no such key"))).code(),
+            ErrorCode::kNotFound);
+  EXPECT_FALSE(CheckReply(MessageType::kSignature, SignatureJson(AsBytes("sig"))).ok());
 }
 
 }  // namespace

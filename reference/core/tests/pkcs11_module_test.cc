@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "softhsm_token.h"
-#include "temp_dir.h"
+#include "signum/testing/softhsm_token.h"
+#include "signum/testing/temp_dir.h"
 
 // OpenSC's pkcs11-spy leaks 16 bytes per process whatever its caller does (reproduced with a bare
 // dlopen + C_GetFunctionList + C_Initialize + C_Finalize); keep it out of LeakSanitizer's report

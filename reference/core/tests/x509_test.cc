@@ -1,3 +1,4 @@
+#include "signum/core/encoding.h"
 #include "signum/core/x509.h"
 
 #include <gtest/gtest.h>
@@ -13,7 +14,7 @@
 #include <map>
 #include <string>
 
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum {
 namespace {
@@ -105,12 +106,6 @@ std::pair<int, std::string> RunCommand(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 // --- Chains -------------------------------------------------------------------------------------
 
 struct ChainSpecs {
@@ -147,8 +142,8 @@ TEST_P(ChainTest, VerifiesWithOurCodeAndTheOpenSslCli) {
     if (!colon_form.empty()) colon_form += ':';
     colon_form += fingerprint.substr(i, 2);
   }
-  EXPECT_NE(Lower(text).find(colon_form), std::string::npos) << text;
-  EXPECT_NE(Lower(text).find("serial=" + chain.leaf.SerialHex()), std::string::npos) << text;
+  EXPECT_NE(AsciiLower(text).find(colon_form), std::string::npos) << text;
+  EXPECT_NE(AsciiLower(text).find("serial=" + chain.leaf.SerialHex()), std::string::npos) << text;
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -16,7 +16,7 @@
 #include <thread>
 #include <utility>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/https_client.h"

@@ -32,6 +32,7 @@
 //   chain to client_ca_file makes the handshake fail (OpenSSL's default verify callback), rather
 //   than being silently ignored: a client that sends a certificate expects it to count.
 #include "https_server.h"
+#include "signum/core/encoding.h"
 #include "signum/core/crypto.h"
 #include "signum/core/tls_files.h"
 
@@ -165,28 +166,6 @@ HttpResponse JsonError(int status, std::string_view code, std::string_view messa
   return r;
 }
 
-bool IsTokenChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-bool ValidHeaderName(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), IsTokenChar);
-}
-
-bool ValidHeaderValue(std::string_view value) {
-  return std::none_of(value.begin(), value.end(),
-                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // Serialises a response: status line, Server, Content-Type, Content-Length, Connection, extra
 // headers (framing headers from the handler are ignored), body (not for HEAD).
 std::string FormatResponse(HttpResponse resp, unsigned version, bool keep_alive,
@@ -205,7 +184,7 @@ std::string FormatResponse(HttpResponse resp, unsigned version, bool keep_alive,
   out += ' ';
   out.append(reason.data(), reason.size());
   out += "\r\nServer: signum-server\r\n";
-  if (!resp.content_type.empty() && ValidHeaderValue(resp.content_type)) {
+  if (!resp.content_type.empty() && IsSafeHttpFieldValue(resp.content_type)) {
     out += "Content-Type: " + resp.content_type + "\r\n";
   }
   const bool no_body = resp.status == 204 || resp.status == 304;
@@ -216,12 +195,12 @@ std::string FormatResponse(HttpResponse resp, unsigned version, bool keep_alive,
     out += "Connection: keep-alive\r\n";
   }
   for (const auto& [name, value] : resp.headers) {
-    const std::string lower = Lower(name);
+    const std::string lower = AsciiLower(name);
     if (lower == "content-length" || lower == "transfer-encoding" || lower == "connection" ||
         lower == "server" || lower == "content-type") {
       continue;
     }
-    if (!ValidHeaderName(name) || !ValidHeaderValue(value)) continue;
+    if (!IsHttpToken(name) || !IsSafeHttpFieldValue(value)) continue;
     out += name + ": " + value + "\r\n";
   }
   out += "\r\n";
@@ -475,7 +454,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     const auto& req = parser_->get();
     auto expect = req.find(http::field::expect);
     if (expect != req.end() && req.version() >= 11 &&
-        Lower(std::string_view(expect->value().data(), expect->value().size())) == "100-continue" &&
+        AsciiLower(std::string_view(expect->value().data(), expect->value().size())) == "100-continue" &&
         !parser_->is_done()) {
       static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue, sizeof kContinue - 1),
@@ -541,7 +520,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     request.target = std::string(req.target());
     for (const auto& field : req) {
       std::string name =
-          Lower(std::string_view(field.name_string().data(), field.name_string().size()));
+          AsciiLower(std::string_view(field.name_string().data(), field.name_string().size()));
       std::string value(field.value());
       auto [it, inserted] = request.headers.emplace(std::move(name), value);
       if (!inserted) it->second += ", " + value;  // RFC 9110 5.3: combine repeated fields

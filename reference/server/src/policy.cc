@@ -7,6 +7,8 @@
 // not matched in allow rules (fail closed), and the default-deny reason says so.
 #include "policy.h"
 
+#include "signum/core/encoding.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -26,13 +28,6 @@ bool Overlaps(const std::vector<std::string>& a, const std::vector<std::string>&
   return std::any_of(a.begin(), a.end(), [&](const std::string& x) { return Contains(b, x); });
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool MatchesWho(const PolicyRule& rule, const Principal& principal) {
   if (!rule.users.empty() &&
       !std::any_of(rule.users.begin(), rule.users.end(),
@@ -46,7 +41,7 @@ bool MatchesWho(const PolicyRule& rule, const Principal& principal) {
 bool MatchesWhat(const PolicyRule& rule, const CertificateRecord& cert) {
   if (!rule.certificates.empty() &&
       !std::any_of(rule.certificates.begin(), rule.certificates.end(), [&](const std::string& c) {
-        return c == cert.label || EqualsIgnoreCase(c, cert.id);
+        return c == cert.label || EqualsIgnoringAsciiCase(c, cert.id);
       })) {
     return false;
   }

@@ -49,6 +49,7 @@
 #include <set>
 #include <string_view>
 
+#include "signum/core/encoding.h"
 #include "signum/core/files.h"
 
 namespace signum::server {
@@ -67,12 +68,6 @@ std::string Index(const std::string& path, size_t i) {
 
 Status Error(const std::string& path, std::string_view message) {
   return InvalidArgumentError((path.empty() ? std::string() : path + ": ") + std::string(message));
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 bool IsHex(std::string_view s) {
@@ -171,7 +166,7 @@ Result<CertificateRecord> CertificateFromJson(const json& j, const std::string& 
   }
   SIGNUM_ASSIGN_OR_RETURN(std::vector<std::string> groups, GetStringList(j, "groups", path));
   SIGNUM_ASSIGN_OR_RETURN(bool enabled, GetBool(j, "enabled", path, true));
-  return CertificateRecord{std::move(id),    std::move(label), Lower(key_id),     *key_spec,
+  return CertificateRecord{std::move(id),    std::move(label), AsciiLower(key_id),     *key_spec,
                            std::move(*cert), std::move(chain), std::move(groups), enabled};
 }
 
@@ -211,7 +206,7 @@ Result<UserRecord> UserFromJson(const json& j, const std::string& path) {
       if (!IsSha256Hex(rec.sha256_hex)) {
         return Error(Join(p, "sha256"), "expected 64 hex digits");
       }
-      rec.sha256_hex = Lower(rec.sha256_hex);
+      rec.sha256_hex = AsciiLower(rec.sha256_hex);
       SIGNUM_ASSIGN_OR_RETURN(rec.created, GetString(t, "created", p, false));
       if (!rec.created.empty()) {
         auto ts = ParseTimestamp(rec.created);
@@ -232,7 +227,7 @@ Result<UserRecord> UserFromJson(const json& j, const std::string& path) {
       std::string compact = binding.sha256_hex;
       compact.erase(std::remove(compact.begin(), compact.end(), ':'), compact.end());
       if (!IsSha256Hex(compact)) return Error(Join(p, "sha256"), "expected 64 hex digits");
-      binding.sha256_hex = Lower(compact);
+      binding.sha256_hex = AsciiLower(compact);
       SIGNUM_ASSIGN_OR_RETURN(binding.subject, GetString(c, "subject", p, false, false));
       user.client_certificates.push_back(std::move(binding));
     }
@@ -335,7 +330,7 @@ std::string UserPath(size_t i) { return Index("users", i); }
 
 const CertificateRecord* ServerState::FindCertificate(std::string_view id_or_label) const {
   if (id_or_label.empty()) return nullptr;
-  const std::string lower = Lower(id_or_label);
+  const std::string lower = AsciiLower(id_or_label);
   for (const CertificateRecord& c : certificates) {
     if (c.id == lower) return &c;
   }
@@ -394,7 +389,7 @@ Status ValidateState(const ServerState& state) {
     }
     // A label that spells another certificate's id would make FindCertificate ambiguous.
     for (size_t i = 0; i < state.certificates.size(); ++i) {
-      auto it = ids.find(Lower(state.certificates[i].label));
+      auto it = ids.find(AsciiLower(state.certificates[i].label));
       if (it != ids.end() && it->second != i) {
         return Error(Join(CertificatePath(i), "label"),
                      "label equals the id of " + CertificatePath(it->second));
@@ -423,7 +418,7 @@ Status ValidateState(const ServerState& state) {
         if (!IsSha256Hex(tok.sha256_hex)) {
           return Error(Join(tpath, "sha256"), "expected 64 hex digits");
         }
-        if (auto [it, inserted] = token_hashes.emplace(Lower(tok.sha256_hex), u.name); !inserted) {
+        if (auto [it, inserted] = token_hashes.emplace(AsciiLower(tok.sha256_hex), u.name); !inserted) {
           return Error(Join(tpath, "sha256"),
                        "token hash already belongs to user '" + it->second + "'");
         }
@@ -434,7 +429,7 @@ Status ValidateState(const ServerState& state) {
         if (!IsSha256Hex(b.sha256_hex)) {
           return Error(Join(cpath, "sha256"), "expected 64 hex digits");
         }
-        if (auto [it, inserted] = client_certs.emplace(Lower(b.sha256_hex), u.name); !inserted) {
+        if (auto [it, inserted] = client_certs.emplace(AsciiLower(b.sha256_hex), u.name); !inserted) {
           return Error(Join(cpath, "sha256"),
                        "client certificate already bound to user '" + it->second + "'");
         }

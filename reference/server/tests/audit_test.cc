@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "signum/core/crypto.h"
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::server {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "signum/core/crypto.h"
 #include "state_test_util.h"
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::server {
 namespace {

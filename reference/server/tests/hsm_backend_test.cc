@@ -9,7 +9,7 @@
 #include <map>
 #include <thread>
 
-#include "softhsm_token.h"
+#include "signum/testing/softhsm_token.h"
 
 namespace signum::server {
 namespace {

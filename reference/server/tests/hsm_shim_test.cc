@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "hsm_backend.h"
-#include "softhsm_token.h"
+#include "signum/testing/softhsm_token.h"
 
 namespace signum::server {
 namespace {

@@ -23,8 +23,9 @@
 
 #include "https_server.h"
 #include "signum/core/https_client.h"
-#include "softhsm_token.h"
-#include "temp_dir.h"
+#include "signum/testing/softhsm_token.h"
+#include "signum/testing/loopback.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::server {
 namespace {
@@ -169,19 +170,6 @@ std::unique_ptr<HttpsClient> MakeClient(const HttpsClientConfig& config) {
   return std::move(client).value();
 }
 
-int TcpConnect(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Waits until fd is readable (data or EOF); false on timeout.
 bool WaitReadable(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
@@ -204,7 +192,7 @@ class RawTls {
 
   // TCP connect + TLS handshake; on failure *error holds OpenSSL's reasons.
   bool Connect(uint16_t port, std::string* error = nullptr) {
-    fd_ = TcpConnect(port);
+    fd_ = signum::testing::ConnectLoopbackTcp(port);
     if (fd_ < 0) {
       if (error) *error = "tcp connect failed";
       return false;
@@ -455,7 +443,7 @@ TEST(HttpsTest, HandshakeTimeoutForSilentTcpClient) {
   auto config = ServerConfig();
   config.handshake_timeout_ms = 300;
   auto server = StartServer(config);
-  int fd = TcpConnect(server->port());
+  int fd = signum::testing::ConnectLoopbackTcp(server->port());
   ASSERT_GE(fd, 0);
   const auto start = Clock::now();
   ASSERT_TRUE(WaitReadable(fd, 5000));
@@ -703,7 +691,7 @@ TEST(HttpsTest, StopWithConnectedClientsIsPrompt) {
   RawTls mid_request;  // one connection half-way through a request
   ASSERT_TRUE(mid_request.Connect(server->port()));
   ASSERT_TRUE(mid_request.Write("GET / HTTP/1.1\r\n"));
-  int silent = TcpConnect(server->port());  // one still before its handshake
+  int silent = signum::testing::ConnectLoopbackTcp(server->port());  // one still before its handshake
   ASSERT_GE(silent, 0);
 
   std::atomic<bool> waited{false};

@@ -21,8 +21,8 @@
 #include "signum/core/https_client.h"
 #include "signum/core/wire.h"
 #include "signum/core/x509.h"
-#include "softhsm_token.h"
-#include "temp_dir.h"
+#include "signum/testing/softhsm_token.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::server {
 namespace {

@@ -16,7 +16,7 @@
 #include "signum/core/files.h"
 #include "state_store.h"
 #include "state_test_util.h"
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::server {
 namespace {

@@ -1,4 +1,4 @@
-// CheckReturnedSignature on Windows: BCrypt, from the public key components the provider already
+// SignatureVerifiesWithCertificateKey on Windows: BCrypt, from the public key components the provider already
 // parsed out of the certificate (the KSP/CSP bring no crypto library into their host processes).
 #include <windows.h>
 // bcrypt.h needs windows.h's types first.
@@ -84,14 +84,9 @@ class KeyHandles {
 
 }  // namespace
 
-Status CheckReturnedSignature(const ProviderCertificate& certificate, const DigestToSign& request,
-                              ByteView signature) {
-  const std::string what = std::string(SchemeName(request.scheme)) + "/" +
-                           std::string(HashName(request.hash)) + " signature for '" +
-                           certificate.label + "'";
-  auto cannot_check = [&](const std::string& why) {
-    return DataLossError("cannot check the " + what + ": " + why);
-  };
+Result<bool> SignatureVerifiesWithCertificateKey(const ProviderCertificate& certificate,
+                                                 const DigestToSign& request, ByteView signature) {
+  auto cannot_check = [](const std::string& why) { return InternalError(why); };
   const bool rsa = certificate.key_spec.type == KeyType::kRsa;
   KeyHandles handles;
   Bytes blob;
@@ -149,14 +144,8 @@ Status CheckReturnedSignature(const ProviderCertificate& certificate, const Dige
                                  static_cast<ULONG>(input.size()),
                                  const_cast<uint8_t*>(signature.data()),
                                  static_cast<ULONG>(signature.size()), flags);
-  if (!Ok(status)) {
-    return DataLossError("signum-agent returned a " + what +
-                         " that does not verify with the certificate's key (BCryptVerifySignature: " +
-                         NtStatusText(status) +
-                         "); not returned to the caller. Is the process on the agent's port "
-                         "really signum-agent?");
-  }
-  return Status::Ok();
+  // STATUS_INVALID_SIGNATURE (and, for a wrong length, STATUS_INVALID_PARAMETER): does not verify.
+  return Ok(status);
 }
 
 }  // namespace signum::provider

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <thread>
 
+#include "signum/agent/fake_agent.h"
 #include "signum/core/agent_protocol.h"
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
@@ -25,63 +26,14 @@
 #include "signum/provider/provider_certificate.h"
 #include "signum/provider/public_key_components.h"
 #include "signum/provider/signer.h"
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
+#include "signum/testing/status_matchers.h"
+#include "signum/testing/test_pki.h"
 
 namespace signum::provider {
 namespace {
 
-// A root, an issuing CA and leaves issued by it, like the demo deployment's chain.
-class Pki {
- public:
-  Pki() {
-    root_key_ = SoftwareKey::Generate(ParseKeySpec("ec-p256").value()).value();
-    CertificateTemplate root_tmpl;
-    root_tmpl.subject = {{"CN", "Test Root"}};
-    root_tmpl.role = CertificateRole::kRootCa;
-    root_ = std::make_unique<Certificate>(
-        IssueCertificate(root_tmpl, root_key_->public_key(), std::nullopt, *root_key_).value());
-    issuing_key_ = SoftwareKey::Generate(ParseKeySpec("ec-p256").value()).value();
-    CertificateTemplate ca_tmpl;
-    ca_tmpl.subject = {{"CN", "Test Issuing CA"}};
-    ca_tmpl.role = CertificateRole::kIntermediateCa;
-    issuing_ = std::make_unique<Certificate>(
-        IssueCertificate(ca_tmpl, issuing_key_->public_key(), *root_, *root_key_).value());
-  }
-
-  // key_out, when given, receives the leaf's private key.
-  wire::CertificateEntry Leaf(const std::string& label, const std::string& spec_name,
-                              std::unique_ptr<SoftwareKey>* key_out = nullptr) {
-    auto key = SoftwareKey::Generate(ParseKeySpec(spec_name).value()).value();
-    CertificateTemplate tmpl;
-    tmpl.subject = {{"CN", label}};
-    tmpl.role = CertificateRole::kCodeSigning;
-    Certificate leaf = IssueCertificate(tmpl, key->public_key(), *issuing_, *issuing_key_).value();
-    wire::CertificateEntry e;
-    e.id = leaf.Sha1ThumbprintHex();
-    e.label = label;
-    e.key.type = key->public_key().spec().type;
-    e.key.bits = key->public_key().spec().Bits();
-    if (e.key.type == KeyType::kEc) e.key.curve = key->public_key().spec().curve;
-    e.certificate_pem = leaf.Pem();
-    e.chain_pem = {issuing_->Pem(), root_->Pem()};
-    e.schemes = {SignatureScheme::kEcdsa};
-    e.hashes = {HashAlgorithm::kSha256};
-    if (key_out != nullptr) *key_out = std::move(key);
-    return e;
-  }
-
-  const Certificate& root() const { return *root_; }
-  const Certificate& issuing() const { return *issuing_; }
-
- private:
-  std::unique_ptr<SoftwareKey> root_key_, issuing_key_;
-  std::unique_ptr<Certificate> root_, issuing_;
-};
-
-Pki& SharedPki() {
-  static Pki* pki = new Pki();
-  return *pki;
-}
+const testing::TestPki& SharedPki() { return testing::SharedTestPki(); }
 
 TEST(ProviderCertificateTest, ParsesAnEntryWithThumbprintChainAndKey) {
   wire::CertificateEntry e = SharedPki().Leaf("ec-leaf", "ec-p384");
@@ -422,102 +374,156 @@ TEST(SignerTest, ValidatesBeforeAskingTheAgent) {
   EXPECT_EQ(unreachable.status().code(), ErrorCode::kUnavailable);
 }
 
-// Something on the agent's socket that speaks the protocol and answers every sign request with
-// `sign(request)`: the real agent's stand-in for what a provider must not trust blindly. Serves
-// connections until destroyed (bounded by the test).
-class ScriptedAgent {
- public:
-  using SignFn = std::function<Bytes(const agent_protocol::SignRequest&)>;
-  ScriptedAgent(const std::string& socket_path, SignFn sign) : sign_(std::move(sign)) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 4) != 0)
-      throw std::runtime_error("cannot listen on " + socket_path);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~ScriptedAgent() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-  }
+// --- Against the fake agent: the pool and the signer's sign and error paths ------------------
 
- private:
-  void Serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
-      std::string buffer;
-      while (!stop_) {
-        pollfd q{c, POLLIN, 0};
-        if (::poll(&q, 1, 50) <= 0) continue;
-        char chunk[4096];
-        const ssize_t n = ::read(c, chunk, sizeof chunk);
-        if (n <= 0) break;
-        buffer.append(chunk, static_cast<size_t>(n));
-        auto frame = agent_protocol::DecodeFrame(buffer);
-        if (!frame.ok() || !frame->has_value()) continue;
-        const nlohmann::json& message = **frame;
-        nlohmann::json reply;
-        if (message.value("type", "") == "hello") {
-          agent_protocol::Hello hello;
-          hello.peer = "scripted-agent/1";
-          reply = agent_protocol::ToJson(hello, /*from_agent=*/true);
-        } else {
-          reply = agent_protocol::SignatureJson(
-              sign_(agent_protocol::ParseSignRequest(message).value()));
-        }
-        const std::string out = agent_protocol::EncodeFrame(reply);
-        if (::write(c, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
-      }
-      ::close(c);
-    }
-  }
-  SignFn sign_;
-  int fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+using agent::testing::FakeAgent;
+using agent::testing::FakeAgentOptions;
+using agent_protocol::MessageType;
+using signum::testing::StatusIs;
+
+AgentPoolOptions PoolFor(const FakeAgent& agent, int timeout_ms = 5000) {
+  AgentPoolOptions options;
+  options.endpoint = agent.endpoint();
+  options.timeout_ms = timeout_ms;
+  return options;
+}
 
 // A forged signature (right length, wrong bytes) must never reach the tool: the provider checks
 // each against the certificate it holds. A signature that verifies passes.
 TEST(SignerTest, ASignatureThatDoesNotVerifyIsNeverReturned) {
   testing::TempDir dir("signum-forged");
+  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
+  AgentConnectionPool pool(PoolFor(*agent));
+  Signer signer(&pool, CurrentProcessContext());
   for (const char* spec : {"rsa-2048", "ec-p256"}) {
     SCOPED_TRACE(spec);
-    std::unique_ptr<SoftwareKey> key;
-    auto cert = ProviderCertificateFromEntry(SharedPki().Leaf("k", spec, &key)).value();
+    ASSERT_OK_AND_ASSIGN(auto cert,
+                         ProviderCertificateFromEntry(agent->AddLeaf(SharedPki(), spec, spec)));
     const bool rsa = cert.key_spec.type == KeyType::kRsa;
     const SignatureScheme scheme = rsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
-    std::atomic<bool> forge{true};
-    const std::string socket = dir.File(std::string(spec) + ".sock");
-    ScriptedAgent agent(socket, [&](const agent_protocol::SignRequest& r) {
-      if (forge) return Bytes(cert.key_spec.SignatureSize(), 0x5a);
-      return key->SignDigest(r.scheme, r.hash, r.digest, r.pss_salt_length).value();
+    agent->SetSignHandler([&](const wire::SignRequest&) -> Result<Bytes> {
+      return Bytes(cert.key_spec.SignatureSize(), 0x5a);
     });
-    AgentPoolOptions options;
-    agent::AgentEndpoint endpoint;
-    endpoint.unix_socket = socket;
-    options.endpoint = endpoint;
-    options.timeout_ms = 5000;
-    AgentConnectionPool pool(options);
-    Signer signer(&pool, CurrentProcessContext());
+    EXPECT_THAT(signer.SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin")),
+                StatusIs(ErrorCode::kDataLoss,
+                         ::testing::HasSubstr("does not verify with the certificate's key")));
 
-    auto forged = signer.SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin"));
-    ASSERT_FALSE(forged.ok()) << "a forged signature was returned";
-    EXPECT_EQ(forged.status().code(), ErrorCode::kDataLoss) << forged.status().ToString();
-    EXPECT_NE(forged.status().message().find("does not verify with the certificate's key"),
-              std::string::npos)
-        << forged.status().message();
-
-    forge = false;
-    auto real = signer.SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin"));
-    ASSERT_TRUE(real.ok()) << real.status().ToString();
-    EXPECT_EQ(real->size(), cert.key_spec.SignatureSize());
+    agent->SetSignHandler(nullptr);
+    ASSERT_OK_AND_ASSIGN(Bytes real, signer.SignData(cert, scheme, HashAlgorithm::kSha256,
+                                                     AsBytes("release.bin")));
+    EXPECT_EQ(real.size(), cert.key_spec.SignatureSize());
   }
+}
+
+// Every scheme and hash the fake agent's software keys serve comes back verified, with the digest
+// and the claimed context the signer sent.
+TEST(SignerTest, SignsEverySchemeThroughTheAgentAndSendsTheDigestAndContext) {
+  testing::TempDir dir("signum-fake-sign");
+  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
+  AgentConnectionPool pool(PoolFor(*agent));
+  Signer signer(&pool, CurrentProcessContext());
+  ASSERT_OK_AND_ASSIGN(auto rsa, ProviderCertificateFromEntry(
+                                     agent->AddLeaf(SharedPki(), "rsa", "rsa-3072")));
+  ASSERT_OK_AND_ASSIGN(auto ec, ProviderCertificateFromEntry(
+                                    agent->AddLeaf(SharedPki(), "ec", "ec-p384")));
+  const struct {
+    const ProviderCertificate* cert;
+    SignatureScheme scheme;
+    HashAlgorithm hash;
+  } cases[] = {{&rsa, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256},
+               {&rsa, SignatureScheme::kRsaPss, HashAlgorithm::kSha384},
+               {&ec, SignatureScheme::kEcdsa, HashAlgorithm::kSha512}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(SchemeName(c.scheme)) + "/" + std::string(HashName(c.hash)));
+    ASSERT_OK_AND_ASSIGN(Bytes signature,
+                         signer.SignData(*c.cert, c.scheme, c.hash, AsBytes("payload")));
+    // Independently of the provider's own check: OpenSSL over the certificate's key.
+    ASSERT_OK_AND_ASSIGN(auto key, PublicKey::FromSpkiDer(c.cert->certificate.SpkiDer()));
+    EXPECT_OK(VerifyDigestSignature(key, c.scheme, c.hash, Digest(c.hash, AsBytes("payload")),
+                                    signature, std::nullopt));
+  }
+  const auto requests = agent->sign_requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[1].certificate_id, rsa.id);
+  EXPECT_EQ(requests[1].digest, Digest(HashAlgorithm::kSha384, AsBytes("payload")));
+  EXPECT_EQ(requests[2].context.process, "signum_provider_core_test");
+}
+
+// The agent's error reaches the caller with its code and message, and the connection stays usable.
+TEST(SignerTest, AnAgentErrorIsReturnedWithItsCodeAndTheConnectionIsKept) {
+  testing::TempDir dir("signum-fake-error");
+  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
+  AgentConnectionPool pool(PoolFor(*agent));
+  Signer signer(&pool, CurrentProcessContext());
+  ASSERT_OK_AND_ASSIGN(auto cert, ProviderCertificateFromEntry(
+                                      agent->AddLeaf(SharedPki(), "ec", "ec-p256")));
+  for (const Status& error : {PermissionDeniedError("policy 'release' denies this process"),
+                              UnavailableError("signum-server unreachable"),
+                              ResourceExhaustedError("rate limit")}) {
+    agent->FailNext(MessageType::kSign, error);
+    EXPECT_THAT(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+                                AsBytes("x")),
+                StatusIs(error.code(), ::testing::HasSubstr(error.message())));
+  }
+  EXPECT_OK(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("x")));
+  EXPECT_EQ(agent->connections(), 1) << "an error reply must not cost the connection";
+}
+
+// An agent that drops the connection mid-request: that call fails as UNAVAILABLE (the request may
+// have been signed; it is not silently repeated), the next one reconnects.
+TEST(SignerTest, ADroppedConnectionFailsThatCallAndTheNextReconnects) {
+  testing::TempDir dir("signum-fake-drop");
+  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
+  AgentConnectionPool pool(PoolFor(*agent));
+  Signer signer(&pool, CurrentProcessContext());
+  ASSERT_OK_AND_ASSIGN(auto cert, ProviderCertificateFromEntry(
+                                      agent->AddLeaf(SharedPki(), "rsa", "rsa-2048")));
+  agent->DisconnectNext(MessageType::kSign);
+  EXPECT_THAT(signer.SignData(cert, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+                              AsBytes("x")),
+              StatusIs(ErrorCode::kUnavailable));
+  EXPECT_EQ(agent->requests(MessageType::kSign), 1);
+  EXPECT_OK(signer.SignData(cert, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+                            AsBytes("x")));
+  EXPECT_EQ(agent->connections(), 2);
+}
+
+// A silent agent costs the caller the pool's timeout, not forever, and the late answer is never
+// read as the answer to a later request.
+TEST(SignerTest, AnAgentSlowerThanTheTimeoutFailsAsDeadlineExceeded) {
+  testing::TempDir dir("signum-fake-slow");
+  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
+  AgentConnectionPool pool(PoolFor(*agent, /*timeout_ms=*/300));
+  Signer signer(&pool, CurrentProcessContext());
+  ASSERT_OK_AND_ASSIGN(auto cert, ProviderCertificateFromEntry(
+                                      agent->AddLeaf(SharedPki(), "ec", "ec-p256")));
+  agent->SetDelay(MessageType::kSign, std::chrono::milliseconds(1500));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+                              AsBytes("x")),
+              StatusIs(ErrorCode::kDeadlineExceeded));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200));
+  agent->SetDelay(MessageType::kSign, std::chrono::milliseconds(0));
+  EXPECT_OK(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("y")));
+}
+
+// Over loopback TCP the pool runs the real challenge-response against the fake agent's secret; a
+// client with the wrong secret is turned away before any request.
+TEST(AgentConnectionPoolTest, ListsOverTcpWithTheChallengeResponse) {
+  testing::TempDir dir("signum-fake-tcp");
+  ASSERT_OK_AND_ASSIGN(auto agent,
+                       FakeAgent::Start({.dir = dir.path(), .unix_socket = false, .tcp = true}));
+  const wire::CertificateEntry leaf = agent->AddLeaf(SharedPki(), "tcp", "ec-p256");
+  AgentConnectionPool pool(PoolFor(*agent));
+  ASSERT_OK_AND_ASSIGN(auto list, pool.ListCertificates(false));
+  ASSERT_EQ(list.certificates.size(), 1u);
+  EXPECT_EQ(list.certificates[0].id, leaf.id);
+
+  AgentPoolOptions wrong = PoolFor(*agent);
+  wrong.endpoint->secret = std::string(64, '0');
+  AgentConnectionPool impostor(wrong);
+  EXPECT_THAT(impostor.ListCertificates(false), StatusIs(ErrorCode::kPermissionDenied));
+  EXPECT_EQ(agent->requests(MessageType::kList), 1);
 }
 
 TEST(ProcessContextTest, DescribesThisProcess) {

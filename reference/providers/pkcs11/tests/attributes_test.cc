@@ -17,7 +17,7 @@
 #include "signum/core/crypto.h"
 #include "signum/core/encoding.h"
 #include "signum/core/pkcs11_module.h"
-#include "test_pki.h"
+#include "signum/testing/test_pki.h"
 #include "trace.h"
 
 namespace signum::pkcs11 {
@@ -25,7 +25,8 @@ namespace {
 
 constexpr auto kSign = SignatureOperation::Purpose::kSign;
 
-using testing::TestPki;
+using signum::testing::SharedTestPki;
+using signum::testing::TestPki;
 
 // The key as OpenSSL reads it from the certificate: the independent answer the provider's own
 // DER-derived components must match.
@@ -33,10 +34,7 @@ PublicKey OpenSslPublicKey(const provider::ProviderCertificate& leaf) {
   return Certificate::FromDer(leaf.certificate.Der()).value().GetPublicKey().value();
 }
 
-const TestPki& Pki() {
-  static const TestPki* pki = new TestPki();
-  return *pki;
-}
+const TestPki& Pki() { return SharedTestPki(); }
 
 // The issuing CA as the provider model holds it.
 const provider::CertificateInfo& IssuingInfo() {

@@ -24,8 +24,8 @@
 #include "signum/core/wire.h"
 #include "signum/core/x509.h"
 #include "signum/deployment/deployment.h"
-#include "softhsm_token.h"
-#include "temp_dir.h"
+#include "signum/testing/softhsm_token.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::pkcs11::testing {
 namespace {

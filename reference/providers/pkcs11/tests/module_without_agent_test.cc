@@ -24,7 +24,7 @@
 #include "module_test_util.h"
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::pkcs11::testing {
 namespace {

@@ -96,14 +96,10 @@ struct ListRequest {
   bool refresh = false;  // bypass the agent's certificate cache
 };
 
-struct SignRequest {
-  std::string certificate_id;
-  SignatureScheme scheme = SignatureScheme::kRsaPkcs1;
-  HashAlgorithm hash = HashAlgorithm::kSha256;
-  Bytes digest;
-  std::optional<size_t> pss_salt_length;
-  wire::CallerContext context;  // what the client claims; the agent overrides pid/uid/process
-};
+// The same message as POST /v1/sign, field for field: one definition, so a sign request means
+// exactly one thing on both hops. The context is what the client claims; the agent overrides
+// pid/uid/process from the socket peer before forwarding it.
+using SignRequest = wire::SignRequest;
 
 struct StatusReport {
   std::string server_url;
@@ -125,6 +121,27 @@ enum class MessageType {
   kAuthenticated
 };
 
+// The one table of the conversation, which both ends check against (as p11-kit's
+// p11_rpc_calls[]): each message's name on the wire, who may send it, whether it belongs to the
+// handshake or to the session after it, and the reply a client request expects (besides
+// "error", which may answer anything).
+enum class Sender { kClient, kAgent };
+enum class Phase { kHandshake, kSession };
+struct MessageSpec {
+  MessageType type;
+  std::string_view name;
+  Sender sender;
+  Phase phase;
+  std::optional<MessageType> reply;  // client messages only
+};
+const std::vector<MessageSpec>& MessageTable();
+const MessageSpec& SpecOf(MessageType type);
+// What the agent serves once the handshake is over: client messages of the session phase.
+bool IsSessionRequest(MessageType type);
+// Client side: OK when `reply` is the table's reply to `request`; the agent's error for an error
+// reply; kInvalidArgument naming both types otherwise.
+Status CheckReply(MessageType request, const nlohmann::json& reply);
+
 // --- TCP handshake ---------------------------------------------------------------------------
 enum class ProofRole { kAgent, kClient };
 // A fresh nonce: kNonceBytes from the operating system's generator, lowercase hex.
@@ -144,7 +161,7 @@ Result<MessageType> TypeOf(const nlohmann::json& message);
 
 nlohmann::json ToJson(const Hello& m, bool from_agent);
 nlohmann::json ToJson(const ListRequest& m);
-nlohmann::json ToJson(const SignRequest& m);
+nlohmann::json SignRequestJson(const SignRequest& m);  // type "sign"
 nlohmann::json StatusRequestJson();
 nlohmann::json ToJson(const wire::CertificateListResponse& m);  // type "certificates"
 nlohmann::json SignatureJson(ByteView signature);                  // type "signature"

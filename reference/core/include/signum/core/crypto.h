@@ -66,25 +66,37 @@ class PublicKey {
   static Result<PublicKey> FromRsaComponents(ByteView modulus, ByteView public_exponent);
   // point: X9.62 uncompressed point (04 || X || Y), *not* wrapped in an OCTET STRING.
   static Result<PublicKey> FromEcPoint(EcCurve curve, ByteView point);
-  // Takes a reference on pkey.
+  // Reads pkey's public half (pkey itself is not kept: see Make).
   static Result<PublicKey> FromEvpPkey(EVP_PKEY* pkey);
 
   KeySpec spec() const { return spec_; }
   KeyType type() const { return spec_.type; }
   EVP_PKEY* get() const { return pkey_.get(); }
-  Bytes SpkiDer() const;
+  // The encodings below are read once, when the key is made (where a failure is an error the
+  // caller sees), so these getters cannot fail later: an EVP_PKEY that OpenSSL bound to a
+  // default engine (`openssl -engine pkcs11` in the host) may refuse provider-style queries.
+  const Bytes& SpkiDer() const { return encodings_->spki_der; }
   std::string Pem() const;
-  Bytes RsaModulus() const;         // big-endian, no leading zero
-  Bytes RsaPublicExponent() const;  // big-endian
-  Bytes EcPoint() const;            // uncompressed X9.62 point (04 || X || Y)
+  const Bytes& RsaModulus() const { return encodings_->rsa_modulus; }  // big-endian, no leading 0
+  const Bytes& RsaPublicExponent() const { return encodings_->rsa_exponent; }  // big-endian
+  const Bytes& EcPoint() const { return encodings_->ec_point; }  // uncompressed (04 || X || Y)
   // A stable binary identifier for the key: SHA-1 over the RSA modulus or the EC point, the way
   // NSS and OpenSC derive CKA_ID.
   Bytes KeyId() const;
 
  private:
-  PublicKey(EvpPkeyPtr pkey, KeySpec spec) : pkey_(std::move(pkey)), spec_(spec) {}
+  struct Encodings {
+    Bytes spki_der;
+    Bytes rsa_modulus, rsa_exponent;  // RSA only
+    Bytes ec_point;                   // EC only
+  };
+  PublicKey(EvpPkeyPtr pkey, KeySpec spec, std::shared_ptr<const Encodings> encodings)
+      : pkey_(std::move(pkey)), spec_(spec), encodings_(std::move(encodings)) {}
+  // Every factory ends here: the spec and the encodings, from an engine-free copy of the key.
+  static Result<PublicKey> Make(EvpPkeyPtr pkey);
   std::shared_ptr<EVP_PKEY> pkey_;
   KeySpec spec_;
+  std::shared_ptr<const Encodings> encodings_;
 };
 
 // One DER TLV (tag, definite-form length, content), for the few hand-built encodings.

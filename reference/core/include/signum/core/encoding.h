@@ -14,6 +14,18 @@ namespace signum {
 std::string Base64Encode(ByteView data);            // standard alphabet, padded (RFC 4648 §4)
 Result<Bytes> Base64Decode(std::string_view text);  // strict: rejects junk, accepts no whitespace
 std::string HexEncode(ByteView data);               // lowercase
+// ASCII-only case folding: never the C locale's idea of case (a host program may have set
+// another locale with setlocale(), and protocol names, header names and hex are ASCII).
+std::string AsciiLower(std::string_view text);
+bool EqualsIgnoringAsciiCase(std::string_view a, std::string_view b);
+
+// HTTP/1.1 syntax (RFC 9110 §5.6.2, §5.5), for the client and the server alike: a token (method,
+// header name) and a field value without CR, LF or NUL (which would split or end a header).
+bool IsHttpToken(std::string_view text);
+bool IsSafeHttpFieldValue(std::string_view text);
+
+// RFC 7468 text: "-----BEGIN <label>-----", base64 in 64-character lines, "-----END <label>-----".
+std::string PemEncode(std::string_view label, ByteView der);
 Result<Bytes> HexDecode(std::string_view hex);  // accepts upper/lowercase, optional ':' separators
 
 // Text from outside (a /proc command line holds any bytes) made fit for JSON and for the server's

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/core/agent_protocol.h"
 #include "signum/core/status.h"
 #include "signum/core/wire.h"

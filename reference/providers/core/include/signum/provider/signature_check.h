@@ -21,4 +21,9 @@ namespace signum::provider {
 Status CheckReturnedSignature(const ProviderCertificate& certificate, const DigestToSign& request,
                               ByteView signature);
 
+// The per-platform half (signature_check_openssl.cc, signature_check_bcrypt.cc): true when the
+// signature verifies, false when it does not, an error when it cannot be checked at all.
+Result<bool> SignatureVerifiesWithCertificateKey(const ProviderCertificate& certificate,
+                                                 const DigestToSign& request, ByteView signature);
+
 }  // namespace signum::provider

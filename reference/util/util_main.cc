@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/core/encoding.h"
+#include "signum/agent/agent_client.h"
 #include "agent_config.h"
 #include "certificate_listing.h"
 #include "signum/core/crypto.h"
@@ -79,11 +80,6 @@ struct Options {
   std::string command;
   std::vector<std::string> args;
 };
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return s;
-}
 
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
@@ -197,7 +193,7 @@ int CmdTestSign(const Options& o) {
   int ok = 0;
   int failed = 0;
   for (const auto& e : list->certificates) {
-    if (!only.empty() && Lower(only) != e.id && only != e.label) continue;
+    if (!only.empty() && AsciiLower(only) != e.id && only != e.label) continue;
     const std::string name = e.label.empty() ? e.id : e.label;
     auto cert = Certificate::FromPem(e.certificate_pem);
     auto key = cert.ok() ? cert->GetPublicKey() : Result<PublicKey>(cert.status());

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "agent_client.h"
+#include "signum/agent/agent_client.h"
 #include "certificate_listing.h"
 #include "signum/cng/names.h"
 #include "signum/cng/provider_runtime.h"

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "temp_dir.h"
+#include "signum/testing/temp_dir.h"
 
 namespace signum::testing {
 
