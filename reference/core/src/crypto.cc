@@ -327,7 +327,9 @@ Result<Bytes> EcdsaDerToRaw(ByteView der, size_t field_size) {
 Result<PublicKey> PublicKey::FromSpkiDer(ByteView spki_der) {
   ERR_clear_error();
   const unsigned char* p = spki_der.data();
-  EvpPkeyPtr pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki_der.size())));
+  // Straight into Signum's own library context: the host's engines never see the key.
+  EvpPkeyPtr pkey(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki_der.size()),
+                                PrivateLibraryContext(), nullptr));
   if (!pkey) return OpenSslError(ErrorCode::kInvalidArgument, "not a DER SubjectPublicKeyInfo");
   if (p != spki_der.data() + spki_der.size()) {
     return InvalidArgumentError("trailing bytes after SubjectPublicKeyInfo");
@@ -339,7 +341,8 @@ Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
   ERR_clear_error();
   BioPtr bio = MemBio(pem);
   if (!bio) return OpenSslError(ErrorCode::kInternal, "cannot create BIO");
-  EvpPkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  EvpPkeyPtr pkey(
+      PEM_read_bio_PUBKEY_ex(bio.get(), nullptr, nullptr, nullptr, PrivateLibraryContext(), nullptr));
   if (!pkey) {
     return OpenSslError(ErrorCode::kInvalidArgument, "no PEM \"PUBLIC KEY\" could be read");
   }
@@ -360,7 +363,7 @@ Result<PublicKey> PublicKey::FromRsaComponents(ByteView modulus, ByteView public
     return OpenSslError(ErrorCode::kInternal, "cannot build RSA parameters");
   }
   ParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(PrivateLibraryContext(), "RSA", nullptr));
   EVP_PKEY* raw = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
@@ -394,7 +397,7 @@ Result<PublicKey> PublicKey::FromEcPoint(EcCurve curve, ByteView point) {
     return OpenSslError(ErrorCode::kInternal, "cannot build EC parameters");
   }
   ParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(PrivateLibraryContext(), "EC", nullptr));
   EVP_PKEY* raw = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {

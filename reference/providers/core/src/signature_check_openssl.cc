@@ -1,24 +1,117 @@
-// SignatureVerifiesWithCertificateKey on Linux and macOS: core's PublicKey and
-// VerifyDigestSignature, which work in a library context of Signum's own. The provider runs inside
-// other programs' processes, and an OpenSSL host may have set an engine as its default RSA/EC
-// implementation (openssl -engine pkcs11, libp11): in the default context the check would go
-// through that engine, i.e. back into this very module, or fail (see PublicKey in crypto.h).
-#include "signum/core/crypto.h"
+// SignatureVerifiesWithCertificateKey on Linux and macOS: OpenSSL, in a library context of the provider's own.
+// The provider runs inside other programs' processes, and an OpenSSL host may have set an engine
+// as its default RSA/EC implementation (openssl -engine pkcs11, libp11): in the default context the
+// check would then go through that engine, i.e. back into this very module, or fail. A private
+// OSSL_LIB_CTX with only the default provider sees none of the host's configuration.
+// (It keeps its own OpenSSL calls rather than core's VerifyDigestSignature: with libp11 as the
+// default EC engine, the core path failed ECDSA checks in the engine smoke test; not yet understood.)
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <mutex>
+
 #include "signum/provider/signature_check.h"
 
 namespace signum::provider {
+namespace {
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct PkeyCtxFree {
+  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
+struct MdFree {
+  void operator()(EVP_MD* p) const { EVP_MD_free(p); }
+};
+struct SigFree {
+  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
+};
+
+// One private context for the life of the process (never freed: provider code may still run
+// from atexit handlers of the host).
+OSSL_LIB_CTX* PrivateContext() {
+  static OSSL_LIB_CTX* context = [] {
+    OSSL_LIB_CTX* c = OSSL_LIB_CTX_new();
+    if (c != nullptr) OSSL_PROVIDER_load(c, "default");
+    return c;
+  }();
+  return context;
+}
+
+// Raw r||s (PKCS#11's form) to the DER ECDSA-Sig-Value OpenSSL verifies.
+Result<Bytes> EcdsaRawToDer(ByteView raw) {
+  if (raw.empty() || raw.size() % 2 != 0) return InvalidArgumentError("odd-length ECDSA signature");
+  const int half = static_cast<int>(raw.size() / 2);
+  std::unique_ptr<ECDSA_SIG, SigFree> sig(ECDSA_SIG_new());
+  BIGNUM* r = BN_bin2bn(raw.data(), half, nullptr);
+  BIGNUM* s = BN_bin2bn(raw.data() + half, half, nullptr);
+  if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return InternalError("cannot build an ECDSA signature value");
+  }
+  unsigned char* der = nullptr;
+  const int length = i2d_ECDSA_SIG(sig.get(), &der);
+  if (length <= 0) return InternalError("cannot encode an ECDSA signature value");
+  Bytes out(der, der + length);
+  OPENSSL_free(der);
+  return out;
+}
+
+}  // namespace
 
 Result<bool> SignatureVerifiesWithCertificateKey(const ProviderCertificate& certificate,
                                                  const DigestToSign& request, ByteView signature) {
-  auto key = PublicKey::FromSpkiDer(certificate.certificate.SpkiDer());
-  if (!key.ok()) return key.status().WithContext("OpenSSL cannot read the certificate's key");
-  const Status verified = VerifyDigestSignature(*key, request.scheme, request.hash, request.digest,
-                                                signature, request.pss_salt_length);
-  // kInvalidArgument is OpenSSL's "does not verify" (wrong bytes or length); anything else means
-  // the check itself could not run.
-  if (verified.ok()) return true;
-  if (verified.code() == ErrorCode::kInvalidArgument) return false;
-  return verified;
+  auto cannot_check = [](const std::string& why) { return InternalError(why); };
+  OSSL_LIB_CTX* context = PrivateContext();
+  if (context == nullptr) return cannot_check("no OpenSSL library context");
+  const Bytes& spki = certificate.certificate.SpkiDer();
+  const unsigned char* p = spki.data();
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(
+      d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki.size()), context, nullptr));
+  if (!key) return cannot_check("OpenSSL cannot read the certificate's public key");
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_pkey(context, key.get(), nullptr));
+  // OpenSSL's fetch names are case-insensitive: "sha256" is SHA2-256.
+  const std::string hash_name(GetHashInfo(request.hash).name);
+  std::unique_ptr<EVP_MD, MdFree> md(EVP_MD_fetch(context, hash_name.c_str(), nullptr));
+  if (!ctx || !md || EVP_PKEY_verify_init(ctx.get()) != 1) {
+    return cannot_check("OpenSSL cannot set up the verification");
+  }
+  Bytes der_signature;
+  ByteView to_verify = signature;
+  bool configured = true;
+  switch (request.scheme) {
+    case SignatureScheme::kRsaPkcs1:
+      configured = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1 &&
+                   EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) == 1;
+      break;
+    case SignatureScheme::kRsaPss:
+      configured =
+          EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+          EVP_PKEY_CTX_set_signature_md(ctx.get(), md.get()) == 1 &&
+          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), md.get()) == 1 &&
+          EVP_PKEY_CTX_set_rsa_pss_saltlen(
+              ctx.get(), static_cast<int>(request.pss_salt_length.value_or(
+                             GetHashInfo(request.hash).digest_size))) == 1;
+      break;
+    case SignatureScheme::kEcdsa: {
+      auto der = EcdsaRawToDer(signature);
+      if (!der.ok()) return cannot_check(der.status().message());
+      der_signature = std::move(*der);
+      to_verify = der_signature;
+      break;
+    }
+  }
+  if (!configured) return cannot_check("OpenSSL refused the padding parameters");
+  return EVP_PKEY_verify(ctx.get(), to_verify.data(), to_verify.size(), request.digest.data(),
+                         request.digest.size()) == 1;
 }
 
 }  // namespace signum::provider
