@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from interop.harness import matrix as matrix_mod  # noqa: E402
+from interop.harness import minimum  # noqa: E402
 from interop.harness import reports  # noqa: E402
 from interop.harness.site import Site, VendorHsm, described_site_from_environment  # noqa: E402,E501
 
@@ -134,6 +135,8 @@ class MatrixProgress:
         self.total = len(config._signum_cells)
         self.start = time.monotonic()
         self.counts = None
+        self.verdict = None
+        self.scheduled = None
         self.seconds = 0.0
 
     def pytest_report_teststatus(self, report, config):
@@ -144,8 +147,21 @@ class MatrixProgress:
             return report.outcome, "", ""
         return None
 
+    def _scheduled(self, node_ids):
+        """Cells this run schedules after -k/--deselect; None when it collected no matrix test
+        (the unit tests under interop/tests share this conftest). An empty parameter set still
+        collects one (skipped) test_cell item, so a run given no cells is judged too."""
+        cells = [n for n in node_ids if "test_matrix.py::test_cell" in n]
+        return min(len(cells), len(self.config._signum_cells)) if cells else None
+
     def pytest_xdist_node_collection_finished(self, node, ids):
         self.total = len(ids)
+        self.scheduled = self._scheduled(ids)
+
+    def pytest_collection_finish(self, session):
+        """Without xdist (with it, the controller collects nothing and the workers report)."""
+        if getattr(self.config.option, "dist", "no") == "no":
+            self.scheduled = self._scheduled([item.nodeid for item in session.items])
 
     def pytest_runtest_logreport(self, report):
         if report.when != "call":
@@ -164,17 +180,25 @@ class MatrixProgress:
                     + (f"  {reason}" if reason else ""))
 
     def pytest_sessionfinish(self, session, exitstatus):
-        if not self.records:
-            return
+        """Reports, and the run's verdict on its minimum (interop/harness/minimum.py): a run that
+        executed no cell, or fewer than its minimum, fails, whatever pytest thought of it."""
+        if self.scheduled is None and not self.records:
+            return  # not a matrix run
         order = {cell.id: n for n, cell in enumerate(self.config._signum_cells)}
         records = sorted(self.records, key=lambda r: order.get(r["id"], 1 << 30))
         self.seconds = time.monotonic() - self.start
-        self.counts = reports.write_all(records, self.config._signum_matrix,
-                                        self.config.getoption("platform"), self.seconds,
-                                        Path(self.config.getoption("reports")))
+        platform = self.config.getoption("platform")
+        scheduled = self.scheduled if self.scheduled is not None else self.total
+        self.verdict = minimum.judge(self.config._signum_matrix, platform, records, scheduled)
+        self.counts = reports.write_all(records, self.config._signum_matrix, platform,
+                                        self.seconds, Path(self.config.getoption("reports")),
+                                        verdict=self.verdict)
+        if not self.verdict.ok and session.exitstatus in (pytest.ExitCode.OK,
+                                                          pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
-        if not self.counts:
+        if self.counts is None:
             return
         out = config.getoption("reports")
         terminalreporter.write_line(
@@ -182,3 +206,7 @@ class MatrixProgress:
             ", ".join(f"{n} {s}" for s, n in self.counts.items()) +
             f"; reports in {out}/matrix.{{md,html,json}}" +
             (f"; repro scripts in {out}/repro/" if self.counts["fail"] else ""))
+        terminalreporter.write_line(f"signum matrix: {self.verdict.line()}")
+        if not self.verdict.ok:
+            terminalreporter.write_line(f"signum matrix: FAIL: {self.verdict.reason}", red=True,
+                                        bold=True)

@@ -8,6 +8,9 @@
                                                      the whole matrix through a vendor's HSM module
   python3 -m interop.harness cell --deployment DIR|SITE.json --row ROW --algorithm A --column C
                                                      one cell against a deployment that is running
+  python3 -m interop.harness --platform P totals REPORT.json...
+                                                     the whole run from its shards' matrix.json:
+                                                     every cell reported once, minimum met
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from . import matrix as matrix_mod
+from . import minimum
 from .cell import run_cell
 from .site import DescribedSite, Site, VendorHsm
 
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
     cell.add_argument("--algorithm", required=True)
     cell.add_argument("--column", required=True)
     cell.add_argument("--reports", default=str(REPO / "reports"))
+    totals = sub.add_parser("totals")
+    totals.add_argument("reports", nargs="+", help="the shards' reports/matrix.json")
     args = parser.parse_args(argv)
 
     try:
@@ -142,6 +148,12 @@ def main(argv=None) -> int:
     if args.command == "list":
         _print_cells(matrix, args.platform)
         return 0
+    if args.command == "totals":
+        verdict = minimum.judge_reports(matrix, args.platform, args.reports)
+        print(f"signum matrix totals: {verdict.line()}")
+        if not verdict.ok:
+            print(f"signum matrix totals: FAIL: {verdict.reason}", file=sys.stderr)
+        return 0 if verdict.ok else 1
 
     row = matrix.row(args.row)
     cells = [c for c in matrix.cells(row.platform, {row.id})

@@ -22,6 +22,7 @@ INTERFACES = ("pkcs11", "ksp", "csp", "ctk")
 COLUMNS = ("signum", "direct")
 EXPECTED_STATUSES = ("skip", "xfail", "flaky")
 SHELLS = ("bash", "pwsh", "cmd")
+TOP_LEVEL_FIELDS = {"version", "algorithms", "rows", "expected_min_cells"}
 ROW_FIELDS = {
     "id", "tool", "artifact", "interface", "platform", "algorithms", "columns", "hash", "requires",
     "install", "prepare", "sign", "verify", "expect", "timeout", "shell", "notes",
@@ -118,6 +119,8 @@ class Matrix:
     path: Path
     algorithms: dict  # name -> Algorithm
     rows: tuple
+    # platform -> the fewest cells a run of its whole matrix must execute (interop/harness/minimum.py)
+    expected_min_cells: dict = dataclasses.field(default_factory=dict)
 
     def row(self, row_id: str) -> Row:
         for row in self.rows:
@@ -252,6 +255,9 @@ def load(path) -> Matrix:
         raise MatrixError(f"{path}: {error}") from error
     if not isinstance(document, dict) or document.get("version") != 1:
         raise MatrixError(f"{path}: expected a mapping with `version: 1`")
+    unknown = set(document) - TOP_LEVEL_FIELDS
+    if unknown:
+        raise MatrixError(f"{path}: unknown top-level field(s) {sorted(unknown)}")
     algorithms = {}
     for name, spec in (document.get("algorithms") or {}).items():
         if not isinstance(spec, dict) or spec.get("type") not in ("rsa", "ec") or not isinstance(
@@ -267,4 +273,15 @@ def load(path) -> Matrix:
         rows.append(row)
     if not rows:
         raise MatrixError(f"{path}: no rows")
-    return Matrix(path, algorithms, tuple(rows))
+    minimums = document.get("expected_min_cells") or {}
+    if not isinstance(minimums, dict):
+        raise MatrixError(f"{path}: `expected_min_cells` maps a platform to a number of cells")
+    for platform, minimum in minimums.items():
+        if platform not in PLATFORMS:
+            raise MatrixError(f"{path}: expected_min_cells: unknown platform `{platform}`")
+        cells = sum(len(r.algorithms) * len(r.columns) for r in rows if r.platform == platform)
+        # bool is an int in Python; `true` is a typo, not a count
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or not 1 <= minimum <= cells:
+            raise MatrixError(f"{path}: expected_min_cells.{platform} must be 1..{cells} (the "
+                              f"platform's cells), got `{minimum}`")
+    return Matrix(path, algorithms, tuple(rows), dict(minimums))

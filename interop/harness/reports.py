@@ -32,11 +32,12 @@ def _relative(path: str, base: Path) -> str:
         return path
 
 
-def write_json(records, matrix: Matrix, platform: str, seconds: float, out: Path):
+def write_json(records, matrix: Matrix, platform: str, seconds: float, out: Path, verdict=None):
     document = {
         "matrix": str(matrix.path), "platform": platform, "generated": time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_seconds": round(seconds, 1),
-        "counts": counts(records), "cells": records,
+        "counts": counts(records),
+        "minimum": verdict.as_dict() if verdict else None, "cells": records,
         "not_on_this_platform": [
             {"row": r.id, "tool": r.tool, "interface": r.interface, "platform": r.platform}
             for r in matrix.other_platform_rows(platform)],
@@ -53,13 +54,22 @@ def _grid(records):
     return grid
 
 
-def write_markdown(records, matrix: Matrix, platform: str, seconds: float, out: Path):
+def _verdict_text(verdict) -> str:
+    if verdict is None:
+        return ""
+    return verdict.line() + ("" if verdict.ok else f". **FAIL: {verdict.reason}**")
+
+
+def write_markdown(records, matrix: Matrix, platform: str, seconds: float, out: Path,
+                   verdict=None):
     tally = counts(records)
     lines = [f"# Signing matrix — {platform}", "",
              f"{len(records)} cells in {seconds:.0f} s: " +
-             ", ".join(f"{tally[s]} {s}" for s in STATUSES), "",
-             "Cells are `signum / direct`: through libsignumpkcs11.so, and the same tool straight "
-             "on the HSM module.", ""]
+             ", ".join(f"{tally[s]} {s}" for s in STATUSES), ""]
+    if verdict is not None:
+        lines += [_verdict_text(verdict), ""]
+    lines += ["Cells are `signum / direct`: through libsignumpkcs11.so, and the same tool "
+              "straight on the HSM module.", ""]
     algorithms = [name for name in matrix.algorithms
                   if any(r["algorithm"] == name for r in records)]
     rows = {row.id: row for row in matrix.rows}
@@ -93,7 +103,7 @@ def write_markdown(records, matrix: Matrix, platform: str, seconds: float, out: 
     (out / "matrix.md").write_text("\n".join(lines) + "\n")
 
 
-def write_html(records, matrix: Matrix, platform: str, seconds: float, out: Path):
+def write_html(records, matrix: Matrix, platform: str, seconds: float, out: Path, verdict=None):
     tally = counts(records)
     algorithms = [name for name in matrix.algorithms
                   if any(r["algorithm"] == name for r in records)]
@@ -112,6 +122,7 @@ def write_html(records, matrix: Matrix, platform: str, seconds: float, out: Path
         f"<p>{len(records)} cells in {seconds:.0f} s. " + " ".join(
             f"<span class='c' style='background:{COLOURS[s]}'>{tally[s]} {s}</span>"
             for s in STATUSES) + "</p>",
+        (f"<p><b>{esc(_verdict_text(verdict).replace('**', ''))}</b></p>" if verdict else ""),
         "<p class='muted'>Each cell: <b>signum</b> = through libsignumpkcs11.so → agent → server → "
         "HSM; <b>direct</b> = the same tool on the HSM module. Click a cell for its logs; "
         "&#9889; links the PKCS#11 call trace.</p>",
@@ -191,7 +202,9 @@ exec /usr/bin/python3 -m interop.harness{matrix_option} repro {shlex.quote(recor
     return path
 
 
-def write_all(records, matrix: Matrix, platform: str, seconds: float, out: Path) -> dict:
+def write_all(records, matrix: Matrix, platform: str, seconds: float, out: Path,
+              verdict=None) -> dict:
+    """`verdict`: the run's minimum.Verdict, stated in every report."""
     out.mkdir(parents=True, exist_ok=True)
     repro_dir = out / "repro"
     if repro_dir.exists():
@@ -200,7 +213,7 @@ def write_all(records, matrix: Matrix, platform: str, seconds: float, out: Path)
     for record in records:
         if record["status"] == "fail":
             write_repro_script(record, out, matrix.path)
-    write_json(records, matrix, platform, seconds, out)
-    write_markdown(records, matrix, platform, seconds, out)
-    write_html(records, matrix, platform, seconds, out)
+    write_json(records, matrix, platform, seconds, out, verdict)
+    write_markdown(records, matrix, platform, seconds, out, verdict)
+    write_html(records, matrix, platform, seconds, out, verdict)
     return counts(records)
