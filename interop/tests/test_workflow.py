@@ -35,11 +35,18 @@ def test_every_platform_job_runs_the_harness_that_fails_on_too_few_executed_cell
                          if name.startswith(f"matrix-{platform}")]
         assert platform_jobs, platform
         for job in platform_jobs:
-            # the runner (interop/conftest.py) judges the run on matrix.yaml's minimum
-            assert re.search(rf"-m interop\.harness run --platform={platform}\b", runs(job))
+            # the runner (interop/conftest.py; ci/matrix runs it) judges the run on matrix.yaml's
+            # minimum
+            assert re.search(rf"(-m interop\.harness run|ci/matrix) --platform={platform}\b",
+                             runs(job))
             # and nothing downgrades its exit status
             assert "continue-on-error" not in job and "|| true" not in runs(job)
         assert platform in matrix.expected_min_cells, platform
+
+
+def test_ci_matrix_passes_the_runners_exit_status_on():
+    script = (REPO / "ci" / "matrix").read_text()
+    assert "-m interop.harness run \"$@\"\nrc=$?" in script and script.rstrip().endswith("exit $rc")
 
 
 def test_the_linux_shards_are_checked_together():
