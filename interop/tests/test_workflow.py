@@ -67,3 +67,167 @@ def test_the_workflow_is_current():
     check = subprocess.run(["/usr/bin/python3", str(REPO / "ci" / "workflows.py"), "--check"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+# ---- the Windows job (issue 17, item 2) --------------------------------------------------------
+
+SHELL_SHEBANG = re.compile(rb"^#!\s*(/usr/bin/env\s+)?(/usr)?(/bin/)?(ba)?sh\b")
+
+
+def repository_files() -> list:
+    """Tracked files and new ones not ignored: what a commit of this tree would hold."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, check=True, capture_output=True).stdout
+    return sorted({name for name in listed.decode().split("\0") if name and (REPO / name).is_file()})
+
+
+def eol_of(paths) -> dict:
+    """path -> the eol attribute git applies on checkout ('lf', 'crlf', 'unspecified', ...)."""
+    done = subprocess.run(["git", "check-attr", "-z", "--stdin", "eol"], cwd=REPO, check=True,
+                          capture_output=True, input="\0".join(paths).encode() + b"\0").stdout
+    fields = done.decode().split("\0")
+    return {fields[i]: fields[i + 2] for i in range(0, len(fields) - 2, 3)}
+
+
+def test_gitattributes_keep_every_shell_script_lf():
+    assert (REPO / ".gitattributes").is_file()
+    scripts = [path for path in repository_files()
+               if path.endswith(".sh") or SHELL_SHEBANG.match((REPO / path).read_bytes()[:64])]
+    # the scripts bash runs in WSL, in the container jobs and in ci/ must all be among them
+    for expected in ("interop/tools/windows/wsl-deployment.sh", "ci/setup", "ci/matrix", ".ci/run",
+                     "conformance/cng/verify-manifest.sh"):
+        assert expected in scripts, expected
+    eol = eol_of(scripts)
+    assert {path: value for path, value in eol.items() if value != "lf"} == {}
+
+
+def test_gitattributes_line_endings_for_python_yaml_and_windows_scripts():
+    files = repository_files()
+    eol = eol_of(files)
+    for path in files:
+        if path.endswith((".py", ".yaml", ".yml")):
+            assert eol[path] == "lf", path
+        if path.endswith((".ps1", ".bat", ".cmd")):
+            assert eol[path] == "crlf", path
+    # HTTP requests in the fuzz corpus keep their CRLF byte for byte
+    corpus = [p for p in files if p.startswith("reference/server/tests/fuzz-corpus/")]
+    assert corpus
+    text = subprocess.run(["git", "check-attr", "text", "--"] + corpus, cwd=REPO, check=True,
+                          capture_output=True, text=True).stdout
+    assert all(line.endswith(": text: unset") for line in text.splitlines())
+
+
+def comment_above(line: str) -> str:
+    """The comment lines right above the one workflow line that reads `line`."""
+    lines = WORKFLOW.read_text().splitlines()
+    found = [n for n, text in enumerate(lines) if text.strip() == line]
+    assert len(found) == 1, line
+    comment, n = [], found[0] - 1
+    while n >= 0 and lines[n].strip().startswith("#"):
+        comment.insert(0, lines[n].strip().lstrip("# "))
+        n -= 1
+    return " ".join(comment)
+
+
+def windows_job() -> dict:
+    return jobs()["matrix-windows"]
+
+
+def index_of(job: dict, predicate) -> int:
+    found = [n for n, step in enumerate(job["steps"]) if predicate(step)]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_every_script_the_windows_job_runs_from_the_checkout_has_its_line_endings():
+    job = windows_job()
+    paths = set()
+    for step in job["steps"]:
+        paths |= set(re.findall(r"[\w./~-]+\.(?:sh|ps1|py)\b", step.get("run", "")))
+    # ./x from the checkout; ~/signum/x from WSL's clone of the same commit
+    paths = {re.sub(r"^(\./|~/signum/)", "", p) for p in paths}
+    assert "conformance/cng/verify-manifest.sh" in paths
+    paths |= {"interop/tools/windows/export-site.py"}  # run by wsl-deployment.sh
+    for path in paths:
+        assert (REPO / path).is_file(), path
+    eol = eol_of(sorted(paths))
+    for path, value in eol.items():
+        assert value == ("crlf" if path.endswith(".ps1") else "lf"), path
+
+
+def test_windows_and_macos_runners_are_pinned_with_the_reason():
+    text = WORKFLOW.read_text()
+    assert windows_job()["runs-on"] == "windows-2025"
+    assert jobs()["matrix-macos"]["runs-on"] == "macos-15"
+    assert "windows-latest" not in re.sub(r"#.*", "", text)
+    assert "macos-latest" not in re.sub(r"#.*", "", text)
+    assert "WSL 2" in comment_above("runs-on: windows-2025")
+    assert "#11242" in comment_above("runs-on: windows-2025")
+    assert "alias that moves" in comment_above("runs-on: macos-15")
+
+
+def test_wsl_is_configured_before_it_starts_and_checked_to_be_wsl_2():
+    job = windows_job()
+    setup_wsl = index_of(job, lambda s: s.get("uses", "").startswith("Vampire/setup-wsl@"))
+    wslconfig = index_of(job, lambda s: ".wslconfig" in s.get("name", ""))
+    preflight = index_of(job, lambda s: "Test-Wsl2.ps1" in s.get("run", ""))
+    deployment = index_of(job, lambda s: "wsl-deployment.sh" in s.get("run", ""))
+    assert wslconfig < setup_wsl < preflight < deployment
+    assert "vmIdleTimeout=-1" in job["steps"][wslconfig]["run"]
+    assert "USERPROFILE" in job["steps"][wslconfig]["run"]
+    assert job["steps"][setup_wsl]["with"]["wsl-version"] == 2
+    script = (REPO / "interop/tools/windows/Test-Wsl2.ps1").read_text()
+    assert "wsl.exe --status" in script and "wsl.exe --list --verbose" in script
+    assert "$entry.Version -ne '2'" in script and "throw" in script
+    assert "/etc/os-release" in script  # prints the distribution
+
+
+def test_the_agent_is_reached_on_loopback_first_then_through_the_documented_relay():
+    job = windows_job()
+    deployment = index_of(job, lambda s: "wsl-deployment.sh" in s.get("run", ""))
+    connect = index_of(job, lambda s: "Connect-WslAgent.ps1" in s.get("run", ""))
+    providers = index_of(job, lambda s: s.get("id") == "providers")
+    assert deployment < connect < providers
+    script = (REPO / "interop/tools/windows/Connect-WslAgent.ps1").read_text()
+    direct = script.index('"agent 127.0.0.1:$port reachable directly')
+    fallback = script.index("netsh interface portproxy add v4tov4 listenaddress=127.0.0.1 "
+                            "listenport=$port")
+    assert direct < fallback and "socat" in script[direct:]
+    # socat must be in the distribution for the fallback
+    setup_wsl = [s for s in job["steps"] if s.get("uses", "").startswith("Vampire/setup-wsl@")][0]
+    assert "socat" in setup_wsl["with"]["additional-packages"].split()
+
+
+def setup_packages(*options) -> set:
+    done = subprocess.run([str(REPO / "ci" / "setup"), "--list", *options], check=True,
+                          capture_output=True, text=True)
+    return set(done.stdout.split())
+
+
+def test_the_wsl_side_installs_and_builds_only_the_deployment():
+    deployment, everything = setup_packages("--deployment"), setup_packages()
+    assert deployment < everything
+    assert {"softhsm2", "libssl-dev", "nlohmann-json3-dev", "libboost-filesystem-dev",
+            "pybind11-dev", "cmake"} <= deployment
+    for unwanted in ("wine", "wine64", "openjdk-17-jdk-headless", "gcc-mingw-w64-x86-64",
+                     "libgtest-dev", "osslsigncode", "opencryptoki"):
+        assert unwanted not in deployment, unwanted
+    script = (REPO / "interop/tools/windows/wsl-deployment.sh").read_text()
+    assert "ci/setup --deployment" in script
+    assert "ci/build-matrix-parts" not in script and "-DSIGNUM_BUILD_TESTS=OFF" in script
+    targets = re.search(r"--target ([^\n]*\\\n[^\n]*)", script).group(1).replace("\\", " ")
+    assert set(targets.split()) == {"signum-server", "signum-agent", "signum-demo",
+                                    "signumpkcs11", "signum_harness"}
+
+
+def test_the_msys2_build_does_not_fail_on_a_newer_gccs_warnings_and_says_why():
+    job = windows_job()
+    build = step_named(job, "MSYS2 MINGW64")
+    assert "-DSIGNUM_WERROR=OFF" in build["run"]
+    reason = comment_above("- name: Build the Windows parts (MSYS2 MINGW64)")
+    assert "SIGNUM_WERROR=OFF" in reason and "GCC" in reason
+    # everywhere else warnings stay errors
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert 'option(SIGNUM_WERROR "' in cmake and '(-Werror)" ON)' in cmake
+    assert "SIGNUM_WERROR" not in (REPO / "ci" / "build-windows").read_text()
+    assert sum("SIGNUM_WERROR=OFF" in runs(j) for j in jobs().values()) == 1
