@@ -18,6 +18,7 @@
 
 #include "signum/agent/agent_client.h"
 #include "signum/core/algorithms.h"
+#include "signum/testing/status_matchers.h"
 #include "suite_support.h"
 
 namespace signum::cng {
@@ -33,12 +34,12 @@ class AgentOverTcp : public ::testing::Test {
     }
     output_dir_ = EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR");
     auto endpoint = agent::AgentEndpointFromEnvironment();
-    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
+    ASSERT_OK(endpoint);
     ASSERT_FALSE(endpoint->tcp_host.empty()) << "SIGNUM_AGENT_TCP gave no TCP endpoint";
     endpoint_ = *endpoint;
     endpoint_.unix_socket.clear();  // Windows: TCP only
     auto client = agent::AgentClient::Connect(endpoint_, "signum_cng_agent_test/0.1", 10000);
-    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    ASSERT_OK(client);
     client_ = std::move(client).value();
   }
 
@@ -55,7 +56,7 @@ class AgentOverTcp : public ::testing::Test {
 
   void SignAndRecord(SignatureScheme scheme) {
     auto list = client_->ListCertificates();
-    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    ASSERT_OK(list);
     const wire::CertificateEntry* cert = FindRsa2048(*list, scheme);
     ASSERT_NE(cert, nullptr) << "the agent offers no RSA-2048 certificate for "
                              << SchemeName(scheme) << " with SHA-256";
@@ -69,7 +70,7 @@ class AgentOverTcp : public ::testing::Test {
     request.context.process = "signum_cng_agent_test.exe";
     request.context.command_line = GetCommandLineA();
     auto signature = client_->Sign(request);
-    ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+    ASSERT_OK(signature);
     EXPECT_EQ(signature->size(), 256u) << "RSA-2048 signatures are 256 bytes";
 
     const std::string param =
@@ -87,7 +88,7 @@ class AgentOverTcp : public ::testing::Test {
 
 TEST_F(AgentOverTcp, ListsCertificates) {
   auto list = client_->ListCertificates(/*refresh=*/true);
-  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_OK(list);
   ASSERT_FALSE(list->certificates.empty()) << "the demo deployment's agent lists no certificates";
   for (const auto& c : list->certificates) {
     EXPECT_EQ(c.id.size(), 40u) << c.label << ": id is not a SHA-1 thumbprint";
@@ -98,7 +99,7 @@ TEST_F(AgentOverTcp, ListsCertificates) {
 
 TEST_F(AgentOverTcp, ReportsStatus) {
   auto status = client_->GetStatus();
-  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  ASSERT_OK(status);
   EXPECT_TRUE(status->server_reachable) << status->message;
 }
 

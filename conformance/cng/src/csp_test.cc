@@ -35,6 +35,7 @@
 #include "signum/cng/names.h"
 #include "signum/cng/registration.h"
 #include "signum/provider/wide_string.h"
+#include "signum/testing/status_matchers.h"
 #include "suite_support.h"
 
 namespace signum::cng {
@@ -150,12 +151,12 @@ class CspEnvironment : public ::testing::Environment {
     suite.dll_path = ProviderDllPath(kCspDllName);
 
     auto endpoint = agent::AgentEndpointFromEnvironment();
-    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
+    ASSERT_OK(endpoint);
     endpoint->unix_socket.clear();  // Windows: TCP only
     auto client = agent::AgentClient::Connect(*endpoint, "signum_cng_csp_test/0.1", 10000);
-    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    ASSERT_OK(client);
     auto list = (*client)->ListCertificates(/*refresh=*/true);
-    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    ASSERT_OK(list);
     for (const auto& entry : list->certificates) {
       AgentCertificate certificate{
           entry.id, entry.label, entry.key.type, entry.key.bits, PemToDer(entry.certificate_pem),
@@ -167,7 +168,7 @@ class CspEnvironment : public ::testing::Environment {
     ASSERT_FALSE(suite.rsa.empty()) << "the agent lists no RSA certificate";
 
     Status registered = RegisterCsp(suite.dll_path);
-    ASSERT_TRUE(registered.ok()) << registered.ToString();
+    ASSERT_OK(registered);
     suite.registered = true;
   }
 
@@ -175,7 +176,7 @@ class CspEnvironment : public ::testing::Environment {
     Suite& suite = TheSuite();
     if (!suite.registered) return;
     Status unregistered = UnregisterCsp();
-    EXPECT_TRUE(unregistered.ok()) << unregistered.ToString();
+    EXPECT_OK(unregistered);
     auto image = RegisteredCspImage();
     EXPECT_FALSE(image.ok()) << "still registered after UnregisterCsp";
     EXPECT_EQ(image.status().code(), ErrorCode::kNotFound) << image.status().ToString();
@@ -245,11 +246,11 @@ class CspTest : public ::testing::Test {
 
 TEST_F(CspTest, RegistrationIsListedByCryptEnumProviders) {
   auto image = RegisteredCspImage();
-  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  ASSERT_OK(image);
   EXPECT_EQ(*image, suite().dll_path);
   for (const CspRegistration& registration : kCspRegistrations) {
     auto one = RegisteredCspImage(registration);
-    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    ASSERT_OK(one);
     EXPECT_EQ(*one, suite().dll_path);
   }
   // Both names, each with its own type; Microsoft's own names are not ours to list.

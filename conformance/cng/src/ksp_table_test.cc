@@ -36,6 +36,7 @@
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
 #include "signum/core/algorithms.h"
+#include "signum/testing/status_matchers.h"
 #include "suite_support.h"
 
 namespace signum::cng {
@@ -815,7 +816,7 @@ TEST_P(KspSignHash, Pkcs1AndPss) {
     SCOPED_TRACE("PKCS#1 v1.5, pszAlgId NULL, DigestInfo input");
     BCRYPT_PKCS1_PADDING_INFO pkcs1{nullptr};
     auto digest_info = BuildDigestInfo(hash, digest);
-    ASSERT_TRUE(digest_info.ok()) << digest_info.status().ToString();
+    ASSERT_OK(digest_info);
     const Bytes signature =
         Sign(key, &pkcs1, NCRYPT_PAD_PKCS1_FLAG | NCRYPT_SILENT_FLAG, *digest_info, modulus_bytes);
     ASSERT_FALSE(signature.empty());

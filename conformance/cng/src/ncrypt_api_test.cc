@@ -49,6 +49,7 @@
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
 #include "signum/provider/wide_string.h"
+#include "signum/testing/status_matchers.h"
 #include "suite_support.h"
 
 namespace signum::cng {
@@ -107,12 +108,12 @@ class Suite : public ::testing::Environment {
       ASSERT_NE(GetFileAttributesW(ksp_image.c_str()), INVALID_FILE_ATTRIBUTES)
           << Utf8FromWide(ksp_image) << " does not exist";
       Status registered = RegisterKsp(ksp_image);
-      ASSERT_TRUE(registered.ok()) << registered.ToString();
+      ASSERT_OK(registered);
     }
 
     // The agent's list, over this process's own connection: what the KSP must show.
     auto set = SharedProviderContext("signum_cng_ncrypt_api_test").Certificates();
-    ASSERT_TRUE(set.ok()) << set.status().ToString();
+    ASSERT_OK(set);
     for (const auto& c : (*set)->certificates) {
       all_certificates.push_back(c);
       if (c->key_spec.type != KeyType::kRsa) continue;
@@ -429,7 +430,7 @@ TEST_F(NcryptApi, SignsPkcs1WithEveryHashAndWithANullAlgorithmId) {
                     &with_alg);
       // NULL algorithm id: the caller hands over the DigestInfo (signtool /dg flows, F28).
       auto digest_info = BuildDigestInfo(hash, digest);
-      ASSERT_TRUE(digest_info.ok());
+      ASSERT_OK(digest_info);
       BCRYPT_PKCS1_PADDING_INFO no_alg{nullptr};
       Bytes without_alg;
       SignAndRecord(k, tag + "-nullalg", NCRYPT_PAD_PKCS1_FLAG, &no_alg, "rsa-pkcs1", hash,
@@ -620,7 +621,7 @@ TEST_F(NcryptApi, InstallsCertificatesWithKeyProvInfoAndRemovesThem) {
     // Twice: the second call replaces, it does not duplicate.
     for (int round = 0; round < 2; ++round) {
       auto installed = InstallCertificates(context, c.kind, c.location, c.roots);
-      ASSERT_TRUE(installed.ok()) << installed.status().ToString();
+      ASSERT_OK(installed);
       std::set<std::string> expected, got(installed->begin(), installed->end());
       for (const RsaKey& k : suite_->rsa_keys) expected.insert(k.certificate->id);
       EXPECT_EQ(got, expected) << "both providers serve the agent's RSA keys, each once";
@@ -645,18 +646,18 @@ TEST_F(NcryptApi, InstallsCertificatesWithKeyProvInfoAndRemovesThem) {
       }
     }
     auto removed = RemoveInstalledCertificates(c.kind, c.location);
-    ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+    ASSERT_OK(removed);
     EXPECT_EQ(*removed, static_cast<int>(suite_->rsa_keys.size()));
     for (const RsaKey& k : suite_->rsa_keys) {
       EXPECT_FALSE(FindInStore(c.location_flag, L"My", k.certificate->id).found)
           << k.certificate->label << " still in My after removal";
     }
     auto again = RemoveInstalledCertificates(c.kind, c.location);
-    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    ASSERT_OK(again);
     EXPECT_EQ(*again, 0);
     if (installed_before) {
       auto restored = InstallCertificates(context, c.kind, c.location, /*install_roots=*/false);
-      EXPECT_TRUE(restored.ok()) << restored.status().ToString();
+      EXPECT_OK(restored);
     }
   }
 }
@@ -676,7 +677,7 @@ TEST_F(NcryptApi, StoreCertificateReachesTheKeyThroughCryptAcquireCertificatePri
       Utf8FromWide(kKspName);
   auto installed =
       InstallCertificates(context, ProviderKind::kKsp, StoreLocation::kCurrentUser, false);
-  ASSERT_TRUE(installed.ok()) << installed.status().ToString();
+  ASSERT_OK(installed);
 
   HCERTSTORE store =
       CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, CERT_SYSTEM_STORE_CURRENT_USER, L"My");
@@ -714,7 +715,7 @@ TEST_F(NcryptApi, StoreCertificateReachesTheKeyThroughCryptAcquireCertificatePri
     if (caller_frees) NCryptFreeObject(key);
   }
   if (!installed_before) {
-    EXPECT_TRUE(RemoveInstalledCertificates(ProviderKind::kKsp, StoreLocation::kCurrentUser).ok());
+    EXPECT_OK(RemoveInstalledCertificates(ProviderKind::kKsp, StoreLocation::kCurrentUser));
   }
   ASSERT_TRUE(acquired) << "CryptAcquireCertificatePrivateKey failed: " << Win32ErrorName(error);
 }
@@ -723,11 +724,11 @@ TEST_F(NcryptApi, StoreCertificateReachesTheKeyThroughCryptAcquireCertificatePri
 
 TEST_F(NcryptApi, UnregisteredProviderCannotBeOpenedAndRegistersAgain) {
   auto image = RegisteredKspImage();
-  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  ASSERT_OK(image);
   EXPECT_EQ(Utf8FromWide(*image), Utf8FromWide(suite_->ksp_image));
   provider_.reset();
 
-  ASSERT_TRUE(UnregisterKsp().ok());
+  ASSERT_OK(UnregisterKsp());
   auto gone = RegisteredKspImage();
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.status().code(), ErrorCode::kNotFound) << gone.status().ToString();
@@ -739,10 +740,10 @@ TEST_F(NcryptApi, UnregisteredProviderCannotBeOpenedAndRegistersAgain) {
     EXPECT_NE(status, ERROR_SUCCESS) << "an unregistered KSP opened";
     RecordProperty("unregistered_ksp_status", SecurityStatusName(status));
   }
-  EXPECT_TRUE(UnregisterKsp().ok()) << "unregistering twice is not an error";
+  EXPECT_OK(UnregisterKsp()) << "unregistering twice is not an error";
 
   Status again = RegisterKsp(suite_->ksp_image);  // as it was before this test
-  ASSERT_TRUE(again.ok()) << again.ToString();
+  ASSERT_OK(again);
   EXPECT_NTE(NCryptOpenStorageProvider(provider.out(), kKspName, 0), ERROR_SUCCESS);
 }
 

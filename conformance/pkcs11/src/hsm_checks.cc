@@ -3,6 +3,7 @@
 // before the first check.
 #include <algorithm>
 
+#include "signum/testing/status_matchers.h"
 #include "suite.h"
 
 namespace signum::conformance {
@@ -78,7 +79,7 @@ class KeyGen : public HsmCheck {
     EXPECT_RV(CKR_OK, f()->C_DestroyObject(session_, key.private_key));
     EXPECT_RV(CKR_OK, f()->C_DestroyObject(session_, key.public_key_handle));
     auto left = FindObjects(session_, Template().AddString(CKA_LABEL, label));
-    ASSERT_TRUE(left.ok());
+    ASSERT_OK(left);
     EXPECT_TRUE(left->empty()) << "generated objects were not deleted";
   }
 
@@ -92,7 +93,7 @@ class KeyGen : public HsmCheck {
                               std::pair{CKA_SIGN, true}, std::pair{CKA_TOKEN, true},
                               std::pair{CKA_PRIVATE, true}}) {
       auto value = GetBool(session_, key.private_key, type);
-      ASSERT_TRUE(value.ok()) << AttributeName(type) << ": " << value.status().ToString();
+      ASSERT_OK(value) << AttributeName(type);
       EXPECT_EQ(*value, want) << AttributeName(type) << " of the generated private key";
     }
     for (auto [type, want] : {std::pair{CKA_ALWAYS_SENSITIVE, true},
@@ -119,7 +120,7 @@ class KeyGen : public HsmCheck {
            "does not leave the token (F50)");
     }
     auto pub = PublicKeyFromObject(session_, key.public_key_handle);
-    ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+    ASSERT_OK(pub);
     EXPECT_EQ(pub->spec(), spec) << "generated " << pub->spec().Name();
     key.verify_key = *pub;
     auto recipe = DefaultRecipe(key);
@@ -150,7 +151,7 @@ class Handles : public HsmCheck {
     if (signing.empty()) GTEST_SKIP() << "no key has an advertised signing mechanism";
     for (const auto& [key, recipe] : signing) {
       const Status status = SignAndVerify(session_, key, recipe, AsBytes("before"));
-      ASSERT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+      ASSERT_OK(status) << key.Name();
     }
     disturb();
     if (HasFatalFailure()) return;
@@ -215,7 +216,7 @@ TEST_F(HsmSessions, ReLoginAfterLogout) {
   if (signing.empty()) GTEST_SKIP() << "no key has an advertised signing mechanism";
   for (const auto& [key, recipe] : signing) {
     const Status status = SignAndVerify(session_, key, recipe, AsBytes("first login"));
-    ASSERT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+    ASSERT_OK(status) << key.Name();
   }
   ASSERT_RV(CKR_OK, f()->C_Logout(session_));
   for (const auto& [key, recipe] : signing) {
@@ -235,7 +236,7 @@ TEST_F(HsmSessions, ReLoginAfterLogout) {
       continue;
     }
     const Status status = SignAndVerify(session_, *it, recipe, AsBytes("second login"));
-    EXPECT_TRUE(status.ok()) << key.Name() << " after the second login: " << status.ToString();
+    EXPECT_OK(status) << key.Name() << " after the second login";
   }
 }
 

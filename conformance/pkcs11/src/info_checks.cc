@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "signum/testing/status_matchers.h"
 #include "suite.h"
 
 namespace signum::conformance {
@@ -368,7 +369,7 @@ TEST_F(Init, InitArgsReservedNonNullAccepted) {
   if (HasFailure()) return;
   for (const auto& [key, recipe] : SigningKeysPerType(keys)) {
     const Status status = SignAndVerify(session, key, recipe, AsBytes("p11-kit initialised me"));
-    EXPECT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+    EXPECT_OK(status) << key.Name();
   }
 }
 
@@ -412,7 +413,7 @@ TEST_F(Init, ReinitializeAfterFinalizeWorks) {
     if (signing.empty()) GTEST_SKIP() << "no key has an advertised signing mechanism";
     for (const auto& [key, recipe] : signing) {
       const Status status = SignAndVerify(session, key, recipe, AsBytes("reinitialise"));
-      EXPECT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+      EXPECT_OK(status) << key.Name();
     }
     ASSERT_RV(CKR_OK, Finalize());
   }
@@ -608,7 +609,7 @@ TEST_F(Session, ReadWriteSessionCanSign) {
     auto recipe = DefaultRecipe(key);
     if (!recipe) continue;
     const Status status = SignAndVerify(session, key, *recipe, AsBytes("read-write"));
-    EXPECT_TRUE(status.ok()) << key.Name() << ": " << status.ToString();
+    EXPECT_OK(status) << key.Name();
     ++signed_count;
   }
   if (signed_count == 0) GTEST_SKIP() << "no key has an advertised signing mechanism";
@@ -660,7 +661,7 @@ TEST_F(Login, PrivateKeysHiddenBeforeLogin) {
   ASSERT_OK_AND_ASSIGN(auto objects, FindObjects(session, Template()));
   for (CK_OBJECT_HANDLE object : objects) {
     auto is_private = GetBool(session, object, CKA_PRIVATE);
-    ASSERT_TRUE(is_private.ok()) << is_private.status().ToString();
+    ASSERT_OK(is_private);
     EXPECT_FALSE(*is_private) << "object " << object << " has CKA_PRIVATE=TRUE before login";
   }
   ASSERT_RV(CKR_OK, LoginWith(session, *pin()));
@@ -687,8 +688,7 @@ TEST_F(Login, OneLoginServesManySignaturesAndSessions) {
     for (const auto& [key, recipe] : signing) {
       for (int i = 0; i < 3; ++i) {
         const Status status = SignAndVerify(session, key, recipe, AsBytes("one login"));
-        EXPECT_TRUE(status.ok()) << key.Name() << ", signature " << i + 1 << " " << where << ": "
-                                 << status.ToString();
+        EXPECT_OK(status) << key.Name() << ", signature " << i + 1 << " " << where;
       }
     }
   };

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 
+#include "signum/testing/status_matchers.h"
 #include "suite.h"
 
 namespace signum::conformance {
@@ -45,7 +46,7 @@ TEST_F(Objects, PrivateKeyHasPublicKeyWithSameId) {
     auto pubs = Search(Template().AddUlong(CKA_CLASS, CKO_PUBLIC_KEY).Add(CKA_ID, key.id));
     ASSERT_EQ(pubs.size(), 1u) << key.Name() << ": public keys with CKA_ID " << Hex(key.id);
     auto type = GetUlong(session_, *pubs.begin(), CKA_KEY_TYPE);
-    ASSERT_TRUE(type.ok()) << type.status().ToString();
+    ASSERT_OK(type);
     EXPECT_EQ(*type, key.key_type) << key.Name() << ": CKA_KEY_TYPE of the public key";
   }
 }
@@ -56,7 +57,7 @@ TEST_F(Objects, KeyObjectsShareLabel) {
     for (CK_OBJECT_HANDLE other : {key.certificate_handle, key.public_key_handle}) {
       if (other == CK_INVALID_HANDLE) continue;
       auto label = GetAttribute(session_, other, CKA_LABEL);
-      ASSERT_TRUE(label.ok()) << label.status().ToString();
+      ASSERT_OK(label);
       EXPECT_EQ(ToString(*label), key.label) << "CKA_LABEL of an object with CKA_ID " << Hex(key.id);
     }
   }
@@ -65,8 +66,7 @@ TEST_F(Objects, KeyObjectsShareLabel) {
 TEST_F(Objects, PrivateKeyCarriesPublicComponents) {
   for (const auto& key : keys_) {
     auto from_private = PublicKeyFromObject(session_, key.private_key);
-    ASSERT_TRUE(from_private.ok()) << key.Name() << ": public components on the private key: "
-                                   << from_private.status().ToString();
+    ASSERT_OK(from_private) << key.Name() << ": public components on the private key";
     ASSERT_TRUE(key.verify_key.has_value());
     EXPECT_EQ(Hex(from_private->SpkiDer()), Hex(key.verify_key->SpkiDer()))
         << key.Name() << ": the private key's public components differ from "
@@ -82,7 +82,7 @@ TEST_F(Objects, PublicKeyMatchesCertificate) {
       continue;
     }
     auto pub = PublicKeyFromObject(session_, key.public_key_handle);
-    ASSERT_TRUE(pub.ok()) << key.Name() << ": " << pub.status().ToString();
+    ASSERT_OK(pub) << key.Name();
     EXPECT_EQ(Hex(pub->SpkiDer()), Hex(key.certificate->SpkiDer())) << key.Name();
   }
 }
@@ -95,7 +95,7 @@ TEST_F(Objects, EcPointIsDerOctetString) {
     for (CK_OBJECT_HANDLE object : {key.private_key, key.public_key_handle}) {
       if (object == CK_INVALID_HANDLE) continue;
       auto params = GetAttribute(session_, object, CKA_EC_PARAMS);
-      ASSERT_TRUE(params.ok()) << key.Name() << ": " << params.status().ToString();
+      ASSERT_OK(params) << key.Name();
       auto curve = CurveFromParamsDer(*params);
       ASSERT_TRUE(curve.has_value())
           << key.Name() << ": CKA_EC_PARAMS " << Hex(*params) << " is not a named-curve OID";
@@ -105,12 +105,12 @@ TEST_F(Objects, EcPointIsDerOctetString) {
         Note(key.Name() + ": the private key has no CKA_EC_POINT");
         continue;
       }
-      ASSERT_TRUE(point.ok()) << key.Name() << ": " << point.status().ToString();
+      ASSERT_OK(point) << key.Name();
       const size_t raw_size = 1 + 2 * GetCurveInfo(*curve).field_size;
       EXPECT_NE(point->size(), raw_size)
           << key.Name() << ": CKA_EC_POINT is a raw point, not a DER OCTET STRING";
       auto inner = UnwrapEcPointOctetString(*point);
-      ASSERT_TRUE(inner.ok()) << key.Name() << ": CKA_EC_POINT " << inner.status().ToString();
+      ASSERT_OK(inner) << key.Name() << ": CKA_EC_POINT";
       ASSERT_EQ(inner->size(), raw_size) << key.Name() << ": point size";
       EXPECT_EQ((*inner)[0], 0x04) << key.Name() << ": not an uncompressed point";
       if (key.verify_key) { EXPECT_EQ(Hex(*inner), Hex(key.verify_key->EcPoint())) << key.Name(); }
@@ -124,7 +124,7 @@ TEST_F(Objects, CertificateAttributesMatchValue) {
   if (certs.empty()) GTEST_SKIP() << "the token holds no certificates";
   for (CK_OBJECT_HANDLE handle : certs) {
     auto type = GetUlong(session_, handle, CKA_CERTIFICATE_TYPE);
-    ASSERT_TRUE(type.ok()) << type.status().ToString();
+    ASSERT_OK(type);
     if (*type != CKC_X_509) continue;
     ASSERT_OK_AND_ASSIGN(Bytes der, GetAttribute(session_, handle, CKA_VALUE));
     ASSERT_OK_AND_ASSIGN(auto cert, Certificate::FromDer(der));
@@ -180,17 +180,17 @@ TEST_F(Objects, IdReadBackPairsKeyAndCertificate) {
   std::map<std::string, int> certificate_ids, public_key_ids;
   for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_CERTIFICATE))) {
     auto id = GetAttribute(session_, handle, CKA_ID);
-    ASSERT_TRUE(id.ok()) << "CKA_ID of certificate " << handle << ": " << id.status().ToString();
+    ASSERT_OK(id) << "CKA_ID of certificate " << handle;
     ++certificate_ids[Hex(*id)];
   }
   for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_PUBLIC_KEY))) {
     auto id = GetAttribute(session_, handle, CKA_ID);
-    ASSERT_TRUE(id.ok()) << "CKA_ID of public key " << handle << ": " << id.status().ToString();
+    ASSERT_OK(id) << "CKA_ID of public key " << handle;
     ++public_key_ids[Hex(*id)];
   }
   for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, CKO_PRIVATE_KEY))) {
     auto id = GetAttribute(session_, handle, CKA_ID);
-    ASSERT_TRUE(id.ok()) << "CKA_ID of private key " << handle << ": " << id.status().ToString();
+    ASSERT_OK(id) << "CKA_ID of private key " << handle;
     const std::string hex = Hex(*id);
     auto label = GetAttribute(session_, handle, CKA_LABEL);
     const std::string name = label.ok() ? ToString(*label) : hex;
@@ -240,7 +240,7 @@ TEST_F(Objects, PrivateKeysAreSensitive) {
     for (auto [type, want] : {std::pair{CKA_SIGN, true}, std::pair{CKA_SENSITIVE, true},
                               std::pair{CKA_EXTRACTABLE, false}}) {
       auto value = GetBool(session_, key.private_key, type);
-      ASSERT_TRUE(value.ok()) << key.Name() << ": " << value.status().ToString();
+      ASSERT_OK(value) << key.Name();
       EXPECT_EQ(*value, want) << key.Name() << ": " << AttributeName(type);
     }
   }
@@ -253,7 +253,7 @@ TEST_F(Find, ByClassReturnsOnlyThatClass) {
   for (CK_OBJECT_CLASS cls : {CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY}) {
     for (CK_OBJECT_HANDLE handle : Search(Template().AddUlong(CKA_CLASS, cls))) {
       auto actual = GetUlong(session_, handle, CKA_CLASS);
-      ASSERT_TRUE(actual.ok()) << actual.status().ToString();
+      ASSERT_OK(actual);
       EXPECT_EQ(*actual, cls) << "object " << handle;
       EXPECT_TRUE(all.count(handle)) << "object " << handle << " not found by the empty template";
     }
@@ -294,7 +294,7 @@ TEST_F(Find, SignTrueReturnsPrivateKeys) {
   for (const auto& key : keys_) { EXPECT_TRUE(found.count(key.private_key)) << key.Name(); }
   for (CK_OBJECT_HANDLE handle : found) {
     auto sign = GetBool(session_, handle, CKA_SIGN);
-    ASSERT_TRUE(sign.ok()) << sign.status().ToString();
+    ASSERT_OK(sign);
     EXPECT_TRUE(*sign) << "object " << handle << " found by CKA_SIGN=TRUE";
   }
 }
@@ -303,7 +303,7 @@ TEST_F(Find, TokenTrueMatchesEmptyTemplate) {
   std::set<CK_OBJECT_HANDLE> token_objects;
   for (CK_OBJECT_HANDLE handle : Search(Template())) {
     auto token = GetBool(session_, handle, CKA_TOKEN);
-    ASSERT_TRUE(token.ok()) << token.status().ToString();
+    ASSERT_OK(token);
     if (*token) token_objects.insert(handle);
   }
   EXPECT_EQ(Search(Template().AddBool(CKA_TOKEN, true)), token_objects);

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <tuple>
 
+#include "signum/testing/status_matchers.h"
+
 namespace signum::conformance {
 
 std::string_view ProfileName(Profile profile) {
@@ -759,7 +761,7 @@ void SigningCheck::SignCase(const TokenKey& key, CK_MECHANISM mechanism, ByteVie
   }
   const Status verified =
       VerifyDigestSignature(*key.verify_key, scheme, hash, digest, outcome.signature);
-  EXPECT_TRUE(verified.ok()) << name << ": " << verified.ToString();
+  EXPECT_OK(verified) << name;
   if (signature) *signature = std::move(outcome.signature);
 }
 

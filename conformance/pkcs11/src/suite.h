@@ -17,6 +17,7 @@
 #include "signum/core/pkcs11.h"
 #include "signum/core/pkcs11_module.h"
 #include "signum/core/x509.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::conformance {
 
@@ -89,17 +90,7 @@ std::vector<std::string> TakeNotes();
   EXPECT_EQ(::signum::CkRvName(expr), ::signum::CkRvName(expected)) << #expr
 #define ASSERT_RV(expected, expr) \
   ASSERT_EQ(::signum::CkRvName(expr), ::signum::CkRvName(expected)) << #expr
-#define ASSERT_OK(expr)                                          \
-  do {                                                           \
-    const ::signum::Status assert_ok_status_ = (expr);           \
-    ASSERT_TRUE(assert_ok_status_.ok()) << assert_ok_status_.ToString(); \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(SIGNUM_CONCAT_(assert_result_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)                 \
-  auto tmp = (expr);                                               \
-  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status().ToString(); \
-  lhs = std::move(tmp).value()
+// ASSERT_OK / ASSERT_OK_AND_ASSIGN come from signum/testing/status_matchers.h.
 
 // A template attribute that owns its value.
 class Template {

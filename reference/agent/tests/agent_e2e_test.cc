@@ -2,17 +2,17 @@
 // signum-server (TLS) -> SoftHSM2. Every signature is verified with OpenSSL against the listed
 // certificate; the server's audit log must show who really called.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <sys/stat.h>
-#include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +27,7 @@
 #include "signum/core/agent_protocol.h"
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::agent::testing {
 namespace {
@@ -84,13 +85,13 @@ class AgentE2eTest : public ::testing::Test {
 
   static std::unique_ptr<AgentClient> Connect(const AgentEndpoint& endpoint) {
     auto client = AgentClient::Connect(endpoint, "signum_agent_test", 30000);
-    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    EXPECT_OK(client);
     return client.ok() ? std::move(client).value() : nullptr;
   }
 
   static wire::CertificateListResponse List(AgentClient& client, bool refresh = false) {
     auto list = client.ListCertificates(refresh);
-    EXPECT_TRUE(list.ok()) << list.status().ToString();
+    EXPECT_OK(list);
     return list.ok() ? *list : wire::CertificateListResponse{};
   }
 
@@ -201,7 +202,7 @@ TEST_F(AgentE2eTest, ListsEveryCertificateOverTheUnixSocket) {
   EXPECT_EQ(Labels(list), kAllLabels);
   for (const auto& e : list.certificates) {
     auto cert = Certificate::FromPem(e.certificate_pem);
-    ASSERT_TRUE(cert.ok());
+    ASSERT_OK(cert);
     EXPECT_EQ(cert->Sha1ThumbprintHex(), e.id);
     EXPECT_EQ(e.chain_pem.size(), 2u);
   }
@@ -292,7 +293,7 @@ TEST_F(AgentE2eTest, TcpWithoutOrWithAWrongSecretIsRejected) {
     auto reply = raw->Read();
     ASSERT_TRUE(reply.has_value()) << c.name;
     auto agent_hello = proto::ParseHello(*reply);
-    ASSERT_TRUE(agent_hello.ok()) << c.name << ": " << reply->dump();
+    ASSERT_OK(agent_hello) << c.name << ": " << reply->dump();
     EXPECT_TRUE(proto::ProofMatches(proto::ProofRole::kAgent, secret, nc, agent_hello->nonce,
                                     agent_hello->proof))
         << c.name << ": " << reply->dump();
@@ -309,7 +310,7 @@ TEST_F(AgentE2eTest, TcpWithoutOrWithAWrongSecretIsRejected) {
     auto reply = raw->Read();
     ASSERT_TRUE(reply.has_value());
     auto agent_hello = proto::ParseHello(*reply);
-    ASSERT_TRUE(agent_hello.ok()) << reply->dump();
+    ASSERT_OK(agent_hello) << reply->dump();
     EXPECT_EQ(agent_hello->protocol, proto::kProtocolVersion);
     EXPECT_NE(agent_hello->nonce, nc);
     ASSERT_TRUE(raw->SendJson(proto::ToJson(proto::AuthRequest{*proto::HandshakeProof(
@@ -366,10 +367,10 @@ TEST_F(AgentE2eTest, SignsWithEveryCertificateSchemeAndHashAndVerifies) {
         auto signature = client->Sign(req);
         const std::string what =
             entry.label + " " + std::string(SchemeName(scheme)) + " " + std::string(HashName(hash));
-        ASSERT_TRUE(signature.ok()) << what << ": " << signature.status().ToString();
+        ASSERT_OK(signature) << what;
         EXPECT_EQ(signature->size(), key.spec().SignatureSize()) << what;
         Status v = VerifyDigestSignature(key, scheme, hash, req.digest, *signature);
-        EXPECT_TRUE(v.ok()) << what << ": " << v.ToString();
+        EXPECT_OK(v) << what;
         ++verified;
       }
     }
@@ -393,8 +394,8 @@ TEST_F(AgentE2eTest, SignsByLabelWithPssSaltOverTcp) {
     req.digest = Digest(HashAlgorithm::kSha256, AsBytes("salted"));
     req.pss_salt_length = salt;
     auto signature = client->Sign(req);
-    ASSERT_TRUE(signature.ok()) << salt << ": " << signature.status().ToString();
-    EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature, salt).ok())
+    ASSERT_OK(signature) << salt;
+    EXPECT_OK(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature, salt))
         << salt;
   }
 }
@@ -445,7 +446,7 @@ TEST_F(AgentE2eTest, AuditLogRecordsTheRealProcessNotTheClaim) {
   req.context.command_line = "claimed-tool --pretend";
   req.context.pid = 1;
   req.context.uid = 4242;
-  ASSERT_TRUE(client->Sign(req).ok());
+  ASSERT_OK(client->Sign(req));
 
   const std::string digest_hex = HexEncode(req.digest);
   json found;
@@ -477,7 +478,7 @@ TEST_F(AgentE2eTest, TcpPeersClaimsArePassedOnAndMarked) {
   req.digest = RandomBytes(32);
   req.context.process = "signtool.exe";
   req.context.command_line = "signtool.exe sign /sha1 x";
-  ASSERT_TRUE(client->Sign(req).ok());
+  ASSERT_OK(client->Sign(req));
   json found;
   for (const json& e : AuditEvents("sign")) {
     if (e.value("digest", "") == HexEncode(req.digest)) found = e;
@@ -569,7 +570,7 @@ TEST_F(AgentE2eTest, ClientSeesAClosedConnectionAsUnavailableAndReconnects) {
   ExpectErrorAndClose(*raw, ErrorCode::kInvalidArgument, "nope");
   // Idle connections stay open for as long as the provider wants.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_TRUE(raw_client->ListCertificates().ok());
+  EXPECT_OK(raw_client->ListCertificates());
   EXPECT_TRUE(raw_client->healthy());
 }
 
@@ -684,7 +685,7 @@ TEST_F(AgentE2eTest, ServerDownGivesUnavailableQuicklyAndARestartIsPickedUp) {
   req.scheme = entry.schemes.front();
   req.hash = HashAlgorithm::kSha256;
   req.digest = RandomBytes(32);
-  ASSERT_TRUE(client->Sign(req).ok());  // warms a pooled connection to the server
+  ASSERT_OK(client->Sign(req));  // warms a pooled connection to the server
 
   deployment_->Stop();
   auto timed = [](auto&& call) {
@@ -706,7 +707,7 @@ TEST_F(AgentE2eTest, ServerDownGivesUnavailableQuicklyAndARestartIsPickedUp) {
   EXPECT_LT(sign_time, std::chrono::seconds(10));
 
   auto status = client->GetStatus();
-  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  ASSERT_OK(status);
   EXPECT_FALSE(status->server_reachable);
   EXPECT_EQ(status->server_url, deployment_->url());
   EXPECT_NE(status->message.find("unreachable"), std::string::npos) << status->message;
@@ -720,11 +721,11 @@ TEST_F(AgentE2eTest, ServerDownGivesUnavailableQuicklyAndARestartIsPickedUp) {
   deployment_->Start();
   req.digest = RandomBytes(32);
   auto after = client->Sign(req);
-  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_OK(after);
   const PublicKey key = Certificate::FromPem(entry.certificate_pem)->GetPublicKey().value();
-  EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *after).ok());
+  EXPECT_OK(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *after));
   status = client->GetStatus();
-  ASSERT_TRUE(status.ok());
+  ASSERT_OK(status);
   EXPECT_TRUE(status->server_reachable);
   EXPECT_EQ(status->certificates, 6u);
 }
@@ -737,7 +738,7 @@ TEST_F(AgentE2eTest, ServerOverloadIsResourceExhaustedAndNotRetried) {
   json config = json::parse(original);
   config["limits"]["max_inflight_signatures"] = 1;
   deployment_->Stop();
-  ASSERT_TRUE(WriteFileAtomically(config_path, config.dump(2), 0644).ok());
+  ASSERT_OK(WriteFileAtomically(config_path, config.dump(2), 0644));
   deployment_->Start();
 
   std::vector<std::unique_ptr<AgentClient>> clients;
@@ -771,7 +772,7 @@ TEST_F(AgentE2eTest, ServerOverloadIsResourceExhaustedAndNotRetried) {
   EXPECT_EQ(other, 0);
 
   deployment_->Stop();
-  ASSERT_TRUE(WriteFileAtomically(config_path, original, 0644).ok());
+  ASSERT_OK(WriteFileAtomically(config_path, original, 0644));
   deployment_->Start();
 }
 
@@ -820,7 +821,7 @@ TEST_F(AgentE2eTest, AgentStartsWithoutAServerAndAnswersQuickly) {
 TEST_F(AgentE2eTest, UnknownTokenIsUnauthenticated) {
   TempDir dir("signum-agent-badtoken");
   const std::string token = dir.File("bad.token");
-  ASSERT_TRUE(WriteFileAtomically(token, "sgn_deadbeef_notarealsecret\n").ok());
+  ASSERT_OK(WriteFileAtomically(token, "sgn_deadbeef_notarealsecret\n"));
   AgentProcess::Options o = DefaultOptions();
   o.token_file = token;
   o.tcp = false;
@@ -830,7 +831,7 @@ TEST_F(AgentE2eTest, UnknownTokenIsUnauthenticated) {
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(client->ListCertificates().status().code(), ErrorCode::kUnauthenticated);
   auto status = client->GetStatus();
-  ASSERT_TRUE(status.ok());
+  ASSERT_OK(status);
   EXPECT_TRUE(status->server_reachable);
   EXPECT_EQ(status->user, "token sgn_deadbeef");
   EXPECT_NE(status->message.find("UNAUTHENTICATED"), std::string::npos) << status->message;
@@ -851,7 +852,7 @@ TEST_F(AgentE2eTest, ClientCertificateCredentialWorks) {
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(List(*client).certificates.size(), 6u);
   auto status = client->GetStatus();
-  ASSERT_TRUE(status.ok());
+  ASSERT_OK(status);
   EXPECT_EQ(status->user.rfind("client certificate ", 0), 0u) << status->user;
   EXPECT_NE(status->user.find("ci-bot"), std::string::npos) << status->user;
 }
@@ -920,8 +921,8 @@ TEST_F(AgentE2eTest, PeerWithAnotherUidIsRejected) {
   ASSERT_EQ(::chown(dir.c_str(), uid, gid), 0);
   const std::string token = dir + "/token";
   const std::string ca = dir + "/ca.pem";
-  ASSERT_TRUE(WriteFileAtomically(token, *ReadFile(deployment_->token_file()), 0600).ok());
-  ASSERT_TRUE(WriteFileAtomically(ca, *ReadFile(deployment_->ca()), 0644).ok());
+  ASSERT_OK(WriteFileAtomically(token, *ReadFile(deployment_->token_file()), 0600));
+  ASSERT_OK(WriteFileAtomically(ca, *ReadFile(deployment_->ca()), 0644));
   ASSERT_EQ(::chown(token.c_str(), uid, gid), 0);
   ASSERT_EQ(::chown(ca.c_str(), uid, gid), 0);
   AgentProcess::Options o = DefaultOptions();
@@ -989,9 +990,9 @@ bool WaitForOpened(const std::string& out_file, int seconds) {
 void ExpectSignsPromptly(const AgentEndpoint& endpoint, const std::string& what) {
   const auto start = Clock::now();
   auto client = AgentClient::Connect(endpoint, "owner", 10000);
-  ASSERT_TRUE(client.ok()) << what << ": " << client.status().ToString();
+  ASSERT_OK(client) << what;
   auto list = (*client)->ListCertificates(false);
-  ASSERT_TRUE(list.ok()) << what << ": " << list.status().ToString();
+  ASSERT_OK(list) << what;
   const auto& entry = list->certificates.front();
   proto::SignRequest req;
   req.certificate_id = entry.id;
@@ -999,9 +1000,9 @@ void ExpectSignsPromptly(const AgentEndpoint& endpoint, const std::string& what)
   req.hash = HashAlgorithm::kSha256;
   req.digest = Digest(HashAlgorithm::kSha256, AsBytes(what));
   auto signature = (*client)->Sign(req);
-  ASSERT_TRUE(signature.ok()) << what << ": " << signature.status().ToString();
+  ASSERT_OK(signature) << what;
   const PublicKey key = Certificate::FromPem(entry.certificate_pem)->GetPublicKey().value();
-  EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature).ok()) << what;
+  EXPECT_OK(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature)) << what;
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
   // Not a speed goal: before the limits, the owner waited out 10 s handshake timeouts.
   EXPECT_LT(took.count(), 2500) << what << " took " << took.count() << " ms";
@@ -1156,7 +1157,7 @@ TEST(AgentImpersonationTest, SocketInAnotherUsersDirectoryIsRefusedByClientAndAg
   // The real agent, started for root with that socket path, refuses the directory.
   const std::string agent_dir = base.path() + "/agent";
   ASSERT_EQ(::mkdir(agent_dir.c_str(), 0700), 0);
-  ASSERT_TRUE(WriteFileAtomically(agent_dir + "/token", "not-a-real-token\n", 0600).ok());
+  ASSERT_OK(WriteFileAtomically(agent_dir + "/token", "not-a-real-token\n", 0600));
   auto run = RunCommand("env -u XDG_RUNTIME_DIR SIGNUM_SERVER_URL=https://127.0.0.1:9 "
                         "SIGNUM_AGENT_SOCKET=" + socket + " SIGNUM_AGENT_TCP=off "
                         "SIGNUM_TOKEN_FILE=" + agent_dir + "/token timeout 20 " +
@@ -1335,7 +1336,7 @@ TEST_F(SignumUtilTest, P11KitListsTheModuleSignumUtilRegistersWithItsToken) {
   const std::string module = kPkcs11Module;
   const std::string xdg = dir.File("config");
   const std::string trace = dir.File("pkcs11-trace.log");
-  ASSERT_TRUE(WriteFileAtomically(trace, "", 0666).ok());
+  ASSERT_OK(WriteFileAtomically(trace, "", 0666));
   ::chmod(trace.c_str(), 0666);
 
   // Found without --module: $SIGNUM_PKCS11_MODULE, as `signum-util env` prints it.
@@ -1344,7 +1345,7 @@ TEST_F(SignumUtilTest, P11KitListsTheModuleSignumUtilRegistersWithItsToken) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string file = xdg + "/pkcs11/modules/signum.module";
   auto content = ReadFile(file);
-  ASSERT_TRUE(content.ok()) << r.output;
+  ASSERT_OK(content) << r.output;
   EXPECT_NE(content->find("\nmodule: " + module + "\n"), std::string::npos) << *content;
   EXPECT_EQ(content->rfind("# ", 0), 0u) << *content;
   if (::geteuid() == 0) {
@@ -1372,7 +1373,7 @@ TEST_F(SignumUtilTest, P11KitListsTheModuleSignumUtilRegistersWithItsToken) {
       << OrEmpty(ReadFile(errors));
   // What p11-kit passed and what the module answered, from the module's own trace.
   auto traced = ReadFile(trace);
-  ASSERT_TRUE(traced.ok());
+  ASSERT_OK(traced);
   EXPECT_NE(traced->find("IN: pInitArgs = {flags = 0x2 CKF_OS_LOCKING_OK"), std::string::npos)
       << *traced;
   EXPECT_NE(traced->find("C_Initialize = CKR_OK"), std::string::npos) << *traced;
@@ -1383,7 +1384,7 @@ TEST_F(SignumUtilTest, P11KitListsTheModuleSignumUtilRegistersWithItsToken) {
   r = RunCommand("env -u XDG_CONFIG_HOME HOME=" + home + " " + kUtilBinary +
                  " p11-kit register --module " + module);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(ReadFile(home + "/.config/pkcs11/modules/signum.module").ok()) << r.output;
+  EXPECT_OK(ReadFile(home + "/.config/pkcs11/modules/signum.module")) << r.output;
   RunCommand("chmod -R a+rX " + home);
   listed = RunCommand(base_env + "HOME=" + home + " p11-kit list-modules 2>/dev/null");
   EXPECT_NE(ListedModuleBlock(listed.output, module).find("    token: Signum\n"),
@@ -1405,7 +1406,7 @@ TEST_F(SignumUtilTest, P11KitRegisterDirUnregisterAndErrors) {
   auto r = RunCommand(std::string(kUtilBinary) + " p11-kit register --module " + module +
                       " --dir " + dir.File("d"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(ReadFile(dir.File("d/signum.module")).ok());
+  EXPECT_OK(ReadFile(dir.File("d/signum.module")));
   r = RunCommand(std::string(kUtilBinary) + " p11-kit unregister --dir " + dir.File("d"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(ReadFile(dir.File("d/signum.module")).ok());
@@ -1450,7 +1451,7 @@ TEST_F(SignumUtilTest, P11KitSystemRegistrationIsListedForRoot) {
   EXPECT_NE(r.output.find("registered " + module + " in " + file), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("note:"), std::string::npos) << r.output;
   auto content = ReadFile(file);
-  ASSERT_TRUE(content.ok());
+  ASSERT_OK(content);
   EXPECT_NE(content->find("\nmodule: " + module + "\n"), std::string::npos) << *content;
 
   // An empty user configuration beside it: root's p11-kit must find the module without it.
@@ -1488,15 +1489,14 @@ TEST_F(SignumUtilTest, EnvPrintsWhatProvidersNeedAndItWorks) {
   // What it prints is enough for a provider (here signum-util itself) to reach the agent over TCP.
   TempDir script_dir;
   const std::string script = script_dir.File("env-test.sh");
-  ASSERT_TRUE(WriteFileAtomically(script,
-                                  "set -e\n"
-                                  "eval \"$(env " +
-                                      agent_env + " " + kUtilBinary +
-                                      " env)\"\n"
-                                      "unset SIGNUM_AGENT_SOCKET\n" +
-                                      kUtilBinary + " status\n",
-                                  0755)
-                  .ok());
+  ASSERT_OK(WriteFileAtomically(script,
+                                "set -e\n"
+                                "eval \"$(env " +
+                                    agent_env + " " + kUtilBinary +
+                                    " env)\"\n"
+                                    "unset SIGNUM_AGENT_SOCKET\n" +
+                                    kUtilBinary + " status\n",
+                                0755));
   r = RunCommand("bash " + script);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("agent:        tcp:127.0.0.1:"), std::string::npos) << r.output;

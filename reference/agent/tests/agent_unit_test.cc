@@ -18,13 +18,14 @@
 #include <thread>
 #include <vector>
 
-#include "signum/agent/agent_client.h"
 #include "agent_config.h"
 #include "peer.h"
 #include "server_client.h"
+#include "signum/agent/agent_client.h"
 #include "signum/core/agent_protocol.h"
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum::agent {
@@ -44,7 +45,7 @@ TEST(AgentConfigTest, EnvironmentAloneIsEnough) {
   auto c = LoadAgentConfig("", FakeEnv({{"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"},
                                         {"SIGNUM_TOKEN_FILE", "/t/release.token"},
                                         {"SIGNUM_AGENT_SOCKET", "/run/x/agent.sock"}}));
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(c->server_host, "127.0.0.1");
   EXPECT_EQ(c->server_port, 8443);
   EXPECT_EQ(c->token_file, "/t/release.token");
@@ -60,14 +61,13 @@ TEST(AgentConfigTest, EnvironmentAloneIsEnough) {
 TEST(AgentConfigTest, EnvironmentWinsOverTheFileAndFilePathsAreRelativeToIt) {
   TempDir dir;
   const std::string file = dir.File("agent.json");
-  ASSERT_TRUE(WriteFileAtomically(file, R"({
+  ASSERT_OK(WriteFileAtomically(file, R"({
     "server_url": "https://localhost:9000", "ca_file": "ca/root.pem",
     "token_file": "credentials/release.token", "socket": "run/agent.sock",
     "tcp": "127.0.0.1:0", "cache_ttl_seconds": 5, "log_level": "warning",
-    "agent_id": "from-file", "max_connections": 8})")
-                  .ok());
+    "agent_id": "from-file", "max_connections": 8})"));
   auto c = LoadAgentConfig(file, FakeEnv({}));
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(c->server_host, "localhost");
   EXPECT_EQ(c->server_port, 9000);
   EXPECT_EQ(c->ca_file, dir.File("ca/root.pem"));
@@ -85,7 +85,7 @@ TEST(AgentConfigTest, EnvironmentWinsOverTheFileAndFilePathsAreRelativeToIt) {
                                           {"SIGNUM_AGENTID", "AAAAA-BBBBB-CCCCC-DDDDD"},
                                           {"SIGNUM_AGENT_TCP", "off"},
                                           {"SIGNUM_TLS_TRUSTED_CA", ""}}));  // empty = unset
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_OK(e);
   EXPECT_EQ(e->server_host, "::1");
   EXPECT_EQ(e->server_port, 7000);
   EXPECT_EQ(e->cache_ttl_seconds, 0);
@@ -117,12 +117,12 @@ TEST(AgentConfigTest, MistakesAreReportedNotDefaulted) {
             ErrorCode::kFailedPrecondition);  // no server
   EXPECT_EQ(LoadAgentConfig("", FakeEnv({{"SIGNUM_SERVER_URL", "https://h"}})).status().code(),
             ErrorCode::kFailedPrecondition);  // no credential
-  EXPECT_TRUE(LoadAgentConfig("", FakeEnv({}), /*require_server=*/false).ok());
+  EXPECT_OK(LoadAgentConfig("", FakeEnv({}), /*require_server=*/false));
 
   TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("typo.json"), R"({"server_ulr": "https://h"})").ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("typo.json"), R"({"server_ulr": "https://h"})"));
   EXPECT_FALSE(LoadAgentConfig(dir.File("typo.json"), FakeEnv(base)).ok());
-  ASSERT_TRUE(WriteFileAtomically(dir.File("array.json"), "[]").ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("array.json"), "[]"));
   EXPECT_FALSE(LoadAgentConfig(dir.File("array.json"), FakeEnv(base)).ok());
 }
 
@@ -139,10 +139,10 @@ TEST(AgentConfigTest, LogLevelNames) {
 TEST(AgentConfigTest, ServerUrls) {
   std::string host;
   uint16_t port = 0;
-  ASSERT_TRUE(ParseServerUrl("https://signum.example", &host, &port).ok());
+  ASSERT_OK(ParseServerUrl("https://signum.example", &host, &port));
   EXPECT_EQ(host, "signum.example");
   EXPECT_EQ(port, 443);
-  ASSERT_TRUE(ParseServerUrl("https://[::1]:8443", &host, &port).ok());
+  ASSERT_OK(ParseServerUrl("https://[::1]:8443", &host, &port));
   EXPECT_EQ(host, "::1");
   EXPECT_EQ(port, 8443);
   EXPECT_FALSE(ParseServerUrl("https://:8443", &host, &port).ok());
@@ -154,12 +154,12 @@ TEST(AgentConfigTest, ServerUrls) {
 TEST(AgentClientAddressTest, LoopbackOnly) {
   std::string host;
   uint16_t port = 0;
-  ASSERT_TRUE(ParseLoopbackAddress("127.0.0.1:51599", &host, &port).ok());
+  ASSERT_OK(ParseLoopbackAddress("127.0.0.1:51599", &host, &port));
   EXPECT_EQ(host, "127.0.0.1");
   EXPECT_EQ(port, 51599);
-  ASSERT_TRUE(ParseLoopbackAddress("[::1]:7", &host, &port).ok());
+  ASSERT_OK(ParseLoopbackAddress("[::1]:7", &host, &port));
   EXPECT_EQ(host, "::1");
-  ASSERT_TRUE(ParseLoopbackAddress("localhost:0", &host, &port).ok());
+  ASSERT_OK(ParseLoopbackAddress("localhost:0", &host, &port));
   EXPECT_EQ(host, "127.0.0.1");
   EXPECT_FALSE(ParseLoopbackAddress("10.0.0.1:51599", &host, &port).ok());
   EXPECT_FALSE(ParseLoopbackAddress("example.com:51599", &host, &port).ok());
@@ -182,9 +182,9 @@ TEST(AgentClientAddressTest, EndpointDescriptions) {
 
 TEST(AgentClientAddressTest, SecretFileMustHoldTheAgentsFormat) {
   TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("ok"), std::string(64, 'a') + "\n").ok());
-  EXPECT_TRUE(ReadAgentSecretFile(dir.File("ok")).ok());
-  ASSERT_TRUE(WriteFileAtomically(dir.File("short"), "abcd\n").ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("ok"), std::string(64, 'a') + "\n"));
+  EXPECT_OK(ReadAgentSecretFile(dir.File("ok")));
+  ASSERT_OK(WriteFileAtomically(dir.File("short"), "abcd\n"));
   EXPECT_FALSE(ReadAgentSecretFile(dir.File("short")).ok());
   EXPECT_FALSE(ReadAgentSecretFile(dir.File("missing")).ok());
 }
@@ -385,12 +385,12 @@ TEST(AgentClientTcpTest, ListenerThatDoesNotKnowTheSecretGetsNothingButTheHello)
 
 TEST(AgentClientTest, EndpointFromEnvironment) {
   TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("secret"), std::string(64, 'b') + "\n").ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("secret"), std::string(64, 'b') + "\n"));
   setenv("SIGNUM_AGENT_SOCKET", "/tmp/x/agent.sock", 1);
   setenv("SIGNUM_AGENT_TCP", "127.0.0.1:4000", 1);
   setenv("SIGNUM_AGENT_SECRET_FILE", dir.File("secret").c_str(), 1);
   auto e = AgentEndpointFromEnvironment();
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_OK(e);
   EXPECT_EQ(e->unix_socket, "/tmp/x/agent.sock");
   EXPECT_EQ(e->tcp_port, 4000);
   EXPECT_EQ(e->secret, std::string(64, 'b'));
@@ -400,7 +400,7 @@ TEST(AgentClientTest, EndpointFromEnvironment) {
   unsetenv("SIGNUM_AGENT_SOCKET");
   setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
   e = AgentEndpointFromEnvironment();
-  ASSERT_TRUE(e.ok());
+  ASSERT_OK(e);
   EXPECT_EQ(e->unix_socket, "/run/user/4242/signum/agent.sock");
   unsetenv("XDG_RUNTIME_DIR");
   EXPECT_EQ(DefaultAgentSocketPath(), "/tmp/signum-" + std::to_string(::geteuid()) + "/agent.sock");
@@ -414,7 +414,7 @@ TEST(ServerClientTest, TokenIdNeverIncludesTheSecret) {
 }
 
 TEST(PeerTest, UidRule) {
-  EXPECT_TRUE(CheckPeerUid(1000, 1000).ok());
+  EXPECT_OK(CheckPeerUid(1000, 1000));
   Status other = CheckPeerUid(1001, 1000);
   EXPECT_EQ(other.code(), ErrorCode::kPermissionDenied);
   EXPECT_NE(other.message().find("peer uid 1001"), std::string::npos);
@@ -425,7 +425,7 @@ TEST(PeerTest, SocketPairCredentialsAreOurs) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   auto creds = GetPeerCredentials(fds[0]);
-  ASSERT_TRUE(creds.ok());
+  ASSERT_OK(creds);
   EXPECT_EQ(creds->pid, ::getpid());
   EXPECT_EQ(creds->uid, ::geteuid());
   ::close(fds[0]);
@@ -487,9 +487,9 @@ TEST(PeerTest, CommandLineSecretsNeverLeaveTheAgent) {
   TempDir proc;
   ASSERT_EQ(::mkdir(proc.File("4242").c_str(), 0700), 0);
   using namespace std::string_literals;
-  ASSERT_TRUE(WriteFileAtomically(proc.File("4242/cmdline"),
-                                  "pkcs11-tool\0--login\0--pin\0" "21531068\0-O\0"s)
-                  .ok());
+  ASSERT_OK(WriteFileAtomically(proc.File("4242/cmdline"),
+                                "pkcs11-tool\0--login\0--pin\0"
+                                "21531068\0-O\0"s));
   const ProcessInfo from_proc = ReadProcessInfo(4242, proc.path());
   EXPECT_EQ(from_proc.command_line, "pkcs11-tool --login --pin *** -O");
 

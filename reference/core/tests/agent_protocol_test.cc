@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "signum/core/encoding.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::agent_protocol {
 namespace {
@@ -32,7 +33,7 @@ std::string RawFrame(const std::string& body) {
 json RoundTrip(const json& message) {
   std::string buffer = EncodeFrame(message);
   auto decoded = DecodeFrame(buffer);
-  EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_OK(decoded);
   EXPECT_TRUE(decoded->has_value());
   EXPECT_TRUE(buffer.empty());
   return **decoded;
@@ -79,12 +80,12 @@ TEST(AgentFramingTest, FrameSplitAcrossReadsNeedsMoreBytesUntilComplete) {
   for (size_t i = 0; i + 1 < frame.size(); ++i) {
     buffer += frame[i];
     auto decoded = DecodeFrame(buffer);
-    ASSERT_TRUE(decoded.ok()) << "after " << i + 1 << " bytes: " << decoded.status().ToString();
+    ASSERT_OK(decoded) << "after " << i + 1 << " bytes";
     ASSERT_FALSE(decoded->has_value()) << "after " << i + 1 << " bytes";
   }
   buffer += frame.back();
   auto decoded = DecodeFrame(buffer);
-  ASSERT_TRUE(decoded.ok());
+  ASSERT_OK(decoded);
   ASSERT_TRUE(decoded->has_value());
   EXPECT_TRUE(buffer.empty());
   EXPECT_EQ((**decoded)["type"], "sign");
@@ -98,7 +99,7 @@ TEST(AgentFramingTest, SeveralFramesInOneBufferComeOutInOrder) {
   std::vector<std::string> types;
   for (;;) {
     auto decoded = DecodeFrame(buffer);
-    ASSERT_TRUE(decoded.ok());
+    ASSERT_OK(decoded);
     if (!decoded->has_value()) break;
     types.push_back((**decoded)["type"].get<std::string>());
   }
@@ -123,7 +124,7 @@ TEST(AgentFramingTest, FrameOfExactlyTheLimitIsAccepted) {
   std::string buffer = EncodeFrame(big);
   ASSERT_EQ(buffer.size(), 4 + kMaxFrameBytes);
   auto decoded = DecodeFrame(buffer);
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_OK(decoded);
   EXPECT_TRUE(decoded->has_value());
 }
 
@@ -149,7 +150,7 @@ TEST(AgentFramingTest, InvalidUtf8IsReplacedWhenEncodingInsteadOfThrowing) {
   std::string frame;
   ASSERT_NO_THROW(frame = EncodeFrame(message));
   auto decoded = DecodeFrame(frame);
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_OK(decoded);
   EXPECT_NE((**decoded)["command_line"].get<std::string>().find("\xEF\xBF\xBD"), std::string::npos);
 }
 
@@ -176,7 +177,7 @@ TEST(AgentMessagesTest, HelloRoundTripsBothWays) {
   json j = RoundTrip(ToJson(client, /*from_agent=*/false));
   EXPECT_EQ(j["client"], "libsignumpkcs11/0.1");
   auto parsed = ParseHello(j);
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->protocol, kProtocolVersion);
   EXPECT_EQ(parsed->peer, "libsignumpkcs11/0.1");
   EXPECT_EQ(parsed->legacy_secret, "ab12");
@@ -186,7 +187,7 @@ TEST(AgentMessagesTest, HelloRoundTripsBothWays) {
   EXPECT_EQ(j["agent"], "signum-agent/0.1");
   EXPECT_FALSE(j.contains("secret"));
   parsed = ParseHello(j);
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->peer, "signum-agent/0.1");
   EXPECT_TRUE(parsed->legacy_secret.empty());
   EXPECT_FALSE(j.contains("nonce"));
@@ -239,7 +240,8 @@ TEST(AgentHandshakeTest, ProofMatchesOnlyTheRightRoleSecretAndNonces) {
 TEST(AgentHandshakeTest, NoncesAreFreshHex) {
   auto a = NewNonce();
   auto b = NewNonce();
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   EXPECT_EQ(a->size(), 2 * kNonceBytes);
   EXPECT_EQ(a->find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_NE(*a, *b);
@@ -251,13 +253,13 @@ TEST(AgentHandshakeTest, HelloAndAuthCarryNoncesAndProofs) {
   EXPECT_FALSE(j.contains("secret"));
   EXPECT_EQ(j["nonce"], kClientNonce);
   auto parsed = ParseHello(j);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->nonce, kClientNonce);
 
   const std::string proof = *HandshakeProof(ProofRole::kAgent, kSecret, kClientNonce, kAgentNonce);
   Hello agent{kProtocolVersion, "signum-agent/0.1", "", kAgentNonce, proof};
   parsed = ParseHello(RoundTrip(ToJson(agent, /*from_agent=*/true)));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->nonce, kAgentNonce);
   EXPECT_EQ(parsed->proof, proof);
   // Malformed nonces and proofs are refused at parse time.
@@ -269,12 +271,12 @@ TEST(AgentHandshakeTest, HelloAndAuthCarryNoncesAndProofs) {
   EXPECT_EQ(ParseHello(bad).status().code(), ErrorCode::kInvalidArgument);
 
   auto auth = ParseAuthRequest(RoundTrip(ToJson(AuthRequest{proof})));
-  ASSERT_TRUE(auth.ok()) << auth.status().ToString();
+  ASSERT_OK(auth);
   EXPECT_EQ(auth->proof, proof);
   EXPECT_EQ(ParseAuthRequest(json{{"type", "auth"}}).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ParseAuthRequest(json{{"type", "auth"}, {"proof", "xyz"}}).status().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_TRUE(ParseAuthenticated(RoundTrip(AuthenticatedJson())).ok());
+  EXPECT_OK(ParseAuthenticated(RoundTrip(AuthenticatedJson())));
   EXPECT_EQ(ParseAuthenticated(ErrorJson(UnauthenticatedError("wrong proof"))).code(),
             ErrorCode::kUnauthenticated);
   EXPECT_EQ(ParseAuthenticated(ToJson(StatusReport{})).code(), ErrorCode::kInvalidArgument);
@@ -287,21 +289,21 @@ TEST(AgentMessagesTest, HelloNeedsAnIntegerProtocol) {
   EXPECT_FALSE(ParseHello(json{{"type", "hello"}, {"protocol", 1}, {"secret", 7}}).ok());
   // Out-of-range versions are clamped, never wrapped into a valid one.
   auto huge = ParseHello(json{{"type", "hello"}, {"protocol", 4294967297ULL}});
-  ASSERT_TRUE(huge.ok());
+  ASSERT_OK(huge);
   EXPECT_GT(huge->protocol, kProtocolVersion);
   auto negative = ParseHello(json{{"type", "hello"}, {"protocol", -5}});
-  ASSERT_TRUE(negative.ok());
+  ASSERT_OK(negative);
   EXPECT_LT(negative->protocol, 1);
 }
 
 TEST(AgentMessagesTest, ListRequestRoundTrips) {
   for (bool refresh : {false, true}) {
     auto parsed = ParseListRequest(RoundTrip(ToJson(ListRequest{refresh})));
-    ASSERT_TRUE(parsed.ok());
+    ASSERT_OK(parsed);
     EXPECT_EQ(parsed->refresh, refresh);
   }
   auto defaulted = ParseListRequest(json{{"type", "list"}});
-  ASSERT_TRUE(defaulted.ok());
+  ASSERT_OK(defaulted);
   EXPECT_FALSE(defaulted->refresh);
   EXPECT_FALSE(ParseListRequest(json{{"type", "list"}, {"refresh", "yes"}}).ok());
 }
@@ -312,7 +314,7 @@ TEST(AgentMessagesTest, SignRequestRoundTrips) {
   EXPECT_EQ(j["type"], "sign");
   EXPECT_EQ(j["digest"], Base64Encode(original.digest));
   auto parsed = ParseSignRequest(j);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->certificate_id, original.certificate_id);
   EXPECT_EQ(parsed->scheme, original.scheme);
   EXPECT_EQ(parsed->hash, original.hash);
@@ -323,7 +325,7 @@ TEST(AgentMessagesTest, SignRequestRoundTrips) {
 
 TEST(AgentMessagesTest, SignRequestWithMissingOrWrongFieldsIsRejected) {
   const json good = SignRequestJson(SampleSign());
-  ASSERT_TRUE(ParseSignRequest(good).ok());
+  ASSERT_OK(ParseSignRequest(good));
   for (const char* field : {"certificate_id", "scheme", "hash", "digest"}) {
     json j = good;
     j.erase(field);
@@ -364,7 +366,7 @@ TEST(AgentMessagesTest, OverlongContextClaimsAreCutNotRejected) {
   r.context.command_line = std::string(wire::kMaxCommandLineLength - 1, 'a') + "\xC3\xA9tail";
   r.context.process = std::string(1000, 'p');
   auto parsed = ParseSignRequest(RoundTrip(SignRequestJson(r)));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   // The two-byte character straddling the limit is dropped whole.
   EXPECT_EQ(parsed->context.command_line, std::string(wire::kMaxCommandLineLength - 1, 'a'));
   EXPECT_EQ(parsed->context.process, std::string(wire::kMaxProcessLength, 'p'));
@@ -402,7 +404,7 @@ TEST(AgentMessagesTest, CertificatesRoundTrip) {
   json j = RoundTrip(agent_protocol::ToJson(list));
   EXPECT_EQ(j["type"], "certificates");
   auto parsed = ParseCertificates(j);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   ASSERT_EQ(parsed->certificates.size(), 2u);
   const auto& e = parsed->certificates[0];
   EXPECT_EQ(e.id, SampleEntry().id);
@@ -413,7 +415,7 @@ TEST(AgentMessagesTest, CertificatesRoundTrip) {
   EXPECT_EQ(parsed->certificates[1].label, "second");
   auto empty =
       ParseCertificates(RoundTrip(agent_protocol::ToJson(wire::CertificateListResponse{})));
-  ASSERT_TRUE(empty.ok());
+  ASSERT_OK(empty);
   EXPECT_TRUE(empty->certificates.empty());
   EXPECT_FALSE(ParseCertificates(json{{"type", "certificates"}}).ok());
 }
@@ -421,7 +423,7 @@ TEST(AgentMessagesTest, CertificatesRoundTrip) {
 TEST(AgentMessagesTest, SignatureRoundTrips) {
   const Bytes signature = {1, 2, 3, 250, 251, 252, 0};
   auto parsed = ParseSignature(RoundTrip(SignatureJson(signature)));
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_EQ(*parsed, signature);
   EXPECT_FALSE(ParseSignature(json{{"type", "signature"}}).ok());
   EXPECT_FALSE(ParseSignature(json{{"type", "signature"}, {"signature", "!!"}}).ok());
@@ -432,7 +434,7 @@ TEST(AgentMessagesTest, StatusRoundTrips) {
   EXPECT_EQ(*TypeOf(RoundTrip(StatusRequestJson())), MessageType::kStatus);
   StatusReport report{"https://127.0.0.1:8443", true, "token sgn_1a2b3c4d", 6, "ok"};
   auto parsed = ParseStatusReport(RoundTrip(ToJson(report)));
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->server_url, report.server_url);
   EXPECT_TRUE(parsed->server_reachable);
   EXPECT_EQ(parsed->user, report.user);
@@ -465,8 +467,8 @@ TEST(AgentMessagesTest, ErrorRepliesNeverReadAsSuccess) {
   EXPECT_EQ(ErrorFromReply(json{{"type", "error"}}).code(), ErrorCode::kInternal);
   EXPECT_EQ(ErrorJson(Status::Ok())["code"], "INTERNAL");
   // Non-error replies are OK.
-  EXPECT_TRUE(ErrorFromReply(SignatureJson(Bytes{1})).ok());
-  EXPECT_TRUE(ErrorFromReply(ToJson(StatusReport{})).ok());
+  EXPECT_OK(ErrorFromReply(SignatureJson(Bytes{1})));
+  EXPECT_OK(ErrorFromReply(ToJson(StatusReport{})));
 }
 
 TEST(AgentMessagesTest, ParsersReturnTheAgentsErrorForAnErrorReply) {
@@ -499,7 +501,7 @@ TEST(AgentMessageTableTest, EveryTypeHasOneRowAndEveryRequestAReply) {
     EXPECT_EQ(spec.type, type) << i;
     EXPECT_TRUE(names.insert(spec.name).second) << spec.name;
     auto parsed = TypeOf(json{{"type", std::string(spec.name)}});
-    ASSERT_TRUE(parsed.ok()) << spec.name;
+    ASSERT_OK(parsed) << spec.name;
     EXPECT_EQ(*parsed, type);
     if (spec.sender == Sender::kClient) {
       ASSERT_TRUE(spec.reply.has_value()) << spec.name;
@@ -517,8 +519,8 @@ TEST(AgentMessageTableTest, EveryTypeHasOneRowAndEveryRequestAReply) {
 }
 
 TEST(AgentMessageTableTest, CheckReplyTakesTheTablesReplyOrAnError) {
-  EXPECT_TRUE(CheckReply(MessageType::kSign, SignatureJson(AsBytes("sig"))).ok());
-  EXPECT_TRUE(CheckReply(MessageType::kStatus, ToJson(StatusReport{})).ok());
+  EXPECT_OK(CheckReply(MessageType::kSign, SignatureJson(AsBytes("sig"))));
+  EXPECT_OK(CheckReply(MessageType::kStatus, ToJson(StatusReport{})));
   const Status wrong = CheckReply(MessageType::kSign, ToJson(StatusReport{}));
   EXPECT_EQ(wrong.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(wrong.message().find("expected a 'signature' message, got 'status'"), std::string::npos)

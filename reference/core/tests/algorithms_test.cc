@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "signum/testing/status_matchers.h"
+
 namespace signum {
 namespace {
 
@@ -38,12 +40,12 @@ TEST(DigestInfoTest, RoundTripsForEveryHash) {
     SCOPED_TRACE(std::string(h.name));
     const Bytes digest = Sequence(h.digest_size, 0xa0);
     Result<Bytes> info = BuildDigestInfo(h.algorithm, digest);
-    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    ASSERT_OK(info);
     EXPECT_EQ(info->size(), h.digest_info_prefix.size() + h.digest_size);
     EXPECT_EQ(*info, OpenSslDigestInfo(h.algorithm, digest));
 
     Result<ParsedDigestInfo> parsed = ParseDigestInfo(*info);
-    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    ASSERT_OK(parsed);
     EXPECT_EQ(parsed->hash, h.algorithm);
     EXPECT_EQ(parsed->digest, digest);
   }
@@ -126,7 +128,7 @@ TEST(KeySpecTest, ParsesSpellings) {
   };
   for (const Case& c : cases) {
     Result<KeySpec> spec = ParseKeySpec(c.text);
-    ASSERT_TRUE(spec.ok()) << c.text << ": " << spec.status().ToString();
+    ASSERT_OK(spec) << c.text;
     EXPECT_EQ(spec->Name(), c.name) << c.text;
   }
   for (const char* bad : {"", "rsa", "rsa-1024", "rsa-2047", "ec-p192", "dsa-2048", "ec-secp256k1",
@@ -166,7 +168,7 @@ TEST(CurveTest, ParsesNamesAndParams) {
   };
   for (const Case& c : cases) {
     Result<EcCurve> curve = ParseCurve(c.text);
-    ASSERT_TRUE(curve.ok()) << c.text;
+    ASSERT_OK(curve) << c.text;
     EXPECT_EQ(*curve, c.curve) << c.text;
   }
   for (const char* bad : {"", "P-192", "secp256k1", "brainpoolP256r1", "25519"}) {

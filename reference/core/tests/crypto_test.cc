@@ -108,7 +108,7 @@ TEST(Base64Test, Rfc4648Vectors) {
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(Base64Encode(AsBytes(plain)), encoded);
     Result<Bytes> decoded = Base64Decode(encoded);
-    ASSERT_TRUE(decoded.ok()) << encoded;
+    ASSERT_OK(decoded) << encoded;
     EXPECT_EQ(ToString(*decoded), plain);
   }
 }
@@ -139,7 +139,7 @@ TEST(Base64Test, RejectsJunk) {
     ASSERT_FALSE(decoded.ok()) << "'" << bad << "'";
     EXPECT_EQ(decoded.status().code(), ErrorCode::kInvalidArgument);
   }
-  EXPECT_TRUE(Base64Decode("").ok());
+  EXPECT_OK(Base64Decode(""));
   EXPECT_TRUE(Base64Decode("").value().empty());
 }
 
@@ -207,7 +207,7 @@ TEST(EcdsaFormatTest, RawToDerRoundTripsAndMatchesOpenSsl) {
   for (const Case& c : cases) {
     const Bytes raw = Unhex(c.r + c.s);
     Result<Bytes> der = EcdsaRawToDer(raw);
-    ASSERT_TRUE(der.ok()) << der.status().ToString();
+    ASSERT_OK(der);
 
     const unsigned char* p = der->data();
     ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der->size()));
@@ -221,7 +221,7 @@ TEST(EcdsaFormatTest, RawToDerRoundTripsAndMatchesOpenSsl) {
     ECDSA_SIG_free(sig);
 
     Result<Bytes> back = EcdsaDerToRaw(*der, 32);
-    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    ASSERT_OK(back);
     EXPECT_EQ(*back, raw);
   }
   // The high-bit case encodes r as 33 content bytes.
@@ -274,10 +274,10 @@ TEST_P(SignVerifyTest, EveryFittingSchemeAndHash) {
       SCOPED_TRACE(std::string(SchemeName(scheme)) + "/" + std::string(h.name));
       const Bytes digest = Digest(h.algorithm, message);
       Result<Bytes> sig = key.SignDigest(scheme, h.algorithm, digest, std::nullopt);
-      ASSERT_TRUE(sig.ok()) << sig.status().ToString();
+      ASSERT_OK(sig);
       EXPECT_EQ(sig->size(), spec.SignatureSize());
       Status ok = VerifyDigestSignature(key.public_key(), scheme, h.algorithm, digest, *sig);
-      EXPECT_TRUE(ok.ok()) << ok.ToString();
+      EXPECT_OK(ok);
 
       for (size_t index : {size_t{0}, sig->size() / 2, sig->size() - 1}) {
         Bytes flipped = *sig;
@@ -325,7 +325,7 @@ TEST_P(SignVerifyTest, SignaturesMatchOpenSslOneShotSigning) {
   }
   const Bytes digest = Digest(hash, message);
   Status st = VerifyDigestSignature(key.public_key(), scheme, hash, digest, theirs);
-  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_OK(st);
 
   Bytes ours = *key.SignDigest(scheme, hash, digest, std::nullopt);
   if (scheme == SignatureScheme::kEcdsa) ours = *EcdsaRawToDer(ours);
@@ -377,10 +377,10 @@ TEST(SignTest, PssSaltLengths) {
   for (size_t salt : {size_t{0}, size_t{20}, size_t{32}, max}) {
     SCOPED_TRACE(salt);
     Result<Bytes> sig = key.SignDigest(SignatureScheme::kRsaPss, hash, digest, salt);
-    ASSERT_TRUE(sig.ok()) << sig.status().ToString();
+    ASSERT_OK(sig);
     Status st =
         VerifyDigestSignature(key.public_key(), SignatureScheme::kRsaPss, hash, digest, *sig, salt);
-    EXPECT_TRUE(st.ok()) << st.ToString();
+    EXPECT_OK(st);
     // Verification insists on the exact salt length.
     const size_t other = salt == 32 ? 0 : 32;
     EXPECT_FALSE(
@@ -394,9 +394,8 @@ TEST(SignTest, PssSaltLengths) {
             *key.SignDigest(SignatureScheme::kRsaPss, hash, digest, std::nullopt));
   // The default equals an explicit digest-length salt.
   const Bytes def = *key.SignDigest(SignatureScheme::kRsaPss, hash, digest, std::nullopt);
-  EXPECT_TRUE(
-      VerifyDigestSignature(key.public_key(), SignatureScheme::kRsaPss, hash, digest, def, 32)
-          .ok());
+  EXPECT_OK(
+      VerifyDigestSignature(key.public_key(), SignatureScheme::kRsaPss, hash, digest, def, 32));
 
   Result<Bytes> too_long = key.SignDigest(SignatureScheme::kRsaPss, hash, digest, max + 1);
   EXPECT_EQ(too_long.status().code(), ErrorCode::kInvalidArgument);
@@ -483,7 +482,7 @@ TEST(SignTest, RejectsMismatchesAndBadLengths) {
 
 TEST(SignTest, NonStandardRsaSizeWorks) {
   Result<std::unique_ptr<SoftwareKey>> key = SoftwareKey::Generate({KeyType::kRsa, 1032, {}});
-  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  ASSERT_OK(key);
   const KeySpec spec = (*key)->public_key().spec();
   EXPECT_EQ(spec.type, KeyType::kRsa);
   EXPECT_EQ(spec.rsa_bits, 1032);
@@ -493,9 +492,8 @@ TEST(SignTest, NonStandardRsaSizeWorks) {
   const Bytes sig =
       *(*key)->SignDigest(SignatureScheme::kRsaPss, HashAlgorithm::kSha512, digest, max);
   EXPECT_EQ(sig.size(), 129u);
-  EXPECT_TRUE(VerifyDigestSignature((*key)->public_key(), SignatureScheme::kRsaPss,
-                                    HashAlgorithm::kSha512, digest, sig, max)
-                  .ok());
+  EXPECT_OK(VerifyDigestSignature((*key)->public_key(), SignatureScheme::kRsaPss,
+                                  HashAlgorithm::kSha512, digest, sig, max));
 }
 
 TEST(SoftwareKeyTest, GenerateRejectsSillySizes) {
@@ -512,15 +510,14 @@ TEST(SoftwareKeyTest, PemRoundTrip) {
     const std::string pem = key.PrivateKeyPem();
     EXPECT_EQ(pem.rfind("-----BEGIN PRIVATE KEY-----\n", 0), 0u);
     Result<std::unique_ptr<SoftwareKey>> loaded = SoftwareKey::FromPem(pem);
-    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    ASSERT_OK(loaded);
     EXPECT_EQ((*loaded)->public_key().SpkiDer(), key.public_key().SpkiDer());
     EXPECT_EQ((*loaded)->public_key().spec(), spec);
     const SignatureScheme scheme =
         spec.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
     const Bytes digest = Digest(HashAlgorithm::kSha256, AsBytes("reloaded"));
     const Bytes sig = *(*loaded)->SignDigest(scheme, HashAlgorithm::kSha256, digest, std::nullopt);
-    EXPECT_TRUE(
-        VerifyDigestSignature(key.public_key(), scheme, HashAlgorithm::kSha256, digest, sig).ok());
+    EXPECT_OK(VerifyDigestSignature(key.public_key(), scheme, HashAlgorithm::kSha256, digest, sig));
     // The public half must not carry the private key.
     BIGNUM* secret = nullptr;
     EXPECT_NE(
@@ -567,7 +564,7 @@ TEST_P(PublicKeyRoundTripTest, RoundTripsAndKeyId) {
   EXPECT_EQ(pub.KeyId(), key_id);
 
   Result<PublicKey> from_der = PublicKey::FromSpkiDer(spki);
-  ASSERT_TRUE(from_der.ok()) << from_der.status().ToString();
+  ASSERT_OK(from_der);
   EXPECT_EQ(from_der->SpkiDer(), spki);
   EXPECT_EQ(from_der->KeyId(), key_id);
   EXPECT_EQ(from_der->spec(), spec);
@@ -575,7 +572,7 @@ TEST_P(PublicKeyRoundTripTest, RoundTripsAndKeyId) {
   const std::string pem = pub.Pem();
   EXPECT_EQ(pem.rfind("-----BEGIN PUBLIC KEY-----\n", 0), 0u);
   Result<PublicKey> from_pem = PublicKey::FromPem(pem);
-  ASSERT_TRUE(from_pem.ok()) << from_pem.status().ToString();
+  ASSERT_OK(from_pem);
   EXPECT_EQ(from_pem->SpkiDer(), spki);
 
   ASSERT_OK_AND_ASSIGN(PublicKey from_evp, PublicKey::FromEvpPkey(pub.get()));
@@ -589,7 +586,7 @@ TEST_P(PublicKeyRoundTripTest, RoundTripsAndKeyId) {
     EXPECT_TRUE(pub.EcPoint().empty());
     EXPECT_EQ(key_id, Digest(HashAlgorithm::kSha1, n));
     Result<PublicKey> rebuilt = PublicKey::FromRsaComponents(n, pub.RsaPublicExponent());
-    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
+    ASSERT_OK(rebuilt);
     EXPECT_EQ(rebuilt->SpkiDer(), spki);
     EXPECT_EQ(rebuilt->KeyId(), key_id);
     // Leading zeros in the components (as some tokens return them) do not change the key.
@@ -605,7 +602,7 @@ TEST_P(PublicKeyRoundTripTest, RoundTripsAndKeyId) {
     EXPECT_TRUE(pub.RsaModulus().empty());
     EXPECT_EQ(key_id, Digest(HashAlgorithm::kSha1, point));
     Result<PublicKey> rebuilt = PublicKey::FromEcPoint(spec.curve, point);
-    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
+    ASSERT_OK(rebuilt);
     EXPECT_EQ(rebuilt->SpkiDer(), spki);
     EXPECT_EQ(rebuilt->KeyId(), key_id);
   }
@@ -639,7 +636,7 @@ TEST(PublicKeyTest, CompressedPointSpkiStillYieldsUncompressedPoint) {
   ASSERT_LT(compressed_spki.size(), key.public_key().SpkiDer().size());
 
   Result<PublicKey> pub = PublicKey::FromSpkiDer(compressed_spki);
-  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  ASSERT_OK(pub);
   EXPECT_EQ(pub->EcPoint(), key.public_key().EcPoint());
   EXPECT_EQ(pub->KeyId(), key.public_key().KeyId());
 }
@@ -718,7 +715,7 @@ TEST(EcPointOctetStringTest, WrapsLikeOpenSslAndUnwraps) {
     ASN1_OCTET_STRING_free(os);
 
     Result<Bytes> unwrapped = UnwrapEcPointOctetString(wrapped);
-    ASSERT_TRUE(unwrapped.ok()) << unwrapped.status().ToString();
+    ASSERT_OK(unwrapped);
     EXPECT_EQ(*unwrapped, point);
   }
   // P-521's 133-byte point needs the long length form.

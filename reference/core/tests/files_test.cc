@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum {
@@ -13,10 +14,10 @@ namespace {
 TEST(FilesTest, AtomicWriteReplacesContentAndLeavesNoTemporary) {
   testing::TempDir dir;
   const std::string path = dir.File("state.json");
-  ASSERT_TRUE(WriteFileAtomically(path, "one").ok());
-  ASSERT_TRUE(WriteFileAtomically(path, "two", 0600).ok());
+  ASSERT_OK(WriteFileAtomically(path, "one"));
+  ASSERT_OK(WriteFileAtomically(path, "two", 0600));
   auto content = ReadFile(path);
-  ASSERT_TRUE(content.ok());
+  ASSERT_OK(content);
   EXPECT_EQ(*content, "two");
   struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
@@ -35,7 +36,7 @@ TEST(FilesTest, MissingFileIsNotFoundAndNamesThePath) {
 
 TEST(FilesTest, SecretFileTrimsOneNewline) {
   testing::TempDir dir;
-  ASSERT_TRUE(WriteFileAtomically(dir.File("pin"), "1234\n").ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("pin"), "1234\n"));
   EXPECT_EQ(*ReadSecretFile(dir.File("pin")), "1234");
 }
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "signum/testing/softhsm_token.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 // OpenSC's pkcs11-spy leaks 16 bytes per process whatever its caller does (reproduced with a bare
@@ -38,23 +39,23 @@ class Pkcs11ModuleTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto module = Pkcs11Module::Load(token_.module_path());
-    ASSERT_TRUE(module.ok()) << module.status().ToString();
+    ASSERT_OK(module);
     module_ = *module;
     auto slot = module_->FindSlotByTokenLabel(token_.label());
-    ASSERT_TRUE(slot.ok()) << slot.status().ToString();
+    ASSERT_OK(slot);
     slot_ = *slot;
   }
 
   Pkcs11Session OpenRw() {
     auto session = Pkcs11Session::Open(module_, slot_, /*read_write=*/true);
-    EXPECT_TRUE(session.ok()) << session.status().ToString();
+    EXPECT_OK(session);
     return std::move(session).value();
   }
 
   Pkcs11Session OpenLoggedIn() {
     Pkcs11Session session = OpenRw();
     Status login = session.Login(CKU_USER, token_.pin());
-    EXPECT_TRUE(login.ok()) << login.ToString();
+    EXPECT_OK(login);
     return session;
   }
 
@@ -131,23 +132,23 @@ TEST_F(Pkcs11ModuleTest, LoadsSoftHsm) {
 
 TEST_F(Pkcs11ModuleTest, LoadingTheSameLibraryTwiceSharesOneInstance) {
   auto again = Pkcs11Module::Load(token_.module_path());
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_OK(again);
   EXPECT_EQ(again->get(), module_.get());
   // Through the symlink's target: the same library, so the same instance.
   auto real = Pkcs11Module::Load("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so");
-  ASSERT_TRUE(real.ok()) << real.status().ToString();
+  ASSERT_OK(real);
   EXPECT_EQ(real->get(), module_.get());
 }
 
 TEST_F(Pkcs11ModuleTest, SlotsAndTokenInfo) {
   auto slots = module_->SlotsWithTokens();
-  ASSERT_TRUE(slots.ok()) << slots.status().ToString();
+  ASSERT_OK(slots);
   // SoftHSM always offers one more (uninitialised) token after the initialised ones.
   EXPECT_GE(slots->size(), 2u);
   EXPECT_NE(std::find(slots->begin(), slots->end(), slot_), slots->end());
 
   auto info = module_->TokenInfo(slot_);
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_OK(info);
   EXPECT_EQ(TrimPadded(info->label, sizeof info->label), token_.label());
   EXPECT_NE(info->flags & CKF_TOKEN_INITIALIZED, 0u);
   EXPECT_NE(info->flags & CKF_LOGIN_REQUIRED, 0u);
@@ -163,7 +164,7 @@ TEST_F(Pkcs11ModuleTest, UnknownTokenLabelListsTheAvailableOnes) {
 
 TEST_F(Pkcs11ModuleTest, MechanismList) {
   auto mechanisms = module_->Mechanisms(slot_);
-  ASSERT_TRUE(mechanisms.ok()) << mechanisms.status().ToString();
+  ASSERT_OK(mechanisms);
   auto has = [&](CK_MECHANISM_TYPE m) {
     return std::find(mechanisms->begin(), mechanisms->end(), m) != mechanisms->end();
   };
@@ -184,17 +185,17 @@ TEST_F(Pkcs11ModuleTest, MechanismsOfAnUnknownSlot) {
 
 TEST_F(Pkcs11ModuleTest, OpensReadOnlyAndReadWriteSessions) {
   auto ro = Pkcs11Session::Open(module_, slot_, /*read_write=*/false);
-  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  ASSERT_OK(ro);
   auto ro_info = ro->Info();
-  ASSERT_TRUE(ro_info.ok()) << ro_info.status().ToString();
+  ASSERT_OK(ro_info);
   EXPECT_EQ(ro_info->state, static_cast<CK_STATE>(CKS_RO_PUBLIC_SESSION));
   EXPECT_EQ(ro_info->slotID, slot_);
   EXPECT_EQ(ro->slot(), slot_);
 
   auto rw = Pkcs11Session::Open(module_, slot_, /*read_write=*/true);
-  ASSERT_TRUE(rw.ok()) << rw.status().ToString();
+  ASSERT_OK(rw);
   auto rw_info = rw->Info();
-  ASSERT_TRUE(rw_info.ok()) << rw_info.status().ToString();
+  ASSERT_OK(rw_info);
   EXPECT_EQ(rw_info->state, static_cast<CK_STATE>(CKS_RW_PUBLIC_SESSION));
   EXPECT_NE(rw_info->flags & CKF_RW_SESSION, 0u);
   EXPECT_NE(ro->handle(), rw->handle());
@@ -228,17 +229,17 @@ TEST_F(Pkcs11ModuleTest, WrongPinIsUnauthenticated) {
 
 TEST_F(Pkcs11ModuleTest, LoginLogout) {
   Pkcs11Session session = OpenRw();
-  ASSERT_TRUE(session.Login(CKU_USER, token_.pin()).ok());
+  ASSERT_OK(session.Login(CKU_USER, token_.pin()));
   auto info = session.Info();
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_EQ(info->state, static_cast<CK_STATE>(CKS_RW_USER_FUNCTIONS));
   // A second login (here: from another session of the same application) is tolerated.
   Pkcs11Session other = OpenRw();
   Status again = other.Login(CKU_USER, token_.pin());
-  EXPECT_TRUE(again.ok()) << again.ToString();
-  EXPECT_TRUE(session.Logout().ok());
+  EXPECT_OK(again);
+  EXPECT_OK(session.Logout());
   info = session.Info();
-  ASSERT_TRUE(info.ok());
+  ASSERT_OK(info);
   EXPECT_EQ(info->state, static_cast<CK_STATE>(CKS_RW_PUBLIC_SESSION));
   EXPECT_EQ(other.Info()->state, static_cast<CK_STATE>(CKS_RW_PUBLIC_SESSION));  // token-wide
 }
@@ -246,14 +247,14 @@ TEST_F(Pkcs11ModuleTest, LoginLogout) {
 TEST_F(Pkcs11ModuleTest, FindOnEmptyToken) {
   Pkcs11Session session = OpenLoggedIn();
   auto all = session.FindObjects({});
-  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_OK(all);
   EXPECT_TRUE(all->empty());
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
   auto keys = session.FindObjects({MakeAttribute(CKA_CLASS, &cls, sizeof cls)});
-  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  ASSERT_OK(keys);
   EXPECT_TRUE(keys->empty());
   // The find operation was finalised: another one can start right away.
-  EXPECT_TRUE(session.FindObjects({}).ok());
+  EXPECT_OK(session.FindObjects({}));
 }
 
 TEST_F(Pkcs11ModuleTest, FindReturnsMoreThanOneChunk) {
@@ -277,7 +278,7 @@ TEST_F(Pkcs11ModuleTest, FindReturnsMoreThanOneChunk) {
               static_cast<CK_RV>(CKR_OK));
   }
   auto found = session.FindObjects({MakeAttribute(CKA_APPLICATION, app, sizeof app - 1)});
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   EXPECT_EQ(found->size(), static_cast<size_t>(kCount));
   std::vector<CK_OBJECT_HANDLE> sorted = *found;
   std::sort(sorted.begin(), sorted.end());
@@ -293,24 +294,24 @@ TEST_F(Pkcs11ModuleTest, GeneratedEcKeyAttributesAndSignature) {
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
   auto found = session.FindObjects(
       {MakeAttribute(CKA_CLASS, &cls, sizeof cls), MakeAttribute(CKA_ID, id.data(), id.size())});
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0], priv);
 
   auto got_id = session.GetAttribute(priv, CKA_ID);
-  ASSERT_TRUE(got_id.ok()) << got_id.status().ToString();
+  ASSERT_OK(got_id);
   EXPECT_EQ(*got_id, id);
   auto label = session.GetAttribute(priv, CKA_LABEL);
-  ASSERT_TRUE(label.ok());
+  ASSERT_OK(label);
   EXPECT_EQ(ToString(*label), "module-test-ec");
   auto key_type = session.GetUlongAttribute(priv, CKA_KEY_TYPE);
-  ASSERT_TRUE(key_type.ok()) << key_type.status().ToString();
+  ASSERT_OK(key_type);
   EXPECT_EQ(*key_type, static_cast<CK_ULONG>(CKK_EC));
   auto sign = session.GetBoolAttribute(priv, CKA_SIGN);
-  ASSERT_TRUE(sign.ok());
+  ASSERT_OK(sign);
   EXPECT_TRUE(*sign);
   auto extractable = session.GetBoolAttribute(priv, CKA_EXTRACTABLE);
-  ASSERT_TRUE(extractable.ok());
+  ASSERT_OK(extractable);
   EXPECT_FALSE(*extractable);
   // GetBoolAttribute on a CK_ULONG attribute is a size mismatch, not garbage.
   EXPECT_FALSE(session.GetBoolAttribute(priv, CKA_KEY_TYPE).ok());
@@ -321,7 +322,7 @@ TEST_F(Pkcs11ModuleTest, GeneratedEcKeyAttributesAndSignature) {
   EXPECT_EQ(no_point.status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(no_point.status().ck_rv(), std::optional<unsigned long>(CKR_ATTRIBUTE_TYPE_INVALID));
   auto point = session.GetAttribute(pub, CKA_EC_POINT);
-  ASSERT_TRUE(point.ok()) << point.status().ToString();
+  ASSERT_OK(point);
   ASSERT_EQ(point->size(), 67u);
   EXPECT_EQ((*point)[0], 0x04);
   EXPECT_EQ((*point)[1], 0x41);
@@ -337,7 +338,7 @@ TEST_F(Pkcs11ModuleTest, GeneratedEcKeyAttributesAndSignature) {
   for (size_t i = 0; i < digest.size(); ++i) digest[i] = static_cast<uint8_t>(i * 7 + 1);
   CK_MECHANISM ecdsa{CKM_ECDSA, nullptr, 0};
   auto signature = session.Sign(ecdsa, priv, digest);
-  ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+  ASSERT_OK(signature);
   EXPECT_EQ(signature->size(), 64u);
   ASSERT_EQ(session.fn()->C_VerifyInit(session.handle(), &ecdsa, pub), static_cast<CK_RV>(CKR_OK));
   EXPECT_EQ(
@@ -355,7 +356,7 @@ TEST_F(Pkcs11ModuleTest, RsaSignatureAndMechanismErrors) {
   const Bytes data = {'h', 'e', 'l', 'l', 'o'};
   CK_MECHANISM mech{CKM_SHA256_RSA_PKCS, nullptr, 0};
   auto signature = session.Sign(mech, priv, data);
-  ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+  ASSERT_OK(signature);
   EXPECT_EQ(signature->size(), 256u);
   ASSERT_EQ(session.fn()->C_VerifyInit(session.handle(), &mech, pub), static_cast<CK_RV>(CKR_OK));
   EXPECT_EQ(session.fn()->C_Verify(session.handle(), const_cast<CK_BYTE_PTR>(data.data()),
@@ -379,7 +380,7 @@ TEST_F(Pkcs11ModuleTest, RsaSignatureAndMechanismErrors) {
   EXPECT_EQ(stale.status().code(), ErrorCode::kNotFound);
 
   // The session is usable after each failure (no operation left active).
-  EXPECT_TRUE(session.Sign(mech, priv, data).ok());
+  EXPECT_OK(session.Sign(mech, priv, data));
 }
 
 TEST_F(Pkcs11ModuleTest, LoadingANonexistentPathNamesThePath) {
@@ -412,14 +413,14 @@ TEST_F(Pkcs11ModuleTest, LoadingANonPkcs11LibraryNamesTheMissingSymbol) {
 // a reader it still initialises and reports no tokens.)
 TEST_F(Pkcs11ModuleTest, UsesThe30InterfaceWhenExported) {
   auto opensc = Pkcs11Module::Load(kOpenSc);
-  ASSERT_TRUE(opensc.ok()) << opensc.status().ToString();
+  ASSERT_OK(opensc);
   ASSERT_NE((*opensc)->functions_3_0(), nullptr);
   EXPECT_EQ(static_cast<void*>((*opensc)->functions()),
             static_cast<void*>((*opensc)->functions_3_0()));
   EXPECT_EQ((*opensc)->functions_3_0()->version.major, 3);
   EXPECT_NE((*opensc)->functions_3_0()->C_SessionCancel, nullptr);  // a 3.0-only entry point
   EXPECT_EQ((*opensc)->info().cryptokiVersion.major, 3);
-  EXPECT_TRUE((*opensc)->SlotsWithTokens().ok());
+  EXPECT_OK((*opensc)->SlotsWithTokens());
   EXPECT_FALSE((*opensc)->FindSlotByTokenLabel(token_.label()).ok());
 }
 
@@ -432,13 +433,13 @@ TEST_F(Pkcs11ModuleTest, SpyInFrontOfSoftHsm) {
   setenv("PKCS11SPY_OUTPUT", dir.File("spy.log").c_str(), 1);
   {
     auto spy = Pkcs11Module::Load(kSpy);
-    ASSERT_TRUE(spy.ok()) << spy.status().ToString();
+    ASSERT_OK(spy);
     EXPECT_EQ((*spy)->functions_3_0(), nullptr);
     auto slot = (*spy)->FindSlotByTokenLabel(token_.label());
-    ASSERT_TRUE(slot.ok()) << slot.status().ToString();
+    ASSERT_OK(slot);
     EXPECT_EQ(*slot, slot_);
     auto session = Pkcs11Session::Open(*spy, *slot, false);
-    ASSERT_TRUE(session.ok()) << session.status().ToString();
+    ASSERT_OK(session);
   }
   unsetenv("PKCS11SPY");
   unsetenv("PKCS11SPY_OUTPUT");
@@ -465,8 +466,8 @@ TEST_F(Pkcs11ModuleTest, AlreadyInitializedByAnotherUser) {
   ASSERT_EQ(fn->C_Initialize(&args), static_cast<CK_RV>(CKR_OK));
   {
     auto module = Pkcs11Module::Load(token_.module_path());
-    ASSERT_TRUE(module.ok()) << module.status().ToString();
-    EXPECT_TRUE((*module)->FindSlotByTokenLabel(token_.label()).ok());
+    ASSERT_OK(module);
+    EXPECT_OK((*module)->FindSlotByTokenLabel(token_.label()));
   }
   // Still initialised: the module object did not call C_Finalize.
   CK_ULONG count = 0;
@@ -503,7 +504,7 @@ TEST(Pkcs11NamesTest, MechanismAndAttributeNames) {
 }
 
 TEST(Pkcs11NamesTest, CkStatusMapping) {
-  EXPECT_TRUE(CkStatus(CKR_OK, "x").ok());
+  EXPECT_OK(CkStatus(CKR_OK, "x"));
   struct Case {
     CK_RV rv;
     ErrorCode code;

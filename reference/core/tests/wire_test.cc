@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "signum/core/crypto.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::wire {
 namespace {
@@ -27,7 +28,7 @@ SignRequest ValidRequest() {
 TEST(WireTest, SignRequestRoundTrip) {
   const SignRequest original = ValidRequest();
   auto parsed = ParseSignRequest(ToJson(original));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->certificate_id, original.certificate_id);
   EXPECT_EQ(parsed->scheme, original.scheme);
   EXPECT_EQ(parsed->hash, original.hash);
@@ -81,7 +82,7 @@ TEST(WireTest, CertificateListRoundTrip) {
   e.hashes = {HashAlgorithm::kSha256, HashAlgorithm::kSha384};
   list.certificates.push_back(e);
   auto parsed = ParseCertificateListResponse(ToJson(list));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   ASSERT_EQ(parsed->certificates.size(), 1u);
   const CertificateEntry& p = parsed->certificates[0];
   EXPECT_EQ(p.label, "ec-p384");
@@ -110,7 +111,7 @@ TEST(WireTest, CertificateCapabilitiesRoundTripAsPairs) {
                                                  {"scheme":"rsa-pkcs1","hash":"sha256"},
                                                  {"scheme":"rsa-pss","hash":"sha256"}])"));
   auto parsed = ParseCertificateEntry(j);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   ASSERT_TRUE(parsed->capabilities.has_value());
   EXPECT_EQ(*parsed->capabilities, capabilities);
   // The pair (rsa-pss, sha1) is in the projections' cross product, not in the capabilities.
@@ -119,13 +120,13 @@ TEST(WireTest, CertificateCapabilitiesRoundTripAsPairs) {
   // An empty list is "nothing can be signed"; an absent field is "an older server".
   e.capabilities = SignatureCapabilities();
   parsed = ParseCertificateEntry(ToJson(e));
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   ASSERT_TRUE(parsed->capabilities.has_value());
   EXPECT_TRUE(parsed->capabilities->empty());
   e.capabilities.reset();
   EXPECT_FALSE(ToJson(e).contains("capabilities"));
   parsed = ParseCertificateEntry(ToJson(e));
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_FALSE(parsed->capabilities.has_value());
 }
 
@@ -155,7 +156,7 @@ TEST(WireTest, CertificateCapabilitiesRejectBadPairsNamingThem) {
 TEST(WireTest, SignResponseRoundTrip) {
   SignResponse r{"id", SignatureScheme::kEcdsa, HashAlgorithm::kSha256, Bytes(64, 7)};
   auto parsed = ParseSignResponse(ToJson(r));
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->signature, r.signature);
   EXPECT_EQ(parsed->scheme, SignatureScheme::kEcdsa);
 }
@@ -177,7 +178,7 @@ TEST(WireTest, ErrorsMapToHttpAndBack) {
 TEST(WireTest, ParseJsonRejectsGarbageWithoutThrowing) {
   EXPECT_FALSE(ParseJson("{\"a\":").ok());
   EXPECT_FALSE(ParseJson("").ok());
-  EXPECT_TRUE(ParseJson("{}").ok());
+  EXPECT_OK(ParseJson("{}"));
 }
 
 }  // namespace

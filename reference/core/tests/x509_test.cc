@@ -1,4 +1,3 @@
-#include "signum/core/encoding.h"
 #include "signum/core/x509.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +13,8 @@
 #include <map>
 #include <string>
 
+#include "signum/core/encoding.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum {
@@ -119,9 +120,9 @@ TEST_P(ChainTest, VerifiesWithOurCodeAndTheOpenSslCli) {
   const Chain chain = BuildChain(specs.root, specs.intermediate, specs.leaf);
 
   Status st = VerifyCertificateChain(chain.leaf, {chain.intermediate}, {chain.root}, true);
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  EXPECT_TRUE(VerifyCertificateChain(chain.intermediate, {}, {chain.root}).ok());
-  EXPECT_TRUE(VerifyCertificateChain(chain.root, {}, {chain.root}).ok());
+  EXPECT_OK(st);
+  EXPECT_OK(VerifyCertificateChain(chain.intermediate, {}, {chain.root}));
+  EXPECT_OK(VerifyCertificateChain(chain.root, {}, {chain.root}));
 
   testing::TempDir dir;
   WriteFile(dir.File("root.pem"), chain.root.Pem());
@@ -175,8 +176,7 @@ TEST(ChainFailureTest, WrongRootMissingIntermediateAndPurpose) {
   const Chain other = BuildChain(kRsa2048, kEcP256, kEcP256);
   EXPECT_FALSE(VerifyCertificateChain(chain.leaf, {chain.intermediate}, {other.root}).ok());
   // With several roots, one right one is enough.
-  EXPECT_TRUE(
-      VerifyCertificateChain(chain.leaf, {chain.intermediate}, {other.root, chain.root}).ok());
+  EXPECT_OK(VerifyCertificateChain(chain.leaf, {chain.intermediate}, {other.root, chain.root}));
 
   st = VerifyCertificateChain(chain.leaf, {}, {chain.root});
   EXPECT_FALSE(st.ok());
@@ -187,7 +187,7 @@ TEST(ChainFailureTest, WrongRootMissingIntermediateAndPurpose) {
   EXPECT_FALSE(VerifyCertificateChain(chain.leaf, {}, {chain.intermediate}).ok());
 
   const Chain tls = BuildChain(kEcP256, kRsa2048, kEcP256, CertificateRole::kTlsServer);
-  EXPECT_TRUE(VerifyCertificateChain(tls.leaf, {tls.intermediate}, {tls.root}, false).ok());
+  EXPECT_OK(VerifyCertificateChain(tls.leaf, {tls.intermediate}, {tls.root}, false));
   st = VerifyCertificateChain(tls.leaf, {tls.intermediate}, {tls.root}, true);
   EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(st.message().find("codeSigning"), std::string::npos) << st.message();
@@ -208,7 +208,7 @@ TEST(ChainValidityTest, ShortValidityLeaf) {
   CertificateTemplate tmpl = Template("CN=Short", CertificateRole::kCodeSigning);
   tmpl.validity_days = 1;
   Certificate leaf = Issue(tmpl, KeyFor(kEcP256, 3).public_key(), chain.intermediate, inter_key);
-  EXPECT_TRUE(VerifyCertificateChain(leaf, {chain.intermediate}, {chain.root}, true).ok());
+  EXPECT_OK(VerifyCertificateChain(leaf, {chain.intermediate}, {chain.root}, true));
   EXPECT_LT(leaf.NotAfter(), system_clock::now() + std::chrono::hours(25));
 }
 
@@ -329,12 +329,12 @@ TEST(CertificateTest, DerAndPemRoundTrips) {
   for (const Certificate* cert : {&chain.root, &chain.intermediate, &chain.leaf}) {
     const Bytes der = cert->Der();
     Result<Certificate> from_der = Certificate::FromDer(der);
-    ASSERT_TRUE(from_der.ok()) << from_der.status().ToString();
+    ASSERT_OK(from_der);
     EXPECT_EQ(from_der->Der(), der);
     const std::string pem = cert->Pem();
     EXPECT_EQ(pem.rfind("-----BEGIN CERTIFICATE-----\n", 0), 0u);
     Result<Certificate> from_pem = Certificate::FromPem(pem);
-    ASSERT_TRUE(from_pem.ok()) << from_pem.status().ToString();
+    ASSERT_OK(from_pem);
     EXPECT_EQ(from_pem->Der(), der);
   }
   // Leading text and other PEM blocks (as in bundles with keys) are skipped.
@@ -361,7 +361,7 @@ TEST(CertificateTest, AllFromPem) {
   const std::string pem = CertificatesToPem(certs);
   EXPECT_EQ(pem, chain.leaf.Pem() + chain.intermediate.Pem() + chain.root.Pem());
   Result<std::vector<Certificate>> parsed = Certificate::AllFromPem(pem);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   ASSERT_EQ(parsed->size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ((*parsed)[i].Der(), certs[i].Der());
 
@@ -387,11 +387,11 @@ TEST(CsrTest, BuildParseAndVerify) {
     const DistinguishedName subject =
         Dn("CN=Signum Demo " + spec.Name() + ",O=Signum Harness Demo");
     Result<Bytes> der = BuildCsrDer(subject, key);
-    ASSERT_TRUE(der.ok()) << der.status().ToString();
+    ASSERT_OK(der);
 
     for (const std::string& input : {ToString(*der), CsrDerToPem(*der)}) {
       Result<ParsedCsr> csr = ParseAndVerifyCsr(input);
-      ASSERT_TRUE(csr.ok()) << csr.status().ToString();
+      ASSERT_OK(csr);
       EXPECT_EQ(csr->subject, subject);
       EXPECT_EQ(csr->subject_text, "CN=Signum Demo " + spec.Name() + ",O=Signum Harness Demo");
       EXPECT_EQ(csr->public_key.SpkiDer(), key.public_key().SpkiDer());
@@ -406,7 +406,7 @@ TEST(CsrTest, BuildParseAndVerify) {
   }
   // Other hashes are honoured.
   Result<Bytes> sha384 = BuildCsrDer(Dn("CN=x"), KeyFor(kEcP384), HashAlgorithm::kSha384);
-  ASSERT_TRUE(sha384.ok()) << sha384.status().ToString();
+  ASSERT_OK(sha384);
   const unsigned char* p = sha384->data();
   X509_REQ* req = d2i_X509_REQ(nullptr, &p, static_cast<long>(sha384->size()));
   ASSERT_NE(req, nullptr);
@@ -544,7 +544,7 @@ TEST(IssueTest, ArgumentErrors) {
   t.role = CertificateRole::kTlsServer;
   t.dns_names = {"only-san.example.test"};
   Result<Certificate> san_only = IssueCertificate(t, other_key.public_key(), root, root_key);
-  ASSERT_TRUE(san_only.ok()) << san_only.status().ToString();
+  ASSERT_OK(san_only);
   EXPECT_EQ(san_only->Subject(), "");
   EXPECT_EQ(san_only->SubjectCommonName(), "");
   const int san_index = X509_get_ext_by_NID(san_only->get(), NID_subject_alt_name, -1);
@@ -598,7 +598,7 @@ TEST(DistinguishedNameTest, CertificateSubjectRoundTrips) {
     EXPECT_EQ(cert.Subject(), text);
     EXPECT_EQ(*ParseDistinguishedName(cert.Subject()), dn);
     Result<ParsedCsr> csr = ParseAndVerifyCsr(ToString(*BuildCsrDer(dn, key)));
-    ASSERT_TRUE(csr.ok());
+    ASSERT_OK(csr);
     EXPECT_EQ(csr->subject, dn);
     EXPECT_EQ(csr->subject_text, text);
   }

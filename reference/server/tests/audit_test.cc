@@ -7,12 +7,11 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "signum/core/crypto.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum::server {
@@ -59,8 +59,8 @@ json Event(int i) {
 // Writes n records to a fresh log at path.
 void WriteLog(const std::string& path, int n) {
   auto log = AuditLog::Open(path);
-  ASSERT_TRUE(log.ok()) << log.status().ToString();
-  for (int i = 1; i <= n; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+  ASSERT_OK(log);
+  for (int i = 1; i <= n; ++i) ASSERT_OK((*log)->Append(Event(i)));
 }
 
 std::string Sha256Hex(const std::string& text) {
@@ -92,9 +92,9 @@ TEST(AuditLog, AppendAndVerify) {
   const std::string path = dir.File("audit.log");
   {
     auto log = AuditLog::Open(path);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_OK(log);
     EXPECT_EQ((*log)->records(), 0u);
-    for (int i = 1; i <= 10; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+    for (int i = 1; i <= 10; ++i) ASSERT_OK((*log)->Append(Event(i)));
     EXPECT_EQ((*log)->records(), 10u);
     EXPECT_EQ((*log)->syncs(), 10u);  // sequential appends: one fdatasync each
   }
@@ -120,7 +120,7 @@ TEST(AuditLog, AppendAndVerify) {
   }
 
   auto report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->records, 10u);
   EXPECT_EQ(report->last_hash, prev);
 
@@ -134,32 +134,31 @@ TEST(AuditLog, OddEventsStayVerifiable) {
   const std::string path = dir.File("audit.log");
   {
     auto log = AuditLog::Open(path);
-    ASSERT_TRUE(log.ok());
-    ASSERT_TRUE((*log)->Append({{"zeta", 1}, {"alpha", {{"y", 2}, {"x", 1}}}}).ok());
-    ASSERT_TRUE((*log)->Append({{"text", "caf\xc3\xa9 \xe2\x9c\x93 \"quoted\" \\ \n tab\t"}}).ok());
-    ASSERT_TRUE((*log)->Append({{"invalid_utf8", std::string("\xff\xfe bad")}}).ok());
-    ASSERT_TRUE(
-        (*log)->Append({{"float", 0.1}, {"big", 18446744073709551615ull}, {"neg", -5}}).ok());
-    ASSERT_TRUE((*log)->Append(json::array({1, "two", nullptr})).ok());
-    ASSERT_TRUE((*log)->Append("just a string").ok());
+    ASSERT_OK(log);
+    ASSERT_OK((*log)->Append({{"zeta", 1}, {"alpha", {{"y", 2}, {"x", 1}}}}));
+    ASSERT_OK((*log)->Append({{"text", "caf\xc3\xa9 \xe2\x9c\x93 \"quoted\" \\ \n tab\t"}}));
+    ASSERT_OK((*log)->Append({{"invalid_utf8", std::string("\xff\xfe bad")}}));
+    ASSERT_OK((*log)->Append({{"float", 0.1}, {"big", 18446744073709551615ull}, {"neg", -5}}));
+    ASSERT_OK((*log)->Append(json::array({1, "two", nullptr})));
+    ASSERT_OK((*log)->Append("just a string"));
   }
   auto report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->records, 6u);
 }
 
 TEST(AuditLog, EmptyOrMissingLogHasNoRecords) {
   TempDir dir;
   auto missing = VerifyAuditLog(dir.File("nothing.log"));
-  ASSERT_TRUE(missing.ok()) << missing.status().ToString();
+  ASSERT_OK(missing);
   EXPECT_EQ(missing->records, 0u);
   std::ofstream(dir.File("empty.log")).close();
   auto empty = VerifyAuditLog(dir.File("empty.log"));
-  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  ASSERT_OK(empty);
   EXPECT_EQ(empty->records, 0u);
   auto log = AuditLog::Open(dir.File("empty.log"));
-  ASSERT_TRUE(log.ok()) << log.status().ToString();
-  ASSERT_TRUE((*log)->Append(Event(1)).ok());
+  ASSERT_OK(log);
+  ASSERT_OK((*log)->Append(Event(1)));
   EXPECT_EQ(json::parse(ReadLines(dir.File("empty.log"))[0])["seq"], 1);
 }
 
@@ -169,9 +168,9 @@ TEST(AuditLog, ReopenContinuesTheChain) {
   WriteLog(path, 5);
   {
     auto log = AuditLog::Open(path);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_OK(log);
     EXPECT_EQ((*log)->records(), 5u);
-    for (int i = 6; i <= 8; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+    for (int i = 6; i <= 8; ++i) ASSERT_OK((*log)->Append(Event(i)));
     EXPECT_EQ((*log)->records(), 8u);
   }
   const std::vector<std::string> lines = ReadLines(path);
@@ -179,7 +178,7 @@ TEST(AuditLog, ReopenContinuesTheChain) {
   EXPECT_EQ(json::parse(lines[5])["seq"], 6);
   EXPECT_EQ(json::parse(lines[5])["prev"], json::parse(lines[4])["hash"]);
   auto report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->records, 8u);
 }
 
@@ -187,7 +186,7 @@ TEST(AuditLog, SecondWriterIsRefused) {
   TempDir dir;
   const std::string path = dir.File("audit.log");
   auto first = AuditLog::Open(path);
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   auto second = AuditLog::Open(path);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), ErrorCode::kFailedPrecondition);
@@ -281,8 +280,8 @@ TEST(AuditTamper, RewrittenLogDoesNotMatchTheHead) {
   WriteLog(path, 3);
   {
     auto log = AuditLog::Open(other);  // a different, internally valid chain
-    ASSERT_TRUE(log.ok());
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*log)->Append({{"forged", i}}).ok());
+    ASSERT_OK(log);
+    for (int i = 0; i < 3; ++i) ASSERT_OK((*log)->Append({{"forged", i}}));
   }
   std::ifstream src(other, std::ios::binary);
   std::ofstream(path, std::ios::binary | std::ios::trunc) << src.rdbuf();
@@ -313,11 +312,11 @@ TEST(AuditCrash, PartialLastLineIsMovedAsideRecordedAndTheServerStarts) {
       << report.status().message();
 
   auto log = AuditLog::Open(path);
-  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_OK(log);
   const std::vector<std::string> recovery = SiblingsWithPrefix(path, ".torn-");
   ASSERT_EQ(recovery.size(), 1u);
   EXPECT_EQ(ReadAll(recovery[0]), torn);
-  ASSERT_TRUE((*log)->Append(Event(7)).ok());
+  ASSERT_OK((*log)->Append(Event(7)));
   EXPECT_EQ((*log)->records(), 7u);  // 5, the recovery record, the new one
   log->reset();
   const std::vector<std::string> lines = ReadLines(path);
@@ -327,7 +326,7 @@ TEST(AuditCrash, PartialLastLineIsMovedAsideRecordedAndTheServerStarts) {
   EXPECT_EQ(recovered["reason"], "no trailing newline");
   EXPECT_EQ(recovered["bytes"], torn.size());
   EXPECT_EQ(recovered["recovery_file"], recovery[0]);
-  EXPECT_TRUE(VerifyAuditLog(path).ok());
+  EXPECT_OK(VerifyAuditLog(path));
 }
 
 TEST(AuditCrash, UnparseableCompleteLastLineIsMovedAsideToo) {
@@ -336,10 +335,10 @@ TEST(AuditCrash, UnparseableCompleteLastLineIsMovedAsideToo) {
   WriteLog(path, 3);
   std::ofstream(path, std::ios::binary | std::ios::app) << "{\"event\":\x01garbage\n";
   auto log = AuditLog::Open(path);
-  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_OK(log);
   log->reset();
   EXPECT_EQ(json::parse(ReadLines(path)[3])["event"]["reason"], "last line is not JSON");
-  EXPECT_TRUE(VerifyAuditLog(path).ok());
+  EXPECT_OK(VerifyAuditLog(path));
 }
 
 TEST(AuditCrash, CorruptionBeforeATornTailStillRefusesToStart) {
@@ -366,15 +365,15 @@ TEST(AuditCrash, HeadLaggingBehindTheLogIsFine) {
   const std::string old_head = ReadAll(path + ".head");
   {
     auto log = AuditLog::Open(path);
-    ASSERT_TRUE(log.ok());
-    ASSERT_TRUE((*log)->Append(Event(4)).ok());
+    ASSERT_OK(log);
+    ASSERT_OK((*log)->Append(Event(4)));
   }
   std::ofstream(path + ".head", std::ios::binary | std::ios::trunc) << old_head;
   auto report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->records, 4u);
   // Reopening brings the head up to date.
-  ASSERT_TRUE(AuditLog::Open(path).ok());
+  ASSERT_OK(AuditLog::Open(path));
   EXPECT_EQ(json::parse(ReadAll(path + ".head"))["seq"], 4);
 }
 
@@ -384,7 +383,7 @@ TEST(AuditLog, ConcurrentAppendsShareFsyncs) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 200;
   auto log = AuditLog::Open(path);
-  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_OK(log);
   AuditLog& audit = **log;
 
   const auto start = std::chrono::steady_clock::now();
@@ -413,7 +412,7 @@ TEST(AuditLog, ConcurrentAppendsShareFsyncs) {
   (*log).reset();  // the final head write
 
   auto report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->records, static_cast<uint64_t>(kThreads * kPerThread));
   EXPECT_EQ(json::parse(ReadAll(path + ".head"))["seq"], kThreads * kPerThread);
 
@@ -470,7 +469,7 @@ TEST(AuditDiskFull, FailedWritesRollBackAndTheLogRecoversWhenSpaceReturns) {
   std::ofstream(ballast, std::ios::binary) << std::string(24 * 1024, 'x');
 
   auto log = AuditLog::Open(path);
-  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_OK(log);
   json big = Event(0);
   big["padding"] = std::string(300, 'p');  // records of ~500 bytes; the head files use blocks too
   int accepted = 0;
@@ -493,13 +492,13 @@ TEST(AuditDiskFull, FailedWritesRollBackAndTheLogRecoversWhenSpaceReturns) {
   EXPECT_EQ(text.back(), '\n') << "a torn record stayed behind";
   EXPECT_EQ(ReadLines(path).size(), static_cast<size_t>(accepted));
   auto report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->records, static_cast<uint64_t>(accepted));
 
   // Space comes back: the next append works, without a restart.
   ASSERT_EQ(::unlink(ballast.c_str()), 0);
-  ASSERT_TRUE((*log)->Append(Event(2)).ok());
-  EXPECT_TRUE((*log)->health().ok());
+  ASSERT_OK((*log)->Append(Event(2)));
+  EXPECT_OK((*log)->health());
   log->reset();
   const std::vector<std::string> lines = ReadLines(path);
   ASSERT_EQ(lines.size(), static_cast<size_t>(accepted) + 2);
@@ -508,8 +507,8 @@ TEST(AuditDiskFull, FailedWritesRollBackAndTheLogRecoversWhenSpaceReturns) {
   EXPECT_EQ(outage["refused_records"], 3);  // the two Appends and the probe
   EXPECT_EQ(json::parse(lines.back())["event"]["i"], 2);
   report = VerifyAuditLog(path);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  EXPECT_TRUE(AuditLog::Open(path).ok());  // and it restarts without any hand repair
+  ASSERT_OK(report);
+  EXPECT_OK(AuditLog::Open(path));  // and it restarts without any hand repair
 }
 
 // A head file deleted together with a cut tail: with the copy the server keeps elsewhere the cut
@@ -520,11 +519,11 @@ TEST(AuditTamper, DeletedHeadAndCutTailIsCaughtByTheHeadCopy) {
   const std::string copy = dir.File("state.json.audit-head");
   {
     auto log = AuditLog::Open(path, AuditOptions{copy});
-    ASSERT_TRUE(log.ok());
-    for (int i = 1; i <= 10; ++i) ASSERT_TRUE((*log)->Append(Event(i)).ok());
+    ASSERT_OK(log);
+    for (int i = 1; i <= 10; ++i) ASSERT_OK((*log)->Append(Event(i)));
   }
   auto intact = VerifyAuditLog(path, copy);
-  ASSERT_TRUE(intact.ok()) << intact.status().ToString();
+  ASSERT_OK(intact);
   EXPECT_EQ(intact->anchors_checked.size(), 2u);
 
   ASSERT_EQ(::unlink((path + ".head").c_str()), 0);
@@ -539,7 +538,7 @@ TEST(AuditTamper, DeletedHeadAndCutTailIsCaughtByTheHeadCopy) {
   EXPECT_FALSE(AuditLog::Open(path, AuditOptions{copy}).ok());
 
   auto unanchored = VerifyAuditLog(path);
-  ASSERT_TRUE(unanchored.ok());
+  ASSERT_OK(unanchored);
   EXPECT_FALSE(unanchored->tail_checked());
   ASSERT_EQ(unanchored->anchors_missing.size(), 1u);
   EXPECT_NE(unanchored->anchors_missing[0].find("missing"), std::string::npos);
@@ -547,7 +546,7 @@ TEST(AuditTamper, DeletedHeadAndCutTailIsCaughtByTheHeadCopy) {
   // Opening without any anchor records that in the chain, for good.
   {
     auto log = AuditLog::Open(path);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_OK(log);
   }
   EXPECT_EQ(json::parse(ReadLines(path).back())["event"]["type"], "audit-head-missing");
 }
@@ -557,13 +556,13 @@ TEST(FailureAuditAggregator, AFloodIsCountedNotWrittenOneByOne) {
   TempDir dir;
   const std::string path = dir.File("audit.log");
   auto log = AuditLog::Open(path);
-  ASSERT_TRUE(log.ok());
+  ASSERT_OK(log);
   {
     FailureAuditAggregator failures(**log, "auth-failures", std::chrono::milliseconds(300));
     for (int i = 0; i < 1000; ++i) {
-      ASSERT_TRUE(failures.Record("127.0.0.1", {{"type", "authentication"}, {"i", i}}).ok());
+      ASSERT_OK(failures.Record("127.0.0.1", {{"type", "authentication"}, {"i", i}}));
     }
-    ASSERT_TRUE(failures.Record("::1", {{"type", "authentication"}, {"i", -1}}).ok());
+    ASSERT_OK(failures.Record("::1", {{"type", "authentication"}, {"i", -1}}));
     EXPECT_EQ((*log)->records(), 2u);  // the first from each source, at once
     // The interval ends: the summary is written by itself.
     for (int i = 0; i < 50 && (*log)->records() < 3; ++i)

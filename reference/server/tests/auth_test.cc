@@ -9,8 +9,9 @@
 #include <set>
 
 #include "signum/core/crypto.h"
-#include "state_test_util.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
+#include "state_test_util.h"
 
 namespace signum::server {
 namespace {
@@ -38,7 +39,7 @@ TEST(Tokens, IssuedTokenHasTheDocumentedShape) {
   EXPECT_EQ(issued.record.id, "tok_" + issued.token.substr(4, 8));
   EXPECT_EQ(issued.record.sha256_hex,
             HexEncode(Digest(HashAlgorithm::kSha256, AsBytes(issued.token))));
-  EXPECT_TRUE(ParseTimestamp(issued.record.created).ok()) << issued.record.created;
+  EXPECT_OK(ParseTimestamp(issued.record.created)) << issued.record.created;
   ASSERT_EQ(user.tokens.size(), 1u);
   EXPECT_EQ(user.tokens[0].id, issued.record.id);
 
@@ -58,7 +59,7 @@ TEST(Tokens, AuthenticateWrongMalformedAndRevoked) {
   const IssuedToken alice1 = IssueApiToken(state.users[0]);
   const IssuedToken alice2 = IssueApiToken(state.users[0]);
   const IssuedToken bob = IssueApiToken(state.users[1]);
-  ASSERT_TRUE(ValidateState(state).ok());
+  ASSERT_OK(ValidateState(state));
 
   {
     const Authenticator auth(state);
@@ -116,7 +117,7 @@ TEST(ClientCertificates, MapFingerprintsToUsers) {
       testing::SelfSigned("alice laptop", *ParseKeySpec("ec-p256"), CertificateRole::kTlsClient);
   const std::string fingerprint = HexEncode(cert.Sha256Fingerprint());
   state.users[0].client_certificates.push_back({fingerprint, cert.Subject()});
-  ASSERT_TRUE(ValidateState(state).ok());
+  ASSERT_OK(ValidateState(state));
 
   const Authenticator auth(state);
   auto p = auth.ByClientCertificate(fingerprint);
@@ -156,14 +157,14 @@ TEST(Tokens, StoredStateNeverContainsThePlaintextToken) {
   EXPECT_NE(json_text.find(issued.record.sha256_hex), std::string::npos);
 
   const std::string path = dir.File("state.json");
-  ASSERT_TRUE(SaveState(path, state).ok());
+  ASSERT_OK(SaveState(path, state));
   std::ifstream in(path);
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(file.find(secret), std::string::npos);
 
   // And the token still authenticates against the reloaded state.
   auto loaded = LoadState(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_TRUE(Authenticator(*loaded).ByToken(issued.token).has_value());
 }
 

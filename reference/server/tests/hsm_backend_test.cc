@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "signum/testing/softhsm_token.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::server {
 namespace {
@@ -81,7 +82,7 @@ class HsmBackendTest : public ::testing::Test {
     auto it = keys.find(spec.Name());
     if (it == keys.end()) {
       auto key = backend_->GenerateKeyPair(spec, "test " + spec.Name());
-      EXPECT_TRUE(key.ok()) << key.status().ToString();
+      EXPECT_OK(key);
       if (!key.ok()) std::abort();
       it = keys.emplace(spec.Name(), std::move(*key)).first;
     }
@@ -100,18 +101,18 @@ class HsmBackendTest : public ::testing::Test {
     const Bytes digest = DigestOf(hash, "message for " + key.public_key.spec().Name() + " " +
                                             std::string(SchemeName(scheme)));
     auto signature = backend_->Sign(key.id, scheme, hash, digest, salt);
-    ASSERT_TRUE(signature.ok()) << key.public_key.spec().Name() << " " << SchemeName(scheme) << " "
-                                << HashName(hash) << ": " << signature.status().ToString();
+    ASSERT_OK(signature) << key.public_key.spec().Name() << " " << SchemeName(scheme) << " "
+                         << HashName(hash);
     EXPECT_EQ(signature->size(), key.public_key.spec().SignatureSize());
     Status verified = VerifyDigestSignature(key.public_key, scheme, hash, digest, *signature, salt);
-    EXPECT_TRUE(verified.ok()) << key.public_key.spec().Name() << " " << SchemeName(scheme) << " "
-                               << HashName(hash) << ": " << verified.ToString();
+    EXPECT_OK(verified) << key.public_key.spec().Name() << " " << SchemeName(scheme) << " "
+                        << HashName(hash);
   }
 
   // A session of our own on the backend's module, to poke at the token behind its back.
   Pkcs11Session OwnSession() {
     auto session = Pkcs11Session::Open(backend_->module(), backend_->slot(), true);
-    EXPECT_TRUE(session.ok()) << session.status().ToString();
+    EXPECT_OK(session);
     return std::move(session).value();
   }
 
@@ -119,7 +120,7 @@ class HsmBackendTest : public ::testing::Test {
                                         const Bytes& id) {
     auto found = session.FindObjects(
         {MakeAttribute(CKA_CLASS, &cls, sizeof cls), MakeAttribute(CKA_ID, id.data(), id.size())});
-    EXPECT_TRUE(found.ok()) << found.status().ToString();
+    EXPECT_OK(found);
     return found.ok() ? *found : std::vector<CK_OBJECT_HANDLE>{};
   }
 
@@ -165,7 +166,7 @@ TEST_P(HsmSpecTest, GeneratedKeyIsSensitiveAndIdentifiedByItsPublicKey) {
 
   // FindKey reports the same public key (EC: from the public key object's CKA_EC_POINT).
   auto found = backend_->FindKey(key.id);
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   EXPECT_EQ(found->id, key.id);
   EXPECT_EQ(found->label, key.label);
   EXPECT_EQ(found->public_key.SpkiDer(), key.public_key.SpkiDer());
@@ -192,7 +193,7 @@ TEST_P(HsmSpecTest, VerificationIsNotVacuous) {
       GetParam().type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
   Bytes digest = DigestOf(HashAlgorithm::kSha256, "original");
   auto signature = backend_->Sign(key.id, scheme, HashAlgorithm::kSha256, digest);
-  ASSERT_TRUE(signature.ok()) << signature.status().ToString();
+  ASSERT_OK(signature);
   digest[0] ^= 1;
   EXPECT_FALSE(
       VerifyDigestSignature(key.public_key, scheme, HashAlgorithm::kSha256, digest, *signature)
@@ -232,16 +233,15 @@ TEST_P(HsmSpecTest, SchemeMustFitTheKey) {
 TEST_P(HsmSpecTest, SignerForSignsWithTheHsmKey) {
   const HsmKey& key = KeyFor(GetParam());
   auto signer = backend_->SignerFor(key.id);
-  ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+  ASSERT_OK(signer);
   EXPECT_EQ((*signer)->public_key().SpkiDer(), key.public_key.SpkiDer());
   const SignatureScheme scheme =
       GetParam().type == KeyType::kRsa ? SignatureScheme::kRsaPss : SignatureScheme::kEcdsa;
   const Bytes digest = DigestOf(HashAlgorithm::kSha384, "via signer");
   auto signature = (*signer)->SignDigest(scheme, HashAlgorithm::kSha384, digest, std::nullopt);
-  ASSERT_TRUE(signature.ok()) << signature.status().ToString();
-  EXPECT_TRUE(
-      VerifyDigestSignature(key.public_key, scheme, HashAlgorithm::kSha384, digest, *signature)
-          .ok());
+  ASSERT_OK(signature);
+  EXPECT_OK(
+      VerifyDigestSignature(key.public_key, scheme, HashAlgorithm::kSha384, digest, *signature));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSpecs, HsmSpecTest, ::testing::ValuesIn(SupportedKeySpecs()),
@@ -335,10 +335,10 @@ TEST_F(HsmBackendTest, NonSensitiveOrExtractableKeysAreRefused) {
     }
     // FindKey still describes the key honestly.
     auto found = backend_->FindKey(c.id);
-    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    ASSERT_OK(found);
     EXPECT_EQ(found->sensitive, c.sensitive);
     EXPECT_EQ(found->extractable, c.extractable);
-    EXPECT_TRUE(backend_->DestroyKey(c.id).ok());
+    EXPECT_OK(backend_->DestroyKey(c.id));
   }
 }
 
@@ -364,8 +364,8 @@ TEST_F(HsmBackendTest, RecoversFromCloseAllSessions) {
                   HashAlgorithm::kSha384);
   }
   EXPECT_GE(backend_->stats().session_reopens, before.session_reopens + kPoolSize);
-  EXPECT_TRUE(backend_->Check().ok());
-  EXPECT_TRUE(backend_->ListKeys().ok());
+  EXPECT_OK(backend_->Check());
+  EXPECT_OK(backend_->ListKeys());
 }
 
 // C_Logout from any session logs the whole token out and invalidates private-object handles.
@@ -375,7 +375,7 @@ TEST_F(HsmBackendTest, RecoversFromLogout) {
   const HsmStats before = backend_->stats();
   {
     Pkcs11Session session = OwnSession();
-    ASSERT_TRUE(session.Logout().ok());
+    ASSERT_OK(session.Logout());
   }
   SignAndVerify(key, SignatureScheme::kEcdsa, HashAlgorithm::kSha384);
   EXPECT_GT(backend_->stats().relogins, before.relogins);
@@ -386,17 +386,17 @@ TEST_F(HsmBackendTest, RecoversFromLogout) {
 TEST_F(HsmBackendTest, RecoversFromLogoutBeforeTheFirstLookup) {
   {
     Pkcs11Session session = OwnSession();
-    ASSERT_TRUE(session.Logout().ok());
+    ASSERT_OK(session.Logout());
   }
   auto keys = backend_->ListKeys();
-  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  ASSERT_OK(keys);
   const HsmKey& key = KeyFor(Spec("ec-p256"));
   {
     Pkcs11Session session = OwnSession();
-    ASSERT_TRUE(session.Logout().ok());
+    ASSERT_OK(session.Logout());
   }
   auto found = backend_->FindKey(key.id);
-  EXPECT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_OK(found);
 }
 
 // Stale key handles: logout + login behind the backend's back leaves it logged in but with
@@ -407,8 +407,8 @@ TEST_F(HsmBackendTest, RefindsStaleKeyHandles) {
   const HsmStats before = backend_->stats();
   {
     Pkcs11Session session = OwnSession();
-    ASSERT_TRUE(session.Logout().ok());
-    ASSERT_TRUE(session.Login(CKU_USER, kPin).ok());
+    ASSERT_OK(session.Logout());
+    ASSERT_OK(session.Login(CKU_USER, kPin));
   }
   SignAndVerify(key, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256);
   const HsmStats after = backend_->stats();
@@ -420,7 +420,7 @@ TEST_F(HsmBackendTest, RefindsStaleKeyHandles) {
 // The key object is replaced by a copy with the same CKA_ID (new handle); the old handle is gone.
 TEST_F(HsmBackendTest, RefindsAReplacedKeyObject) {
   auto key = backend_->GenerateKeyPair(Spec("ec-p256"), "replaced");
-  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  ASSERT_OK(key);
   SignAndVerify(*key, SignatureScheme::kEcdsa, HashAlgorithm::kSha256);
   const HsmStats before = backend_->stats();
   {
@@ -436,7 +436,7 @@ TEST_F(HsmBackendTest, RefindsAReplacedKeyObject) {
   }
   SignAndVerify(*key, SignatureScheme::kEcdsa, HashAlgorithm::kSha256);
   EXPECT_GT(backend_->stats().key_refinds, before.key_refinds);
-  EXPECT_TRUE(backend_->DestroyKey(key->id).ok());
+  EXPECT_OK(backend_->DestroyKey(key->id));
 }
 
 // A session left with an operation running (here: a find that was never finalised) answers every
@@ -502,7 +502,7 @@ TEST_F(HsmBackendTest, ProbeFindsEverythingSoftHsmCanDo) {
     const HsmKey& key = KeyFor(Spec(name));
     const HsmStats before = backend_->stats();
     auto probe = backend_->ProbeCapabilities(key.id, key.public_key);
-    ASSERT_TRUE(probe.ok()) << name << ": " << probe.status().ToString();
+    ASSERT_OK(probe) << name;
     EXPECT_EQ(probe->can_sign, SignatureCapabilities::AllFor(key.public_key.type()))
         << name << ": " << probe->can_sign.ToString();
     EXPECT_TRUE(probe->missing.empty()) << name << ": " << probe->missing.front();
@@ -518,7 +518,7 @@ TEST_F(HsmBackendTest, SerializedCallsSignConcurrently) {
   HsmConfig config{GetShared().token->module_path(), kLabel, kPin, kPoolSize};
   config.serialize_calls = true;
   auto serialized = HsmBackend::Open(config);
-  ASSERT_TRUE(serialized.ok()) << serialized.status().ToString();
+  ASSERT_OK(serialized);
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -538,7 +538,7 @@ TEST_F(HsmBackendTest, SerializedCallsSignConcurrently) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ((*serialized)->stats().signatures, 160u);
-  EXPECT_TRUE((*serialized)->Check().ok());
+  EXPECT_OK((*serialized)->Check());
 }
 
 // More callers than sessions: they queue for the one session instead of failing.
@@ -546,7 +546,7 @@ TEST_F(HsmBackendTest, CallersWaitForAFreeSession) {
   const HsmKey& key = KeyFor(Spec("ec-p256"));
   GetShared();  // the token exists
   auto small = HsmBackend::Open(HsmConfig{GetShared().token->module_path(), kLabel, kPin, 1});
-  ASSERT_TRUE(small.ok()) << small.status().ToString();
+  ASSERT_OK(small);
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -578,7 +578,7 @@ TEST_F(HsmBackendTest, WrongPinIsUnauthenticatedAndNotEchoed) {
   // backend logs in again when it is next used).
   {
     Pkcs11Session session = OwnSession();
-    ASSERT_TRUE(session.Logout().ok());
+    ASSERT_OK(session.Logout());
   }
   const std::string wrong_pin = "not-the-pin-31337";
   auto backend =
@@ -594,7 +594,7 @@ TEST_F(HsmBackendTest, WrongPinIsUnauthenticatedAndNotEchoed) {
   EXPECT_FALSE(Contains(status.message(), wrong_pin)) << status.message();
   EXPECT_FALSE(Contains(status.message(), kPin)) << status.message();
   // The shared backend is unaffected.
-  EXPECT_TRUE(backend_->Check().ok());
+  EXPECT_OK(backend_->Check());
 }
 
 TEST_F(HsmBackendTest, UnknownTokenLabelIsNotFound) {
@@ -616,7 +616,7 @@ TEST_F(HsmBackendTest, MissingModuleIsNamed) {
       << backend.status().message();
 }
 
-TEST_F(HsmBackendTest, Check) { EXPECT_TRUE(backend_->Check().ok()); }
+TEST_F(HsmBackendTest, Check) { EXPECT_OK(backend_->Check()); }
 
 // --- Key management
 // -------------------------------------------------------------------------------
@@ -624,7 +624,7 @@ TEST_F(HsmBackendTest, Check) { EXPECT_TRUE(backend_->Check().ok()); }
 TEST_F(HsmBackendTest, ListKeysReturnsEveryKey) {
   for (const KeySpec& spec : SupportedKeySpecs()) KeyFor(spec);
   auto keys = backend_->ListKeys();
-  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  ASSERT_OK(keys);
   for (const auto& [name, key] : GetShared().keys) {
     auto it = std::find_if(keys->begin(), keys->end(),
                            [&wanted = key.id](const HsmKey& listed) { return listed.id == wanted; });
@@ -640,13 +640,13 @@ TEST_F(HsmBackendTest, StoreCertificate) {
   const HsmKey& key = KeyFor(Spec("ec-p256"));
   // A self-signed certificate made by the HSM key itself (SignerFor).
   auto signer = backend_->SignerFor(key.id);
-  ASSERT_TRUE(signer.ok()) << signer.status().ToString();
+  ASSERT_OK(signer);
   CertificateTemplate tmpl;
   tmpl.subject = {{"CN", "Signum HSM test"}, {"O", "Signum Harness"}};
   auto cert = IssueCertificate(tmpl, key.public_key, std::nullopt, **signer);
-  ASSERT_TRUE(cert.ok()) << cert.status().ToString();
+  ASSERT_OK(cert);
 
-  ASSERT_TRUE(backend_->StoreCertificate(key.id, "test cert", *cert).ok());
+  ASSERT_OK(backend_->StoreCertificate(key.id, "test cert", *cert));
   Pkcs11Session session = OwnSession();
   std::vector<CK_OBJECT_HANDLE> certs = RawFind(session, CKO_CERTIFICATE, key.id);
   ASSERT_EQ(certs.size(), 1u);
@@ -662,8 +662,8 @@ TEST_F(HsmBackendTest, StoreCertificate) {
 
   // Storing again replaces it.
   auto second = IssueCertificate(tmpl, key.public_key, std::nullopt, **signer);
-  ASSERT_TRUE(second.ok());
-  ASSERT_TRUE(backend_->StoreCertificate(key.id, "test cert", *second).ok());
+  ASSERT_OK(second);
+  ASSERT_OK(backend_->StoreCertificate(key.id, "test cert", *second));
   certs = RawFind(session, CKO_CERTIFICATE, key.id);
   ASSERT_EQ(certs.size(), 1u);
   EXPECT_EQ(*session.GetAttribute(certs[0], CKA_VALUE), second->Der());
@@ -678,25 +678,25 @@ TEST_F(HsmBackendTest, StoreCertificate) {
 
 TEST_F(HsmBackendTest, DestroyKeyRemovesEveryObject) {
   auto key = backend_->GenerateKeyPair(Spec("ec-p256"), "doomed");
-  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  ASSERT_OK(key);
   auto software = SoftwareKey::Generate(Spec("ec-p256"));
-  ASSERT_TRUE(software.ok());
+  ASSERT_OK(software);
   CertificateTemplate ca_tmpl;
   ca_tmpl.subject = {{"CN", "doomed CA"}};
   ca_tmpl.role = CertificateRole::kRootCa;
   auto ca = IssueCertificate(ca_tmpl, (*software)->public_key(), std::nullopt, **software);
-  ASSERT_TRUE(ca.ok()) << ca.status().ToString();
+  ASSERT_OK(ca);
   CertificateTemplate tmpl;
   tmpl.subject = {{"CN", "doomed"}};
   auto cert = IssueCertificate(tmpl, key->public_key, *ca, **software);
-  ASSERT_TRUE(cert.ok()) << cert.status().ToString();
-  ASSERT_TRUE(backend_->StoreCertificate(key->id, "doomed", *cert).ok());
+  ASSERT_OK(cert);
+  ASSERT_OK(backend_->StoreCertificate(key->id, "doomed", *cert));
   SignAndVerify(*key, SignatureScheme::kEcdsa, HashAlgorithm::kSha256);  // cached handle
 
-  ASSERT_TRUE(backend_->DestroyKey(key->id).ok());
+  ASSERT_OK(backend_->DestroyKey(key->id));
   Pkcs11Session session = OwnSession();
   auto left = session.FindObjects({MakeAttribute(CKA_ID, key->id.data(), key->id.size())});
-  ASSERT_TRUE(left.ok());
+  ASSERT_OK(left);
   EXPECT_TRUE(left->empty());
   EXPECT_EQ(backend_->FindKey(key->id).status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(backend_

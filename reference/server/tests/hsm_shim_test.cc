@@ -13,6 +13,7 @@
 
 #include "hsm_backend.h"
 #include "signum/testing/softhsm_token.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::server {
 namespace {
@@ -44,13 +45,13 @@ class ShimTest : public ::testing::Test {
     HsmConfig config{SIGNUM_DEFECT_SHIM, kLabel, kPin, kSigners};
     config.serialize_calls = serialize_calls;
     auto backend = HsmBackend::Open(config);
-    EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+    EXPECT_OK(backend);
     return backend.ok() ? std::move(*backend) : nullptr;
   }
 
   HsmKey Generate(std::string_view spec) {
     auto key = backend_->GenerateKeyPair(ParseKeySpec(spec).value(), std::string(spec));
-    EXPECT_TRUE(key.ok()) << key.status().ToString();
+    EXPECT_OK(key);
     if (!key.ok()) std::abort();
     return std::move(*key);
   }
@@ -68,9 +69,8 @@ class ShimTest : public ::testing::Test {
           auto signature =
               backend.Sign(key.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest);
           if (signature.ok()) {
-            EXPECT_TRUE(VerifyDigestSignature(key.public_key, SignatureScheme::kEcdsa,
-                                              HashAlgorithm::kSha256, digest, *signature)
-                            .ok());
+            EXPECT_OK(VerifyDigestSignature(key.public_key, SignatureScheme::kEcdsa,
+                                            HashAlgorithm::kSha256, digest, *signature));
             continue;
           }
           if (failures++ == 0) {
@@ -106,7 +106,7 @@ TEST_F(PssSignDataInvalid, ProbeFindsEverythingButPss) {
   const HsmStats before = backend_->stats();
 
   auto probe = backend_->ProbeCapabilities(rsa.id, rsa.public_key);
-  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  ASSERT_OK(probe);
   SignatureCapabilities expected;
   for (const HashInfo& h : AllHashes()) expected.Add(SignatureScheme::kRsaPkcs1, h.algorithm);
   EXPECT_EQ(probe->can_sign, expected) << probe->can_sign.ToString();
@@ -116,7 +116,7 @@ TEST_F(PssSignDataInvalid, ProbeFindsEverythingButPss) {
       << probe->missing[0];
 
   probe = backend_->ProbeCapabilities(ec.id, ec.public_key);
-  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  ASSERT_OK(probe);
   EXPECT_EQ(probe->can_sign, SignatureCapabilities::AllFor(KeyType::kEc));
   EXPECT_TRUE(probe->missing.empty());
 
@@ -136,7 +136,7 @@ TEST_F(PssSignDataInvalid, SignaturesThatDoNotVerifyCountAsCannot) {
   const HsmKey other = Generate("rsa-2048");
   // The token signs fine, but not with the key the certificate names.
   auto probe = backend_->ProbeCapabilities(rsa.id, other.public_key);
-  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  ASSERT_OK(probe);
   EXPECT_TRUE(probe->can_sign.empty()) << probe->can_sign.ToString();
   ASSERT_FALSE(probe->missing.empty());
   EXPECT_TRUE(Contains(probe->missing[0],
@@ -171,7 +171,7 @@ TEST_F(ThreadUnsafe, SerializedCallsKeepAnUnsafeModuleWorking) {
   error.clear();
   EXPECT_EQ(SignConcurrently(*serialized, ec, &error), 0) << error;
   EXPECT_EQ(serialized->stats().signatures, kSigners * kRounds);
-  EXPECT_TRUE(serialized->Check().ok());
+  EXPECT_OK(serialized->Check());
 }
 
 }  // namespace

@@ -23,8 +23,9 @@
 
 #include "https_server.h"
 #include "signum/core/https_client.h"
-#include "signum/testing/softhsm_token.h"
 #include "signum/testing/loopback.h"
+#include "signum/testing/softhsm_token.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum::server {
@@ -279,7 +280,7 @@ TEST(HttpsTest, RoundTrip) {
   auto client = MakeClient(config);
 
   auto r = client->Request("POST", "/v1/echo?x=y", "{\"a\":1}", {{"X-Custom", "hello"}});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "{\"a\":1}");
   EXPECT_EQ(r->headers["server"], "signum-server");
@@ -294,7 +295,7 @@ TEST(HttpsTest, RoundTrip) {
   EXPECT_EQ(r->headers["x-peer"].rfind("127.0.0.1:", 0), 0u) << r->headers["x-peer"];
 
   auto g = client->Get("/v1/health");
-  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ASSERT_OK(g);
   EXPECT_EQ(g->headers["x-method"], "GET");
   EXPECT_EQ(g->body, "");
   EXPECT_EQ(client->connections_opened(), 1u);
@@ -303,7 +304,7 @@ TEST(HttpsTest, RoundTrip) {
   config.host = "localhost";
   auto by_name = MakeClient(config);
   auto n = by_name->Get("/");
-  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_OK(n);
 }
 
 TEST(HttpsTest, KeepAliveReusesOneConnection) {
@@ -311,7 +312,7 @@ TEST(HttpsTest, KeepAliveReusesOneConnection) {
   auto client = MakeClient(ClientConfig(server->port()));
   for (int i = 0; i < 100; ++i) {
     auto r = client->Post("/v1/echo", "{\"i\":" + std::to_string(i) + "}");
-    ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+    ASSERT_OK(r) << i;
     ASSERT_EQ(r->body, "{\"i\":" + std::to_string(i) + "}");
   }
   EXPECT_EQ(client->connections_opened(), 1u);
@@ -321,7 +322,7 @@ TEST(HttpsTest, KeepAliveReusesOneConnection) {
   const auto start = Clock::now();
   for (int i = 0; i < kRequests; ++i) {
     auto r = client->Post("/v1/echo", "{\"payload\":\"0123456789abcdef\"}");
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
   }
   const double seconds = std::max<int64_t>(1, MillisSince(start)) / 1000.0;
   std::printf("[ measure  ] %d requests over one keep-alive TLS connection: %.0f requests/s\n",
@@ -334,10 +335,10 @@ TEST(HttpsTest, ServerClosesIdleConnectionAndClientReconnects) {
   config.idle_timeout_ms = 200;
   auto server = StartServer(config);
   auto client = MakeClient(ClientConfig(server->port()));
-  ASSERT_TRUE(client->Get("/a").ok());
+  ASSERT_OK(client->Get("/a"));
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   auto r = client->Get("/b");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->headers["x-target"], "/b");
   EXPECT_EQ(client->connections_opened(), 2u);
 }
@@ -347,10 +348,10 @@ TEST(HttpsTest, BodyOverLimitIs413) {
   config.max_body_bytes = 1024;
   auto server = StartServer(config);
   auto client = MakeClient(ClientConfig(server->port()));
-  ASSERT_TRUE(client->Post("/ok", std::string(1024, 'a')).ok());
+  ASSERT_OK(client->Post("/ok", std::string(1024, 'a')));
 
   auto r = client->Post("/big", std::string(200 * 1024, 'a'));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 413);
   EXPECT_NE(r->body.find("\"code\":\"PAYLOAD_TOO_LARGE\""), std::string::npos) << r->body;
   EXPECT_EQ(r->headers["connection"], "close");
@@ -358,7 +359,7 @@ TEST(HttpsTest, BodyOverLimitIs413) {
 
   // The connection was closed; the next request opens a new one.
   auto after = client->Get("/after");
-  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_OK(after);
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(client->connections_opened(), 2u);
 }
@@ -384,7 +385,7 @@ TEST(HttpsTest, HeadersOverLimitIs431) {
   auto server = StartServer(config);
   auto client = MakeClient(ClientConfig(server->port()));
   auto r = client->Request("GET", "/", "", {{"X-Big", std::string(8000, 'h')}});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 431);
   EXPECT_NE(r->body.find("HEADERS_TOO_LARGE"), std::string::npos) << r->body;
 }
@@ -403,7 +404,7 @@ TEST(HttpsTest, MalformedRequestIs400AndClose) {
 
   // The server is still fine.
   auto client = MakeClient(ClientConfig(server->port()));
-  EXPECT_TRUE(client->Get("/").ok());
+  EXPECT_OK(client->Get("/"));
 }
 
 TEST(HttpsTest, SlowLorisIsCutOffAfterRequestTimeout) {
@@ -495,7 +496,7 @@ TEST(HttpsTest, IdleConnectionFloodFromOneSourceDoesNotLockOutOthers) {
   const auto start = Clock::now();
   auto client = MakeClient(ClientConfig(server->port()));
   auto r = client->Get("/x");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_LT(MillisSince(start), 1500);  // before: refused until the 10 s handshake timeout
   // Every idle connection is closed by the server soon: refused at once or after 500 ms.
@@ -564,7 +565,7 @@ TEST(HttpsTest, WrongServerNameIsVerifyFailure) {
 
   config.server_name = "localhost";  // connect by IP, verify the DNS name
   r = MakeClient(config)->Get("/");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_OK(r);
 }
 
 TEST(HttpsTest, MutualTls) {
@@ -576,7 +577,7 @@ TEST(HttpsTest, MutualTls) {
   config.client_certificate_file = GetPki().client_cert;
   config.client_key_file = GetPki().client_key;
   auto r = MakeClient(config)->Get("/whoami");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->headers["x-client-cert"], GetPki().client_fingerprint);
   EXPECT_EQ(r->headers["x-client-subject"], GetPki().client_subject);
   EXPECT_EQ(GetPki().client_subject, "CN=builder-1,O=Signum Test");
@@ -585,7 +586,7 @@ TEST(HttpsTest, MutualTls) {
   auto token_config = ClientConfig(server->port());
   token_config.bearer_token = "t";
   r = MakeClient(token_config)->Get("/whoami");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->headers["x-client-cert"], "<none>");
   EXPECT_EQ(r->headers["x-client-subject"], "<none>");
 
@@ -635,7 +636,7 @@ TEST(HttpsTest, Ipv6Loopback) {
   auto client_config = ClientConfig(server->port());
   client_config.host = "::1";
   auto r = MakeClient(client_config)->Get("/six");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->headers["x-peer"].rfind("[::1]:", 0), 0u) << r->headers["x-peer"];
 }
 
@@ -647,15 +648,15 @@ TEST(HttpsTest, HandlerExceptionIs500) {
   });
   auto client = MakeClient(ClientConfig(server->port()));
   auto r = client->Get("/throw");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 500);
   EXPECT_NE(r->body.find("\"code\":\"INTERNAL\""), std::string::npos) << r->body;
   EXPECT_EQ(r->body.find("secret"), std::string::npos) << r->body;
   r = client->Get("/bad-status");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 500);
   r = client->Get("/fine");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(client->connections_opened(), 1u);  // a handler failure does not cost the connection
 }
@@ -672,7 +673,7 @@ TEST(HttpsTest, ExtraResponseHeadersAndStatus) {
     return r;
   });
   auto r = MakeClient(ClientConfig(server->port()))->Get("/");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 429);
   EXPECT_EQ(r->headers["retry-after"], "3");
   EXPECT_EQ(r->headers["www-authenticate"], "Bearer realm=\"signum\"");
@@ -686,7 +687,7 @@ TEST(HttpsTest, StopWithConnectedClientsIsPrompt) {
   std::vector<std::unique_ptr<HttpsClient>> clients;
   for (int i = 0; i < 4; ++i) {
     clients.push_back(MakeClient(ClientConfig(server->port())));
-    ASSERT_TRUE(clients.back()->Get("/").ok());
+    ASSERT_OK(clients.back()->Get("/"));
   }
   RawTls mid_request;  // one connection half-way through a request
   ASSERT_TRUE(mid_request.Connect(server->port()));
@@ -788,7 +789,7 @@ TEST(HttpsTest, ClientRequestTimeout) {
   EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().ToString();
   EXPECT_LT(MillisSince(start), 700);
   auto fine = client->Get("/fast");  // a new connection
-  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  ASSERT_OK(fine);
   EXPECT_EQ(client->connections_opened(), 2u);
 }
 
@@ -796,9 +797,9 @@ TEST(HttpsTest, ConnectionCloseAndHttp10) {
   auto server = StartServer(ServerConfig());
   auto client = MakeClient(ClientConfig(server->port()));
   auto r = client->Request("GET", "/", "", {{"Connection", "close"}});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->headers["connection"], "close");
-  ASSERT_TRUE(client->Get("/").ok());
+  ASSERT_OK(client->Get("/"));
   EXPECT_EQ(client->connections_opened(), 2u);
 
   RawTls raw;

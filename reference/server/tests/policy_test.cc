@@ -7,6 +7,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "signum/testing/status_matchers.h"
 #include "state_test_util.h"
 
 namespace signum::server {
@@ -27,7 +28,7 @@ PolicyRule Rule(const std::string& json_text) {
 
 PolicyEngine Engine(std::vector<PolicyRule> rules) {
   auto engine = PolicyEngine::Compile(std::move(rules));
-  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  EXPECT_OK(engine);
   return engine.ok() ? std::move(*engine) : PolicyEngine{};
 }
 
@@ -708,8 +709,8 @@ TEST(PolicyCompile, InvalidRegexIsRejectedWithTheRuleName) {
   EXPECT_NE(r2.status().message().find("policy 'broken-cmd'"), std::string::npos);
   EXPECT_NE(r2.status().message().find("command_line"), std::string::npos);
 
-  EXPECT_TRUE(PolicyEngine::Compile({fine}).ok());
-  EXPECT_TRUE(PolicyEngine::Compile({}).ok());
+  EXPECT_OK(PolicyEngine::Compile({fine}));
+  EXPECT_OK(PolicyEngine::Compile({}));
 }
 
 }  // namespace

@@ -6,11 +6,10 @@
 #include <signal.h>
 #include <sys/mount.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <boost/process.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -22,6 +21,7 @@
 #include "signum/core/wire.h"
 #include "signum/core/x509.h"
 #include "signum/testing/softhsm_token.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum::server {
@@ -125,7 +125,7 @@ class ServerE2eTest : public ::testing::Test {
 
   static wire::CertificateListResponse List(HttpsClient& client) {
     auto r = client.Get(std::string(wire::kCertificatesPath));
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     EXPECT_EQ(r->status, 200) << r->body;
     return wire::ParseCertificateListResponse(json::parse(r->body)).value();
   }
@@ -144,10 +144,10 @@ const std::vector<std::string> kAllLabels = {"rsa-2048", "rsa-3072", "rsa-4096",
 TEST_F(ServerE2eTest, HealthIsOkWithoutCredentials) {
   auto client = deployment_->Client("");
   auto r = client->Get("/v1/health");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 200);
   auto health = wire::ParseHealthResponse(json::parse(r->body));
-  ASSERT_TRUE(health.ok());
+  ASSERT_OK(health);
   EXPECT_EQ(health->status, "ok");
   EXPECT_EQ(health->hsm, "ok");
 }
@@ -160,13 +160,13 @@ TEST_F(ServerE2eTest, ReleaseSeesEveryCertificateWithItsChain) {
   for (const auto& e : list.certificates) {
     labels.push_back(e.label);
     auto leaf = Certificate::FromPem(e.certificate_pem);
-    ASSERT_TRUE(leaf.ok());
+    ASSERT_OK(leaf);
     EXPECT_EQ(e.id, leaf->Sha1ThumbprintHex());
     ASSERT_EQ(e.chain_pem.size(), 2u) << e.label;
     std::vector<Certificate> intermediates{Certificate::FromPem(e.chain_pem[0]).value()};
     Status chain =
         VerifyCertificateChain(*leaf, intermediates, {root}, /*require_code_signing=*/true);
-    EXPECT_TRUE(chain.ok()) << e.label << ": " << chain.ToString();
+    EXPECT_OK(chain) << e.label;
     EXPECT_EQ(leaf->GetKeySpec()->Name(), e.label);
   }
   std::sort(labels.begin(), labels.end());
@@ -195,15 +195,14 @@ TEST_F(ServerE2eTest, EveryAlgorithmSchemeAndHashSignsAndVerifies) {
             Digest(hash, AsBytes("artifact " + entry.label + std::string(SchemeName(scheme))));
         req.context.process = "signum_server_e2e_test";
         auto r = PostSign(*client, req);
-        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        ASSERT_OK(r);
         ASSERT_EQ(r->status, 200) << entry.label << " " << SchemeName(scheme) << " "
                                   << HashName(hash) << ": " << r->body;
         auto resp = wire::ParseSignResponse(json::parse(r->body));
-        ASSERT_TRUE(resp.ok());
+        ASSERT_OK(resp);
         EXPECT_EQ(resp->signature.size(), key.spec().SignatureSize());
         Status v = VerifyDigestSignature(key, scheme, hash, req.digest, resp->signature);
-        EXPECT_TRUE(v.ok()) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash)
-                            << ": " << v.ToString();
+        EXPECT_OK(v) << entry.label << " " << SchemeName(scheme) << " " << HashName(hash);
         ++verified;
       }
     }
@@ -228,8 +227,7 @@ TEST_F(ServerE2eTest, PssSaltLengthsAndSha1WhereThePolicyAllowsIt) {
     auto r = PostSign(*client, req);
     ASSERT_EQ(r->status, 200) << r->body;
     auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
-    EXPECT_TRUE(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig, salt).ok())
-        << salt;
+    EXPECT_OK(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, sig, salt)) << salt;
   }
   // release-legacy-sha1 allows SHA-1 with PKCS#1 v1.5 only.
   wire::SignRequest sha1{rsa.id,
@@ -240,9 +238,8 @@ TEST_F(ServerE2eTest, PssSaltLengthsAndSha1WhereThePolicyAllowsIt) {
                          {}};
   auto r = PostSign(*client, sha1);
   ASSERT_EQ(r->status, 200) << r->body;
-  EXPECT_TRUE(VerifyDigestSignature(key, sha1.scheme, sha1.hash, sha1.digest,
-                                    wire::ParseSignResponse(json::parse(r->body))->signature)
-                  .ok());
+  EXPECT_OK(VerifyDigestSignature(key, sha1.scheme, sha1.hash, sha1.digest,
+                                  wire::ParseSignResponse(json::parse(r->body))->signature));
   sha1.scheme = SignatureScheme::kRsaPss;
   r = PostSign(*client, sha1);
   EXPECT_EQ(r->status, 403) << r->body;
@@ -268,11 +265,11 @@ TEST_F(ServerE2eTest, AliceSeesAndUsesOnlyRsa2048) {
         std::nullopt,
         {}};
     auto r = PostSign(*alice, req);
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     EXPECT_EQ(r->status, e.label == "rsa-2048" ? 200 : 403) << e.label << ": " << r->body;
     if (r->status == 403) {
       auto err = wire::ParseErrorResponse(json::parse(r->body));
-      ASSERT_TRUE(err.ok());
+      ASSERT_OK(err);
       EXPECT_EQ(err->code, "PERMISSION_DENIED");
       EXPECT_NE(err->message.find("alice"), std::string::npos) << err->message;
     }
@@ -295,10 +292,8 @@ TEST_F(ServerE2eTest, ClientCertificateUserSignsOverMutualTls) {
   ASSERT_EQ(r->status, 200) << r->body;
   auto sig = wire::ParseSignResponse(json::parse(r->body))->signature;
   EXPECT_EQ(sig.size(), 96u);
-  EXPECT_TRUE(
-      VerifyDigestSignature(Certificate::FromPem(ec.certificate_pem)->GetPublicKey().value(),
-                            req.scheme, req.hash, req.digest, sig)
-          .ok());
+  EXPECT_OK(VerifyDigestSignature(Certificate::FromPem(ec.certificate_pem)->GetPublicKey().value(),
+                                  req.scheme, req.hash, req.digest, sig));
 }
 
 TEST_F(ServerE2eTest, UnknownOrMissingCredentialsAre401) {
@@ -306,10 +301,10 @@ TEST_F(ServerE2eTest, UnknownOrMissingCredentialsAre401) {
        {std::string(""), std::string("sgn_00000000_notavalidtoken"), std::string("garbage")}) {
     auto client = deployment_->Client(token);
     auto r = client->Get("/v1/certificates");
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     EXPECT_EQ(r->status, 401) << token;
     EXPECT_EQ(r->headers["www-authenticate"], "Bearer");
-    EXPECT_TRUE(wire::ParseErrorResponse(json::parse(r->body)).ok()) << r->body;
+    EXPECT_OK(wire::ParseErrorResponse(json::parse(r->body))) << r->body;
   }
 }
 
@@ -358,7 +353,7 @@ TEST_F(ServerE2eTest, BadRequestsGetClearErrorsAndNeverKillTheServer) {
   for (const Case& c : cases) {
     auto fresh = deployment_->Client(deployment_->Token("release"));
     auto r = fresh->Request(c.method, c.path, c.body);
-    ASSERT_TRUE(r.ok()) << c.name << ": " << r.status().ToString();
+    ASSERT_OK(r) << c.name;
     EXPECT_EQ(r->status, c.status) << c.name << ": " << r->body;
     auto err = wire::ParseErrorResponse(json::parse(r->body, nullptr, false));
     ASSERT_TRUE(err.ok()) << c.name << ": error body is not JSON: " << r->body;
@@ -366,7 +361,7 @@ TEST_F(ServerE2eTest, BadRequestsGetClearErrorsAndNeverKillTheServer) {
         << c.name << ": " << err->message;
   }
   auto health = deployment_->Client("")->Get("/v1/health");
-  ASSERT_TRUE(health.ok());
+  ASSERT_OK(health);
   EXPECT_EQ(health->status, 200);
 }
 
@@ -432,7 +427,7 @@ TEST_F(ServerE2eTest, AuthenticationFailureFloodIsAggregatedInTheAudit) {
   auto client = deployment_->Client("sgn_deadbeef_unknownunknownunknownunknownunknownxx");
   for (int i = 0; i < 300; ++i) {
     auto r = client->Get("/v1/certificates");
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     ASSERT_EQ(r->status, 401);
   }
   // Before: 300 records of ~330 bytes. Now at most the interval's first failure (plus a summary
@@ -454,7 +449,7 @@ TEST_F(ServerE2eTest, ClientCertificateFromAnUnknownCaIsAudited) {
   c.client_certificate_file = dir.File("cert.pem");
   c.client_key_file = dir.File("key.pem");
   auto client = HttpsClient::Create(c);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_OK(client);
   auto r = (*client)->Get(std::string(wire::kCertificatesPath));
   EXPECT_FALSE(r.ok() && r->status == 200);
   std::string text;
@@ -470,14 +465,14 @@ TEST_F(ServerE2eTest, SmallProtocolFixes) {
   auto client = deployment_->Client(deployment_->Token("release"));
   // DELETE /v1/health: 405 with Allow, like every other route.
   auto del = client->Request("DELETE", std::string(wire::kHealthPath), "");
-  ASSERT_TRUE(del.ok());
+  ASSERT_OK(del);
   EXPECT_EQ(del->status, 405) << del->body;
   EXPECT_EQ(del->headers["allow"], "GET");
   // The auth scheme is case-insensitive (RFC 7235).
   auto lower = deployment_->Client("");
   auto listed = lower->Request("GET", std::string(wire::kCertificatesPath), "",
                                {{"Authorization", "bEaReR " + deployment_->Token("release")}});
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_EQ(listed->status, 200) << listed->body;
   // Duplicate JSON keys are refused.
   auto list = List(*client);
@@ -488,7 +483,7 @@ TEST_F(ServerE2eTest, SmallProtocolFixes) {
   auto dup = client->Post(std::string(wire::kSignPath),
                           R"({"certificate_id":")" + rsa_id + R"(","certificate_id":"x",)" +
                               R"("scheme":"rsa-pkcs1","hash":"sha256","digest":")" + digest + "\"}");
-  ASSERT_TRUE(dup.ok());
+  ASSERT_OK(dup);
   EXPECT_EQ(dup->status, 400) << dup->body;
   EXPECT_NE(dup->body.find("more than once"), std::string::npos) << dup->body;
   // An impossible PSS salt is refused before the policy decision: no "allowed" record for it.
@@ -496,7 +491,7 @@ TEST_F(ServerE2eTest, SmallProtocolFixes) {
                            R"({"certificate_id":")" + rsa_id +
                                R"(","scheme":"rsa-pss","hash":"sha256","pss_salt_length":1000,)" +
                                R"("digest":")" + digest + "\"}");
-  ASSERT_TRUE(salt.ok());
+  ASSERT_OK(salt);
   EXPECT_EQ(salt->status, 400) << salt->body;
   const std::string text = *ReadFile(deployment_->root() + "/audit/audit.log");
   const size_t last = text.rfind("\"scheme\":\"rsa-pss\"");
@@ -545,7 +540,7 @@ TEST_F(ServerE2eTest, ZzAuditChainRecordsDenialsAndSurvivesRestartAndTampering) 
   std::string edited = text;
   edited.replace(pos, 14, "\"user\":\"alicf\"");
   const std::string copy = deployment_->root() + "/audit/tampered.log";
-  ASSERT_TRUE(WriteFileAtomically(copy, edited).ok());
+  ASSERT_OK(WriteFileAtomically(copy, edited));
   verify = RunCommand(Cli("audit-verify " + copy));
   EXPECT_NE(verify.exit_code, 0) << verify.output;
   EXPECT_NE(verify.output.find("line"), std::string::npos) << verify.output;
@@ -555,7 +550,7 @@ TEST_F(ServerE2eTest, ZzzOverloadAnswers429WithRetryAfter) {
   deployment_->Stop();
   json config = json::parse(*ReadFile(deployment_->config()));
   config["limits"]["max_inflight_signatures"] = 1;
-  ASSERT_TRUE(WriteFileAtomically(deployment_->config(), config.dump(2)).ok());
+  ASSERT_OK(WriteFileAtomically(deployment_->config(), config.dump(2)));
   deployment_->Start();
   auto list = List(*deployment_->Client(deployment_->Token("release")));
   const auto rsa4096 = *std::find_if(list.certificates.begin(), list.certificates.end(),
@@ -636,7 +631,7 @@ TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversB
   std::string rsa_id;
   {
     auto r = client->Get(std::string(wire::kCertificatesPath));
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     const json list = json::parse(r->body);
     for (const json& e : list["certificates"])
       if (e["label"] == "rsa-2048") rsa_id = e["id"].get<std::string>();
@@ -651,7 +646,7 @@ TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversB
   int status = 200;
   for (int i = 0; i < 200 && status == 200; ++i) {
     auto r = sign();
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     status = r->status;
     if (status != 200) {
       EXPECT_EQ(r->body.find("signature"), std::string::npos) << r->body;
@@ -659,7 +654,7 @@ TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversB
   }
   ASSERT_EQ(status, 500) << "the audit never ran out of space";
   auto health = deployment.Client("")->Get(std::string(wire::kHealthPath));
-  ASSERT_TRUE(health.ok());
+  ASSERT_OK(health);
   EXPECT_EQ(health->status, 503);
   EXPECT_EQ(json::parse(health->body)["status"], "degraded: audit unavailable") << health->body;
   const std::string log = audit_dir + "/audit.log";
@@ -673,7 +668,7 @@ TEST(AuditDiskFullE2eTest, SigningFailsClosedHealthDegradesAndTheServerRecoversB
   }
   EXPECT_EQ(health->status, 200) << health->body;
   auto r = sign();
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->status, 200) << r->body;
   deployment.Stop();
   EXPECT_NE(ReadFile(log)->find("\"type\":\"audit-outage\""), std::string::npos);
@@ -713,7 +708,7 @@ TEST(VendorTokenE2eTest, InitDemoOnAnExistingTokenSignsAndRemoveDemoKeysLeavesIt
   ASSERT_NE(before.find("vendors-own"), std::string::npos) << before;
 
   TempDir secrets("signum-vendor-pin");
-  ASSERT_TRUE(WriteFileAtomically(secrets.File("pin"), vendor.pin() + "\n", 0600).ok());
+  ASSERT_OK(WriteFileAtomically(secrets.File("pin"), vendor.pin() + "\n", 0600));
   // The variable reaches the module only through --hsm-env (server.json hsm.environment).
   ::unsetenv("SOFTHSM2_CONF");
   Deployment deployment("--hsm-module " + vendor.module_path() +
@@ -750,12 +745,12 @@ TEST(VendorTokenE2eTest, InitDemoOnAnExistingTokenSignsAndRemoveDemoKeysLeavesIt
     req.hash = HashAlgorithm::kSha256;
     req.digest = Digest(req.hash, AsBytes("vendor artifact " + entry.label));
     auto r = client->Post(std::string(wire::kSignPath), wire::ToJson(req).dump());
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK(r);
     ASSERT_EQ(r->status, 200) << r->body;
     auto resp = wire::ParseSignResponse(json::parse(r->body));
-    ASSERT_TRUE(resp.ok());
+    ASSERT_OK(resp);
     Status v = VerifyDigestSignature(key, req.scheme, req.hash, req.digest, resp->signature);
-    EXPECT_TRUE(v.ok()) << entry.label << ": " << v.ToString();
+    EXPECT_OK(v) << entry.label;
   }
   deployment.Stop();
 
@@ -774,7 +769,7 @@ TEST(VendorTokenE2eTest, WrongPinOrIncompleteOptionsFailAndLeaveTheTokenAlone) {
   SoftHsmToken vendor("vendor-token", "vendor-pin-4711");
   const std::string before = ListTokenObjects(vendor);
   TempDir dir("signum-vendor-bad");
-  ASSERT_TRUE(WriteFileAtomically(dir.File("pin"), "not-the-pin\n", 0600).ok());
+  ASSERT_OK(WriteFileAtomically(dir.File("pin"), "not-the-pin\n", 0600));
   auto bad_pin =
       RunCommand(Cli("init-demo " + dir.File("demo") + " --hsm-module " + vendor.module_path() +
                      " --hsm-token-label vendor-token" + " --hsm-pin-file " + dir.File("pin") +

@@ -14,9 +14,10 @@
 #include <thread>
 
 #include "signum/core/files.h"
+#include "signum/testing/status_matchers.h"
+#include "signum/testing/temp_dir.h"
 #include "state_store.h"
 #include "state_test_util.h"
-#include "signum/testing/temp_dir.h"
 
 namespace signum::server {
 namespace {
@@ -84,7 +85,7 @@ TEST(StateJson, RoundTripsEveryField) {
   const json j = StateToJson(state);
   // Reparse from text, as LoadState does.
   auto parsed = StateFromJson(json::parse(j.dump(2)));
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   EXPECT_EQ(StateToJson(*parsed), j);
 
   ASSERT_EQ(parsed->certificates.size(), 2u);
@@ -145,7 +146,7 @@ TEST(StateJson, OptionalFieldsDefault) {
       {"policies", {{{"name", "p"}, {"effect", "deny"}}}},
   };
   auto state = StateFromJson(j);
-  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  ASSERT_OK(state);
   EXPECT_TRUE(state->certificates[0].enabled);
   EXPECT_TRUE(state->certificates[0].chain.empty());
   EXPECT_FALSE(state->users[0].admin);
@@ -153,7 +154,7 @@ TEST(StateJson, OptionalFieldsDefault) {
   EXPECT_TRUE(state->policies[0].users.empty());
 
   auto empty = StateFromJson(json::object());
-  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  ASSERT_OK(empty);
   EXPECT_TRUE(empty->certificates.empty());
 }
 
@@ -245,7 +246,7 @@ TEST(StateJson, ValidationErrorsNameThePath) {
 
 TEST(StateJson, ValidateStateCatchesCodeBuiltMistakes) {
   ServerState state = SampleState();
-  EXPECT_TRUE(ValidateState(state).ok());
+  EXPECT_OK(ValidateState(state));
   state.certificates[1].label = "rsa-2048";
   EXPECT_NE(ValidateState(state).message().find("duplicate label"), std::string::npos);
   state = SampleState();
@@ -260,7 +261,7 @@ TEST(StateJson, ValidateStateCatchesCodeBuiltMistakes) {
 TEST(StateJson, PolicyRuleFromJsonAlone) {
   auto rule = PolicyRuleFromJson(json::parse(
       R"({"name":"r","effect":"allow","hashes":["SHA-256","sha256"],"schemes":["ecdsa"]})"));
-  ASSERT_TRUE(rule.ok()) << rule.status().ToString();
+  ASSERT_OK(rule);
   EXPECT_EQ(rule->hashes, std::vector<HashAlgorithm>{HashAlgorithm::kSha256});  // deduplicated
   EXPECT_EQ(PolicyRuleToJson(*rule)["schemes"], json::array({"ecdsa"}));
   auto bad = PolicyRuleFromJson(json::parse(R"({"name":"r","effect":"allow","hashes":["md5"]})"));
@@ -287,8 +288,8 @@ TEST(StateFile, SaveIsAtomicAndPrivate) {
   TempDir dir;
   const std::string path = dir.File("state.json");
   const ServerState state = SampleState();
-  ASSERT_TRUE(SaveState(path, state).ok());
-  ASSERT_TRUE(SaveState(path, state).ok());  // over an existing file
+  ASSERT_OK(SaveState(path, state));
+  ASSERT_OK(SaveState(path, state));  // over an existing file
 
   std::vector<std::string> names;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
@@ -300,7 +301,7 @@ TEST(StateFile, SaveIsAtomicAndPrivate) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   auto loaded = LoadState(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_EQ(StateToJson(*loaded), StateToJson(state));
 }
 
@@ -326,7 +327,7 @@ TEST(Timestamps, FormatAndParse) {
   EXPECT_EQ(FormatTimestamp(t + 999ms), "2026-11-27T09:30:00Z");  // truncates to seconds
 
   auto parsed = ParseTimestamp("2026-11-27T09:30:00Z");
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   EXPECT_EQ(*parsed, t);
   EXPECT_EQ(*ParseTimestamp("2026-11-27T09:30:00+00:00"), t);
   EXPECT_EQ(*ParseTimestamp("2026-11-27t09:30:00z"), t);
@@ -367,9 +368,9 @@ ServerState StoreState() {
 TEST(StateStore, OpenBuildsSnapshot) {
   TempDir dir;
   EXPECT_FALSE(StateStore::Open(dir.File("missing.json")).ok());
-  ASSERT_TRUE(SaveState(dir.File("state.json"), StoreState()).ok());
+  ASSERT_OK(SaveState(dir.File("state.json"), StoreState()));
   auto store = StateStore::Open(dir.File("state.json"));
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_OK(store);
   auto snap = (*store)->Current();
   ASSERT_NE(snap, nullptr);
   EXPECT_NE(snap->state.FindUser("alice"), nullptr);
@@ -387,9 +388,9 @@ TEST(StateStore, BuildSnapshotRejectsBadPolicies) {
 TEST(StateStore, UpdatePersistsAndIsVisibleToAnotherStore) {
   TempDir dir;
   const std::string path = dir.File("state.json");
-  ASSERT_TRUE(SaveState(path, StoreState()).ok());
+  ASSERT_OK(SaveState(path, StoreState()));
   auto store = StateStore::Open(path);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_OK(store);
   auto before = (*store)->Current();
 
   IssuedToken issued;
@@ -400,7 +401,7 @@ TEST(StateStore, UpdatePersistsAndIsVisibleToAnotherStore) {
     state.users.push_back(bob);
     return Status::Ok();
   });
-  ASSERT_TRUE(status.ok()) << status.ToString();
+  ASSERT_OK(status);
   auto after = (*store)->Current();
   EXPECT_NE(after, before);
   ASSERT_NE(after->state.FindUser("bob"), nullptr);
@@ -410,7 +411,7 @@ TEST(StateStore, UpdatePersistsAndIsVisibleToAnotherStore) {
   EXPECT_EQ(principal->user, "bob");
 
   auto second = StateStore::Open(path);
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_OK(second);
   EXPECT_NE((*second)->Current()->state.FindUser("bob"), nullptr);
 
   // A failing mutation or an invalid result changes nothing, on disk or in memory.
@@ -434,9 +435,9 @@ TEST(StateStore, UpdatePersistsAndIsVisibleToAnotherStore) {
 TEST(StateStore, ConcurrentReadersAndWriters) {
   TempDir dir;
   const std::string path = dir.File("state.json");
-  ASSERT_TRUE(SaveState(path, StoreState()).ok());
+  ASSERT_OK(SaveState(path, StoreState()));
   auto store = StateStore::Open(path);
-  ASSERT_TRUE(store.ok());
+  ASSERT_OK(store);
   StateStore& s = **store;
   std::atomic<bool> done{false};
   std::vector<std::thread> readers;
@@ -460,7 +461,7 @@ TEST(StateStore, ConcurrentReadersAndWriters) {
           state.users.push_back(u);
           return Status::Ok();
         });
-        EXPECT_TRUE(st.ok()) << st.ToString();
+        EXPECT_OK(st);
       }
     });
   }
@@ -470,7 +471,7 @@ TEST(StateStore, ConcurrentReadersAndWriters) {
   // No update was lost.
   EXPECT_EQ(s.Current()->state.users.size(), 21u);
   auto reloaded = LoadState(path);
-  ASSERT_TRUE(reloaded.ok());
+  ASSERT_OK(reloaded);
   EXPECT_EQ(reloaded->users.size(), 21u);
   EXPECT_GT(reads.load(), 0);
 }
@@ -479,11 +480,12 @@ TEST(StateStore, ReloadsExternalEditsAndKeepsOldSnapshotOnBrokenFile) {
   TempDir dir;
   const std::string edited = dir.File("edited.json");
   const std::string broken = dir.File("broken.json");
-  ASSERT_TRUE(SaveState(edited, StoreState()).ok());
-  ASSERT_TRUE(SaveState(broken, StoreState()).ok());
+  ASSERT_OK(SaveState(edited, StoreState()));
+  ASSERT_OK(SaveState(broken, StoreState()));
   auto edited_store = StateStore::Open(edited);
   auto broken_store = StateStore::Open(broken);
-  ASSERT_TRUE(edited_store.ok() && broken_store.ok());
+  ASSERT_OK(edited_store);
+  ASSERT_OK(broken_store);
   auto edited_before = (*edited_store)->Current();
   auto broken_before = (*broken_store)->Current();
 
@@ -491,7 +493,7 @@ TEST(StateStore, ReloadsExternalEditsAndKeepsOldSnapshotOnBrokenFile) {
   ServerState changed = StoreState();
   changed.users[0].name = "carol";
   changed.policies[0].users = {"carol"};
-  ASSERT_TRUE(SaveState(edited, changed).ok());
+  ASSERT_OK(SaveState(edited, changed));
   WriteAll(broken, "{ this is not json");
 
   // Checked at most once a second: not yet.

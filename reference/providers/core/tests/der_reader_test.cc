@@ -3,6 +3,8 @@
 // truncation and single-byte corruption of a certificate is either rejected or (for bytes that
 // do not affect what is read) parsed to the same fields, and never crashes (run under ASan in
 // ci/test --sanitize).
+#include "signum/provider/der_reader.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,9 +13,9 @@
 #include "signum/core/encoding.h"
 #include "signum/core/x509.h"
 #include "signum/provider/certificate_info.h"
-#include "signum/provider/der_reader.h"
 #include "signum/provider/digest.h"
 #include "signum/provider/public_key_components.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::provider {
 namespace {
@@ -29,7 +31,7 @@ Certificate SelfSigned(const std::string& spec, const DistinguishedName& subject
 
 void ExpectSameAsOpenSsl(const Certificate& expected) {
   auto info = CertificateInfo::FromDer(expected.Der());
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_OK(info);
   EXPECT_EQ(info->Der(), expected.Der());
   EXPECT_EQ(info->SerialDer(), expected.SerialDer());
   EXPECT_EQ(info->IssuerDer(), expected.IssuerDer());
@@ -42,7 +44,7 @@ void ExpectSameAsOpenSsl(const Certificate& expected) {
   EXPECT_EQ(info->NotAfter(), expected.NotAfter());
   EXPECT_EQ(info->Sha1ThumbprintHex(), expected.Sha1ThumbprintHex());
   auto pem = CertificateInfo::FromPem("junk before\n" + expected.Pem() + "junk after");
-  ASSERT_TRUE(pem.ok()) << pem.status().ToString();
+  ASSERT_OK(pem);
   EXPECT_EQ(pem->Der(), expected.Der());
 }
 
@@ -66,7 +68,7 @@ TEST(CertificateInfoTest, PublicKeyComponentsMatchOpenSsl) {
     SCOPED_TRACE(spec.Name());
     auto key = SoftwareKey::Generate(spec).value();
     auto parsed = ParseSubjectPublicKeyInfo(key->public_key().SpkiDer());
-    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    ASSERT_OK(parsed);
     EXPECT_EQ(parsed->spec, spec);
     if (spec.type == KeyType::kRsa) {
       EXPECT_EQ(parsed->rsa_modulus, key->public_key().RsaModulus());
@@ -127,7 +129,7 @@ TEST(DerReaderTest, RejectsNonDerLengths) {
   Bytes with_content = ok;
   with_content.resize(3 + 0x80, 0x55);
   auto element = DerReader(with_content).Next("x");
-  ASSERT_TRUE(element.ok());
+  ASSERT_OK(element);
   EXPECT_EQ(element->content.size(), 0x80u);
 }
 
@@ -150,10 +152,10 @@ TEST(DigestTest, PlatformDigestMatchesCore) {
   for (const HashInfo& h : AllHashes()) {
     EXPECT_EQ(ComputeDigest(h.algorithm, data).value(), Digest(h.algorithm, data));
     auto context = DigestContext::Create(h.algorithm).value();
-    ASSERT_TRUE(context.Update(ByteView(data).first(10)).ok());
-    ASSERT_TRUE(context.Update(ByteView(data).subspan(10)).ok());
+    ASSERT_OK(context.Update(ByteView(data).first(10)));
+    ASSERT_OK(context.Update(ByteView(data).subspan(10)));
     auto copy = context.Clone().value();
-    ASSERT_TRUE(copy.Update(AsBytes("more")).ok());
+    ASSERT_OK(copy.Update(AsBytes("more")));
     EXPECT_EQ(context.Finish().value(), Digest(h.algorithm, data));
     EXPECT_FALSE(context.Finish().ok());
     EXPECT_FALSE(context.Clone().ok());

@@ -38,7 +38,7 @@ const testing::TestPki& SharedPki() { return testing::SharedTestPki(); }
 TEST(ProviderCertificateTest, ParsesAnEntryWithThumbprintChainAndKey) {
   wire::CertificateEntry e = SharedPki().Leaf("ec-leaf", "ec-p384");
   auto c = ProviderCertificateFromEntry(e);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(c->id, e.id);
   EXPECT_EQ(c->thumbprint.size(), 20u);
   EXPECT_EQ(HexEncode(c->thumbprint), e.id);
@@ -57,7 +57,7 @@ TEST(ProviderCertificateTest, SignableIsTheCapabilitiesOrEverythingFromAnOlderSe
   wire::CertificateEntry e = SharedPki().Leaf("rsa-leaf", "rsa-2048");
   // A server that predates capabilities: every pair that fits the key, as before.
   auto old_server = ProviderCertificateFromEntry(e);
-  ASSERT_TRUE(old_server.ok()) << old_server.status().ToString();
+  ASSERT_OK(old_server);
   EXPECT_FALSE(old_server->capabilities.has_value());
   EXPECT_EQ(old_server->Signable(), SignatureCapabilities::AllFor(KeyType::kRsa));
 
@@ -68,14 +68,14 @@ TEST(ProviderCertificateTest, SignableIsTheCapabilitiesOrEverythingFromAnOlderSe
   offered.Add(SignatureScheme::kEcdsa, HashAlgorithm::kSha256);
   e.capabilities = offered;
   auto c = ProviderCertificateFromEntry(e);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(c->Signable().ToString(), "rsa-pkcs1: sha256; rsa-pss: sha384");
   EXPECT_FALSE(c->Signable().Allows(SignatureScheme::kRsaPss, HashAlgorithm::kSha256));
 
   // An empty list means nothing can be signed, not "unknown".
   e.capabilities = SignatureCapabilities();
   c = ProviderCertificateFromEntry(e);
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_TRUE(c->Signable().empty());
 }
 
@@ -109,7 +109,7 @@ TEST(PublicKeyComponentsTest, ReadsEverySupportedKeyFromTheSpki) {
   for (const KeySpec& spec : SupportedKeySpecs()) {
     auto key = SoftwareKey::Generate(spec).value();
     auto parsed = ParseSubjectPublicKeyInfo(key->public_key().SpkiDer());
-    ASSERT_TRUE(parsed.ok()) << spec.Name() << ": " << parsed.status().ToString();
+    ASSERT_OK(parsed) << spec.Name();
     EXPECT_EQ(parsed->spec, spec) << spec.Name();
     if (spec.type == KeyType::kRsa) {
       EXPECT_EQ(parsed->rsa_modulus, key->public_key().RsaModulus());
@@ -181,9 +181,9 @@ TEST(CertificateSourceTest, LoadsOnceAndCaches) {
   });
   EXPECT_EQ(source.generation(), 0u);
   auto first = source.Get();
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   auto second = source.Get();
-  ASSERT_TRUE(second.ok());
+  ASSERT_OK(second);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(first->get(), second->get());
   EXPECT_EQ((*first)->certificates.size(), 1u);
@@ -212,7 +212,7 @@ TEST(CertificateSourceTest, RetriesAFailedLoadAtMostOncePerInterval) {
   fail = false;
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
   auto later = source.Get();
-  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  ASSERT_OK(later);
   EXPECT_EQ(calls, 2);
   EXPECT_EQ((*later)->certificates.size(), 1u);
 }
@@ -228,15 +228,15 @@ TEST(CertificateSourceTest, RefreshAsksTheAgentToBypassItsCacheAndKeepsTheOldSet
     return list;
   });
   auto first = source.Get();
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   list.certificates.push_back(SharedPki().Leaf("b", "ec-p256"));
   auto refreshed = source.Refresh();
-  ASSERT_TRUE(refreshed.ok());
+  ASSERT_OK(refreshed);
   EXPECT_EQ((*refreshed)->certificates.size(), 2u);
   fail = true;
   EXPECT_FALSE(source.Refresh().ok());
   auto kept = source.Get();
-  ASSERT_TRUE(kept.ok());
+  ASSERT_OK(kept);
   EXPECT_EQ((*kept)->certificates.size(), 2u);
   EXPECT_EQ(refreshes, (std::vector<bool>{false, true, true}));
 }
@@ -246,7 +246,7 @@ TEST(EcdsaInputTest, KnownHashLengthsGoAsThatHashEvenWhenLongerThanTheCurve) {
     Bytes input(h.digest_size, 0xAB);
     for (const CurveInfo& c : AllCurves()) {
       auto prepared = PrepareRawEcdsaInput(c.curve, input);
-      ASSERT_TRUE(prepared.ok()) << c.name << " " << h.name;
+      ASSERT_OK(prepared) << c.name << " " << h.name;
       EXPECT_EQ(prepared->hash, h.algorithm);
       EXPECT_EQ(prepared->digest, input);
       EXPECT_EQ(prepared->scheme, SignatureScheme::kEcdsa);
@@ -258,12 +258,12 @@ TEST(EcdsaInputTest, LongerInputsAreTruncatedToTheCurveWhenThatIsAHashLength) {
   Bytes input(40);
   for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<uint8_t>(i + 1);
   auto p256 = PrepareRawEcdsaInput(EcCurve::kP256, input);
-  ASSERT_TRUE(p256.ok());
+  ASSERT_OK(p256);
   EXPECT_EQ(p256->hash, HashAlgorithm::kSha256);
   EXPECT_EQ(p256->digest, Bytes(input.begin(), input.begin() + 32));
   Bytes long_input(100, 7);
   auto p384 = PrepareRawEcdsaInput(EcCurve::kP384, long_input);
-  ASSERT_TRUE(p384.ok());
+  ASSERT_OK(p384);
   EXPECT_EQ(p384->hash, HashAlgorithm::kSha384);
   EXPECT_EQ(p384->digest.size(), 48u);
   // P-521's order is not a whole number of bytes: 65+ byte inputs cannot be labelled.
@@ -274,17 +274,17 @@ TEST(EcdsaInputTest, LongerInputsAreTruncatedToTheCurveWhenThatIsAHashLength) {
 
 TEST(EcdsaInputTest, ShorterInputsAreLeftPaddedToTheShortestSha2LengthThatFits) {
   auto p256 = PrepareRawEcdsaInput(EcCurve::kP256, Bytes{1, 2, 3});
-  ASSERT_TRUE(p256.ok());
+  ASSERT_OK(p256);
   EXPECT_EQ(p256->hash, HashAlgorithm::kSha224);
   ASSERT_EQ(p256->digest.size(), 28u);
   EXPECT_EQ(p256->digest[24], 0);
   EXPECT_EQ(p256->digest[25], 1);
   EXPECT_EQ(p256->digest[27], 3);
   auto thirty = PrepareRawEcdsaInput(EcCurve::kP384, Bytes(30, 9));
-  ASSERT_TRUE(thirty.ok());
+  ASSERT_OK(thirty);
   EXPECT_EQ(thirty->hash, HashAlgorithm::kSha256);
   auto forty = PrepareRawEcdsaInput(EcCurve::kP521, Bytes(50, 9));
-  ASSERT_TRUE(forty.ok());
+  ASSERT_OK(forty);
   EXPECT_EQ(forty->hash, HashAlgorithm::kSha512);
   EXPECT_FALSE(PrepareRawEcdsaInput(EcCurve::kP256, Bytes{}).ok());
 }
@@ -301,11 +301,10 @@ TEST(EcdsaInputTest, PaddedAndTruncatedInputsSignTheSameValueAsTheRawInput) {
       if (!prepared.ok()) continue;
       auto sig =
           key->SignDigest(SignatureScheme::kEcdsa, prepared->hash, prepared->digest, std::nullopt);
-      ASSERT_TRUE(sig.ok()) << sig.status().ToString();
+      ASSERT_OK(sig);
       // Verify against the prepared digest, the form every verifier sees.
-      EXPECT_TRUE(VerifyDigestSignature(key->public_key(), SignatureScheme::kEcdsa, prepared->hash,
-                                        prepared->digest, *sig)
-                      .ok())
+      EXPECT_OK(VerifyDigestSignature(key->public_key(), SignatureScheme::kEcdsa, prepared->hash,
+                                      prepared->digest, *sig))
           << spec_name << " n=" << n;
     }
   }
@@ -315,13 +314,13 @@ TEST(ValidateDigestToSignTest, ChecksSchemeLengthAndSalt) {
   const KeySpec rsa = ParseKeySpec("rsa-2048").value();
   const KeySpec ec = ParseKeySpec("ec-p256").value();
   DigestToSign ok{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(32), std::nullopt};
-  EXPECT_TRUE(ValidateDigestToSign(rsa, ok).ok());
+  EXPECT_OK(ValidateDigestToSign(rsa, ok));
   EXPECT_FALSE(ValidateDigestToSign(ec, ok).ok());
   DigestToSign short_digest{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(31),
                             std::nullopt};
   EXPECT_FALSE(ValidateDigestToSign(rsa, short_digest).ok());
   DigestToSign pss{SignatureScheme::kRsaPss, HashAlgorithm::kSha256, Bytes(32), 222};
-  EXPECT_TRUE(ValidateDigestToSign(rsa, pss).ok());
+  EXPECT_OK(ValidateDigestToSign(rsa, pss));
   pss.pss_salt_length = 223;
   EXPECT_FALSE(ValidateDigestToSign(rsa, pss).ok());
   DigestToSign salted_pkcs1{SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(32), 32};

@@ -8,6 +8,7 @@
 #include "signum/provider/digest.h"
 #include "signum/provider/process_context.h"
 #include "signum/provider/wide_string.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::provider {
 namespace {
@@ -29,17 +30,17 @@ TEST(WindowsDigestTest, KnownAnswersForAbc) {
   for (const auto& answer : kAnswers) {
     SCOPED_TRACE(std::string(HashName(answer.hash)));
     auto digest = ComputeDigest(answer.hash, AsBytes("abc"));
-    ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+    ASSERT_OK(digest);
     EXPECT_EQ(HexEncode(*digest), answer.hex);
     auto context = DigestContext::Create(answer.hash);
-    ASSERT_TRUE(context.ok());
-    ASSERT_TRUE(context->Update(AsBytes("a")).ok());
+    ASSERT_OK(context);
+    ASSERT_OK(context->Update(AsBytes("a")));
     auto clone = context->Clone();  // BCryptDuplicateHash: continues independently
-    ASSERT_TRUE(clone.ok()) << clone.status().ToString();
-    ASSERT_TRUE(context->Update(AsBytes("")).ok());
-    ASSERT_TRUE(context->Update(AsBytes("bc")).ok());
+    ASSERT_OK(clone);
+    ASSERT_OK(context->Update(AsBytes("")));
+    ASSERT_OK(context->Update(AsBytes("bc")));
     EXPECT_EQ(HexEncode(context->Finish().value()), answer.hex);
-    ASSERT_TRUE(clone->Update(AsBytes("bc")).ok());
+    ASSERT_OK(clone->Update(AsBytes("bc")));
     EXPECT_EQ(HexEncode(clone->Finish().value()), answer.hex);
     EXPECT_FALSE(context->Finish().ok()) << "a finished digest must not finish twice";
     EXPECT_FALSE(context->Update(AsBytes("x")).ok());

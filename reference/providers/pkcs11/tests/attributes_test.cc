@@ -17,6 +17,7 @@
 #include "signum/core/crypto.h"
 #include "signum/core/encoding.h"
 #include "signum/core/pkcs11_module.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/test_pki.h"
 #include "trace.h"
 
@@ -141,7 +142,7 @@ bool RuleApplies(const AttributeRule& rule, const provider::ProviderCertificate*
 
 void CheckObject(const ObjectSubject& subject) {
   auto map = BuildAttributes(subject);
-  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  ASSERT_OK(map);
   size_t expected_count = 0;
   for (const AttributeRule& rule : AttributeRules(subject.kind)) {
     bool sensitive = false;
@@ -466,20 +467,19 @@ TEST(SignatureOperationTest, SigningIsLimitedToWhatTheKeyCanSignWith) {
             CKR_MECHANISM_INVALID);
   EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), rsa, kSign).status()),
             CKR_MECHANISM_INVALID);
-  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS), rsa, kSign).ok());
+  EXPECT_OK(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS), rsa, kSign));
   // Verification is local and knows every mechanism of the key's type.
-  EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss), rsa, kVerify)
-          .ok());
+  EXPECT_OK(
+      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss), rsa, kVerify));
 
   // Raw mechanisms need their scheme with some hash; the input's hash is the server's to judge
   // (a policy refusal and an HSM refusal map to different CK_RVs).
-  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_RSA_PKCS), rsa, kSign).ok());
+  EXPECT_OK(SignatureOperation::Create(Mech(CKM_RSA_PKCS), rsa, kSign));
   const auto ec = LimitedLeaf("ec-p384");
-  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_ECDSA), ec, kSign).ok());
+  EXPECT_OK(SignatureOperation::Create(Mech(CKM_ECDSA), ec, kSign));
   EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_ECDSA_SHA256), ec, kSign).status()),
             CKR_MECHANISM_INVALID);
-  EXPECT_TRUE(SignatureOperation::Create(Mech(CKM_ECDSA_SHA384), ec, kSign).ok());
+  EXPECT_OK(SignatureOperation::Create(Mech(CKM_ECDSA_SHA384), ec, kSign));
 
   // PSS possible with some hash: raw CKM_RSA_PKCS_PSS names its hash in the parameters, so one
   // the key cannot sign with is refused at C_SignInit (openCryptoki's PSS with SHA-224 was
@@ -494,17 +494,15 @@ TEST(SignatureOperationTest, SigningIsLimitedToWhatTheKeyCanSignWith) {
       RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kSign)
                .status()),
       CKR_MECHANISM_PARAM_INVALID);
-  EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kVerify)
-          .ok());
+  EXPECT_OK(
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss, sizeof pss), pss_leaf, kVerify));
   EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof pss),
                                             pss_leaf, kSign)
                      .status()),
             CKR_MECHANISM_INVALID);
   CK_RSA_PKCS_PSS_PARAMS pss384{CKM_SHA384, CKG_MGF1_SHA384, 48};
-  EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss384, sizeof pss384), pss_leaf, kSign)
-          .ok());
+  EXPECT_OK(
+      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &pss384, sizeof pss384), pss_leaf, kSign));
 }
 
 TEST(SignatureOperationTest, DigestMechanismsDoNotSign) {
@@ -525,7 +523,7 @@ TEST(DigestOperationTest, OnlyDigestMechanismsWithoutParameters) {
             CKR_MECHANISM_PARAM_INVALID);
   for (const HashInfo& h : AllHashes()) {
     auto op = DigestOperation::Create(Mech(h.ckm_digest));
-    ASSERT_TRUE(op.ok()) << h.name;
+    ASSERT_OK(op) << h.name;
     EXPECT_EQ((*op)->digest_size(), h.digest_size);
     EXPECT_EQ((*op)->mechanism().type, h.ckm_digest);
     EXPECT_FALSE((*op)->updated());
@@ -538,7 +536,7 @@ TEST(DigestOperationTest, FinalIsOnce) {
   op->Update(AsBytes("c"));
   EXPECT_TRUE(op->updated());
   auto first = op->Final();
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   // SHA-384("abc"), FIPS 180-2 appendix D.1.
   EXPECT_EQ(HexEncode(*first),
             "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
@@ -551,7 +549,7 @@ TEST(SignatureOperationTest, RsaPkcsTakesADigestInfo) {
   EXPECT_EQ(op->signature_size(), 256u);
   const Bytes digest = Digest(HashAlgorithm::kSha384, AsBytes("x"));
   auto d = op->DigestFor(BuildDigestInfo(HashAlgorithm::kSha384, digest).value());
-  ASSERT_TRUE(d.ok());
+  ASSERT_OK(d);
   EXPECT_EQ(d->hash, HashAlgorithm::kSha384);
   EXPECT_EQ(d->digest, digest);
   EXPECT_EQ(d->scheme, SignatureScheme::kRsaPkcs1);
@@ -562,15 +560,12 @@ TEST(SignatureOperationTest, RsaPkcsTakesADigestInfo) {
 
 TEST(SignatureOperationTest, PssParametersAreValidated) {
   CK_RSA_PKCS_PSS_PARAMS p{CKM_SHA256, CKG_MGF1_SHA256, 32};
-  EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign).ok());
-  EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign)
-          .ok());
+  EXPECT_OK(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign));
+  EXPECT_OK(
+      SignatureOperation::Create(Mech(CKM_SHA256_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign));
   // openssl cms asks for the maximum salt: 256 - 32 - 2 = 222.
   p.sLen = 222;
-  EXPECT_TRUE(
-      SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign).ok());
+  EXPECT_OK(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign));
   p.sLen = 223;
   EXPECT_EQ(RvOf(SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &p, sizeof p), RsaLeaf(), kSign)
                      .status()),
@@ -602,7 +597,7 @@ TEST(SignatureOperationTest, PssParametersAreValidated) {
       SignatureOperation::Create(Mech(CKM_RSA_PKCS_PSS, &ok, sizeof ok), RsaLeaf(), kSign).value();
   EXPECT_EQ(RvOf(op->DigestFor(Bytes(48)).status()), CKR_DATA_LEN_RANGE);
   auto d = op->DigestFor(Bytes(32, 1));
-  ASSERT_TRUE(d.ok());
+  ASSERT_OK(d);
   EXPECT_EQ(d->pss_salt_length, std::optional<size_t>(32));
 }
 
@@ -610,10 +605,10 @@ TEST(SignatureOperationTest, EcdsaAcceptsLongAndShortInputs) {
   auto op = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf(), kSign).value();  // P-384
   EXPECT_EQ(op->signature_size(), 96u);
   auto d32 = op->DigestFor(Bytes(32, 7));
-  ASSERT_TRUE(d32.ok());
+  ASSERT_OK(d32);
   EXPECT_EQ(d32->hash, HashAlgorithm::kSha256);
   auto d64 = op->DigestFor(Bytes(64, 7));
-  ASSERT_TRUE(d64.ok());
+  ASSERT_OK(d64);
   EXPECT_EQ(d64->hash, HashAlgorithm::kSha512);
   EXPECT_EQ(RvOf(op->DigestFor(Bytes{}).status()), CKR_DATA_LEN_RANGE);
 }
@@ -623,8 +618,7 @@ TEST(SignatureOperationTest, MultiPartHashesLikeSinglePart) {
   auto single = SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), RsaLeaf(), kSign).value();
   auto multi = SignatureOperation::Create(Mech(CKM_SHA384_RSA_PKCS), RsaLeaf(), kSign).value();
   for (size_t i = 0; i < data.size(); i += 333) {
-    ASSERT_TRUE(
-        multi->Update(ByteView(data).subspan(i, std::min<size_t>(333, data.size() - i))).ok());
+    ASSERT_OK(multi->Update(ByteView(data).subspan(i, std::min<size_t>(333, data.size() - i))));
   }
   EXPECT_TRUE(multi->updated());
   auto a = single->DigestFor(data).value();
@@ -634,8 +628,8 @@ TEST(SignatureOperationTest, MultiPartHashesLikeSinglePart) {
   EXPECT_FALSE(multi->FinalDigest().ok());  // consumed
   // Raw mechanisms collect their input, bounded.
   auto raw = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf(), kSign).value();
-  ASSERT_TRUE(raw->Update(Bytes(20, 1)).ok());
-  ASSERT_TRUE(raw->Update(Bytes(12, 1)).ok());
+  ASSERT_OK(raw->Update(Bytes(20, 1)));
+  ASSERT_OK(raw->Update(Bytes(12, 1)));
   EXPECT_EQ(raw->FinalDigest()->hash, HashAlgorithm::kSha256);
   auto big = SignatureOperation::Create(Mech(CKM_ECDSA), EcLeaf(), kSign).value();
   EXPECT_EQ(RvOf(big->Update(Bytes(5000))), CKR_DATA_LEN_RANGE);

@@ -25,6 +25,7 @@
 #include "signum/core/x509.h"
 #include "signum/deployment/deployment.h"
 #include "signum/testing/softhsm_token.h"
+#include "signum/testing/status_matchers.h"
 #include "signum/testing/temp_dir.h"
 
 namespace signum::pkcs11::testing {
@@ -300,7 +301,7 @@ TEST_F(CapabilitiesE2eTest, ModuleOffersOnlyWhatTheKeysCanSign) {
     const Status verified =
         VerifyDigestSignature(*c.key->public_key, c.scheme, HashAlgorithm::kSha256,
                               Digest(HashAlgorithm::kSha256, data), signature);
-    EXPECT_TRUE(verified.ok()) << MechanismName(c.mechanism) << ": " << verified.ToString();
+    EXPECT_OK(verified) << MechanismName(c.mechanism);
   }
   EXPECT_RV(CKR_OK, F()->C_CloseSession(s));
 }

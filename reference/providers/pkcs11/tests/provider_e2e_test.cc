@@ -17,6 +17,7 @@
 #include "signum/core/algorithms.h"
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
+#include "signum/testing/status_matchers.h"
 
 namespace signum::pkcs11::testing {
 namespace {
@@ -127,7 +128,7 @@ void ExpectVerifies(const Key& k, const Expectation& e, const Bytes& signature,
                     const std::string& what) {
   EXPECT_EQ(signature.size(), k.spec.SignatureSize()) << what;
   Status v = VerifyDigestSignature(*k.key, e.scheme, e.hash, e.digest, signature, e.salt);
-  EXPECT_TRUE(v.ok()) << what << ": " << v.ToString();
+  EXPECT_OK(v) << what;
 }
 
 bool PolicyAllows(SignatureScheme scheme, HashAlgorithm hash) {
@@ -191,7 +192,7 @@ TEST_F(ProviderE2eTest, EveryCertificateHasItsKeyPairAndTheChainIsServedOnce) {
       // A DER OCTET STRING around the uncompressed point, on both keys (F2).
       for (CK_OBJECT_HANDLE h : {k.private_key, k.public_key}) {
         auto point = UnwrapEcPointOctetString(GetAttribute(s, h, CKA_EC_POINT).value);
-        ASSERT_TRUE(point.ok());
+        ASSERT_OK(point);
         EXPECT_EQ(*point, k.key->EcPoint());
       }
       EXPECT_RV(CKR_ATTRIBUTE_SENSITIVE, GetAttribute(s, k.private_key, CKA_VALUE).rv);
@@ -220,7 +221,7 @@ TEST_F(ProviderE2eTest, EveryCertificateHasItsKeyPairAndTheChainIsServedOnce) {
     chain.push_back(Certificate::FromDer(GetAttribute(s, h, CKA_VALUE).value).value());
   const Certificate root =
       Certificate::FromPem(*ReadFile(deployment_->root() + "/ca/root.pem")).value();
-  EXPECT_TRUE(VerifyCertificateChain(*leaf.cert, chain, {root}, true).ok());
+  EXPECT_OK(VerifyCertificateChain(*leaf.cert, chain, {root}, true));
 }
 
 TEST_F(ProviderE2eTest, FindTemplatesRealToolsUse) {

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "signum/testing/status_matchers.h"
+
 namespace signum::cng {
 namespace {
 
@@ -53,7 +55,7 @@ TEST(NteStatusTest, StatusesFromBelowGoThroughTheTable) {
 }
 
 TEST(NteStatusTest, CheckKnownFlagsNamesTheUnknownBits) {
-  EXPECT_TRUE(CheckKnownFlags(0x41, 0x41).ok());
+  EXPECT_OK(CheckKnownFlags(0x41, 0x41));
   const Status status = CheckKnownFlags(0x43, 0x41);
   EXPECT_EQ(ToSecurityStatus(status), NTE_BAD_FLAGS);
   EXPECT_NE(status.message().find("0x00000002"), std::string::npos) << status.message();
