@@ -9,6 +9,7 @@
 #    OUT_DIR/report (with --expect expectations/VENDOR.json when validate-hsm has --expect);
 # 4. the report must say the validation ran to the end (summary.json "complete") and that the
 #    whole Signum path ran (runs.signum is not null);
+#    for openCryptoki, signum-server's log must say it called the module one thread at a time;
 # 5. the token's objects again: as many as before (validate-hsm removes what it made);
 # 6. vendors/VENDOR.sh down, always (also after a failure, a timeout or a signal), and the daemon
 #    logs copied to OUT_DIR/vendor-logs.
@@ -163,6 +164,14 @@ for p in problems:
 sys.exit(1 if problems else 0)
 EOF
 ((VALIDATE_RC == 0)) || fail "validate-hsm exit status $VALIDATE_RC"
+
+# openCryptoki's soft token crashes under concurrent calls: signum-server must have recognised it
+# (kModuleQuirks in reference/server/src/hsm_backend.cc) and called it one thread at a time.
+if [[ $VENDOR == opencryptoki ]]; then
+  SERVER_LOG=$OUT/report/deployment/logs/server.log
+  grep -q "one call at a time into openCryptoki" "$SERVER_LOG" ||
+    fail "signum-server did not serialise its calls into openCryptoki (no \"one call at a time into openCryptoki\" in $SERVER_LOG): its kModuleQuirks row does not match the module's CK_INFO"
+fi
 
 AFTER=$(list_objects "$OUT/objects-after.txt")
 note "token '$TOKEN': $AFTER objects after validate-hsm"

@@ -116,38 +116,33 @@ class HsmSigner : public DigestSigner {
   PublicKey public_key_;
 };
 
-// What some modules need beyond PKCS#11, as data keyed by CK_INFO.manufacturerID: a new module
-// is one row. Learned from the vendor baselines (docs/conformance-pkcs11.md).
-struct ModuleQuirks {
-  std::string_view manufacturer = {};
-  std::string_view library_description = {};  // a prefix; empty matches any
-  // One call at a time into the module, whatever server.json says (HsmConfig::serialize_calls):
-  // it crashes the process under concurrent signing although it accepts CKF_OS_LOCKING_OK.
-  bool serialize_calls = false;
-  // The module performs CKM_RSA_PKCS (PKCS#1 v1.5 over a DigestInfo, what Sign() uses) as a raw
-  // RSA private operation that the device allows only for keys that may decrypt, so RSA keys are
-  // generated without CKA_DECRYPT=FALSE. Testing it with a signature instead is not an option:
-  // after the refusal tpm2-pkcs11 cannot destroy the key in that process and reuses its handle.
-  bool raw_rsa_sign_needs_decrypt = false;
-};
+// What some modules need beyond PKCS#11 (ModuleQuirks), keyed by what C_GetInfo says: a new
+// module is one row. Learned from the vendor baselines (docs/conformance-pkcs11.md). Each row
+// names the module as C_GetInfo reports it, checked against the real module (hsm_quirks_test.cc
+// holds the CK_INFO each one returns), not as its documentation or package calls it.
 constexpr ModuleQuirks kModuleQuirks[] = {
     // tpm2-pkcs11 (src/lib/sign.c: "synthetic" CKM_RSA_PKCS through TPM2_RSA_Decrypt).
-    {.manufacturer = "tpm2-software.github.io", .raw_rsa_sign_needs_decrypt = true},
+    {.name = "tpm2-pkcs11",
+     .manufacturer = "tpm2-software.github.io",
+     .raw_rsa_sign_needs_decrypt = true},
     // openCryptoki 3.8's soft token: segfaults in template_attribute_find in 5 of 8 runs of
-    // concurrent signing, once inside signum-server (docs/conformance-pkcs11.md).
-    {.manufacturer = "IBM", .library_description = "openCryptoki", .serialize_calls = true},
+    // concurrent signing, and inside signum-server under concurrent signing through Signum
+    // (docs/conformance-pkcs11.md). Its C_GetInfo says manufacturer "IBM", library "Meta PKCS11
+    // LIBRARY" (libopencryptoki's API layer, version 3.8), never "openCryptoki": a row keyed on
+    // that name never matched, and the server called the soft token from several threads at once.
+    {.name = "openCryptoki",
+     .manufacturer = "IBM",
+     .library_description = "Meta PKCS11 LIBRARY",
+     .serialize_calls = true},
 };
 
-ModuleQuirks QuirksOf(const Pkcs11Module& module) {
-  const CK_INFO info = module.info();
-  const std::string manufacturer = TrimPadded(info.manufacturerID, sizeof info.manufacturerID);
-  const std::string description =
-      TrimPadded(info.libraryDescription, sizeof info.libraryDescription);
-  for (const ModuleQuirks& quirks : kModuleQuirks) {
-    if (manufacturer == quirks.manufacturer && description.starts_with(quirks.library_description))
-      return quirks;
-  }
-  return ModuleQuirks{};
+// A CK_INFO string: up to its first NUL (some modules NUL-terminate their strings, e.g.
+// openCryptoki's CK_SLOT_INFO; what follows is not padding), trailing blanks dropped.
+std::string InfoString(const CK_UTF8CHAR* field, size_t width) {
+  std::string value(reinterpret_cast<const char*>(field), width);
+  if (const size_t nul = value.find('\0'); nul != std::string::npos) value.resize(nul);
+  while (!value.empty() && value.back() == ' ') value.pop_back();
+  return value;
 }
 
 // The mechanism Sign() uses, and ProbeCapabilities() looks up, for each scheme (over a DigestInfo, the digest, the digest).
@@ -164,6 +159,17 @@ CK_MECHANISM_TYPE MechanismForScheme(SignatureScheme scheme) {
 }
 
 }  // namespace
+
+ModuleQuirks QuirksFor(const CK_INFO& info) {
+  const std::string manufacturer = InfoString(info.manufacturerID, sizeof info.manufacturerID);
+  const std::string description =
+      InfoString(info.libraryDescription, sizeof info.libraryDescription);
+  for (const ModuleQuirks& quirks : kModuleQuirks) {
+    if (manufacturer == quirks.manufacturer && description.starts_with(quirks.library_description))
+      return quirks;
+  }
+  return ModuleQuirks{};
+}
 
 class HsmBackend::Impl {
  public:
@@ -500,22 +506,32 @@ Result<std::unique_ptr<HsmBackend>> HsmBackend::Open(const HsmConfig& config) {
   auto slot = (*module)->FindSlotByTokenLabel(config.token_label);
   if (!slot.ok()) return slot.status().WithContext(where);
 
+  // Still one thread here: nothing else has the module yet.
+  const CK_INFO info = (*module)->info();
+  const ModuleQuirks quirks = QuirksFor(info);
   HsmConfig effective = config;
-  const ModuleQuirks quirks = QuirksOf(**module);
-  if (quirks.serialize_calls && !config.serialize_calls) {
+  // Said either way: conformance/pkcs11/vendors/run-validate.sh looks for it in openCryptoki's run.
+  if (quirks.serialize_calls) {
     effective.serialize_calls = true;
-    const CK_INFO info = (*module)->info();
     SIGNUM_LOG_INFO("hsm", "one call at a time into "
-                               << TrimPadded(info.libraryDescription,
+                               << quirks.name << " ("
+                               << InfoString(info.manufacturerID, sizeof info.manufacturerID)
+                               << " "
+                               << InfoString(info.libraryDescription,
                                              sizeof info.libraryDescription)
-                               << " (it is not safe under concurrent signing; hsm.serialize is "
+                               << " " << int{info.libraryVersion.major} << "."
+                               << int{info.libraryVersion.minor}
+                               << "; it is not safe under concurrent signing; hsm.serialize is "
                                   "implied)");
+  } else if (config.serialize_calls) {
+    SIGNUM_LOG_INFO("hsm", "one call at a time into the module (hsm.serialize)");
   }
 
   std::unique_ptr<HsmBackend> backend(new HsmBackend());
   backend->module_ = *module;
   backend->slot_ = *slot;
   backend->serializes_calls_ = effective.serialize_calls;
+  backend->quirks_ = quirks;
   backend->impl_ = std::make_unique<Impl>(*module, *slot, effective);
   const size_t pool_size = std::max<size_t>(config.pool_size, 1);
   for (size_t i = 0; i < pool_size; ++i) {
@@ -767,8 +783,8 @@ Result<HsmKey> HsmBackend::GenerateKeyPair(const KeySpec& spec, const std::strin
   }
   // CKA_DECRYPT=FALSE: a signing key, nothing else, unless the module signs PKCS#1 v1.5 through
   // decryption (the key stays sensitive and non-extractable either way; HsmKey says which).
-  const bool forbid_decrypt =
-      spec.type != KeyType::kRsa || !QuirksOf(*module_).raw_rsa_sign_needs_decrypt;
+  // (quirks_, not C_GetInfo again: a call here would bypass serialize_calls.)
+  const bool forbid_decrypt = spec.type != KeyType::kRsa || !quirks_.raw_rsa_sign_needs_decrypt;
   std::optional<HsmKey> generated;
   Status status = impl_->Run({}, [&](Pkcs11Session& session) -> Status {
     const CK_ULONG modulus_bits = static_cast<CK_ULONG>(spec.rsa_bits);

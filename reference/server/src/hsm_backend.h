@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "signum/core/crypto.h"
@@ -52,6 +53,26 @@ struct HsmStats {
   uint64_t relogins = 0;         // logins after CKR_USER_NOT_LOGGED_IN
   uint64_t key_refinds = 0;      // key handles looked up again after CKR_*_HANDLE_INVALID
 };
+
+// What some modules need beyond PKCS#11, looked up by their CK_INFO (kModuleQuirks in
+// hsm_backend.cc; a new module is one row there). Exposed for the tests.
+struct ModuleQuirks {
+  std::string_view name = {};  // for the log, e.g. "openCryptoki"; empty: no quirks
+  // C_GetInfo's manufacturerID, exactly, and a prefix of its libraryDescription (empty: any).
+  std::string_view manufacturer = {};
+  std::string_view library_description = {};
+  // One call at a time into the module, whatever server.json says (HsmConfig::serialize_calls):
+  // it crashes the process under concurrent signing although it accepts CKF_OS_LOCKING_OK.
+  bool serialize_calls = false;
+  // The module performs CKM_RSA_PKCS (PKCS#1 v1.5 over a DigestInfo, what Sign() uses) as a raw
+  // RSA private operation that the device allows only for keys that may decrypt, so RSA keys are
+  // generated without CKA_DECRYPT=FALSE. Testing it with a signature instead is not an option:
+  // after the refusal tpm2-pkcs11 cannot destroy the key in that process and reuses its handle.
+  bool raw_rsa_sign_needs_decrypt = false;
+};
+// The row of kModuleQuirks that matches `info`, or no quirks. The strings are compared up to
+// their first NUL, trailing blanks ignored (PKCS#11 pads with blanks; some modules NUL-terminate).
+ModuleQuirks QuirksFor(const CK_INFO& info);
 
 class HsmBackend {
  public:
@@ -112,6 +133,7 @@ class HsmBackend {
   std::shared_ptr<Pkcs11Module> module_;
   CK_SLOT_ID slot_ = 0;
   bool serializes_calls_ = false;
+  ModuleQuirks quirks_;  // QuirksFor(C_GetInfo), learned once by Open()
 };
 
 }  // namespace signum::server
