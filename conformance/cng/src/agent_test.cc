@@ -24,6 +24,8 @@
 namespace signum::cng {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 class AgentOverTcp : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -114,7 +116,7 @@ TEST_F(AgentOverTcp, RejectsAWrongSecret) {
   // Protocol 2: the agent proves the secret first, so a client holding another secret refuses
   // the agent itself (its proof does not match) before sending its own.
   ASSERT_FALSE(client.ok()) << "a client with a wrong secret got through the handshake";
-  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  EXPECT_THAT(client, StatusIs(ErrorCode::kPermissionDenied)) << client.status().ToString();
 }
 
 }  // namespace

@@ -41,6 +41,8 @@
 namespace signum::cng {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using provider::Utf8FromWide;
 
 constexpr char kChildModeVariable[] = "SIGNUM_CSP_TEST_CHILD";
@@ -179,13 +181,12 @@ class CspEnvironment : public ::testing::Environment {
     EXPECT_OK(unregistered);
     auto image = RegisteredCspImage();
     EXPECT_FALSE(image.ok()) << "still registered after UnregisterCsp";
-    EXPECT_EQ(image.status().code(), ErrorCode::kNotFound) << image.status().ToString();
+    EXPECT_THAT(image, StatusIs(ErrorCode::kNotFound)) << image.status().ToString();
     // advapi32 no longer finds the provider under either name.
     for (const CspRegistration& registration : kCspRegistrations) {
       const std::string name = Utf8FromWide(registration.name);
       auto one = RegisteredCspImage(registration);
-      EXPECT_EQ(one.status().code(), ErrorCode::kNotFound)
-          << name << ": " << one.status().ToString();
+      EXPECT_THAT(one, StatusIs(ErrorCode::kNotFound)) << name << ": " << one.status().ToString();
       HCRYPTPROV provider = 0;
       EXPECT_TRUE(FailsWith(CryptAcquireContextW(&provider, nullptr, registration.name,
                                                  registration.type, CRYPT_VERIFYCONTEXT),

@@ -55,6 +55,8 @@
 namespace signum::cng {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using provider::Utf8FromWide;
 using provider::WideFromUtf8;
 
@@ -730,8 +732,7 @@ TEST_F(NcryptApi, UnregisteredProviderCannotBeOpenedAndRegistersAgain) {
 
   ASSERT_OK(UnregisterKsp());
   auto gone = RegisteredKspImage();
-  ASSERT_FALSE(gone.ok());
-  EXPECT_EQ(gone.status().code(), ErrorCode::kNotFound) << gone.status().ToString();
+  ASSERT_THAT(gone, StatusIs(ErrorCode::kNotFound)) << gone.status().ToString();
   Handle provider;
   const SECURITY_STATUS status = NCryptOpenStorageProvider(provider.out(), kKspName, 0);
   if (suite_->through_our_router) {

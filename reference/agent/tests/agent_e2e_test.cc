@@ -32,6 +32,8 @@
 namespace signum::agent::testing {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using nlohmann::json;
 namespace proto = signum::agent_protocol;
 
@@ -232,8 +234,7 @@ TEST_F(AgentE2eTest, TcpWithoutOrWithAWrongSecretIsRejected) {
   AgentEndpoint wrong = agent_->TcpEndpoint();
   wrong.secret = std::string(64, '0');
   auto client = AgentClient::Connect(wrong, "intruder", 5000);
-  ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  ASSERT_THAT(client, StatusIs(ErrorCode::kPermissionDenied)) << client.status().ToString();
 
   const std::string secret = agent_->TcpEndpoint().secret;
   // Protocol 1 hellos (the secret in plaintext, even the right one) are refused on TCP, and so
@@ -414,19 +415,18 @@ TEST_F(AgentE2eTest, ServerErrorsKeepTheirCodesAndTheConnection) {
 
   req.certificate_id = "0000000000000000000000000000000000000000";
   req.scheme = SignatureScheme::kRsaPkcs1;
-  EXPECT_EQ(client->Sign(req).status().code(), ErrorCode::kNotFound);  // HTTP 404
+  EXPECT_THAT(client->Sign(req), StatusIs(ErrorCode::kNotFound));  // HTTP 404
 
   req.certificate_id = ec.id;
   req.scheme = SignatureScheme::kRsaPss;
-  EXPECT_EQ(client->Sign(req).status().code(), ErrorCode::kInvalidArgument);  // HTTP 400
+  EXPECT_THAT(client->Sign(req), StatusIs(ErrorCode::kInvalidArgument));  // HTTP 400
 
   // The release user may use SHA-1 with PKCS#1 v1.5 only (legacy Authenticode).
   req.certificate_id = rsa.id;
   req.hash = HashAlgorithm::kSha1;
   req.digest = Bytes(20, 7);
   auto denied = client->Sign(req);
-  EXPECT_EQ(denied.status().code(), ErrorCode::kPermissionDenied)
-      << denied.status().ToString();  // 403
+  EXPECT_THAT(denied, StatusIs(ErrorCode::kPermissionDenied)) << denied.status().ToString();  // 403
 
   // Application errors leave the connection usable.
   EXPECT_TRUE(client->healthy());
@@ -694,7 +694,7 @@ TEST_F(AgentE2eTest, ServerDownGivesUnavailableQuicklyAndARestartIsPickedUp) {
     return std::make_pair(std::move(result), Clock::now() - start);
   };
   auto [listed, list_time] = timed([&] { return client->ListCertificates(/*refresh=*/true); });
-  EXPECT_EQ(listed.status().code(), ErrorCode::kUnavailable) << listed.status().ToString();
+  EXPECT_THAT(listed, StatusIs(ErrorCode::kUnavailable)) << listed.status().ToString();
   EXPECT_NE(
       listed.status().message().find("signum-server at " + deployment_->url() + " is unreachable"),
       std::string::npos)
@@ -702,7 +702,7 @@ TEST_F(AgentE2eTest, ServerDownGivesUnavailableQuicklyAndARestartIsPickedUp) {
   EXPECT_LT(list_time, std::chrono::seconds(10));
 
   auto [signed_while_down, sign_time] = timed([&] { return client->Sign(req); });
-  EXPECT_EQ(signed_while_down.status().code(), ErrorCode::kUnavailable)
+  EXPECT_THAT(signed_while_down, StatusIs(ErrorCode::kUnavailable))
       << signed_while_down.status().ToString();
   EXPECT_LT(sign_time, std::chrono::seconds(10));
 
@@ -812,7 +812,7 @@ TEST_F(AgentE2eTest, AgentStartsWithoutAServerAndAnswersQuickly) {
   ASSERT_NE(client, nullptr);
   const auto start = Clock::now();
   auto list = client->ListCertificates();
-  EXPECT_EQ(list.status().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(list, StatusIs(ErrorCode::kUnavailable));
   EXPECT_NE(list.status().message().find("https://127.0.0.1:1 is unreachable"), std::string::npos)
       << list.status().message();
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
@@ -829,7 +829,7 @@ TEST_F(AgentE2eTest, UnknownTokenIsUnauthenticated) {
   agent.Start();
   auto client = Connect(agent.UnixEndpoint());
   ASSERT_NE(client, nullptr);
-  EXPECT_EQ(client->ListCertificates().status().code(), ErrorCode::kUnauthenticated);
+  EXPECT_THAT(client->ListCertificates(), StatusIs(ErrorCode::kUnauthenticated));
   auto status = client->GetStatus();
   ASSERT_OK(status);
   EXPECT_TRUE(status->server_reachable);
@@ -871,7 +871,7 @@ TEST_F(AgentE2eTest, SigtermRemovesSocketPortAndPidFiles) {
   EXPECT_NE(::access(agent.socket().c_str(), F_OK), 0);
   EXPECT_NE(::access(agent.port_file().c_str(), F_OK), 0);
   EXPECT_NE(::access(agent.pid_file().c_str(), F_OK), 0);
-  EXPECT_EQ(idle->ListCertificates().status().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(idle->ListCertificates(), StatusIs(ErrorCode::kUnavailable));
   EXPECT_FALSE(idle->healthy());
 }
 
@@ -937,8 +937,7 @@ TEST_F(AgentE2eTest, PeerWithAnotherUidIsRejected) {
 
   // Our client refuses first: the socket's directory is not ours (nor is the agent).
   auto client = AgentClient::Connect(agent.UnixEndpoint(), "root-client", 5000);
-  ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  ASSERT_THAT(client, StatusIs(ErrorCode::kPermissionDenied)) << client.status().ToString();
   EXPECT_NE(client.status().message().find("belongs to uid " + std::to_string(uid)),
             std::string::npos)
       << client.status().message();
@@ -1145,7 +1144,7 @@ TEST(AgentImpersonationTest, SocketInAnotherUsersDirectoryIsRefusedByClientAndAg
   endpoint.unix_socket = socket;
   auto client = AgentClient::Connect(endpoint, "victim", 3000);
   ASSERT_FALSE(client.ok()) << "a fake agent owned by another user was accepted";
-  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  EXPECT_THAT(client, StatusIs(ErrorCode::kPermissionDenied)) << client.status().ToString();
   EXPECT_NE(client.status().message().find("belongs to uid " + std::to_string(nobody.uid)),
             std::string::npos)
       << client.status().message();
@@ -1177,8 +1176,7 @@ TEST(AgentImpersonationTest, SocketInAWorldWritableDirectoryIsRefused) {
   AgentEndpoint endpoint;
   endpoint.unix_socket = base.path() + "/agent.sock";
   auto client = AgentClient::Connect(endpoint, "victim", 3000);
-  ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  ASSERT_THAT(client, StatusIs(ErrorCode::kPermissionDenied)) << client.status().ToString();
   EXPECT_NE(client.status().message().find("has mode 1777"), std::string::npos)
       << client.status().message();
 }
@@ -1203,7 +1201,7 @@ TEST(AgentImpersonationTest, ListenerRunningAsAnotherUserIsRefused) {
   endpoint.unix_socket = socket;
   auto client = AgentClient::Connect(endpoint, "victim", 3000);
   ASSERT_FALSE(client.ok()) << "a listener running as another user was accepted";
-  EXPECT_EQ(client.status().code(), ErrorCode::kPermissionDenied) << client.status().ToString();
+  EXPECT_THAT(client, StatusIs(ErrorCode::kPermissionDenied)) << client.status().ToString();
   EXPECT_NE(client.status().message().find("runs as uid " + std::to_string(nobody.uid)),
             std::string::npos)
       << client.status().message();

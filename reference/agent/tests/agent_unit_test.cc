@@ -31,6 +31,8 @@
 namespace signum::agent {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using signum::testing::TempDir;
 
 EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
@@ -113,10 +115,10 @@ TEST(AgentConfigTest, MistakesAreReportedNotDefaulted) {
   EXPECT_FALSE(with("SIGNUM_CACHE_TTL", "10s").ok());
   EXPECT_FALSE(with("SIGNUM_AGENT_SOCKET", "relative.sock").ok());
   EXPECT_FALSE(with("SIGNUM_CERTIFICATE_PATH", "/c.pem").ok());  // without SIGNUM_KEY_PATH
-  EXPECT_EQ(LoadAgentConfig("", FakeEnv({{"SIGNUM_TOKEN_FILE", "/t"}})).status().code(),
-            ErrorCode::kFailedPrecondition);  // no server
-  EXPECT_EQ(LoadAgentConfig("", FakeEnv({{"SIGNUM_SERVER_URL", "https://h"}})).status().code(),
-            ErrorCode::kFailedPrecondition);  // no credential
+  EXPECT_THAT(LoadAgentConfig("", FakeEnv({{"SIGNUM_TOKEN_FILE", "/t"}})),
+              StatusIs(ErrorCode::kFailedPrecondition));  // no server
+  EXPECT_THAT(LoadAgentConfig("", FakeEnv({{"SIGNUM_SERVER_URL", "https://h"}})),
+              StatusIs(ErrorCode::kFailedPrecondition));  // no credential
   EXPECT_OK(LoadAgentConfig("", FakeEnv({}), /*require_server=*/false));
 
   TempDir dir;
@@ -194,18 +196,16 @@ TEST(AgentClientTest, MissingAgentIsUnavailableAndNamesTheEndpoint) {
   AgentEndpoint e;
   e.unix_socket = dir.File("nobody-here.sock");
   auto client = AgentClient::Connect(e, "test", 2000);
-  ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(client, StatusIs(ErrorCode::kUnavailable));
   EXPECT_NE(client.status().message().find(e.unix_socket), std::string::npos);
   EXPECT_NE(client.status().message().find("is signum-agent running?"), std::string::npos);
   AgentEndpoint tcp;
   tcp.tcp_host = "127.0.0.1";
   tcp.tcp_port = 1;
   tcp.secret = std::string(64, 'a');
-  EXPECT_EQ(AgentClient::Connect(tcp, "test", 2000).status().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(AgentClient::Connect(tcp, "test", 2000), StatusIs(ErrorCode::kUnavailable));
   tcp.secret.clear();
-  EXPECT_EQ(AgentClient::Connect(tcp, "test", 2000).status().code(),
-            ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(AgentClient::Connect(tcp, "test", 2000), StatusIs(ErrorCode::kFailedPrecondition));
 }
 
 TEST(AgentClientTest, SilentPeerTimesOutInsteadOfHanging) {
@@ -222,8 +222,7 @@ TEST(AgentClientTest, SilentPeerTimesOutInsteadOfHanging) {
   e.unix_socket = path;
   const auto start = std::chrono::steady_clock::now();
   auto client = AgentClient::Connect(e, "test", 300);
-  EXPECT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), ErrorCode::kDeadlineExceeded) << client.status().ToString();
+  EXPECT_THAT(client, StatusIs(ErrorCode::kDeadlineExceeded)) << client.status().ToString();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
   ::close(fd);
 }
@@ -395,7 +394,7 @@ TEST(AgentClientTest, EndpointFromEnvironment) {
   EXPECT_EQ(e->tcp_port, 4000);
   EXPECT_EQ(e->secret, std::string(64, 'b'));
   unsetenv("SIGNUM_AGENT_SECRET_FILE");
-  EXPECT_EQ(AgentEndpointFromEnvironment().status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(AgentEndpointFromEnvironment(), StatusIs(ErrorCode::kFailedPrecondition));
   unsetenv("SIGNUM_AGENT_TCP");
   unsetenv("SIGNUM_AGENT_SOCKET");
   setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
@@ -416,9 +415,9 @@ TEST(ServerClientTest, TokenIdNeverIncludesTheSecret) {
 TEST(PeerTest, UidRule) {
   EXPECT_OK(CheckPeerUid(1000, 1000));
   Status other = CheckPeerUid(1001, 1000);
-  EXPECT_EQ(other.code(), ErrorCode::kPermissionDenied);
+  EXPECT_THAT(other, StatusIs(ErrorCode::kPermissionDenied));
   EXPECT_NE(other.message().find("peer uid 1001"), std::string::npos);
-  EXPECT_EQ(CheckPeerUid(0, 1000).code(), ErrorCode::kPermissionDenied);  // root too
+  EXPECT_THAT(CheckPeerUid(0, 1000), StatusIs(ErrorCode::kPermissionDenied));  // root too
 }
 
 TEST(PeerTest, SocketPairCredentialsAreOurs) {

@@ -14,6 +14,8 @@
 namespace signum::agent_protocol {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using nlohmann::json;
 
 std::string Header(uint32_t size) {
@@ -110,8 +112,7 @@ TEST(AgentFramingTest, SeveralFramesInOneBufferComeOutInOrder) {
 TEST(AgentFramingTest, OversizedLengthIsRejectedBeforeTheBodyArrives) {
   std::string buffer = Header(kMaxFrameBytes + 1);
   auto decoded = DecodeFrame(buffer);
-  ASSERT_FALSE(decoded.ok());
-  EXPECT_EQ(decoded.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(decoded, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(decoded.status().message().find("exceeds"), std::string::npos);
   buffer = Header(0xffffffff) + "{}";
   EXPECT_FALSE(DecodeFrame(buffer).ok());
@@ -137,7 +138,7 @@ TEST(AgentFramingTest, GarbageEmptyAndNonObjectBodiesAreErrors) {
     auto decoded = DecodeFrame(buffer);
     EXPECT_FALSE(decoded.ok()) << body;
     if (!decoded.ok()) {
-      EXPECT_EQ(decoded.status().code(), ErrorCode::kInvalidArgument) << body;
+      EXPECT_THAT(decoded, StatusIs(ErrorCode::kInvalidArgument)) << body;
     }
   }
   std::string empty = Header(0);
@@ -166,10 +167,10 @@ TEST(AgentMessagesTest, TypeOfKnowsEveryTypeAndRejectsOthers) {
   EXPECT_EQ(*TypeOf(json{{"type", "error"}}), MessageType::kError);
   EXPECT_EQ(*TypeOf(json{{"type", "auth"}}), MessageType::kAuth);
   EXPECT_EQ(*TypeOf(json{{"type", "authenticated"}}), MessageType::kAuthenticated);
-  EXPECT_EQ(TypeOf(json{{"type", "shutdown"}}).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(TypeOf(json{{"kind", "list"}}).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(TypeOf(json{{"type", 3}}).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(TypeOf(json::array()).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(TypeOf(json{{"type", "shutdown"}}), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(TypeOf(json{{"kind", "list"}}), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(TypeOf(json{{"type", 3}}), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(TypeOf(json::array()), StatusIs(ErrorCode::kInvalidArgument));
 }
 
 TEST(AgentMessagesTest, HelloRoundTripsBothWays) {
@@ -233,8 +234,8 @@ TEST(AgentHandshakeTest, ProofMatchesOnlyTheRightRoleSecretAndNonces) {
   EXPECT_FALSE(ProofMatches(ProofRole::kAgent, "", kClientNonce, kAgentNonce, agent_proof));
   EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, "", kAgentNonce, agent_proof));
   EXPECT_FALSE(ProofMatches(ProofRole::kAgent, kSecret, kClientNonce, "zz", agent_proof));
-  EXPECT_EQ(HandshakeProof(ProofRole::kAgent, "abc", kClientNonce, kAgentNonce).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(HandshakeProof(ProofRole::kAgent, "abc", kClientNonce, kAgentNonce),
+              StatusIs(ErrorCode::kInvalidArgument));
 }
 
 TEST(AgentHandshakeTest, NoncesAreFreshHex) {
@@ -265,21 +266,21 @@ TEST(AgentHandshakeTest, HelloAndAuthCarryNoncesAndProofs) {
   // Malformed nonces and proofs are refused at parse time.
   json bad = ToJson(agent, true);
   bad["nonce"] = "abc";
-  EXPECT_EQ(ParseHello(bad).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(ParseHello(bad), StatusIs(ErrorCode::kInvalidArgument));
   bad = ToJson(agent, true);
   bad["proof"] = 7;
-  EXPECT_EQ(ParseHello(bad).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(ParseHello(bad), StatusIs(ErrorCode::kInvalidArgument));
 
   auto auth = ParseAuthRequest(RoundTrip(ToJson(AuthRequest{proof})));
   ASSERT_OK(auth);
   EXPECT_EQ(auth->proof, proof);
-  EXPECT_EQ(ParseAuthRequest(json{{"type", "auth"}}).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseAuthRequest(json{{"type", "auth"}, {"proof", "xyz"}}).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(ParseAuthRequest(json{{"type", "auth"}}), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ParseAuthRequest(json{{"type", "auth"}, {"proof", "xyz"}}),
+              StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_OK(ParseAuthenticated(RoundTrip(AuthenticatedJson())));
-  EXPECT_EQ(ParseAuthenticated(ErrorJson(UnauthenticatedError("wrong proof"))).code(),
-            ErrorCode::kUnauthenticated);
-  EXPECT_EQ(ParseAuthenticated(ToJson(StatusReport{})).code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(ParseAuthenticated(ErrorJson(UnauthenticatedError("wrong proof"))),
+              StatusIs(ErrorCode::kUnauthenticated));
+  EXPECT_THAT(ParseAuthenticated(ToJson(StatusReport{})), StatusIs(ErrorCode::kInvalidArgument));
 }
 
 TEST(AgentMessagesTest, HelloNeedsAnIntegerProtocol) {
@@ -331,7 +332,7 @@ TEST(AgentMessagesTest, SignRequestWithMissingOrWrongFieldsIsRejected) {
     j.erase(field);
     auto parsed = ParseSignRequest(j);
     EXPECT_FALSE(parsed.ok()) << field;
-    EXPECT_EQ(parsed.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(parsed, StatusIs(ErrorCode::kInvalidArgument));
     EXPECT_NE(parsed.status().message().find(field), std::string::npos)
         << parsed.status().message();
   }
@@ -460,11 +461,12 @@ TEST(AgentMessagesTest, EveryErrorCodeRoundTrips) {
 
 TEST(AgentMessagesTest, ErrorRepliesNeverReadAsSuccess) {
   // An "OK" or unknown code in an error reply is still an error.
-  EXPECT_EQ(ErrorFromReply(json{{"type", "error"}, {"code", "OK"}}).code(), ErrorCode::kInternal);
+  EXPECT_THAT(ErrorFromReply(json{{"type", "error"}, {"code", "OK"}}),
+              StatusIs(ErrorCode::kInternal));
   Status unknown = ErrorFromReply(json{{"type", "error"}, {"code", "TEAPOT"}, {"message", "m"}});
-  EXPECT_EQ(unknown.code(), ErrorCode::kInternal);
+  EXPECT_THAT(unknown, StatusIs(ErrorCode::kInternal));
   EXPECT_NE(unknown.message().find("TEAPOT"), std::string::npos);
-  EXPECT_EQ(ErrorFromReply(json{{"type", "error"}}).code(), ErrorCode::kInternal);
+  EXPECT_THAT(ErrorFromReply(json{{"type", "error"}}), StatusIs(ErrorCode::kInternal));
   EXPECT_EQ(ErrorJson(Status::Ok())["code"], "INTERNAL");
   // Non-error replies are OK.
   EXPECT_OK(ErrorFromReply(SignatureJson(Bytes{1})));
@@ -474,21 +476,21 @@ TEST(AgentMessagesTest, ErrorRepliesNeverReadAsSuccess) {
 TEST(AgentMessagesTest, ParsersReturnTheAgentsErrorForAnErrorReply) {
   const json error =
       ErrorJson(UnavailableError("signum-server at https://127.0.0.1:1 is unreachable"));
-  EXPECT_EQ(ParseCertificates(error).status().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(ParseSignature(error).status().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(ParseStatusReport(error).status().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(ParseHello(ErrorJson(UnauthenticatedError("bad secret"))).status().code(),
-            ErrorCode::kUnauthenticated);
+  EXPECT_THAT(ParseCertificates(error), StatusIs(ErrorCode::kUnavailable));
+  EXPECT_THAT(ParseSignature(error), StatusIs(ErrorCode::kUnavailable));
+  EXPECT_THAT(ParseStatusReport(error), StatusIs(ErrorCode::kUnavailable));
+  EXPECT_THAT(ParseHello(ErrorJson(UnauthenticatedError("bad secret"))),
+              StatusIs(ErrorCode::kUnauthenticated));
   EXPECT_EQ(ParseSignature(error).status().message(),
             "signum-server at https://127.0.0.1:1 is unreachable");
 }
 
 TEST(AgentMessagesTest, ParsersRejectTheWrongMessageType) {
-  EXPECT_EQ(ParseSignature(ToJson(ListRequest{})).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseSignRequest(StatusRequestJson()).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseListRequest(SignatureJson(Bytes{1})).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseHello(ToJson(ListRequest{})).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseStatusReport(json::array()).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(ParseSignature(ToJson(ListRequest{})), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ParseSignRequest(StatusRequestJson()), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ParseListRequest(SignatureJson(Bytes{1})), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ParseHello(ToJson(ListRequest{})), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ParseStatusReport(json::array()), StatusIs(ErrorCode::kInvalidArgument));
 }
 
 // The table is the protocol: every MessageType has exactly one row, names are unique, and every
@@ -522,11 +524,11 @@ TEST(AgentMessageTableTest, CheckReplyTakesTheTablesReplyOrAnError) {
   EXPECT_OK(CheckReply(MessageType::kSign, SignatureJson(AsBytes("sig"))));
   EXPECT_OK(CheckReply(MessageType::kStatus, ToJson(StatusReport{})));
   const Status wrong = CheckReply(MessageType::kSign, ToJson(StatusReport{}));
-  EXPECT_EQ(wrong.code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(wrong, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(wrong.message().find("expected a 'signature' message, got 'status'"), std::string::npos)
       << wrong.message();
-  EXPECT_EQ(CheckReply(MessageType::kSign, ErrorJson(NotFoundError("no such key"))).code(),
-            ErrorCode::kNotFound);
+  EXPECT_THAT(CheckReply(MessageType::kSign, ErrorJson(NotFoundError("no such key"))),
+              StatusIs(ErrorCode::kNotFound));
   EXPECT_FALSE(CheckReply(MessageType::kSignature, SignatureJson(AsBytes("sig"))).ok());
 }
 

@@ -12,6 +12,8 @@
 namespace signum {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 Bytes Sequence(size_t n, uint8_t start) {
   Bytes out(n);
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(start + i);
@@ -56,8 +58,7 @@ TEST(DigestInfoTest, BuildRejectsWrongDigestLengths) {
     SCOPED_TRACE(std::string(h.name));
     for (size_t size : {size_t{0}, h.digest_size - 1, h.digest_size + 1}) {
       Result<Bytes> info = BuildDigestInfo(h.algorithm, Bytes(size, 0x11));
-      ASSERT_FALSE(info.ok());
-      EXPECT_EQ(info.status().code(), ErrorCode::kInvalidArgument);
+      ASSERT_THAT(info, StatusIs(ErrorCode::kInvalidArgument));
     }
   }
 }
@@ -71,7 +72,7 @@ TEST(DigestInfoTest, ParseRejectsGarbage) {
     const Bytes good = *BuildDigestInfo(h.algorithm, Bytes(h.digest_size, 0x5a));
 
     Bytes truncated(good.begin(), good.end() - 1);
-    EXPECT_EQ(ParseDigestInfo(truncated).status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(ParseDigestInfo(truncated), StatusIs(ErrorCode::kInvalidArgument));
 
     Bytes extended = good;
     extended.push_back(0x00);
@@ -104,7 +105,7 @@ TEST(HashTest, NamesAndSizes) {
   EXPECT_EQ(*ParseHashAlgorithm("SHA-256"), HashAlgorithm::kSha256);
   EXPECT_EQ(*ParseHashAlgorithm("sha1"), HashAlgorithm::kSha1);
   EXPECT_EQ(*ParseHashAlgorithm("Sha512"), HashAlgorithm::kSha512);
-  EXPECT_EQ(ParseHashAlgorithm("md5").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(ParseHashAlgorithm("md5"), StatusIs(ErrorCode::kInvalidArgument));
   for (const HashInfo& h : AllHashes()) {
     EXPECT_EQ(*ParseHashAlgorithm(h.name), h.algorithm);
     EXPECT_EQ(HashForDigestSize(h.digest_size), h.algorithm);
@@ -135,7 +136,7 @@ TEST(KeySpecTest, ParsesSpellings) {
                           "ed25519", "2048"}) {
     Result<KeySpec> spec = ParseKeySpec(bad);
     ASSERT_FALSE(spec.ok()) << bad;
-    EXPECT_EQ(spec.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(spec, StatusIs(ErrorCode::kInvalidArgument));
   }
 }
 
@@ -172,7 +173,7 @@ TEST(CurveTest, ParsesNamesAndParams) {
     EXPECT_EQ(*curve, c.curve) << c.text;
   }
   for (const char* bad : {"", "P-192", "secp256k1", "brainpoolP256r1", "25519"}) {
-    EXPECT_EQ(ParseCurve(bad).status().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_THAT(ParseCurve(bad), StatusIs(ErrorCode::kInvalidArgument)) << bad;
   }
 }
 

@@ -17,6 +17,8 @@
 namespace signum {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 // Key generation dominates the run time (RSA-4096 takes about a second), so every test shares
 // one key per spec.
 SoftwareKey& KeyFor(const KeySpec& spec) {
@@ -137,7 +139,7 @@ TEST(Base64Test, RejectsJunk) {
                           "=Zg=", "Z===", "Zh==", "Zm9=", "Zm-_", "Zm9v!A==", "Zm8=\n"}) {
     Result<Bytes> decoded = Base64Decode(bad);
     ASSERT_FALSE(decoded.ok()) << "'" << bad << "'";
-    EXPECT_EQ(decoded.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(decoded, StatusIs(ErrorCode::kInvalidArgument));
   }
   EXPECT_OK(Base64Decode(""));
   EXPECT_TRUE(Base64Decode("").value().empty());
@@ -162,7 +164,7 @@ TEST(HexTest, RejectsJunk) {
        {"a", "abc", "zz", "0x00", ":ab", "ab:", "ab::cd", "a:bc", "ab cd", "g0", ":"}) {
     Result<Bytes> decoded = HexDecode(bad);
     ASSERT_FALSE(decoded.ok()) << "'" << bad << "'";
-    EXPECT_EQ(decoded.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(decoded, StatusIs(ErrorCode::kInvalidArgument));
   }
 }
 
@@ -241,22 +243,22 @@ TEST(EcdsaFormatTest, DerToRawPadsToLargerFields) {
 }
 
 TEST(EcdsaFormatTest, Rejections) {
-  EXPECT_EQ(EcdsaRawToDer({}).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(EcdsaRawToDer(Bytes(63, 1)).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(EcdsaRawToDer({}), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(EcdsaRawToDer(Bytes(63, 1)), StatusIs(ErrorCode::kInvalidArgument));
 
   const Bytes der = *EcdsaRawToDer(Unhex(std::string(64, '1') + std::string(64, '2')));
-  EXPECT_EQ(EcdsaDerToRaw(der, 31).status().code(), ErrorCode::kInvalidArgument);  // too long
-  EXPECT_EQ(EcdsaDerToRaw(der, 0).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(EcdsaDerToRaw({}, 32).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(EcdsaDerToRaw(Bytes(70, 0x30), 32).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(EcdsaDerToRaw(der, 31), StatusIs(ErrorCode::kInvalidArgument));  // too long
+  EXPECT_THAT(EcdsaDerToRaw(der, 0), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(EcdsaDerToRaw({}, 32), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(EcdsaDerToRaw(Bytes(70, 0x30), 32), StatusIs(ErrorCode::kInvalidArgument));
   Bytes trailing = der;
   trailing.push_back(0x00);
-  EXPECT_EQ(EcdsaDerToRaw(trailing, 32).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(EcdsaDerToRaw(trailing, 32), StatusIs(ErrorCode::kInvalidArgument));
   Bytes truncated(der.begin(), der.end() - 1);
   EXPECT_FALSE(EcdsaDerToRaw(truncated, 32).ok());
   // SEQUENCE { INTEGER -1, INTEGER 1 }
   const Bytes negative = {0x30, 0x06, 0x02, 0x01, 0xff, 0x02, 0x01, 0x01};
-  EXPECT_EQ(EcdsaDerToRaw(negative, 32).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(EcdsaDerToRaw(negative, 32), StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(ERR_peek_error(), 0u) << "errors must not be left on the OpenSSL queue";
 }
 
@@ -283,7 +285,7 @@ TEST_P(SignVerifyTest, EveryFittingSchemeAndHash) {
         Bytes flipped = *sig;
         flipped[index] ^= 0x01;
         Status bad = VerifyDigestSignature(key.public_key(), scheme, h.algorithm, digest, flipped);
-        EXPECT_EQ(bad.code(), ErrorCode::kInvalidArgument) << "byte " << index;
+        EXPECT_THAT(bad, StatusIs(ErrorCode::kInvalidArgument)) << "byte " << index;
         EXPECT_NE(bad.message().find("signature does not verify"), std::string::npos)
             << bad.message();
       }
@@ -398,38 +400,32 @@ TEST(SignTest, PssSaltLengths) {
       VerifyDigestSignature(key.public_key(), SignatureScheme::kRsaPss, hash, digest, def, 32));
 
   Result<Bytes> too_long = key.SignDigest(SignatureScheme::kRsaPss, hash, digest, max + 1);
-  EXPECT_EQ(too_long.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(
-      VerifyDigestSignature(key.public_key(), SignatureScheme::kRsaPss, hash, digest, def, max + 1)
-          .code(),
-      ErrorCode::kInvalidArgument);
+  EXPECT_THAT(too_long, StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(
+      VerifyDigestSignature(key.public_key(), SignatureScheme::kRsaPss, hash, digest, def, max + 1),
+      StatusIs(ErrorCode::kInvalidArgument));
 }
 
 TEST(SignTest, RejectsMismatchesAndBadLengths) {
   SoftwareKey& rsa = KeyFor(kRsa2048);
   SoftwareKey& ec = KeyFor(kEcP256);
   const Bytes d256 = Digest(HashAlgorithm::kSha256, AsBytes("x"));
-  EXPECT_EQ(rsa.SignDigest(SignatureScheme::kEcdsa, HashAlgorithm::kSha256, d256, std::nullopt)
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ec.SignDigest(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, d256, std::nullopt)
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ec.SignDigest(SignatureScheme::kRsaPss, HashAlgorithm::kSha256, d256, std::nullopt)
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(
+      rsa.SignDigest(SignatureScheme::kEcdsa, HashAlgorithm::kSha256, d256, std::nullopt).status(),
+      StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ec.SignDigest(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, d256, std::nullopt)
+                  .status(),
+              StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(
+      ec.SignDigest(SignatureScheme::kRsaPss, HashAlgorithm::kSha256, d256, std::nullopt).status(),
+      StatusIs(ErrorCode::kInvalidArgument));
   // A SHA-256 digest labelled SHA-384.
-  EXPECT_EQ(rsa.SignDigest(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha384, d256, std::nullopt)
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ec.SignDigest(SignatureScheme::kEcdsa, HashAlgorithm::kSha256, {}, std::nullopt)
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(rsa.SignDigest(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha384, d256, std::nullopt)
+                  .status(),
+              StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(
+      ec.SignDigest(SignatureScheme::kEcdsa, HashAlgorithm::kSha256, {}, std::nullopt).status(),
+      StatusIs(ErrorCode::kInvalidArgument));
 
   const Bytes rsa_sig =
       *rsa.SignDigest(SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, d256, std::nullopt);
@@ -497,10 +493,9 @@ TEST(SignTest, NonStandardRsaSizeWorks) {
 }
 
 TEST(SoftwareKeyTest, GenerateRejectsSillySizes) {
-  EXPECT_EQ(SoftwareKey::Generate({KeyType::kRsa, 512, {}}).status().code(),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(SoftwareKey::Generate({KeyType::kRsa, 0, {}}).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(SoftwareKey::Generate({KeyType::kRsa, 512, {}}),
+              StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(SoftwareKey::Generate({KeyType::kRsa, 0, {}}), StatusIs(ErrorCode::kInvalidArgument));
 }
 
 TEST(SoftwareKeyTest, PemRoundTrip) {
@@ -542,10 +537,9 @@ TEST(SoftwareKeyTest, FromPemRejectsEncryptedAndJunkWithoutPrompting) {
   const std::string encrypted(data, static_cast<size_t>(len));
   BIO_free(bio);
   ASSERT_NE(encrypted.find("ENCRYPTED PRIVATE KEY"), std::string::npos);
-  EXPECT_EQ(SoftwareKey::FromPem(encrypted).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(SoftwareKey::FromPem("").status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(SoftwareKey::FromPem(key.public_key().Pem()).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(SoftwareKey::FromPem(encrypted), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(SoftwareKey::FromPem(""), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(SoftwareKey::FromPem(key.public_key().Pem()), StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
@@ -644,21 +638,20 @@ TEST(PublicKeyTest, CompressedPointSpkiStillYieldsUncompressedPoint) {
 TEST(PublicKeyTest, Rejections) {
   const PublicKey& ec = KeyFor(kEcP256).public_key();
   Bytes spki = ec.SpkiDer();
-  EXPECT_EQ(PublicKey::FromSpkiDer({}).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(PublicKey::FromSpkiDer(Bytes(40, 0x30)).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(PublicKey::FromSpkiDer({}), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(PublicKey::FromSpkiDer(Bytes(40, 0x30)), StatusIs(ErrorCode::kInvalidArgument));
   spki.push_back(0x00);
-  EXPECT_EQ(PublicKey::FromSpkiDer(spki).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(PublicKey::FromPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(PublicKey::FromSpkiDer(spki), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(
+      PublicKey::FromPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").status(),
+      StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_FALSE(PublicKey::FromPem("").ok());
 
   const Bytes point = ec.EcPoint();
   Bytes off_curve = point;
   off_curve.back() ^= 0x01;
-  EXPECT_EQ(PublicKey::FromEcPoint(EcCurve::kP256, off_curve).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(PublicKey::FromEcPoint(EcCurve::kP256, off_curve),
+              StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_FALSE(PublicKey::FromEcPoint(EcCurve::kP384, point).ok());  // wrong size for the curve
   Bytes compressed(point.begin(), point.begin() + 33);
   compressed[0] = static_cast<uint8_t>(0x02 | (point.back() & 1));
@@ -671,8 +664,8 @@ TEST(PublicKeyTest, Rejections) {
   const PublicKey& rsa = KeyFor(kRsa2048).public_key();
   Bytes even_n = rsa.RsaModulus();
   even_n.back() &= 0xfe;
-  EXPECT_EQ(PublicKey::FromRsaComponents(even_n, rsa.RsaPublicExponent()).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(PublicKey::FromRsaComponents(even_n, rsa.RsaPublicExponent()),
+              StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_FALSE(PublicKey::FromRsaComponents({}, rsa.RsaPublicExponent()).ok());
   EXPECT_FALSE(PublicKey::FromRsaComponents(rsa.RsaModulus(), {}).ok());
   EXPECT_FALSE(PublicKey::FromRsaComponents(rsa.RsaModulus(), Bytes{0x01}).ok());
@@ -682,13 +675,13 @@ TEST(PublicKeyTest, Rejections) {
 TEST(PublicKeyTest, UnsupportedKeyTypesAndCurves) {
   EVP_PKEY* ed = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   ASSERT_NE(ed, nullptr);
-  EXPECT_EQ(PublicKey::FromEvpPkey(ed).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(PublicKey::FromEvpPkey(ed), StatusIs(ErrorCode::kInvalidArgument));
   EVP_PKEY_free(ed);
 
   EVP_PKEY* k1 = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1");
   ASSERT_NE(k1, nullptr);
   Result<PublicKey> pub = PublicKey::FromEvpPkey(k1);
-  EXPECT_EQ(pub.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(pub, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(pub.status().message().find("secp256k1"), std::string::npos) << pub.status().message();
   unsigned char* der = nullptr;
   const int len = i2d_PUBKEY(k1, &der);
@@ -730,7 +723,7 @@ TEST(EcPointOctetStringTest, UnwrapRejectsMalformed) {
   const Bytes point = KeyFor(kEcP256).public_key().EcPoint();
   const Bytes wrapped = WrapEcPointOctetString(point);
   // A bare point (some old tokens do this) is not an OCTET STRING of the right length.
-  EXPECT_EQ(UnwrapEcPointOctetString(point).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(UnwrapEcPointOctetString(point), StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_FALSE(UnwrapEcPointOctetString({}).ok());
   EXPECT_FALSE(UnwrapEcPointOctetString(Bytes{0x04}).ok());
   Bytes truncated(wrapped.begin(), wrapped.end() - 1);

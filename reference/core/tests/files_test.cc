@@ -11,6 +11,8 @@
 namespace signum {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 TEST(FilesTest, AtomicWriteReplacesContentAndLeavesNoTemporary) {
   testing::TempDir dir;
   const std::string path = dir.File("state.json");
@@ -29,8 +31,7 @@ TEST(FilesTest, AtomicWriteReplacesContentAndLeavesNoTemporary) {
 
 TEST(FilesTest, MissingFileIsNotFoundAndNamesThePath) {
   auto r = ReadFile("/nonexistent/signum/file");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(r, StatusIs(ErrorCode::kNotFound));
   EXPECT_NE(r.status().message().find("/nonexistent/signum/file"), std::string::npos);
 }
 

@@ -24,6 +24,8 @@ extern "C" const char* __lsan_default_suppressions() { return "leak:pkcs11-spy.s
 namespace signum {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using ::signum::testing::SoftHsmToken;
 using ::signum::testing::TempDir;
 
@@ -157,8 +159,7 @@ TEST_F(Pkcs11ModuleTest, SlotsAndTokenInfo) {
 
 TEST_F(Pkcs11ModuleTest, UnknownTokenLabelListsTheAvailableOnes) {
   auto slot = module_->FindSlotByTokenLabel("no-such-token");
-  ASSERT_FALSE(slot.ok());
-  EXPECT_EQ(slot.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(slot, StatusIs(ErrorCode::kNotFound));
   EXPECT_EQ(slot.status().message(), "token 'no-such-token' not found (tokens: signum-test)");
 }
 
@@ -220,8 +221,7 @@ TEST_F(Pkcs11ModuleTest, SessionsCloseThemselvesAndMove) {
 TEST_F(Pkcs11ModuleTest, WrongPinIsUnauthenticated) {
   Pkcs11Session session = OpenRw();
   Status status = session.Login(CKU_USER, "0000");
-  ASSERT_FALSE(status.ok());
-  EXPECT_EQ(status.code(), ErrorCode::kUnauthenticated);
+  ASSERT_THAT(status, StatusIs(ErrorCode::kUnauthenticated));
   EXPECT_EQ(status.ck_rv(), std::optional<unsigned long>(CKR_PIN_INCORRECT));
   EXPECT_TRUE(Contains(status.message(), "CKR_PIN_INCORRECT")) << status.message();
   EXPECT_EQ(status.message(), "C_Login: CKR_PIN_INCORRECT (0xa0)");
@@ -318,8 +318,7 @@ TEST_F(Pkcs11ModuleTest, GeneratedEcKeyAttributesAndSignature) {
 
   // SoftHSM: CKA_EC_POINT only on the public key, as a DER OCTET STRING (04 41 04 X Y).
   auto no_point = session.GetAttribute(priv, CKA_EC_POINT);
-  ASSERT_FALSE(no_point.ok());
-  EXPECT_EQ(no_point.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(no_point, StatusIs(ErrorCode::kNotFound));
   EXPECT_EQ(no_point.status().ck_rv(), std::optional<unsigned long>(CKR_ATTRIBUTE_TYPE_INVALID));
   auto point = session.GetAttribute(pub, CKA_EC_POINT);
   ASSERT_OK(point);
@@ -368,16 +367,14 @@ TEST_F(Pkcs11ModuleTest, RsaSignatureAndMechanismErrors) {
   // so callers must check mechanism against key type themselves.)
   CK_MECHANISM pss{CKM_RSA_PKCS_PSS, nullptr, 0};
   auto wrong = session.Sign(pss, priv, data);
-  ASSERT_FALSE(wrong.ok());
-  EXPECT_EQ(wrong.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(wrong, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(wrong.status().ck_rv(), std::optional<unsigned long>(CKR_ARGUMENTS_BAD));
   EXPECT_TRUE(Contains(wrong.status().message(), "C_SignInit(CKM_RSA_PKCS_PSS)"))
       << wrong.status().message();
 
   // A stale object handle.
   auto stale = session.Sign(mech, 0x7fffffff, data);
-  ASSERT_FALSE(stale.ok());
-  EXPECT_EQ(stale.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(stale, StatusIs(ErrorCode::kNotFound));
 
   // The session is usable after each failure (no operation left active).
   EXPECT_OK(session.Sign(mech, priv, data));
@@ -385,8 +382,7 @@ TEST_F(Pkcs11ModuleTest, RsaSignatureAndMechanismErrors) {
 
 TEST_F(Pkcs11ModuleTest, LoadingANonexistentPathNamesThePath) {
   auto module = Pkcs11Module::Load("/nonexistent/libnothing.so");
-  ASSERT_FALSE(module.ok());
-  EXPECT_EQ(module.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(module, StatusIs(ErrorCode::kNotFound));
   EXPECT_TRUE(Contains(module.status().message(), "/nonexistent/libnothing.so"))
       << module.status().message();
 }
@@ -402,8 +398,7 @@ TEST_F(Pkcs11ModuleTest, LoadingAnUnloadableFileNamesThePath) {
 
 TEST_F(Pkcs11ModuleTest, LoadingANonPkcs11LibraryNamesTheMissingSymbol) {
   auto module = Pkcs11Module::Load(kLibc);
-  ASSERT_FALSE(module.ok());
-  EXPECT_EQ(module.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(module, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_TRUE(Contains(module.status().message(), "C_GetFunctionList"))
       << module.status().message();
   EXPECT_TRUE(Contains(module.status().message(), kLibc)) << module.status().message();

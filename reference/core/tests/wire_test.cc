@@ -10,6 +10,8 @@
 namespace signum::wire {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using nlohmann::json;
 
 SignRequest ValidRequest() {
@@ -62,7 +64,7 @@ TEST(WireTest, SignRequestRejectsBadInputNamingTheField) {
     c.mutate(j);
     auto parsed = ParseSignRequest(j);
     ASSERT_FALSE(parsed.ok()) << c.name;
-    EXPECT_EQ(parsed.status().code(), ErrorCode::kInvalidArgument) << c.name;
+    EXPECT_THAT(parsed, StatusIs(ErrorCode::kInvalidArgument)) << c.name;
     EXPECT_NE(parsed.status().message().find(c.expected_field), std::string::npos)
         << c.name << ": " << parsed.status().message();
   }
@@ -172,7 +174,7 @@ TEST(WireTest, ErrorsMapToHttpAndBack) {
     EXPECT_EQ(back.code(), code) << body;
     EXPECT_NE(back.message().find("because"), std::string::npos);
   }
-  EXPECT_EQ(StatusFromHttpError(502, "<html>").code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(StatusFromHttpError(502, "<html>"), StatusIs(ErrorCode::kUnavailable));
 }
 
 TEST(WireTest, ParseJsonRejectsGarbageWithoutThrowing) {

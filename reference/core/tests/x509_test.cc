@@ -20,6 +20,8 @@
 namespace signum {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using std::chrono::system_clock;
 
 const KeySpec kRsa2048{KeyType::kRsa, 2048, EcCurve::kP256};
@@ -170,7 +172,7 @@ TEST(ChainFailureTest, WrongRootMissingIntermediateAndPurpose) {
             impostor_key.public_key(), std::nullopt, impostor_key);
   ASSERT_EQ(impostor.Subject(), chain.root.Subject());
   Status st = VerifyCertificateChain(chain.leaf, {chain.intermediate}, {impostor});
-  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(st, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(st.message().find("does not verify"), std::string::npos) << st.message();
 
   const Chain other = BuildChain(kRsa2048, kEcP256, kEcP256);
@@ -189,7 +191,7 @@ TEST(ChainFailureTest, WrongRootMissingIntermediateAndPurpose) {
   const Chain tls = BuildChain(kEcP256, kRsa2048, kEcP256, CertificateRole::kTlsServer);
   EXPECT_OK(VerifyCertificateChain(tls.leaf, {tls.intermediate}, {tls.root}, false));
   st = VerifyCertificateChain(tls.leaf, {tls.intermediate}, {tls.root}, true);
-  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(st, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(st.message().find("codeSigning"), std::string::npos) << st.message();
 
   testing::TempDir dir;
@@ -344,10 +346,10 @@ TEST(CertificateTest, DerAndPemRoundTrips) {
 
   Bytes trailing = chain.leaf.Der();
   trailing.push_back(0x00);
-  EXPECT_EQ(Certificate::FromDer(trailing).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(Certificate::FromDer(trailing), StatusIs(ErrorCode::kInvalidArgument));
   Bytes truncated = chain.leaf.Der();
   truncated.pop_back();
-  EXPECT_EQ(Certificate::FromDer(truncated).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(Certificate::FromDer(truncated), StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_FALSE(Certificate::FromDer({}).ok());
   EXPECT_FALSE(Certificate::FromPem("").ok());
   EXPECT_FALSE(
@@ -367,14 +369,14 @@ TEST(CertificateTest, AllFromPem) {
 
   EXPECT_EQ(Certificate::AllFromPem(pem + "\n\n")->size(), 3u);
   EXPECT_EQ(Certificate::AllFromPem(chain.root.Pem())->size(), 1u);
-  EXPECT_EQ(Certificate::AllFromPem("").status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(Certificate::AllFromPem("no pem here").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(Certificate::AllFromPem(""), StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(Certificate::AllFromPem("no pem here"), StatusIs(ErrorCode::kInvalidArgument));
 
   // A damaged second block is an error, not a silently shorter chain.
   std::string damaged = chain.leaf.Pem() + chain.intermediate.Pem();
   damaged[chain.leaf.Pem().size() + 40] = '*';
   Result<std::vector<Certificate>> bad = Certificate::AllFromPem(damaged);
-  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(bad, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
@@ -422,9 +424,8 @@ TEST(CsrTest, TamperedAndMalformedCsrsAreRejected) {
   ASSERT_NE(at, std::string::npos);
   text[at] = 'D';  // still well-formed DER, but no longer what was signed
   Result<ParsedCsr> tampered = ParseAndVerifyCsr(text);
-  EXPECT_EQ(tampered.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ParseAndVerifyCsr(CsrDerToPem(AsBytes(text))).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(tampered, StatusIs(ErrorCode::kInvalidArgument));
+  EXPECT_THAT(ParseAndVerifyCsr(CsrDerToPem(AsBytes(text))), StatusIs(ErrorCode::kInvalidArgument));
 
   Bytes bad_signature = der;
   bad_signature[bad_signature.size() - 5] ^= 0x01;
@@ -437,8 +438,7 @@ TEST(CsrTest, TamperedAndMalformedCsrsAreRejected) {
                    "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
                    .ok());
   EXPECT_FALSE(BuildCsrDer({}, key).ok());
-  EXPECT_EQ(BuildCsrDer({{"NotAnAttribute", "x"}}, key).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(BuildCsrDer({{"NotAnAttribute", "x"}}, key), StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
@@ -496,14 +496,14 @@ TEST(BrokenSignerTest, NeverProducesBadCertificatesOrCsrs) {
     FailingSigner failing(key);
     const CertificateTemplate tmpl = Template("CN=Broken", CertificateRole::kRootCa);
     for (DigestSigner* signer : std::initializer_list<DigestSigner*>{&wrong, &noise}) {
-      EXPECT_EQ(IssueCertificate(tmpl, key.public_key(), std::nullopt, *signer).status().code(),
-                ErrorCode::kInternal);
-      EXPECT_EQ(BuildCsrDer(Dn("CN=Broken"), *signer).status().code(), ErrorCode::kInternal);
+      EXPECT_THAT(IssueCertificate(tmpl, key.public_key(), std::nullopt, *signer),
+                  StatusIs(ErrorCode::kInternal));
+      EXPECT_THAT(BuildCsrDer(Dn("CN=Broken"), *signer), StatusIs(ErrorCode::kInternal));
     }
     Result<Certificate> failed = IssueCertificate(tmpl, key.public_key(), std::nullopt, failing);
-    EXPECT_EQ(failed.status().code(), ErrorCode::kUnavailable);
+    EXPECT_THAT(failed, StatusIs(ErrorCode::kUnavailable));
     EXPECT_NE(failed.status().message().find("HSM unplugged"), std::string::npos);
-    EXPECT_EQ(BuildCsrDer(Dn("CN=Broken"), failing).status().code(), ErrorCode::kUnavailable);
+    EXPECT_THAT(BuildCsrDer(Dn("CN=Broken"), failing), StatusIs(ErrorCode::kUnavailable));
   }
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
@@ -580,7 +580,7 @@ TEST(DistinguishedNameTest, Errors) {
                           "/CN=x//O=y", "FOO=bar", "CN=a+OU=b", "CN=x\\", "CN=#0403616263"}) {
     Result<DistinguishedName> dn = ParseDistinguishedName(bad);
     ASSERT_FALSE(dn.ok()) << "'" << bad << "'";
-    EXPECT_EQ(dn.status().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_THAT(dn, StatusIs(ErrorCode::kInvalidArgument)) << bad;
   }
   EXPECT_EQ(ERR_peek_error(), 0u);
 }

@@ -26,6 +26,8 @@
 namespace signum::server {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using nlohmann::json;
 using signum::testing::TempDir;
 
@@ -77,13 +79,12 @@ std::string ExpectedHash(const json& rec) {
 void ExpectDataLoss(const std::string& path, const std::string& message) {
   auto report = VerifyAuditLog(path);
   ASSERT_FALSE(report.ok()) << "tampering not detected";
-  EXPECT_EQ(report.status().code(), ErrorCode::kDataLoss);
+  EXPECT_THAT(report, StatusIs(ErrorCode::kDataLoss));
   EXPECT_NE(report.status().message().find(message), std::string::npos)
       << report.status().message();
   // And the server refuses to extend it.
   auto log = AuditLog::Open(path);
-  ASSERT_FALSE(log.ok());
-  EXPECT_EQ(log.status().code(), ErrorCode::kDataLoss);
+  ASSERT_THAT(log, StatusIs(ErrorCode::kDataLoss));
   EXPECT_NE(log.status().message().find(message), std::string::npos) << log.status().message();
 }
 
@@ -188,8 +189,7 @@ TEST(AuditLog, SecondWriterIsRefused) {
   auto first = AuditLog::Open(path);
   ASSERT_OK(first);
   auto second = AuditLog::Open(path);
-  ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_THAT(second, StatusIs(ErrorCode::kFailedPrecondition));
 }
 
 TEST(AuditTamper, EditedEventIsDetectedWithLineNumber) {
@@ -350,8 +350,7 @@ TEST(AuditCrash, CorruptionBeforeATornTailStillRefusesToStart) {
   WriteLines(path, lines);
   std::ofstream(path, std::ios::binary | std::ios::app) << R"({"event":{"ty)";
   auto log = AuditLog::Open(path);
-  ASSERT_FALSE(log.ok());
-  EXPECT_EQ(log.status().code(), ErrorCode::kDataLoss);
+  ASSERT_THAT(log, StatusIs(ErrorCode::kDataLoss));
   EXPECT_NE(log.status().message().find("line 2: hash mismatch"), std::string::npos)
       << log.status().message();
   EXPECT_TRUE(SiblingsWithPrefix(path, ".torn-").empty());  // nothing was touched
@@ -480,7 +479,7 @@ TEST(AuditDiskFull, FailedWritesRollBackAndTheLogRecoversWhenSpaceReturns) {
     if (refused.ok()) ++accepted;
   }
   ASSERT_FALSE(refused.ok()) << "64 KiB never filled up";
-  EXPECT_EQ(refused.code(), ErrorCode::kUnavailable) << refused.ToString();
+  EXPECT_THAT(refused, StatusIs(ErrorCode::kUnavailable)) << refused.ToString();
   EXPECT_GT(accepted, 10);
   EXPECT_EQ((*log)->records(), static_cast<uint64_t>(accepted));
   EXPECT_FALSE((*log)->health().ok());

@@ -15,6 +15,8 @@
 namespace signum::server {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using ::signum::testing::SoftHsmToken;
 
 constexpr char kLabel[] = "signum-hsm-test";
@@ -209,8 +211,7 @@ TEST_P(HsmSpecTest, PssSaltLengths) {
       SignAndVerify(key, SignatureScheme::kRsaPss, hash, salt);
     auto too_long =
         backend_->Sign(key.id, SignatureScheme::kRsaPss, hash, DigestOf(hash, "x"), max + 1);
-    ASSERT_FALSE(too_long.ok());
-    EXPECT_EQ(too_long.status().code(), ErrorCode::kInvalidArgument);
+    ASSERT_THAT(too_long, StatusIs(ErrorCode::kInvalidArgument));
     EXPECT_TRUE(Contains(too_long.status().message(), "at most " + std::to_string(max)))
         << too_long.status().message();
   }
@@ -222,8 +223,7 @@ TEST_P(HsmSpecTest, SchemeMustFitTheKey) {
   for (SignatureScheme scheme : kAllSchemes) {
     if (SchemeFitsKey(scheme, GetParam().type)) continue;
     auto result = backend_->Sign(key.id, scheme, HashAlgorithm::kSha256, digest);
-    ASSERT_FALSE(result.ok());
-    EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
+    ASSERT_THAT(result, StatusIs(ErrorCode::kInvalidArgument));
     EXPECT_EQ(result.status().message(),
               std::string(SchemeName(scheme)) +
                   (GetParam().type == KeyType::kRsa ? " on an RSA key" : " on an EC key"));
@@ -259,8 +259,7 @@ TEST_F(HsmBackendTest, WrongDigestLength) {
   const Bytes short_digest(31, 0xab);
   auto result =
       backend_->Sign(key.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, short_digest);
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(result, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(result.status().message(), "a sha256 digest has 32 bytes, got 31");
   auto sha1 = backend_->Sign(key.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha1, Bytes(32));
   EXPECT_EQ(sha1.status().message(), "a sha1 digest has 20 bytes, got 32");
@@ -270,21 +269,18 @@ TEST_F(HsmBackendTest, UnknownKeyIdIsNotFound) {
   const Bytes digest = DigestOf(HashAlgorithm::kSha256, "x");
   const Bytes unknown = {0xde, 0xad, 0xbe, 0xef};
   auto result = backend_->Sign(unknown, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest);
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(result, StatusIs(ErrorCode::kNotFound));
   EXPECT_TRUE(Contains(result.status().message(), "deadbeef")) << result.status().message();
-  EXPECT_EQ(backend_->FindKey(unknown).status().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(backend_->SignerFor(unknown).status().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(
-      backend_->Sign({}, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest).status().code(),
-      ErrorCode::kInvalidArgument);
+  EXPECT_THAT(backend_->FindKey(unknown), StatusIs(ErrorCode::kNotFound));
+  EXPECT_THAT(backend_->SignerFor(unknown), StatusIs(ErrorCode::kNotFound));
+  EXPECT_THAT(backend_->Sign({}, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest),
+              StatusIs(ErrorCode::kInvalidArgument));
 }
 
 TEST_F(HsmBackendTest, UnsupportedKeySpecIsRefused) {
   KeySpec rsa1024{KeyType::kRsa, 1024, EcCurve::kP256};
   auto key = backend_->GenerateKeyPair(rsa1024, "too small");
-  ASSERT_FALSE(key.ok());
-  EXPECT_EQ(key.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(key, StatusIs(ErrorCode::kInvalidArgument));
 }
 
 // Keys whose private half can leave the token are refused, whatever created them.
@@ -329,8 +325,7 @@ TEST_F(HsmBackendTest, NonSensitiveOrExtractableKeysAreRefused) {
     const Bytes digest = DigestOf(HashAlgorithm::kSha256, "x");
     for (int attempt = 0; attempt < 2; ++attempt) {  // the second time from the cache
       auto result = backend_->Sign(c.id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest);
-      ASSERT_FALSE(result.ok());
-      EXPECT_EQ(result.status().code(), ErrorCode::kFailedPrecondition);
+      ASSERT_THAT(result, StatusIs(ErrorCode::kFailedPrecondition));
       EXPECT_TRUE(Contains(result.status().message(), c.why)) << result.status().message();
     }
     // FindKey still describes the key honestly.
@@ -585,7 +580,7 @@ TEST_F(HsmBackendTest, WrongPinIsUnauthenticatedAndNotEchoed) {
       HsmBackend::Open(HsmConfig{GetShared().token->module_path(), kLabel, wrong_pin, 2});
   ASSERT_FALSE(backend.ok());
   const Status& status = backend.status();
-  EXPECT_EQ(status.code(), ErrorCode::kUnauthenticated);
+  EXPECT_THAT(status, StatusIs(ErrorCode::kUnauthenticated));
   EXPECT_EQ(status.ck_rv(), std::optional<unsigned long>(CKR_PIN_INCORRECT));
   EXPECT_TRUE(Contains(status.message(), "CKR_PIN_INCORRECT")) << status.message();
   EXPECT_TRUE(Contains(status.message(), "login to token 'signum-hsm-test' failed"))
@@ -600,8 +595,7 @@ TEST_F(HsmBackendTest, WrongPinIsUnauthenticatedAndNotEchoed) {
 TEST_F(HsmBackendTest, UnknownTokenLabelIsNotFound) {
   auto backend =
       HsmBackend::Open(HsmConfig{GetShared().token->module_path(), "no-such-token", kPin, 2});
-  ASSERT_FALSE(backend.ok());
-  EXPECT_EQ(backend.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(backend, StatusIs(ErrorCode::kNotFound));
   EXPECT_TRUE(Contains(backend.status().message(),
                        "token 'no-such-token' not found (tokens: signum-hsm-test)"))
       << backend.status().message();
@@ -610,8 +604,7 @@ TEST_F(HsmBackendTest, UnknownTokenLabelIsNotFound) {
 
 TEST_F(HsmBackendTest, MissingModuleIsNamed) {
   auto backend = HsmBackend::Open(HsmConfig{"/nonexistent/libhsm.so", kLabel, kPin, 2});
-  ASSERT_FALSE(backend.ok());
-  EXPECT_EQ(backend.status().code(), ErrorCode::kNotFound);
+  ASSERT_THAT(backend, StatusIs(ErrorCode::kNotFound));
   EXPECT_TRUE(Contains(backend.status().message(), "HSM module /nonexistent/libhsm.so"))
       << backend.status().message();
 }
@@ -671,9 +664,10 @@ TEST_F(HsmBackendTest, StoreCertificate) {
   // Not for another key, nor for a key that is not there.
   const HsmKey& other = KeyFor(Spec("ec-p384"));
   Status mismatch = backend_->StoreCertificate(other.id, "wrong", *cert);
-  EXPECT_EQ(mismatch.code(), ErrorCode::kInvalidArgument) << mismatch.ToString();
+  EXPECT_THAT(mismatch, StatusIs(ErrorCode::kInvalidArgument)) << mismatch.ToString();
   EXPECT_TRUE(RawFind(session, CKO_CERTIFICATE, other.id).empty());
-  EXPECT_EQ(backend_->StoreCertificate(Bytes{1, 2, 3}, "none", *cert).code(), ErrorCode::kNotFound);
+  EXPECT_THAT(backend_->StoreCertificate(Bytes{1, 2, 3}, "none", *cert),
+              StatusIs(ErrorCode::kNotFound));
 }
 
 TEST_F(HsmBackendTest, DestroyKeyRemovesEveryObject) {
@@ -698,14 +692,13 @@ TEST_F(HsmBackendTest, DestroyKeyRemovesEveryObject) {
   auto left = session.FindObjects({MakeAttribute(CKA_ID, key->id.data(), key->id.size())});
   ASSERT_OK(left);
   EXPECT_TRUE(left->empty());
-  EXPECT_EQ(backend_->FindKey(key->id).status().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(backend_
-                ->Sign(key->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
-                       DigestOf(HashAlgorithm::kSha256, "x"))
-                .status()
-                .code(),
-            ErrorCode::kNotFound);
-  EXPECT_EQ(backend_->DestroyKey(key->id).code(), ErrorCode::kNotFound);
+  EXPECT_THAT(backend_->FindKey(key->id), StatusIs(ErrorCode::kNotFound));
+  EXPECT_THAT(backend_
+                  ->Sign(key->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+                         DigestOf(HashAlgorithm::kSha256, "x"))
+                  .status(),
+              StatusIs(ErrorCode::kNotFound));
+  EXPECT_THAT(backend_->DestroyKey(key->id), StatusIs(ErrorCode::kNotFound));
 }
 
 }  // namespace

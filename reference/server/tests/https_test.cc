@@ -31,6 +31,8 @@
 namespace signum::server {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using signum::testing::RunCommand;
 using signum::testing::TempDir;
 using Clock = std::chrono::steady_clock;
@@ -538,8 +540,7 @@ TEST(HttpsTest, UntrustedCaIsVerifyFailure) {
   config.ca_file = GetPki().rogue_ca;
   auto client = MakeClient(config);
   auto r = client->Get("/");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable));
   EXPECT_NE(r.status().message().find("certificate verify failed"), std::string::npos)
       << r.status().message();
   EXPECT_EQ(client->connections_opened(), 0u);
@@ -550,8 +551,7 @@ TEST(HttpsTest, WrongServerNameIsVerifyFailure) {
   auto config = ClientConfig(server->port());
   config.server_name = "wrong.example";
   auto r = MakeClient(config)->Get("/");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable));
   EXPECT_NE(r.status().message().find("certificate verify failed: hostname mismatch"),
             std::string::npos)
       << r.status().message();
@@ -596,8 +596,7 @@ TEST(HttpsTest, MutualTls) {
   rogue_config.client_certificate_file = GetPki().rogue_client_cert;
   rogue_config.client_key_file = GetPki().rogue_client_key;
   r = MakeClient(rogue_config)->Get("/whoami");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable));
   EXPECT_NE(r.status().message().find("unknown ca"), std::string::npos) << r.status().message();
 }
 
@@ -717,8 +716,7 @@ TEST(HttpsTest, StopWithConnectedClientsIsPrompt) {
   mid_request.ReadUntilClosed(2000, &closed);
   EXPECT_TRUE(closed);
   auto r = clients[0]->Get("/");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable) << r.status().ToString();
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable)) << r.status().ToString();
 }
 
 TEST(HttpsTest, ConnectionRefused) {
@@ -728,8 +726,7 @@ TEST(HttpsTest, ConnectionRefused) {
     port = server->port();
   }
   auto r = MakeClient(ClientConfig(port))->Get("/");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable));
   EXPECT_EQ(r.status().message(),
             "cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused");
 }
@@ -785,8 +782,7 @@ TEST(HttpsTest, ClientRequestTimeout) {
   auto client = MakeClient(config);
   const auto start = Clock::now();
   auto r = client->Get("/slow");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().ToString();
+  ASSERT_THAT(r, StatusIs(ErrorCode::kDeadlineExceeded)) << r.status().ToString();
   EXPECT_LT(MillisSince(start), 700);
   auto fine = client->Get("/fast");  // a new connection
   ASSERT_OK(fine);
@@ -857,8 +853,7 @@ TEST(HttpsTest, MaxConnectionsRefusesBeyondLimit) {
 
   auto client = MakeClient(ClientConfig(server->port()));
   auto r = client->Get("/");
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable) << r.status().ToString();
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable)) << r.status().ToString();
 
   first.reset();  // frees the slot (once the server noticed)
   bool ok = false;
@@ -893,7 +888,7 @@ TEST(HttpsTest, ClientConnectTimeout) {
   const int64_t elapsed = MillisSince(start);
   ASSERT_FALSE(r.ok());
   // Either the TCP connect or (if the kernel still completed it) the TLS handshake timed out.
-  EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().ToString();
+  EXPECT_THAT(r, StatusIs(ErrorCode::kDeadlineExceeded)) << r.status().ToString();
   EXPECT_GE(elapsed, 250);
   EXPECT_LT(elapsed, 1500);
   for (int fd : fillers) ::close(fd);

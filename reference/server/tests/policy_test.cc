@@ -13,6 +13,8 @@
 namespace signum::server {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using nlohmann::json;
 using std::chrono::system_clock;
 using namespace std::chrono_literals;
@@ -693,8 +695,7 @@ TEST(PolicyCompile, InvalidRegexIsRejectedWithTheRuleName) {
   bad_process.effect = PolicyEffect::kAllow;
   bad_process.process_regex = "(signtool";
   auto r1 = PolicyEngine::Compile({bad_process});
-  ASSERT_FALSE(r1.ok());
-  EXPECT_EQ(r1.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(r1, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(r1.status().message().find("policy 'broken-process'"), std::string::npos)
       << r1.status().message();
 

@@ -22,6 +22,8 @@
 namespace signum::server {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 using nlohmann::json;
 using signum::testing::TempDir;
 using namespace std::chrono_literals;
@@ -233,14 +235,13 @@ TEST(StateJson, ValidationErrorsNameThePath) {
     json j = good;
     c.mutate(j);
     auto state = StateFromJson(j);
-    ASSERT_FALSE(state.ok());
-    EXPECT_EQ(state.status().code(), ErrorCode::kInvalidArgument);
+    ASSERT_THAT(state, StatusIs(ErrorCode::kInvalidArgument));
     EXPECT_NE(state.status().message().find(c.expected), std::string::npos)
         << state.status().message();
   }
   // Not even an object; never throws.
   for (const json& j : {json(), json(42), json::array(), json("x")}) {
-    EXPECT_EQ(StateFromJson(j).status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(StateFromJson(j), StatusIs(ErrorCode::kInvalidArgument));
   }
 }
 
@@ -310,8 +311,7 @@ TEST(StateFile, LoadErrors) {
   EXPECT_FALSE(LoadState(dir.File("missing.json")).ok());
   WriteAll(dir.File("broken.json"), "{\"users\": [");
   auto broken = LoadState(dir.File("broken.json"));
-  ASSERT_FALSE(broken.ok());
-  EXPECT_EQ(broken.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(broken, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_NE(broken.status().message().find("not valid JSON"), std::string::npos);
   WriteAll(dir.File("invalid.json"), R"({"users":[{"name":"a"},{"name":"a"}]})");
   auto invalid = LoadState(dir.File("invalid.json"));
@@ -344,8 +344,7 @@ TEST(Timestamps, FormatAndParse) {
                           "2026-11-27T09:30:00Zjunk", "20261127T093000Z"}) {
     SCOPED_TRACE(bad);
     auto r = ParseTimestamp(bad);
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+    ASSERT_THAT(r, StatusIs(ErrorCode::kInvalidArgument));
   }
 }
 
@@ -417,12 +416,12 @@ TEST(StateStore, UpdatePersistsAndIsVisibleToAnotherStore) {
   // A failing mutation or an invalid result changes nothing, on disk or in memory.
   const std::string on_disk = ReadAll(path);
   Status failed = (*store)->Update([](ServerState&) { return NotFoundError("no such thing"); });
-  EXPECT_EQ(failed.code(), ErrorCode::kNotFound);
+  EXPECT_THAT(failed, StatusIs(ErrorCode::kNotFound));
   Status invalid = (*store)->Update([](ServerState& state) {
     state.users.push_back(state.users[0]);  // duplicate name
     return Status::Ok();
   });
-  EXPECT_EQ(invalid.code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(invalid, StatusIs(ErrorCode::kInvalidArgument));
   Status bad_regex = (*store)->Update([](ServerState& state) {
     state.policies[0].command_line_regex = "(";
     return Status::Ok();

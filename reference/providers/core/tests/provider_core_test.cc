@@ -33,6 +33,8 @@
 namespace signum::provider {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 const testing::TestPki& SharedPki() { return testing::SharedTestPki(); }
 
 TEST(ProviderCertificateTest, ParsesAnEntryWithThumbprintChainAndKey) {
@@ -203,8 +205,7 @@ TEST(CertificateSourceTest, RetriesAFailedLoadAtMostOncePerInterval) {
       },
       std::chrono::milliseconds(200));
   auto r = source.Get();
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(r, StatusIs(ErrorCode::kUnavailable));
   EXPECT_NE(r.status().message().find("agent not running"), std::string::npos);
   // Within the interval the remembered error comes back without asking again.
   EXPECT_FALSE(source.Get().ok());
@@ -333,8 +334,7 @@ TEST(AgentConnectionPoolTest, AnEndpointErrorIsReturnedByEveryRequest) {
       FailedPreconditionError("SIGNUM_AGENT_TCP is set but SIGNUM_AGENT_SECRET_FILE is not");
   AgentConnectionPool pool(options);
   auto list = pool.ListCertificates(false);
-  ASSERT_FALSE(list.ok());
-  EXPECT_EQ(list.status().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_THAT(list, StatusIs(ErrorCode::kFailedPrecondition));
   EXPECT_NE(pool.DescribeEndpoint().find("SIGNUM_AGENT_SECRET_FILE"), std::string::npos);
 }
 
@@ -348,8 +348,7 @@ TEST(AgentConnectionPoolTest, AnAbsentAgentFailsFastAsUnavailable) {
   AgentConnectionPool pool(options);
   const auto start = std::chrono::steady_clock::now();
   auto list = pool.ListCertificates(false);
-  ASSERT_FALSE(list.ok());
-  EXPECT_EQ(list.status().code(), ErrorCode::kUnavailable) << list.status().ToString();
+  ASSERT_THAT(list, StatusIs(ErrorCode::kUnavailable)) << list.status().ToString();
   EXPECT_NE(list.status().message().find("no-agent.sock"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   EXPECT_EQ(pool.idle_connections(), 0u);
@@ -364,13 +363,11 @@ TEST(SignerTest, ValidatesBeforeAskingTheAgent) {
   auto cert = ProviderCertificateFromEntry(SharedPki().Leaf("a", "ec-p256")).value();
   auto wrong_scheme = signer.SignDigest(
       cert, {SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, Bytes(32), std::nullopt});
-  ASSERT_FALSE(wrong_scheme.ok());
-  EXPECT_EQ(wrong_scheme.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_THAT(wrong_scheme, StatusIs(ErrorCode::kInvalidArgument));
   // A valid request reaches the (unreachable) agent.
   auto unreachable =
       signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("data"));
-  ASSERT_FALSE(unreachable.ok());
-  EXPECT_EQ(unreachable.status().code(), ErrorCode::kUnavailable);
+  ASSERT_THAT(unreachable, StatusIs(ErrorCode::kUnavailable));
 }
 
 // --- Against the fake agent: the pool and the signer's sign and error paths ------------------

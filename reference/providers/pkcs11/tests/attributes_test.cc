@@ -24,6 +24,8 @@
 namespace signum::pkcs11 {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 constexpr auto kSign = SignatureOperation::Purpose::kSign;
 
 using signum::testing::SharedTestPki;
@@ -389,7 +391,7 @@ TEST(MechanismsTest, WhatAKeyCanSignWithFollowsItsPairs) {
 TEST(CkStatusTest, PayloadWinsOverTheTable) {
   EXPECT_EQ(ToCkRv(Status::Ok()), CKR_OK);
   EXPECT_EQ(ToCkRv(CkError(CKR_PIN_INCORRECT, "x")), CKR_PIN_INCORRECT);
-  EXPECT_EQ(CkError(CKR_PIN_INCORRECT, "x").code(), ErrorCode::kUnauthenticated);
+  EXPECT_THAT(CkError(CKR_PIN_INCORRECT, "x"), StatusIs(ErrorCode::kUnauthenticated));
   EXPECT_EQ(ToCkRv(UnavailableError("agent down")), CKR_DEVICE_ERROR);
   EXPECT_EQ(ToCkRv(PermissionDeniedError("policy")), CKR_FUNCTION_REJECTED);
   EXPECT_EQ(ToCkRv(UnauthenticatedError("token revoked")), CKR_USER_NOT_LOGGED_IN);

@@ -17,10 +17,11 @@
 namespace signum::cng {
 namespace {
 
+using ::signum::testing::StatusIs;
+
 TEST(NteStatusTest, NteErrorCarriesItsCodeAndReason) {
   const Status status = NteError(NTE_BAD_FLAGS, "dwFlags 0x4 is unknown");
-  EXPECT_FALSE(status.ok());
-  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(status, StatusIs(ErrorCode::kInvalidArgument));
   EXPECT_EQ(status.message(), "dwFlags 0x4 is unknown");
   EXPECT_EQ(ToSecurityStatus(status), NTE_BAD_FLAGS);
   // Context added on the way up keeps the code.
@@ -30,14 +31,14 @@ TEST(NteStatusTest, NteErrorCarriesItsCodeAndReason) {
 TEST(NteStatusTest, CarriedCodeWinsOverTheTable) {
   // kNotFound would map to NTE_BAD_KEYSET; NTE_NO_MORE_ITEMS is the code that was chosen.
   const Status status = NteError(NTE_NO_MORE_ITEMS, "all keys listed");
-  EXPECT_EQ(status.code(), ErrorCode::kNotFound);
+  EXPECT_THAT(status, StatusIs(ErrorCode::kNotFound));
   EXPECT_EQ(ToSecurityStatus(status), NTE_NO_MORE_ITEMS);
 }
 
 TEST(NteStatusTest, Win32ErrorsKeepTheirValue) {
   EXPECT_EQ(static_cast<DWORD>(ToSecurityStatus(Win32Error(ERROR_MORE_DATA, "short buffer"))),
             static_cast<DWORD>(ERROR_MORE_DATA));
-  EXPECT_EQ(Win32Error(ERROR_NO_MORE_ITEMS, "done").code(), ErrorCode::kNotFound);
+  EXPECT_THAT(Win32Error(ERROR_NO_MORE_ITEMS, "done"), StatusIs(ErrorCode::kNotFound));
 }
 
 TEST(NteStatusTest, StatusesFromBelowGoThroughTheTable) {
