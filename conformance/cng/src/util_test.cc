@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "signum/cng/names.h"
+#include "signum/core/encoding.h"
 #include "signum/cng/provider_runtime.h"
 #include "signum/provider/wide_string.h"
 #include "suite_support.h"
@@ -41,12 +42,6 @@ ChildRun Util(const std::string& arguments,
 
 bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-  return s;
 }
 
 // The lines after "installed N certificate(s) in ...": one upper-case thumbprint each.
@@ -101,7 +96,7 @@ TEST_F(UtilTest, RegisterInstallRemoveUnregister) {
     EXPECT_TRUE(entry.found) << thumbprint << " is not in CurrentUser\\My";
     EXPECT_TRUE(entry.has_info) << thumbprint << " carries no CERT_KEY_PROV_INFO";
     EXPECT_EQ(entry.provider, provider::Utf8FromWide(kKspName)) << thumbprint;
-    EXPECT_EQ(entry.container, Lower(thumbprint))
+    EXPECT_EQ(entry.container, AsciiLower(thumbprint))
         << "the container is the key name the KSP answers to";
     EXPECT_EQ(entry.provider_type, 0u) << "CNG keys have provider type 0";
   }

@@ -23,13 +23,7 @@
 namespace signum {
 namespace {
 
-using internal::BioPtr;
-using internal::BioToString;
-using internal::BnPtr;
-using internal::Fatal;
-using internal::MemBio;
-using internal::OpenSslError;
-using internal::OpenSslPtr;
+using namespace internal;  // OpenSslPtr, BioPtr, BnPtr, MemBio, BioToString, Fatal, OpenSslError
 using EvpPkeyCtxPtr = OpenSslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 using EcdsaSigPtr = OpenSslPtr<ECDSA_SIG, ECDSA_SIG_free>;
 using ParamBldPtr = OpenSslPtr<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>;

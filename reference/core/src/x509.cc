@@ -19,13 +19,7 @@
 namespace signum {
 namespace {
 
-using internal::BioPtr;
-using internal::BioToString;
-using internal::BnPtr;
-using internal::Fatal;
-using internal::MemBio;
-using internal::OpenSslError;
-using internal::OpenSslPtr;
+using namespace internal;  // OpenSslPtr, BioPtr, BnPtr, MemBio, BioToString, Fatal, OpenSslError
 using X509Ptr = OpenSslPtr<X509, X509_free>;
 using X509ReqPtr = OpenSslPtr<X509_REQ, X509_REQ_free>;
 using X509NamePtr = OpenSslPtr<X509_NAME, X509_NAME_free>;

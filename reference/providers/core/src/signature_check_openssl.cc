@@ -6,7 +6,6 @@
 // (It keeps its own OpenSSL calls rather than core's VerifyDigestSignature: with libp11 as the
 // default EC engine, the core path failed ECDSA checks in the engine smoke test; not yet understood.)
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
@@ -15,6 +14,7 @@
 #include <memory>
 #include <mutex>
 
+#include "signum/core/crypto.h"  // EcdsaRawToDer: raw r||s (PKCS#11's form) to DER
 #include "signum/provider/signature_check.h"
 
 namespace signum::provider {
@@ -29,9 +29,6 @@ struct PkeyCtxFree {
 struct MdFree {
   void operator()(EVP_MD* p) const { EVP_MD_free(p); }
 };
-struct SigFree {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
 
 // One private context for the life of the process (never freed: provider code may still run
 // from atexit handlers of the host).
@@ -42,26 +39,6 @@ OSSL_LIB_CTX* PrivateContext() {
     return c;
   }();
   return context;
-}
-
-// Raw r||s (PKCS#11's form) to the DER ECDSA-Sig-Value OpenSSL verifies.
-Result<Bytes> EcdsaRawToDer(ByteView raw) {
-  if (raw.empty() || raw.size() % 2 != 0) return InvalidArgumentError("odd-length ECDSA signature");
-  const int half = static_cast<int>(raw.size() / 2);
-  std::unique_ptr<ECDSA_SIG, SigFree> sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(raw.data(), half, nullptr);
-  BIGNUM* s = BN_bin2bn(raw.data() + half, half, nullptr);
-  if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return InternalError("cannot build an ECDSA signature value");
-  }
-  unsigned char* der = nullptr;
-  const int length = i2d_ECDSA_SIG(sig.get(), &der);
-  if (length <= 0) return InternalError("cannot encode an ECDSA signature value");
-  Bytes out(der, der + length);
-  OPENSSL_free(der);
-  return out;
 }
 
 }  // namespace

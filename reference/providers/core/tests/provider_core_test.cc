@@ -384,28 +384,45 @@ AgentPoolOptions PoolFor(const FakeAgent& agent, int timeout_ms = 5000) {
   return options;
 }
 
+// A fake agent on a private socket, and the pool and signer a provider would build over it.
+class FakeAgentSignerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartWithTimeout(5000); }
+  // Replaces the pool and signer with ones that wait at most `timeout_ms` for an answer.
+  void StartWithTimeout(int timeout_ms) {
+    signer_.reset();
+    pool_.reset();
+    if (agent_ == nullptr) {
+      ASSERT_OK_AND_ASSIGN(agent_, FakeAgent::Start({.dir = dir_.path()}));
+    }
+    pool_ = std::make_unique<AgentConnectionPool>(PoolFor(*agent_, timeout_ms));
+    signer_ = std::make_unique<Signer>(pool_.get(), CurrentProcessContext());
+  }
+
+  testing::TempDir dir_{"signum-fake-agent"};
+  std::unique_ptr<FakeAgent> agent_;
+  std::unique_ptr<AgentConnectionPool> pool_;
+  std::unique_ptr<Signer> signer_;
+};
+
 // A forged signature (right length, wrong bytes) must never reach the tool: the provider checks
 // each against the certificate it holds. A signature that verifies passes.
-TEST(SignerTest, ASignatureThatDoesNotVerifyIsNeverReturned) {
-  testing::TempDir dir("signum-forged");
-  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
-  AgentConnectionPool pool(PoolFor(*agent));
-  Signer signer(&pool, CurrentProcessContext());
+TEST_F(FakeAgentSignerTest, ASignatureThatDoesNotVerifyIsNeverReturned) {
   for (const char* spec : {"rsa-2048", "ec-p256"}) {
     SCOPED_TRACE(spec);
     ASSERT_OK_AND_ASSIGN(auto cert,
-                         ProviderCertificateFromEntry(agent->AddLeaf(SharedPki(), spec, spec)));
+                         ProviderCertificateFromEntry(agent_->AddLeaf(SharedPki(), spec, spec)));
     const bool rsa = cert.key_spec.type == KeyType::kRsa;
     const SignatureScheme scheme = rsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
-    agent->SetSignHandler([&](const wire::SignRequest&) -> Result<Bytes> {
+    agent_->SetSignHandler([&](const wire::SignRequest&) -> Result<Bytes> {
       return Bytes(cert.key_spec.SignatureSize(), 0x5a);
     });
-    EXPECT_THAT(signer.SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin")),
+    EXPECT_THAT(signer_->SignData(cert, scheme, HashAlgorithm::kSha256, AsBytes("release.bin")),
                 StatusIs(ErrorCode::kDataLoss,
                          ::testing::HasSubstr("does not verify with the certificate's key")));
 
-    agent->SetSignHandler(nullptr);
-    ASSERT_OK_AND_ASSIGN(Bytes real, signer.SignData(cert, scheme, HashAlgorithm::kSha256,
+    agent_->SetSignHandler(nullptr);
+    ASSERT_OK_AND_ASSIGN(Bytes real, signer_->SignData(cert, scheme, HashAlgorithm::kSha256,
                                                      AsBytes("release.bin")));
     EXPECT_EQ(real.size(), cert.key_spec.SignatureSize());
   }
@@ -413,15 +430,11 @@ TEST(SignerTest, ASignatureThatDoesNotVerifyIsNeverReturned) {
 
 // Every scheme and hash the fake agent's software keys serve comes back verified, with the digest
 // and the claimed context the signer sent.
-TEST(SignerTest, SignsEverySchemeThroughTheAgentAndSendsTheDigestAndContext) {
-  testing::TempDir dir("signum-fake-sign");
-  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
-  AgentConnectionPool pool(PoolFor(*agent));
-  Signer signer(&pool, CurrentProcessContext());
+TEST_F(FakeAgentSignerTest, SignsEverySchemeThroughTheAgentAndSendsTheDigestAndContext) {
   ASSERT_OK_AND_ASSIGN(auto rsa, ProviderCertificateFromEntry(
-                                     agent->AddLeaf(SharedPki(), "rsa", "rsa-3072")));
+                                     agent_->AddLeaf(SharedPki(), "rsa", "rsa-3072")));
   ASSERT_OK_AND_ASSIGN(auto ec, ProviderCertificateFromEntry(
-                                    agent->AddLeaf(SharedPki(), "ec", "ec-p384")));
+                                    agent_->AddLeaf(SharedPki(), "ec", "ec-p384")));
   const struct {
     const ProviderCertificate* cert;
     SignatureScheme scheme;
@@ -432,13 +445,13 @@ TEST(SignerTest, SignsEverySchemeThroughTheAgentAndSendsTheDigestAndContext) {
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(SchemeName(c.scheme)) + "/" + std::string(HashName(c.hash)));
     ASSERT_OK_AND_ASSIGN(Bytes signature,
-                         signer.SignData(*c.cert, c.scheme, c.hash, AsBytes("payload")));
+                         signer_->SignData(*c.cert, c.scheme, c.hash, AsBytes("payload")));
     // Independently of the provider's own check: OpenSSL over the certificate's key.
     ASSERT_OK_AND_ASSIGN(auto key, PublicKey::FromSpkiDer(c.cert->certificate.SpkiDer()));
     EXPECT_OK(VerifyDigestSignature(key, c.scheme, c.hash, Digest(c.hash, AsBytes("payload")),
                                     signature, std::nullopt));
   }
-  const auto requests = agent->sign_requests();
+  const auto requests = agent_->sign_requests();
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[1].certificate_id, rsa.id);
   EXPECT_EQ(requests[1].digest, Digest(HashAlgorithm::kSha384, AsBytes("payload")));
@@ -446,61 +459,50 @@ TEST(SignerTest, SignsEverySchemeThroughTheAgentAndSendsTheDigestAndContext) {
 }
 
 // The agent's error reaches the caller with its code and message, and the connection stays usable.
-TEST(SignerTest, AnAgentErrorIsReturnedWithItsCodeAndTheConnectionIsKept) {
-  testing::TempDir dir("signum-fake-error");
-  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
-  AgentConnectionPool pool(PoolFor(*agent));
-  Signer signer(&pool, CurrentProcessContext());
+TEST_F(FakeAgentSignerTest, AnAgentErrorIsReturnedWithItsCodeAndTheConnectionIsKept) {
   ASSERT_OK_AND_ASSIGN(auto cert, ProviderCertificateFromEntry(
-                                      agent->AddLeaf(SharedPki(), "ec", "ec-p256")));
+                                      agent_->AddLeaf(SharedPki(), "ec", "ec-p256")));
   for (const Status& error : {PermissionDeniedError("policy 'release' denies this process"),
                               UnavailableError("signum-server unreachable"),
                               ResourceExhaustedError("rate limit")}) {
-    agent->FailNext(MessageType::kSign, error);
-    EXPECT_THAT(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+    agent_->FailNext(MessageType::kSign, error);
+    EXPECT_THAT(signer_->SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
                                 AsBytes("x")),
                 StatusIs(error.code(), ::testing::HasSubstr(error.message())));
   }
-  EXPECT_OK(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("x")));
-  EXPECT_EQ(agent->connections(), 1) << "an error reply must not cost the connection";
+  EXPECT_OK(signer_->SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("x")));
+  EXPECT_EQ(agent_->connections(), 1) << "an error reply must not cost the connection";
 }
 
 // An agent that drops the connection mid-request: that call fails as UNAVAILABLE (the request may
 // have been signed; it is not silently repeated), the next one reconnects.
-TEST(SignerTest, ADroppedConnectionFailsThatCallAndTheNextReconnects) {
-  testing::TempDir dir("signum-fake-drop");
-  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
-  AgentConnectionPool pool(PoolFor(*agent));
-  Signer signer(&pool, CurrentProcessContext());
+TEST_F(FakeAgentSignerTest, ADroppedConnectionFailsThatCallAndTheNextReconnects) {
   ASSERT_OK_AND_ASSIGN(auto cert, ProviderCertificateFromEntry(
-                                      agent->AddLeaf(SharedPki(), "rsa", "rsa-2048")));
-  agent->DisconnectNext(MessageType::kSign);
-  EXPECT_THAT(signer.SignData(cert, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+                                      agent_->AddLeaf(SharedPki(), "rsa", "rsa-2048")));
+  agent_->DisconnectNext(MessageType::kSign);
+  EXPECT_THAT(signer_->SignData(cert, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
                               AsBytes("x")),
               StatusIs(ErrorCode::kUnavailable));
-  EXPECT_EQ(agent->requests(MessageType::kSign), 1);
-  EXPECT_OK(signer.SignData(cert, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+  EXPECT_EQ(agent_->requests(MessageType::kSign), 1);
+  EXPECT_OK(signer_->SignData(cert, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
                             AsBytes("x")));
-  EXPECT_EQ(agent->connections(), 2);
+  EXPECT_EQ(agent_->connections(), 2);
 }
 
 // A silent agent costs the caller the pool's timeout, not forever, and the late answer is never
 // read as the answer to a later request.
-TEST(SignerTest, AnAgentSlowerThanTheTimeoutFailsAsDeadlineExceeded) {
-  testing::TempDir dir("signum-fake-slow");
-  ASSERT_OK_AND_ASSIGN(auto agent, FakeAgent::Start({.dir = dir.path()}));
-  AgentConnectionPool pool(PoolFor(*agent, /*timeout_ms=*/300));
-  Signer signer(&pool, CurrentProcessContext());
+TEST_F(FakeAgentSignerTest, AnAgentSlowerThanTheTimeoutFailsAsDeadlineExceeded) {
+  StartWithTimeout(/*timeout_ms=*/300);
   ASSERT_OK_AND_ASSIGN(auto cert, ProviderCertificateFromEntry(
-                                      agent->AddLeaf(SharedPki(), "ec", "ec-p256")));
-  agent->SetDelay(MessageType::kSign, std::chrono::milliseconds(1500));
+                                      agent_->AddLeaf(SharedPki(), "ec", "ec-p256")));
+  agent_->SetDelay(MessageType::kSign, std::chrono::milliseconds(1500));
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_THAT(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+  EXPECT_THAT(signer_->SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
                               AsBytes("x")),
               StatusIs(ErrorCode::kDeadlineExceeded));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200));
-  agent->SetDelay(MessageType::kSign, std::chrono::milliseconds(0));
-  EXPECT_OK(signer.SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("y")));
+  agent_->SetDelay(MessageType::kSign, std::chrono::milliseconds(0));
+  EXPECT_OK(signer_->SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("y")));
 }
 
 // Over loopback TCP the pool runs the real challenge-response against the fake agent's secret; a
