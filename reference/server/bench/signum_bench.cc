@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "config.h"
+#include "pkcs11_paths.h"
 #include "hsm_backend.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
@@ -41,7 +42,8 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 struct Options {
-  bool pkcs11 = false;        // compare PKCS#11 modules (needs a `ci/demo up` environment)
+  bool pkcs11 = false;        // the four PKCS#11 paths side by side (pkcs11_paths.h)
+  Pkcs11PathsOptions paths;   // their options
   std::string config;         // existing deployment (server must be running)
   std::string server_binary;  // default: signum-server next to this binary
   double seconds = 2.0;       // per measurement cell
@@ -248,152 +250,58 @@ int Run(const Options& options, const std::string& self_path) {
 
 }  // namespace
 
-// --- PKCS#11 modules side by side ------------------------------------------------------------
-// The same signatures through three PKCS#11 modules, each driven exactly as a tool would
-// (one session per signer, C_SignInit + C_Sign):
-//   softhsm  the HSM module directly (the baseline),
-//   signum   libsignumpkcs11.so -> signum-agent -> signum-server (HTTPS) -> SoftHSM2,
-//   p11-kit  p11-kit-client.so -> `p11-kit server` (Unix socket) -> SoftHSM2 (p11-kit's remoting).
-// Reads the deployment from the variables `ci/demo up DIR` writes to DIR/env.sh and (SoftHSM2
-// directly) DIR/hsm-baseline.env.sh.
-struct ModuleUnderTest {
-  std::string name;
-  std::string path;
-  std::string token_label;
-  std::string pin;
-};
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-Result<CK_OBJECT_HANDLE> FindPrivateKey(Pkcs11Session& session, const std::string& label) {
-  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-  std::vector<CK_ATTRIBUTE> tmpl = {MakeAttribute(CKA_CLASS, &cls, sizeof cls),
-                                    MakeAttribute(CKA_LABEL, label.data(), label.size())};
-  SIGNUM_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found, session.FindObjects(tmpl));
-  if (found.empty()) return NotFoundError("no private key labelled '" + label + "'");
-  return found.front();
-}
-
-// Signs SHA-256 digests with the key labelled `label` from `signers` threads.
-Result<Cell> MeasureModule(const ModuleUnderTest& m, const std::string& label, const KeySpec& spec,
-                           int signers, double seconds) {
-  SIGNUM_ASSIGN_OR_RETURN(std::shared_ptr<Pkcs11Module> module, Pkcs11Module::Load(m.path));
-  SIGNUM_ASSIGN_OR_RETURN(CK_SLOT_ID slot, module->FindSlotByTokenLabel(m.token_label));
-  std::vector<Pkcs11Session> sessions;
-  for (int i = 0; i < signers; ++i) {
-    SIGNUM_ASSIGN_OR_RETURN(Pkcs11Session session, Pkcs11Session::Open(module, slot, false));
-    if (i == 0) SIGNUM_RETURN_IF_ERROR(session.Login(CKU_USER, m.pin));
-    sessions.push_back(std::move(session));
-  }
-  SIGNUM_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, FindPrivateKey(sessions.front(), label));
-  return Measure(signers, seconds, [&](int t) {
-    return [&, t](uint64_t i) {
-      Bytes digest =
-          Digest(HashAlgorithm::kSha256, AsBytes(std::to_string(t) + "/" + std::to_string(i)));
-      CK_MECHANISM mechanism{spec.type == KeyType::kRsa ? CKM_RSA_PKCS : CKM_ECDSA, nullptr, 0};
-      Bytes input = spec.type == KeyType::kRsa
-                        ? BuildDigestInfo(HashAlgorithm::kSha256, digest).value()
-                        : digest;
-      return sessions[t].Sign(mechanism, key, input).ok();
-    };
-  });
-}
-
-int RunPkcs11(const Options& options) {
-  const std::string demo = Env("SIGNUM_DEMO_DIR");
-  if (Env("SIGNUM_PKCS11_MODULE").empty() || Env("SIGNUM_HSM_MODULE").empty() || demo.empty()) {
-    // SoftHSM2 is benchmarked directly too: that needs the direct-HSM baseline's PIN.
-    std::cerr << "signum-bench --pkcs11 needs a demo environment: ci/demo up DIR && . DIR/env.sh"
-                 " && . DIR/hsm-baseline.env.sh\n";
-    return 2;
-  }
-  const ModuleUnderTest softhsm{"softhsm", Env("SIGNUM_HSM_MODULE"), Env("SIGNUM_HSM_TOKEN_LABEL"),
-                                Env("SIGNUM_HSM_PIN")};
-  const ModuleUnderTest signum{"signum", Env("SIGNUM_PKCS11_MODULE"), Env("SIGNUM_TOKEN_LABEL"),
-                               Env("SIGNUM_PIN")};
-  const ModuleUnderTest p11kit{"p11-kit", "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so",
-                               softhsm.token_label, softhsm.pin};
-
-  // p11-kit's own remoting in front of the same token; ours to start and to stop (by PID).
-  const std::string socket = demo + "/run/bench-p11kit.sock";
-  std::filesystem::remove(socket);
-  bp::child p11kit_server(bp::search_path("p11-kit"), "server", "-f", "-n", socket, "--provider",
-                          softhsm.path, "pkcs11:token=" + softhsm.token_label,
-                          bp::std_out > bp::null, bp::std_err > bp::null);
-  for (int i = 0; i < 100 && !std::filesystem::exists(socket); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  setenv("P11_KIT_SERVER_ADDRESS", ("unix:path=" + socket).c_str(), 1);
-
-  std::printf(
-      "# signum-bench --pkcs11: %.1f s per cell, %u cores; C_Sign (CKM_RSA_PKCS / CKM_ECDSA) per "
-      "module\n",
-      options.seconds, std::thread::hardware_concurrency());
-  std::printf("%-9s %3s | %-22s | %-22s | %-22s | %7s %7s\n", "key", "n", "softhsm  /s  p50 ms",
-              "signum  /s  p50 ms", "p11-kit  /s  p50 ms", "sig/sh", "p11/sh");
-  for (const std::string& label : options.keys) {
-    auto spec = ParseKeySpec(label);
-    if (!spec.ok()) continue;
-    for (int n : options.concurrency) {
-      std::vector<Cell> cells;
-      for (const ModuleUnderTest* m : {&softhsm, &signum, &p11kit}) {
-        auto cell = MeasureModule(*m, label, *spec, n, options.seconds);
-        if (!cell.ok())
-          std::fprintf(stderr, "%s: %s\n", m->name.c_str(), cell.status().ToString().c_str());
-        cells.push_back(cell.ok() ? *cell : Cell{});
-      }
-      auto ratio = [&](const Cell& c) {
-        return cells[0].per_second > 0 ? c.per_second / cells[0].per_second : 0.0;
-      };
-      std::printf("%-9s %3d | %10.0f %10.2f | %10.0f %10.2f | %10.0f %10.2f | %7.2f %7.2f\n",
-                  label.c_str(), n, cells[0].per_second, cells[0].p50_ms, cells[1].per_second,
-                  cells[1].p50_ms, cells[2].per_second, cells[2].p50_ms, ratio(cells[1]),
-                  ratio(cells[2]));
-      std::fflush(stdout);
-    }
-  }
-  ::kill(p11kit_server.id(), SIGTERM);  // the p11-kit server this run started
-  p11kit_server.wait();
-  std::filesystem::remove(socket);
-  return 0;
-}
-
 int RunBench(const Options& options, const std::string& self_path) {
-  return options.pkcs11 ? RunPkcs11(options) : Run(options, self_path);
+  return options.pkcs11 ? RunPkcs11Paths(options.paths) : Run(options, self_path);
 }
 
 }  // namespace signum::bench
 
 int main(int argc, char** argv) {
   signum::bench::Options options;
+  bool keys_given = false, concurrency_given = false, seconds_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
     if (a == "--pkcs11") {
       options.pkcs11 = true;
+    } else if (a == "--paths") {
+      options.paths.paths = signum::bench::SplitCsv(next());
+    } else if (a == "--processes") {
+      options.paths.processes = true;
+    } else if (a == "--keep") {
+      options.paths.keep = true;
+    } else if (a == "--disk-dir") {
+      options.paths.disk_dir = next();
     } else if (a == "--config") {
       options.config = next();
     } else if (a == "--server") {
       options.server_binary = next();
     } else if (a == "--seconds") {
       options.seconds = std::stod(next());
+      seconds_given = true;
     } else if (a == "--hsm-serialize") {
       options.hsm_serialize = true;
     } else if (a == "--keys") {
       options.keys = signum::bench::SplitCsv(next());
+      keys_given = true;
     } else if (a == "--concurrency") {
       options.concurrency.clear();
       for (const std::string& n : signum::bench::SplitCsv(next()))
         options.concurrency.push_back(std::stoi(n));
+      concurrency_given = true;
     } else {
       std::cerr
-          << "usage: signum-bench [--pkcs11] [--config server.json] [--server PATH] [--seconds S]\n"
+          << "usage: signum-bench [--config server.json] [--server PATH] [--seconds S]\n"
              "                    [--keys rsa-2048,rsa-4096,ec-p256] [--concurrency 1,2,4,8]\n"
-             "                    [--hsm-serialize]\n";
+             "                    [--hsm-serialize]\n"
+             "       signum-bench --pkcs11 [--paths softhsm,p11-kit,signum-tmpfs,signum-disk]\n"
+             "                    [--keys rsa-2048,ec-p256] [--concurrency 1,4,16,64] [--seconds S]\n"
+             "                    [--processes] [--keep] [--disk-dir DIR]\n";
       return 2;
     }
   }
+  if (keys_given) options.paths.keys = options.keys;
+  if (concurrency_given) options.paths.concurrency = options.concurrency;
+  if (seconds_given) options.paths.seconds = options.seconds;
   return signum::bench::RunBench(options, argv[0]);
 }
