@@ -345,9 +345,10 @@ Status Deployment::StartServer() {
   if (pid == 0) {
     // The HSM PIN comes from the deployment's pin file: a $SIGNUM_HSM_PIN inherited from some
     // other deployment's env.sh would win over it in signum-server.
-    SIGNUM_ASSIGN_OR_RETURN(pid, Launch({kEnvBinary, "-u", "SIGNUM_HSM_PIN", binaries_.server,
-                                         "serve", "--config", server_config()},
-                                        out, options_.detached));
+    std::vector<std::string> argv = {kEnvBinary, "-u", "SIGNUM_HSM_PIN"};
+    argv.insert(argv.end(), options_.server_wrapper.begin(), options_.server_wrapper.end());
+    argv.insert(argv.end(), {binaries_.server, "serve", "--config", server_config()});
+    SIGNUM_ASSIGN_OR_RETURN(pid, Launch(argv, out, options_.detached));
     SIGNUM_RETURN_IF_ERROR(WritePidFile(run_dir() + "/server.pid", pid));
   }
   // Ready when /v1/health answers 200.
@@ -422,6 +423,7 @@ Status Deployment::StartAgent() {
     argv.push_back("SIGNUM_AGENT_SECRET_FILE=" + run_dir() + "/agent.secret");
     argv.push_back("SIGNUM_AGENT_PORT_FILE=" + run_dir() + "/agent.port");
     argv.push_back("SIGNUM_AGENTID=signum-demo@" + HostName());
+    argv.insert(argv.end(), options_.agent_wrapper.begin(), options_.agent_wrapper.end());
     argv.insert(argv.end(), {binaries_.agent, "--pid-file", run_dir() + "/agent.pid",
                              "--log-file", log});
     SIGNUM_ASSIGN_OR_RETURN(pid, Launch(argv, out, options_.detached));

@@ -99,8 +99,8 @@ void SendText(int fd, const std::string& text) {
 // Runs in the child: loads the module, opens `threads` sessions, reports ready, waits for the go
 // byte, signs until `seconds` have passed, sends the latencies. Never returns.
 [[noreturn]] void SignerProcess(const Path& path, const std::string& key_label,
-                                const KeySpec& spec, int threads, double seconds, int report_fd,
-                                int go_fd) {
+                                const KeySpec& spec, int threads, double seconds,
+                                uint64_t signatures, int report_fd, int go_fd) {
   for (const auto& [name, value] : path.env) ::setenv(name.c_str(), value.c_str(), 1);
   auto fail = [&](const Status& status) {
     SendText(report_fd, path.name + ": " + status.ToString());
@@ -136,7 +136,8 @@ void SendText(int fd, const std::string& text) {
       const CK_MECHANISM mechanism{spec.type == KeyType::kRsa ? CKM_RSA_PKCS : CKM_ECDSA, nullptr,
                                    0};
       const std::string tag = std::to_string(::getpid()) + "/" + std::to_string(t) + "/";
-      for (uint64_t i = 0; Clock::now() < deadline; ++i) {  // bounded by the deadline
+      // Bounded by the deadline, or by the count when one is given.
+      for (uint64_t i = 0; signatures > 0 ? i < signatures : Clock::now() < deadline; ++i) {
         const Bytes digest = Digest(HashAlgorithm::kSha256, AsBytes(tag + std::to_string(i)));
         const Bytes input = spec.type == KeyType::kRsa
                                 ? BuildDigestInfo(HashAlgorithm::kSha256, digest).value()
@@ -162,7 +163,7 @@ void SendText(int fd, const std::string& text) {
 
 // One cell: `signers` signers of `key_label` on `path`, as threads of one child or as processes.
 Cell MeasureCell(const Path& path, const std::string& key_label, const KeySpec& spec, int signers,
-                 bool processes, double seconds) {
+                 bool processes, double seconds, uint64_t signatures) {
   Cell cell;
   const int children = processes ? signers : 1;
   const int threads_each = processes ? 1 : signers;
@@ -184,7 +185,7 @@ Cell MeasureCell(const Path& path, const std::string& key_label, const KeySpec& 
     if (pid == 0) {
       ::close(report[0]);
       ::close(go[1]);
-      SignerProcess(path, key_label, spec, threads_each, seconds, report[1], go[0]);
+      SignerProcess(path, key_label, spec, threads_each, seconds, signatures, report[1], go[0]);
     }
     ::close(report[1]);
     if (pid < 0) {
@@ -261,15 +262,19 @@ Result<double> FdatasyncP50Ms(const std::string& dir) {
 
 // A demo deployment with the bench's keys, sized for `max_signers` concurrent requests.
 Result<std::unique_ptr<deployment::Deployment>> StartDeployment(const std::string& parent,
-                                                                const std::vector<std::string>& keys,
-                                                                int max_signers, bool keep) {
+                                                                const Pkcs11PathsOptions& bench,
+                                                                int max_signers) {
   std::string pattern = parent + "/signum-bench-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) return InternalError("cannot create a directory in " + parent);
   deployment::DeploymentOptions options;
   options.directory = pattern + "/demo";
-  options.keys = keys;
+  options.keys = bench.keys;
   options.agent_tcp = false;
-  options.detached = keep;
+  options.detached = bench.keep;
+  options.server_wrapper = bench.server_wrapper;
+  options.agent_wrapper = bench.agent_wrapper;
+  if (!bench.server_wrapper.empty() || !bench.agent_wrapper.empty())
+    options.start_timeout_ms = 300000;  // valgrind starts slowly
   SIGNUM_ASSIGN_OR_RETURN(auto d, deployment::Deployment::Create(options));
   SIGNUM_RETURN_IF_ERROR(d->Initialize());
   // One server worker and HSM session per signer at the highest concurrency; quiet logs.
@@ -304,14 +309,14 @@ int RunPkcs11Paths(const Pkcs11PathsOptions& options) {
   std::printf("# signum-bench --pkcs11: starting deployments (tmpfs: %s, disk: %s) ...\n",
               options.tmpfs_dir.c_str(), disk_parent.c_str());
   std::fflush(stdout);
-  auto tmpfs = StartDeployment(options.tmpfs_dir, options.keys, max_signers, options.keep);
+  auto tmpfs = StartDeployment(options.tmpfs_dir, options, max_signers);
   if (!tmpfs.ok()) {
     std::fprintf(stderr, "tmpfs deployment: %s\n", tmpfs.status().ToString().c_str());
     return 1;
   }
   std::unique_ptr<deployment::Deployment> disk;
   if (wants("signum-disk")) {
-    auto d = StartDeployment(disk_parent, options.keys, max_signers, options.keep);
+    auto d = StartDeployment(disk_parent, options, max_signers);
     if (!d.ok()) {
       std::fprintf(stderr, "disk deployment: %s\n", d.status().ToString().c_str());
       return 1;
@@ -402,7 +407,8 @@ int RunPkcs11Paths(const Pkcs11PathsOptions& options) {
       std::printf("%-9s %3d", label.c_str(), n);
       std::fflush(stdout);
       for (const Path& p : paths) {
-        Cell cell = MeasureCell(p, label, *spec, n, options.processes, options.seconds);
+        Cell cell = MeasureCell(p, label, *spec, n, options.processes, options.seconds,
+                                options.signatures);
         results[label][n][p.name] = cell;
         if (cell.measured) {
           std::printf(" | %-12s %7.0f %7.2f %7.2f", cell.errors ? "(errors!)" : "", cell.per_second,

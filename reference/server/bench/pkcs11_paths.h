@@ -27,6 +27,11 @@ struct Pkcs11PathsOptions {
   bool processes = false;
   // Leave the deployments running and print where they are (for profiling them afterwards).
   bool keep = false;
+  // Exactly this many signatures per signer instead of `seconds` (for instruction counts).
+  uint64_t signatures = 0;
+  // Commands the deployments' server and agent run under (profiling: valgrind, strace).
+  std::vector<std::string> server_wrapper;
+  std::vector<std::string> agent_wrapper;
   std::string tmpfs_dir = "/dev/shm";  // where the tmpfs deployment goes
   std::string disk_dir;                // where the disk one goes (default: $TMPDIR or /var/tmp)
 };

@@ -114,6 +114,21 @@ std::vector<std::string> SplitCsv(const std::string& list) {
   return out;
 }
 
+// "valgrind --tool=callgrind" -> {"valgrind", "--tool=callgrind"} (no quoting: profiler flags).
+std::vector<std::string> SplitWords(const std::string& text) {
+  std::vector<std::string> out;
+  std::string word;
+  for (char c : text + " ") {
+    if (c == ' ') {
+      if (!word.empty()) out.push_back(word);
+      word.clear();
+    } else {
+      word += c;
+    }
+  }
+  return out;
+}
+
 namespace {
 
 int Run(const Options& options, const std::string& self_path) {
@@ -270,6 +285,12 @@ int main(int argc, char** argv) {
       options.paths.processes = true;
     } else if (a == "--keep") {
       options.paths.keep = true;
+    } else if (a == "--signatures") {
+      options.paths.signatures = std::stoull(next());
+    } else if (a == "--wrap-server") {
+      options.paths.server_wrapper = signum::bench::SplitWords(next());
+    } else if (a == "--wrap-agent") {
+      options.paths.agent_wrapper = signum::bench::SplitWords(next());
     } else if (a == "--disk-dir") {
       options.paths.disk_dir = next();
     } else if (a == "--config") {
@@ -296,7 +317,8 @@ int main(int argc, char** argv) {
              "                    [--hsm-serialize]\n"
              "       signum-bench --pkcs11 [--paths softhsm,p11-kit,signum-tmpfs,signum-disk]\n"
              "                    [--keys rsa-2048,ec-p256] [--concurrency 1,4,16,64] [--seconds S]\n"
-             "                    [--processes] [--keep] [--disk-dir DIR]\n";
+             "                    [--processes] [--keep] [--disk-dir DIR] [--signatures N]\n"
+             "                    [--wrap-server 'valgrind --tool=callgrind'] [--wrap-agent CMD]\n";
       return 2;
     }
   }

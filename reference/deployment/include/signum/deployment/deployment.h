@@ -57,6 +57,11 @@ struct DeploymentOptions {
   // Bound for each of: the server answering /v1/health, the agent answering, the agent reaching
   // the server.
   int start_timeout_ms = 30000;
+  // Commands the server and the agent run under, for profiling (e.g. {"valgrind",
+  // "--tool=callgrind"}, {"strace", "-f", "-c", "-o", "FILE"}): they must exec the program in the
+  // same process, so the PID files stay right. Empty: run them directly.
+  std::vector<std::string> server_wrapper;
+  std::vector<std::string> agent_wrapper;
   // Progress for people ("creating a demo deployment in DIR", "stopped agent (pid N)").
   std::function<void(const std::string&)> progress;
 };
