@@ -385,7 +385,7 @@ int RunPkcs11Paths(const Pkcs11PathsOptions& options) {
       "# fdatasync p50 (300-byte appends): disk %s ms, tmpfs %s ms\n",
       options.seconds, std::thread::hardware_concurrency(),
       options.processes ? "processes" : "threads of one process",
-      fsync_disk.ok() ? Fixed(*fsync_disk, 3).c_str() : "?",
+      disk && fsync_disk.ok() ? Fixed(*fsync_disk, 3).c_str() : "-",
       fsync_tmpfs.ok() ? Fixed(*fsync_tmpfs, 3).c_str() : "?");
   if (options.keep) {
     std::printf("# deployments kept: %s%s%s\n", (*tmpfs)->dir().c_str(), disk ? " and " : "",

@@ -110,7 +110,8 @@ SigningApi::SigningApi(StateStore& state, HsmBackend& hsm, KeyCapabilityRegistry
       auth_failures_(audit, "auth-failures",
                      std::chrono::milliseconds(limits.failure_audit_interval_ms)),
       client_certificate_failures_(audit, "tls-client-certificate-failures",
-                                   std::chrono::milliseconds(limits.failure_audit_interval_ms)) {}
+                                   std::chrono::milliseconds(limits.failure_audit_interval_ms)),
+      audit_workers_(limits.max_inflight_signatures) {}
 
 HttpResponse SigningApi::Handle(const HttpRequest& request) {
   const std::string path = PathOf(request.target);
@@ -350,7 +351,7 @@ HttpResponse SigningApi::Sign(const HttpRequest& request) {
   event["decision"] = "allowed";
   event["rule"] = decision.rule;
   std::future<Status> audited =
-      std::async(std::launch::async, [this, record = event] { return Audit(record); });
+      audit_workers_.Submit([this, record = event] { return Audit(record); });
   auto signature = hsm_.Sign(*key_id, req.scheme, req.hash, req.digest, req.pss_salt_length);
   Status audit_status = audited.get();
   if (!audit_status.ok()) return ErrorResponse(audit_status);

@@ -14,6 +14,7 @@
 #include "hsm_backend.h"
 #include "https_server.h"
 #include "state_store.h"
+#include "worker_pool.h"
 
 namespace signum::server {
 
@@ -59,6 +60,8 @@ class SigningApi {
   std::map<std::string, size_t> per_user_inflight_;
   FailureAuditAggregator auth_failures_;
   FailureAuditAggregator client_certificate_failures_;
+  // Audit records of allowed signatures are written here while the request thread signs.
+  WorkerPool audit_workers_;
 };
 
 }  // namespace signum::server
