@@ -99,6 +99,11 @@ void FakeAgent::SetDelay(MessageType type, std::chrono::milliseconds delay) {
   delays_[type] = delay;
 }
 
+void FakeAgent::ScriptCertificate(const std::string& certificate_id, CertificateScript script) {
+  std::lock_guard lock(mu_);
+  scripts_[certificate_id] = std::move(script);
+}
+
 Result<Bytes> FakeAgent::SignWithKey(const wire::SignRequest& request) const {
   std::shared_ptr<SoftwareKey> key;
   {
@@ -294,10 +299,19 @@ bool FakeAgent::Answer(const json& request, json* reply) {
         return true;
       }
       SignHandler handler;
+      std::optional<CertificateScript> script;
       {
         std::lock_guard lock(mu_);
         sign_requests_.push_back(*parsed);
         handler = sign_handler_;
+        if (auto it = scripts_.find(parsed->certificate_id); it != scripts_.end()) {
+          script = it->second;
+        }
+      }
+      if (script) {
+        Sleep(script->delay);
+        if (script->disconnect || stop_) return false;
+        if (script->handler) handler = script->handler;
       }
       Result<Bytes> signature = handler ? handler(*parsed) : SignWithKey(*parsed);
       *reply = signature.ok() ? proto::SignatureJson(*signature)

@@ -36,15 +36,21 @@ TestPki::TestPki() {
 wire::CertificateEntry TestPki::Leaf(const std::string& label, const std::string& spec_name,
                                      std::unique_ptr<SoftwareKey>* key_out) const {
   auto key = NewKey(spec_name);
+  wire::CertificateEntry e = Leaf(label, *key);
+  if (key_out != nullptr) *key_out = std::move(key);
+  return e;
+}
+
+wire::CertificateEntry TestPki::Leaf(const std::string& label, const SoftwareKey& key) const {
   CertificateTemplate tmpl;
   tmpl.subject = {{"CN", "Signer " + label}, {"O", "Signum Harness"}};
   tmpl.role = CertificateRole::kCodeSigning;
   const Certificate leaf =
-      OrThrow(IssueCertificate(tmpl, key->public_key(), *issuing_, *issuing_key_), "leaf");
+      OrThrow(IssueCertificate(tmpl, key.public_key(), *issuing_, *issuing_key_), "leaf");
   wire::CertificateEntry e;
   e.id = leaf.Sha1ThumbprintHex();
   e.label = label;
-  const KeySpec spec = key->public_key().spec();
+  const KeySpec spec = key.public_key().spec();
   e.key.type = spec.type;
   e.key.bits = spec.Bits();
   if (spec.type == KeyType::kEc) e.key.curve = spec.curve;
@@ -54,7 +60,6 @@ wire::CertificateEntry TestPki::Leaf(const std::string& label, const std::string
                   ? std::vector<SignatureScheme>{SignatureScheme::kRsaPkcs1, SignatureScheme::kRsaPss}
                   : std::vector<SignatureScheme>{SignatureScheme::kEcdsa};
   e.hashes = {HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512};
-  if (key_out != nullptr) *key_out = std::move(key);
   return e;
 }
 

@@ -505,6 +505,33 @@ TEST_F(FakeAgentSignerTest, AnAgentSlowerThanTheTimeoutFailsAsDeadlineExceeded) 
   EXPECT_OK(signer_->SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("y")));
 }
 
+// ScriptCertificate answers by certificate (signum-fake-agent's labels), every time: a scripted
+// certificate gets its handler's answer or, after its delay, a dropped connection; the others get
+// the default answer, on the same pool.
+TEST_F(FakeAgentSignerTest, AScriptedCertificateGetsItsOwnAnswerEveryTime) {
+  ASSERT_OK_AND_ASSIGN(auto plain, ProviderCertificateFromEntry(
+                                       agent_->AddLeaf(SharedPki(), "plain", "ec-p256")));
+  ASSERT_OK_AND_ASSIGN(auto denied, ProviderCertificateFromEntry(
+                                        agent_->AddLeaf(SharedPki(), "denied", "ec-p256")));
+  ASSERT_OK_AND_ASSIGN(auto dropped, ProviderCertificateFromEntry(
+                                         agent_->AddLeaf(SharedPki(), "dropped", "ec-p256")));
+  agent_->ScriptCertificate(denied.id, {.handler = [](const wire::SignRequest&) -> Result<Bytes> {
+                              return PermissionDeniedError("scripted refusal");
+                            }});
+  agent_->ScriptCertificate(dropped.id,
+                            {.delay = std::chrono::milliseconds(30), .disconnect = true});
+  const auto sign = [&](const ProviderCertificate& cert) {
+    return signer_->SignData(cert, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, AsBytes("x"));
+  };
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    EXPECT_THAT(sign(denied),
+                StatusIs(ErrorCode::kPermissionDenied, ::testing::HasSubstr("scripted refusal")));
+    EXPECT_THAT(sign(dropped), StatusIs(ErrorCode::kUnavailable));
+    EXPECT_OK(sign(plain));
+  }
+}
+
 // Over loopback TCP the pool runs the real challenge-response against the fake agent's secret; a
 // client with the wrong secret is turned away before any request.
 TEST(AgentConnectionPoolTest, ListsOverTcpWithTheChallengeResponse) {

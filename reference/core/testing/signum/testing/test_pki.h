@@ -21,6 +21,9 @@ class TestPki {
   // server leaves out). `key_out`, when given, receives the leaf's private key.
   wire::CertificateEntry Leaf(const std::string& label, const std::string& spec_name,
                               std::unique_ptr<SoftwareKey>* key_out = nullptr) const;
+  // The same over an existing key: several certificates sharing one key cost one key generation
+  // (signum-fake-agent's scripted certificates).
+  wire::CertificateEntry Leaf(const std::string& label, const SoftwareKey& key) const;
 
   const Certificate& root() const { return *root_; }
   const Certificate& issuing() const { return *issuing_; }

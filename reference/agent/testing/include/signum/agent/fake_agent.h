@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -74,6 +75,16 @@ class FakeAgent {
   void DisconnectNext(MessageType type, int count = 1);
   // Every answer to `type` is sent `delay` late (a stop of the agent cuts the wait short).
   void SetDelay(MessageType type, std::chrono::milliseconds delay);
+  // How every sign request for one certificate is answered, for as long as the agent runs (the
+  // queues above count requests of any certificate; a long-lived fake, signum-fake-agent, scripts
+  // by certificate instead): after `delay`, the connection is closed unanswered (`disconnect`)
+  // or the answer is `handler`'s (empty: the SetSignHandler / SignWithKey answer).
+  struct CertificateScript {
+    std::chrono::milliseconds delay{0};
+    bool disconnect = false;
+    SignHandler handler{};
+  };
+  void ScriptCertificate(const std::string& certificate_id, CertificateScript script);
 
   // The default answer to a sign request: the added key for its certificate signs the digest.
   Result<Bytes> SignWithKey(const wire::SignRequest& request) const;
@@ -122,6 +133,7 @@ class FakeAgent {
   std::map<MessageType, std::vector<Status>> failures_;
   std::map<MessageType, int> disconnects_;
   std::map<MessageType, std::chrono::milliseconds> delays_;
+  std::map<std::string, CertificateScript> scripts_;  // by certificate id
   std::vector<wire::SignRequest> sign_requests_;
   std::map<MessageType, int> request_counts_;
   int connections_ = 0;

@@ -1,0 +1,596 @@
+// signum_cng_fake_agent_test: signumksp.dll (its function table, as ncrypt.dll drives it) and
+// signumcsp.dll (its CP* exports, as advapi32 drives them) against signum-fake-agent instead of a
+// deployment: no signum-server, no signum-agent, no SoftHSM2, seconds instead of a minute. The
+// fake agent's certificate labels script its answers (docs/testing.md); this program checks that
+//   - the key list (KSP EnumKeys, CSP PP_ENUMCONTAINERS) is exactly the agent's RSA certificates,
+//     in its order; its EC certificate is no key here (both providers are RSA only);
+//   - ok-rsa-2048 signs PKCS#1 v1.5 and PSS (KSP) and PKCS#1 (CSP), and Windows' own BCrypt
+//     verifies every signature with the certificate's key (and rejects it tampered);
+//   - every scripted failure comes back as the exact code kErrorCases names (nte_status.h's
+//     table; NTE_FAIL for a signature the provider refuses itself), without handing out a byte,
+//     and the next call through the same provider handle signs again (reconnecting after a
+//     dropped or timed-out connection); `slow` fails after the providers' timeout, the others
+//     at once.
+// Every accepted signature also goes to SIGNUM_CNG_OUTPUT_DIR/manifest.tsv for native OpenSSL.
+//
+// Environment (conformance/cng/run-fake-agent-suite.sh): SIGNUM_FAKE_AGENT_DIR (the agent's
+// directory: certificates.tsv and the PEMs), SIGNUM_AGENT_TCP and SIGNUM_AGENT_SECRET_FILE (read by
+// the providers), SIGNUM_CNG_TIMEOUT_MS (the providers' agent timeout), SIGNUM_CNG_OUTPUT_DIR,
+// SIGNUM_CNG_BIN_DIR.
+#include <windows.h>
+// A block of its own: these need windows.h's types, so formatting must not reorder them.
+#include <bcrypt.h>
+#include <gtest/gtest.h>
+#include <ncrypt.h>
+#include <wincrypt.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "signum/cng/csp_iface.h"
+#include "signum/cng/ksp_iface.h"
+#include "signum/cng/names.h"
+#include "signum/cng/nte_status.h"
+#include "signum/core/algorithms.h"
+#include "suite_support.h"
+
+namespace signum::cng {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// ---- the expectations (this program's own, spelled from winerror.h) -----------------------------
+
+// Each scripted label of signum-fake-agent and the code a sign request for it must return, from
+// the KSP as SECURITY_STATUS and from the CSP through GetLastError.
+struct ErrorCase {
+  const char* label;
+  HRESULT code;
+};
+constexpr ErrorCase kErrorCases[] = {
+    // The agent's error replies, through nte_status.h's one table.
+    {"deny", NTE_PERM},                                  // PERMISSION_DENIED
+    {"unavailable", NTE_DEVICE_NOT_READY},               // UNAVAILABLE
+    {"error-invalid-argument", NTE_INVALID_PARAMETER},   // INVALID_ARGUMENT
+    {"error-not-found", NTE_BAD_KEYSET},                 // NOT_FOUND
+    {"error-already-exists", NTE_FAIL},                  // ALREADY_EXISTS (no row: NTE_FAIL)
+    {"error-unauthenticated", NTE_PERM},                 // UNAUTHENTICATED
+    {"error-resource-exhausted", NTE_DEVICE_NOT_READY},  // RESOURCE_EXHAUSTED
+    {"error-failed-precondition", NTE_BAD_KEY_STATE},    // FAILED_PRECONDITION
+    {"error-deadline-exceeded", NTE_DEVICE_NOT_READY},   // DEADLINE_EXCEEDED
+    {"error-unimplemented", NTE_NOT_SUPPORTED},          // UNIMPLEMENTED
+    {"error-data-loss", NTE_FAIL},                       // DATA_LOSS
+    {"error-internal", NTE_FAIL},                        // INTERNAL
+    // What the provider refuses itself: a signature that does not verify with the certificate's
+    // key (DATA_LOSS), one of the wrong length (INTERNAL).
+    {"forged", NTE_FAIL},
+    {"short", NTE_FAIL},
+    // The connection: closed unanswered (UNAVAILABLE, after the pool's one retry on a kept
+    // connection), no answer within SIGNUM_CNG_TIMEOUT_MS (DEADLINE_EXCEEDED).
+    {"drop", NTE_DEVICE_NOT_READY},
+    {"slow", NTE_DEVICE_NOT_READY},
+};
+constexpr char kOkRsa[] = "ok-rsa-2048";
+constexpr char kOkEc[] = "ok-ec-p256";
+
+// ---- what signum-fake-agent serves (its certificates.tsv)
+// ----------------------------------------
+
+struct Served {
+  std::string label, id, spec, behaviour;
+  Bytes der;
+};
+
+std::string ReadTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct AgentFiles {
+  std::string error;  // why the agent's files cannot be used
+  std::vector<Served> served;
+};
+
+const AgentFiles& Files() {
+  static const AgentFiles files = [] {
+    AgentFiles f;
+    const std::string dir = EnvironmentValue("SIGNUM_FAKE_AGENT_DIR");
+    if (dir.empty()) {
+      f.error =
+          "SIGNUM_FAKE_AGENT_DIR is not set: run this program with "
+          "conformance/cng/run-fake-agent-suite.sh (ctest -R signum_cng_fake_agent_wine)";
+      return f;
+    }
+    std::istringstream table(ReadTextFile(dir + "\\certificates.tsv"));
+    for (std::string line; std::getline(table, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      std::vector<std::string> fields;
+      std::istringstream columns(line);
+      for (std::string field; std::getline(columns, field, '\t');) fields.push_back(field);
+      if (fields.size() != 5) {
+        f.error = "malformed certificates.tsv line: " + line;
+        return f;
+      }
+      Served served{fields[0], fields[1], fields[2], fields[3],
+                    PemToDer(ReadTextFile(dir + "\\" + fields[4]))};
+      if (served.der.empty()) {
+        f.error = "cannot read the certificate " + fields[4];
+        return f;
+      }
+      f.served.push_back(std::move(served));
+    }
+    if (f.served.empty()) f.error = "no certificates in " + dir + "\\certificates.tsv";
+    return f;
+  }();
+  return files;
+}
+
+const Served& Cert(const std::string& label) {
+  static const Served missing;
+  for (const Served& served : Files().served) {
+    if (served.label == label) return served;
+  }
+  ADD_FAILURE() << "signum-fake-agent serves no certificate labelled " << label;
+  return missing;
+}
+
+// The providers' agent timeout (they read the same variable), which `slow` must exceed.
+int ClientTimeoutMs() { return std::atoi(EnvironmentValue("SIGNUM_CNG_TIMEOUT_MS").c_str()); }
+
+// ---- Windows' own verdict on a signature
+// ----------------------------------------------------------
+
+// The certificate's public key imported by crypt32 into bcrypt, and BCryptVerifySignature: no
+// provider code is involved. A tampered copy must be rejected, or the check proves nothing.
+::testing::AssertionResult VerifiedByWindows(const Served& cert, void* padding_info, ULONG flags,
+                                             const Bytes& digest, const Bytes& signature) {
+  PCCERT_CONTEXT context = CertCreateCertificateContext(X509_ASN_ENCODING, cert.der.data(),
+                                                        static_cast<DWORD>(cert.der.size()));
+  if (context == nullptr)
+    return ::testing::AssertionFailure() << "crypt32 cannot parse " << cert.label;
+  BCRYPT_KEY_HANDLE key = nullptr;
+  const BOOL imported = CryptImportPublicKeyInfoEx2(
+      X509_ASN_ENCODING, &context->pCertInfo->SubjectPublicKeyInfo, 0, nullptr, &key);
+  CertFreeCertificateContext(context);
+  if (!imported) {
+    return ::testing::AssertionFailure() << "CryptImportPublicKeyInfoEx2(" << cert.label
+                                         << "): " << Win32ErrorName(GetLastError());
+  }
+  const auto verify = [&](Bytes candidate) {
+    return BCryptVerifySignature(key, padding_info, const_cast<PUCHAR>(digest.data()),
+                                 static_cast<ULONG>(digest.size()), candidate.data(),
+                                 static_cast<ULONG>(candidate.size()), flags);
+  };
+  const NTSTATUS genuine = verify(signature);
+  Bytes tampered = signature;
+  if (!tampered.empty()) tampered[tampered.size() / 2] ^= 0x01;
+  const NTSTATUS forged = verify(tampered);
+  BCryptDestroyKey(key);
+  if (genuine != 0) {
+    return ::testing::AssertionFailure()
+           << "BCryptVerifySignature rejects the signature of " << cert.label << ": status "
+           << Hex(static_cast<unsigned long>(genuine));
+  }
+  if (forged == 0) return ::testing::AssertionFailure() << "BCrypt also accepts it tampered";
+  return ::testing::AssertionSuccess();
+}
+
+const SignatureManifest& Manifest() {
+  static const SignatureManifest manifest(EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR"));
+  return manifest;
+}
+
+bool AllBytesAre(const Bytes& bytes, uint8_t value) {
+  return std::all_of(bytes.begin(), bytes.end(), [value](uint8_t b) { return b == value; });
+}
+
+class FakeAgentEnvironment : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(Files().error.empty()) << Files().error;
+    ASSERT_FALSE(EnvironmentValue("SIGNUM_AGENT_TCP").empty()) << "SIGNUM_AGENT_TCP not set";
+    ASSERT_GE(ClientTimeoutMs(), 100) << "SIGNUM_CNG_TIMEOUT_MS not set";
+    ASSERT_FALSE(EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR").empty())
+        << "SIGNUM_CNG_OUTPUT_DIR not set: every signature is also verified by native OpenSSL";
+  }
+  // `slow` costs the providers' timeout (and less than a further 3 s); every other failure is
+  // answered without waiting for it.
+  static void ExpectDuration(const char* label, milliseconds elapsed) {
+    const int timeout = ClientTimeoutMs();
+    if (std::string(label) == "slow") {
+      EXPECT_GE(elapsed.count(), timeout - 50) << "failed before the timeout";
+      EXPECT_LE(elapsed.count(), timeout + 3000) << "the timeout did not bound the wait";
+    } else {
+      EXPECT_LT(elapsed.count(), timeout) << "a scripted answer must not wait for the timeout";
+    }
+  }
+};
+
+// The scripted labels are exactly those this program has an expectation for, so a label added to
+// signum-fake-agent without one here fails.
+TEST_F(FakeAgentEnvironment, EveryServedLabelHasAnExpectation) {
+  std::set<std::string> expected = {kOkRsa, kOkEc};
+  for (const ErrorCase& c : kErrorCases) expected.insert(c.label);
+  std::set<std::string> served;
+  for (const Served& s : Files().served) served.insert(s.label);
+  EXPECT_EQ(served, expected);
+}
+
+// ---- signumksp.dll through its function table
+// -----------------------------------------------------
+
+NCRYPT_KEY_STORAGE_FUNCTION_TABLE* KspTable(std::string* error) {
+  static std::string load_error;
+  static NCRYPT_KEY_STORAGE_FUNCTION_TABLE* const table = [] {
+    NCRYPT_KEY_STORAGE_FUNCTION_TABLE* loaded = nullptr;
+    const std::wstring path = ProviderDllPath(kKspDllName);
+    HMODULE module = LoadLibraryW(path.c_str());  // never freed: the KSP's context is per process
+    auto entry = module == nullptr
+                     ? nullptr
+                     : reinterpret_cast<GetKeyStorageInterfaceFn>(reinterpret_cast<void*>(
+                           GetProcAddress(module, SIGNUM_KSP_ENTRY_POINT_NAME)));
+    if (entry == nullptr || entry(kKspName, &loaded, 0) != 0) {
+      load_error = "cannot load " + NarrowAscii(path) +
+                   " and its function table: " + Win32ErrorName(GetLastError());
+      return static_cast<NCRYPT_KEY_STORAGE_FUNCTION_TABLE*>(nullptr);
+    }
+    return loaded;
+  }();
+  *error = load_error;
+  return table;
+}
+
+struct KspSignature {
+  SECURITY_STATUS status = -1;
+  Bytes signature;
+  milliseconds elapsed{0};
+};
+
+class FakeAgentKsp : public FakeAgentEnvironment {
+ protected:
+  void SetUp() override {
+    FakeAgentEnvironment::SetUp();
+    if (HasFatalFailure()) return;
+    std::string error;
+    t_ = KspTable(&error);
+    ASSERT_NE(t_, nullptr) << error;
+    ASSERT_NTE(t_->OpenProvider(&provider_, kKspName, 0), ERROR_SUCCESS);
+  }
+  void TearDown() override {
+    if (t_ == nullptr) return;
+    for (NCRYPT_KEY_HANDLE key : keys_) {
+      EXPECT_NTE(t_->FreeKey(provider_, key), ERROR_SUCCESS);
+    }
+    if (provider_ != 0) {
+      EXPECT_NTE(t_->FreeProvider(provider_), ERROR_SUCCESS);
+    }
+  }
+
+  NCRYPT_KEY_HANDLE Open(const std::string& label) {
+    NCRYPT_KEY_HANDLE key = 0;
+    EXPECT_NTE(t_->OpenKey(provider_, &key, WidenAscii(label).c_str(), 0, 0), ERROR_SUCCESS)
+        << "OpenKey(" << label << ")";
+    if (key != 0) keys_.push_back(key);
+    return key;
+  }
+
+  // SignHash after its size query; on failure the output buffer must be untouched (0xAA).
+  KspSignature Sign(NCRYPT_KEY_HANDLE key, void* padding, DWORD flags, const Bytes& digest) {
+    KspSignature result;
+    DWORD size = 0;
+    PBYTE input = const_cast<PBYTE>(digest.data());
+    const DWORD input_size = static_cast<DWORD>(digest.size());
+    EXPECT_NTE(t_->SignHash(provider_, key, padding, input, input_size, nullptr, 0, &size, flags),
+               ERROR_SUCCESS);
+    EXPECT_EQ(size, 256u) << "an RSA-2048 signature";
+    Bytes buffer(size, 0xAA);
+    DWORD written = 0;
+    const auto start = Clock::now();
+    result.status = t_->SignHash(provider_, key, padding, input, input_size, buffer.data(), size,
+                                 &written, flags);
+    result.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    if (result.status == ERROR_SUCCESS) {
+      EXPECT_EQ(written, size);
+      buffer.resize(written);
+      result.signature = std::move(buffer);
+    } else {
+      EXPECT_TRUE(AllBytesAre(buffer, 0xAA)) << "a failed SignHash wrote into the output buffer";
+    }
+    return result;
+  }
+
+  // A genuine PKCS#1 SHA-256 signature by ok-rsa-2048, verified by BCrypt; listed for OpenSSL
+  // too when named (the ones between failures are BCrypt's only: OpenSSL costs ~0.1 s each).
+  void ExpectOkSignature(const char* manifest_name = nullptr) {
+    const Bytes message = BcryptRandomBytes(100);
+    const Bytes digest = BcryptDigest(HashAlgorithm::kSha256, message);
+    BCRYPT_PKCS1_PADDING_INFO pkcs1{BCRYPT_SHA256_ALGORITHM};
+    const KspSignature ok = Sign(ok_key(), &pkcs1, NCRYPT_PAD_PKCS1_FLAG, digest);
+    ASSERT_NTE(ok.status, ERROR_SUCCESS);
+    EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pkcs1, BCRYPT_PAD_PKCS1, digest, ok.signature));
+    if (manifest_name != nullptr) {
+      Manifest().Add(manifest_name, "rsa-pkcs1", HashAlgorithm::kSha256, message, ok.signature,
+                     Cert(kOkRsa).der);
+    }
+  }
+
+  NCRYPT_KEY_HANDLE ok_key() {
+    if (ok_key_ == 0) ok_key_ = Open(kOkRsa);
+    return ok_key_;
+  }
+
+  NCRYPT_KEY_STORAGE_FUNCTION_TABLE* t_ = nullptr;
+  NCRYPT_PROV_HANDLE provider_ = 0;
+  NCRYPT_KEY_HANDLE ok_key_ = 0;
+  std::vector<NCRYPT_KEY_HANDLE> keys_;
+};
+
+TEST_F(FakeAgentKsp, EnumeratesExactlyTheAgentsRsaCertificatesInItsOrder) {
+  std::vector<std::string> expected;
+  for (const Served& s : Files().served) {
+    if (s.spec.rfind("rsa-", 0) == 0) expected.push_back(s.id);
+  }
+  std::vector<std::string> listed;
+  PVOID state = nullptr;
+  for (int i = 0; i < 100; ++i) {
+    NCryptKeyName* name = nullptr;
+    const SECURITY_STATUS status = t_->EnumKeys(provider_, nullptr, &name, &state, 0);
+    if (status == NTE_NO_MORE_ITEMS) break;
+    ASSERT_NTE(status, ERROR_SUCCESS);
+    listed.push_back(NarrowAscii(name->pszName));
+    EXPECT_NTE(t_->FreeBuffer(name), ERROR_SUCCESS);
+  }
+  if (state != nullptr) {
+    EXPECT_NTE(t_->FreeBuffer(state), ERROR_SUCCESS);
+  }
+  EXPECT_EQ(listed, expected);
+  EXPECT_EQ(std::count(listed.begin(), listed.end(), Cert(kOkEc).id), 0);
+
+  // The key's certificate is the one the agent serves.
+  DWORD size = 0;
+  const NCRYPT_KEY_HANDLE key = ok_key();
+  ASSERT_NTE(t_->GetKeyProperty(provider_, key, NCRYPT_CERTIFICATE_PROPERTY, nullptr, 0, &size, 0),
+             ERROR_SUCCESS);
+  Bytes der(size);
+  ASSERT_NTE(
+      t_->GetKeyProperty(provider_, key, NCRYPT_CERTIFICATE_PROPERTY, der.data(), size, &size, 0),
+      ERROR_SUCCESS);
+  EXPECT_EQ(der, Cert(kOkRsa).der);
+
+  // The EC certificate is no key of the KSP (RSA only, signumksp.cc), by label or by id.
+  for (const std::string& name : {std::string(kOkEc), Cert(kOkEc).id}) {
+    NCRYPT_KEY_HANDLE ec = 0;
+    EXPECT_NTE(t_->OpenKey(provider_, &ec, WidenAscii(name).c_str(), 0, 0), NTE_BAD_KEYSET) << name;
+  }
+}
+
+TEST_F(FakeAgentKsp, SignsPkcs1AndPssAndWindowsVerifiesEverySignature) {
+  const NCRYPT_KEY_HANDLE key = ok_key();
+  ASSERT_NE(key, 0u);
+  for (HashAlgorithm hash :
+       {HashAlgorithm::kSha256, HashAlgorithm::kSha384, HashAlgorithm::kSha512}) {
+    const std::wstring algorithm = WidenAscii(GetHashInfo(hash).cng_algorithm_id);
+    const std::string base = "ksp-" + std::string(HashName(hash));
+    SCOPED_TRACE(base);
+    const Bytes message = BcryptRandomBytes(333);
+    const Bytes digest = BcryptDigest(hash, message);
+
+    BCRYPT_PKCS1_PADDING_INFO pkcs1{algorithm.c_str()};
+    const KspSignature signed_pkcs1 = Sign(key, &pkcs1, NCRYPT_PAD_PKCS1_FLAG, digest);
+    ASSERT_NTE(signed_pkcs1.status, ERROR_SUCCESS);
+    EXPECT_TRUE(
+        VerifiedByWindows(Cert(kOkRsa), &pkcs1, BCRYPT_PAD_PKCS1, digest, signed_pkcs1.signature));
+    Manifest().Add(base + "-pkcs1", "rsa-pkcs1", hash, message, signed_pkcs1.signature,
+                   Cert(kOkRsa).der);
+
+    const ULONG salt = static_cast<ULONG>(GetHashInfo(hash).digest_size);
+    BCRYPT_PSS_PADDING_INFO pss{algorithm.c_str(), salt};
+    const KspSignature signed_pss = Sign(key, &pss, NCRYPT_PAD_PSS_FLAG, digest);
+    ASSERT_NTE(signed_pss.status, ERROR_SUCCESS);
+    EXPECT_TRUE(
+        VerifiedByWindows(Cert(kOkRsa), &pss, BCRYPT_PAD_PSS, digest, signed_pss.signature));
+    Manifest().Add(base + "-pss", "rsa-pss", hash, message, signed_pss.signature, Cert(kOkRsa).der,
+                   std::to_string(salt));
+  }
+}
+
+TEST_F(FakeAgentKsp, EachScriptedFailureIsItsCodeAndTheProviderHandleSignsNext) {
+  ExpectOkSignature("ksp-before-failures");  // a kept connection, as a long-lived caller has
+  for (const ErrorCase& c : kErrorCases) {
+    SCOPED_TRACE(c.label);
+    const NCRYPT_KEY_HANDLE key = Open(c.label);
+    ASSERT_NE(key, 0u);
+    const Bytes digest = BcryptDigest(HashAlgorithm::kSha256, BcryptRandomBytes(64));
+    BCRYPT_PKCS1_PADDING_INFO pkcs1{BCRYPT_SHA256_ALGORITHM};
+    const KspSignature failed = Sign(key, &pkcs1, NCRYPT_PAD_PKCS1_FLAG, digest);
+    EXPECT_NTE(failed.status, static_cast<SECURITY_STATUS>(c.code));
+    ExpectDuration(c.label, failed.elapsed);
+    // The same provider handle, the next call: signs (reconnecting when the connection died).
+    ExpectOkSignature();
+  }
+}
+
+// ---- signumcsp.dll through its CP* exports
+// ---------------------------------------------------------
+
+struct CspFunctions {
+  std::string error;
+  PFN_CPAcquireContext acquire = nullptr;
+  PFN_CPReleaseContext release = nullptr;
+  PFN_CPGetProvParam get_prov_param = nullptr;
+  PFN_CPGetUserKey get_user_key = nullptr;
+  PFN_CPDestroyKey destroy_key = nullptr;
+  PFN_CPCreateHash create_hash = nullptr;
+  PFN_CPHashData hash_data = nullptr;
+  PFN_CPSignHash sign_hash = nullptr;
+  PFN_CPDestroyHash destroy_hash = nullptr;
+};
+
+const CspFunctions& Csp() {
+  static const CspFunctions csp = [] {
+    CspFunctions f;
+    const std::wstring path = ProviderDllPath(kCspDllName);
+    HMODULE module = LoadLibraryW(path.c_str());  // never freed (the CSP pins itself anyway)
+    if (module == nullptr) {
+      f.error = "LoadLibrary(" + NarrowAscii(path) + "): " + Win32ErrorName(GetLastError());
+      return f;
+    }
+    const auto get = [&](auto& slot, const char* name) {
+      slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(
+          reinterpret_cast<void*>(GetProcAddress(module, name)));
+      if (slot == nullptr) f.error += std::string(" no ") + name;
+    };
+    get(f.acquire, "CPAcquireContext");
+    get(f.release, "CPReleaseContext");
+    get(f.get_prov_param, "CPGetProvParam");
+    get(f.get_user_key, "CPGetUserKey");
+    get(f.destroy_key, "CPDestroyKey");
+    get(f.create_hash, "CPCreateHash");
+    get(f.hash_data, "CPHashData");
+    get(f.sign_hash, "CPSignHash");
+    get(f.destroy_hash, "CPDestroyHash");
+    return f;
+  }();
+  return csp;
+}
+
+struct CspSignature {
+  DWORD error = 0;  // ERROR_SUCCESS or GetLastError() of the failing call
+  Bytes signature;  // big-endian (reversed from CryptoAPI's order)
+  milliseconds elapsed{0};
+};
+
+class FakeAgentCsp : public FakeAgentEnvironment {
+ protected:
+  void SetUp() override {
+    FakeAgentEnvironment::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(Csp().error.empty()) << Csp().error;
+  }
+  void TearDown() override {
+    for (HCRYPTPROV context : contexts_) {
+      EXPECT_TRUE(Csp().release(context, 0));
+    }
+  }
+
+  // CPAcquireContext as advapi32 calls it (a version-3 table); returns its GetLastError().
+  DWORD Acquire(const std::string& container, HCRYPTPROV* context) {
+    std::string name = NarrowAscii(kCspName);
+    VTableProvStruc table{3, nullptr, nullptr, PROV_RSA_FULL, nullptr, 0, name.data()};
+    *context = 0;
+    if (!Csp().acquire(context, container.c_str(), 0, &table)) return GetLastError();
+    contexts_.push_back(*context);
+    return ERROR_SUCCESS;
+  }
+
+  // SHA-256 of message signed with the context's AT_SIGNATURE key (CPCreateHash, CPHashData,
+  // CPSignHash after its size query). On failure the output buffer must be untouched.
+  static CspSignature Sign(HCRYPTPROV context, const Bytes& message) {
+    CspSignature result;
+    const CspFunctions& csp = Csp();
+    HCRYPTHASH hash = 0;
+    if (!csp.create_hash(context, CALG_SHA_256, 0, 0, &hash) ||
+        !csp.hash_data(context, hash, message.data(), static_cast<DWORD>(message.size()), 0)) {
+      result.error = GetLastError();
+      ADD_FAILURE() << "hashing failed: " << Win32ErrorName(result.error);
+      return result;
+    }
+    DWORD size = 0;
+    EXPECT_TRUE(csp.sign_hash(context, hash, AT_SIGNATURE, nullptr, 0, nullptr, &size))
+        << "size query: " << Win32ErrorName(GetLastError());
+    EXPECT_EQ(size, 256u) << "an RSA-2048 signature";
+    Bytes buffer(size, 0xAA);
+    const auto start = Clock::now();
+    const BOOL ok = csp.sign_hash(context, hash, AT_SIGNATURE, nullptr, 0, buffer.data(), &size);
+    result.error = ok ? ERROR_SUCCESS : GetLastError();
+    result.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    EXPECT_TRUE(csp.destroy_hash(context, hash));
+    if (ok) {
+      buffer.resize(size);
+      result.signature.assign(buffer.rbegin(), buffer.rend());
+    } else {
+      EXPECT_TRUE(AllBytesAre(buffer, 0xAA)) << "a failed CPSignHash wrote into the output buffer";
+    }
+    return result;
+  }
+
+  // A genuine signature by ok-rsa-2048 through `context`, verified by BCrypt; when named, listed
+  // for OpenSSL too (in CryptoAPI's little-endian order, as the CSP returned it).
+  void ExpectOkSignature(HCRYPTPROV context, const char* manifest_name = nullptr) {
+    const Bytes message = BcryptRandomBytes(100);
+    const CspSignature ok = Sign(context, message);
+    ASSERT_EQ(ok.error, static_cast<DWORD>(ERROR_SUCCESS)) << Win32ErrorName(ok.error);
+    BCRYPT_PKCS1_PADDING_INFO pkcs1{BCRYPT_SHA256_ALGORITHM};
+    EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pkcs1, BCRYPT_PAD_PKCS1,
+                                  BcryptDigest(HashAlgorithm::kSha256, message), ok.signature));
+    if (manifest_name != nullptr) {
+      const Bytes little_endian(ok.signature.rbegin(), ok.signature.rend());
+      Manifest().Add(manifest_name, "rsa-pkcs1-le", HashAlgorithm::kSha256, message, little_endian,
+                     Cert(kOkRsa).der);
+    }
+  }
+
+  std::vector<HCRYPTPROV> contexts_;
+};
+
+TEST_F(FakeAgentCsp, ContainersAreExactlyTheAgentsRsaCertificatesAndTheEcOneIsNone) {
+  HCRYPTPROV context = 0;
+  ASSERT_EQ(Acquire(kOkRsa, &context), static_cast<DWORD>(ERROR_SUCCESS));
+  std::vector<std::string> expected, listed;
+  for (const Served& s : Files().served) {
+    if (s.spec.rfind("rsa-", 0) == 0) expected.push_back(s.id);
+  }
+  DWORD flags = CRYPT_FIRST;
+  for (int i = 0; i < 100; ++i, flags = 0) {  // 0: the next one (CryptGetProvParam)
+    char name[256] = {};
+    DWORD size = sizeof name;
+    if (!Csp().get_prov_param(context, PP_ENUMCONTAINERS, reinterpret_cast<BYTE*>(name), &size,
+                              flags)) {
+      EXPECT_EQ(GetLastError(), static_cast<DWORD>(ERROR_NO_MORE_ITEMS));
+      break;
+    }
+    listed.push_back(name);
+  }
+  EXPECT_EQ(listed, expected);
+
+  HCRYPTPROV ec = 0;
+  EXPECT_EQ(Acquire(kOkEc, &ec), static_cast<DWORD>(NTE_BAD_KEYSET))
+      << "the CSP is PROV_RSA_FULL: an EC certificate is no container";
+}
+
+TEST_F(FakeAgentCsp, EachScriptedFailureIsItsCodeAndTheNextSignatureVerifies) {
+  HCRYPTPROV ok = 0;
+  ASSERT_EQ(Acquire(kOkRsa, &ok), static_cast<DWORD>(ERROR_SUCCESS));
+  ExpectOkSignature(ok, "csp-before-failures");
+  for (const ErrorCase& c : kErrorCases) {
+    SCOPED_TRACE(c.label);
+    // Acquiring needs only the (cached) list; the scripted answer comes with the signature.
+    HCRYPTPROV context = 0;
+    ASSERT_EQ(Acquire(c.label, &context), static_cast<DWORD>(ERROR_SUCCESS));
+    const CspSignature failed = Sign(context, BcryptRandomBytes(64));
+    EXPECT_EQ(failed.error, static_cast<DWORD>(c.code))
+        << Win32ErrorName(failed.error) << ", expected "
+        << Win32ErrorName(static_cast<DWORD>(c.code));
+    ExpectDuration(c.label, failed.elapsed);
+    // The failed context stays usable for what needs no agent; the next signature works.
+    HCRYPTKEY key = 0;
+    EXPECT_TRUE(Csp().get_user_key(context, AT_SIGNATURE, &key)) << Win32ErrorName(GetLastError());
+    if (key != 0) {
+      EXPECT_TRUE(Csp().destroy_key(context, key));
+    }
+    ExpectOkSignature(ok);
+  }
+}
+
+}  // namespace
+}  // namespace signum::cng
