@@ -64,10 +64,12 @@ Result<CK_OBJECT_HANDLE> FindPrivateKey(Pkcs11Session& session, const std::strin
   return found.front();
 }
 
-bool WriteAll(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
+// The whole buffer through read(2) or write(2), across short transfers and EINTR.
+template <typename Buffer, typename Transfer>
+bool TransferAll(int fd, Buffer* data, size_t size, Transfer transfer) {
+  auto* p = reinterpret_cast<std::conditional_t<std::is_const_v<Buffer>, const char, char>*>(data);
   while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
+    const ssize_t n = transfer(fd, p, size);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     p += n;
@@ -75,18 +77,8 @@ bool WriteAll(int fd, const void* data, size_t size) {
   }
   return true;
 }
-
-bool ReadAll(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = ::read(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
+bool WriteAll(int fd, const void* data, size_t size) { return TransferAll(fd, data, size, ::write); }
+bool ReadAll(int fd, void* data, size_t size) { return TransferAll(fd, data, size, ::read); }
 
 // Wire format child -> parent: a status line length + text ("" = ready), then after the run:
 // uint64 errors, uint64 count, count doubles (latencies in ms).
