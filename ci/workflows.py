@@ -38,8 +38,8 @@ RUNNER_REASONS = {
 NOT_YET_BUILT = {
     "windows": "a Windows build of the PKCS#11 provider (signumpkcs11.dll; the KSP and CSP are "
                "built by the Windows job)",
-    "macos": "the CryptoTokenKit extension (reference/providers/ctk) and a macOS build of the "
-             "agent and PKCS#11 provider",
+    "macos": "the rows' use of the macOS builds (PKCS#11 dylib; the CryptoTokenKit token, which "
+             "the job's CTK steps build, register and run through conformance/ctk and codesign)",
 }
 
 # The Windows job (docs/windows.md). The providers and conformance programs are built natively
@@ -72,6 +72,94 @@ MSYS2_WERROR_REASON = (
 # Before WSL first starts: keep the WSL 2 VM (and the agent in it) up for the whole job instead of
 # stopping it when no wsl.exe has been attached for a while.
 WSLCONFIG = "[wsl2]\nvmIdleTimeout=-1\n"
+
+
+# The CryptoTokenKit token on macOS (docs/ctk.md), in the macOS job before its matrix rows: the
+# whole tree built natively with Homebrew's clang-compatible toolchain and libraries, the token
+# extension ad-hoc signed with its sandbox entitlements and registered, the demo deployment
+# (signum-server on Homebrew's SoftHSM2 + signum-agent) run natively on the runner (hosted macOS
+# runners have no container runtime, and the extension must reach the agent on loopback), the
+# token configured from the agent's list, shown by the system's own tools, driven by the macOS
+# conformance/ctk driver through Security.framework (every signature judged by OpenSSL), and used
+# by codesign, whose signature codesign --verify and OpenSSL (chain to the demo root) check.
+HOMEBREW_PACKAGES = "cmake ninja openssl@3 boost nlohmann-json googletest softhsm nss jq"
+CTK_APP = "build/reference/providers/ctk/macos/signum-token-host.app"
+CTK_APPEX = f"{CTK_APP}/Contents/PlugIns/SignumToken.appex"
+CTK_HOST = f"{CTK_APP}/Contents/MacOS/signum-token-host"
+CTK_DEMO = "$RUNNER_TEMP/demo"
+MACOS_CMAKE = " \\\n  ".join([
+    "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo",
+    "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_OBJCXX_COMPILER=clang++",
+    '-DOPENSSL_ROOT_DIR="$(brew --prefix openssl@3)"',
+    '-DSIGNUM_NSS_PKCS11_INCLUDE="$(brew --prefix nss)/include/nss"',
+    '-DSIGNUM_NSPR_INCLUDE="$(brew --prefix nspr)/include/nspr"',
+])
+CTK_TARGETS = ("signum-server signum-agent signum-demo signum_ctk_core_test signum-token-host "
+               "signum-conformance-ctk-macos")
+
+
+def ctk_macos_steps() -> list:
+    env = f'source "{CTK_DEMO}/env.sh"'
+    return [
+        {"name": "Homebrew dependencies", "shell": "bash",
+         "run": f"brew install {HOMEBREW_PACKAGES}"},
+        {"name": "Build the CryptoTokenKit token, its suite and the deployment (CMake + clang)",
+         "shell": "bash",
+         "run": f"{MACOS_CMAKE}\ncmake --build build --target {CTK_TARGETS}"},
+        {"name": "CTK core unit tests", "shell": "bash",
+         "run": "build/reference/providers/ctk/signum_ctk_core_test"},
+        {"name": "Ad-hoc sign the token extension and its app", "shell": "bash",
+         "run": "codesign --force --sign - --entitlements "
+                "reference/providers/ctk/macos/extension/SignumToken.entitlements "
+                f"{CTK_APPEX}\n"
+                f"codesign --force --sign - {CTK_APP}\n"
+                f"codesign --verify --deep --strict --verbose=2 {CTK_APP}"},
+        {"name": "Register the token extension (pluginkit)", "shell": "bash",
+         "run": f"pluginkit -a {CTK_APPEX}\n"
+                "pluginkit -m -v -p com.apple.ctk-tokens | tee /dev/stderr | "
+                "grep -q org.signum-harness.token.extension"},
+        {"name": "Start the demo deployment (signum-server on SoftHSM2 + signum-agent)",
+         "shell": "bash", "run": f'ci/demo up "{CTK_DEMO}"'},
+        {"name": "signum-util keychain --add (the token's configuration from the agent's list)",
+         "shell": "bash",
+         "run": f"{env}\n{CTK_HOST} keychain --add\n{CTK_HOST} keychain --list"},
+        {"name": "The token as macOS shows it (security list-smartcards, sc_auth identities)",
+         "shell": "bash",
+         "run": "security list-smartcards | tee /dev/stderr | grep -q org.signum-harness.token\n"
+                "sc_auth identities\n"
+                "system_profiler SPSmartCardsDataType\n"
+                "security find-identity -v -p codesigning"},
+        {"name": "codesign with a Signum identity, verified by codesign and by OpenSSL",
+         "shell": "bash",
+         "run": f"{env}\n"
+                f'SHA1=$({CTK_HOST} keychain --list | awk \'$1 == "key" {{print $2; exit}}\')\n'
+                'printf \'int main(void) { return 0; }\\n\' | clang -x c - -o "$RUNNER_TEMP/hello"\n'
+                'codesign --force --timestamp=none --sign "$SHA1" "$RUNNER_TEMP/hello"\n'
+                'codesign --verify --strict --verbose=2 "$RUNNER_TEMP/hello"\n'
+                'codesign -d --verbose=4 "$RUNNER_TEMP/hello"\n'
+                'mkdir -p "$RUNNER_TEMP/certs" && cd "$RUNNER_TEMP/certs"\n'
+                # codesign0 is the leaf, codesign1 the issuing CA (DER), as the signature embeds them
+                'codesign -d --extract-certificates "$RUNNER_TEMP/hello"\n'
+                'OPENSSL="$(brew --prefix openssl@3)/bin/openssl"\n'
+                '"$OPENSSL" x509 -inform DER -in codesign0 -out leaf.pem\n'
+                '"$OPENSSL" x509 -inform DER -in codesign1 -out issuing.pem\n'
+                f'"$OPENSSL" verify -CAfile "{CTK_DEMO}/ca/root.pem" -untrusted issuing.pem '
+                '-purpose any leaf.pem\n'
+                '"$OPENSSL" x509 -in leaf.pem -noout -fingerprint -sha1 | tr -d : | grep -qi "$SHA1"'},
+        {"name": "conformance/ctk through Security.framework (agent.down stops the deployment)",
+         "shell": "bash",
+         "run": f"{env}\nmkdir -p build/test-results\n"
+                "build/conformance/ctk/macos/signum-conformance-ctk-macos "
+                "--junit build/test-results/signum_conformance_ctk_macos.xml "
+                f'--stop-agent-command "ci/demo down {CTK_DEMO}"'},
+        {"name": "Remove the token configuration and stop the deployment", "if": "always()",
+         "shell": "bash",
+         "run": f"set +e\n{CTK_HOST} keychain --remove\nci/demo down \"{CTK_DEMO}\"\n"
+                f"pluginkit -r {CTK_APPEX}\nexit 0"},
+        {"name": "Upload the CTK results", "if": "always()", "uses": "actions/upload-artifact@v4",
+         "with": {"name": "ctk-macos", "path": "build/test-results/",
+                  "if-no-files-found": "warn"}},
+    ]
 
 
 def _upload(name: str) -> dict:
@@ -141,10 +229,11 @@ def jobs_for(matrix) -> dict:
         python = "python" if platform == "windows" else "python3"
         jobs[f"matrix-{platform}"] = {
             "name": f"matrix {platform} ({len(rows)} rows)",
-            "runs-on": RUNNERS[platform], "timeout-minutes": 60,
+            "runs-on": RUNNERS[platform], "timeout-minutes": 90,
             "env": {"SIGNUM_MATRIX_ROWS": " ".join(rows)},
             "steps": [
                 {"uses": "actions/checkout@v4"},
+                *(ctk_macos_steps() if platform == "macos" else []),
                 {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
                 {"name": "Runner dependencies", "shell": shell,
                  "run": f"{python} -m pip install pytest pytest-xdist pyyaml"},
