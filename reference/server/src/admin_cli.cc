@@ -161,7 +161,8 @@ int Serve(const Args& args) {
   if (!hsm.ok()) return Fail(hsm.status());
   auto state = StateStore::Open(config->state_file);
   if (!state.ok()) return Fail(state.status());
-  auto audit = AuditLog::Open(config->audit_log, AuditOptions{config->audit_head_copy});
+  auto audit = AuditLog::Open(config->audit_log, AuditOptions{config->audit_head_copy,
+                                                              config->audit_head_interval_ms});
   if (!audit.ok()) return Fail(audit.status());
   // Each start is a chain event: what the audit was anchored to when this server took it over.
   if (Status started = (*audit)->Append(json{{"type", "server-start"},

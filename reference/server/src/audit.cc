@@ -378,7 +378,13 @@ class AuditLog::Impl {
     for (;;) {
       head_changed.wait(lock, [&] { return stopping || durable_seq > head_seq; });
       if (durable_seq > head_seq) {
-        if (WriteHeadLocked(lock)) continue;  // more may have become durable meanwhile
+        if (WriteHeadLocked(lock)) {
+          if (options.head_interval_ms > 0) {
+            head_changed.wait_for(lock, std::chrono::milliseconds(options.head_interval_ms),
+                                  [&] { return stopping; });
+          }
+          continue;  // more may have become durable meanwhile
+        }
         if (stopping) return;
         head_changed.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
         continue;  // retry (once more when stopping)

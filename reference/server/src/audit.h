@@ -33,6 +33,14 @@ struct AuditOptions {
   // A second copy of the head file, kept in another directory (the server uses the state file's):
   // empty = none.
   std::string head_copy_path;
+  // Least time between two head rewrites. Each rewrite is two atomic file replacements (write,
+  // fsync, rename, fsync the directory, for the head and its copy); rewriting after every flush
+  // put four fsyncs beside every sparse record's fdatasync, and on ext4 they share one journal,
+  // so the disk path ran at half its durable limit (docs/performance.md). With an interval the
+  // head lags the log by at most this much (plus one write) under any load; verification accepts
+  // a log longer than its head, and the final head at shutdown covers every record. 0 = after
+  // every flush.
+  int head_interval_ms = 0;
 };
 
 class AuditLog {

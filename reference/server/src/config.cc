@@ -84,6 +84,9 @@ Result<ServerConfig> LoadServerConfig(const std::string& path) {
   SIGNUM_RETURN_IF_ERROR(Read(root, "audit_head_copy", "", c.audit_head_copy));
   if (c.audit_head_copy.empty()) c.audit_head_copy = c.state_file + ".audit-head";
   resolve(c.audit_head_copy);
+  SIGNUM_RETURN_IF_ERROR(Read(root, "audit_head_interval_ms", "", c.audit_head_interval_ms));
+  if (c.audit_head_interval_ms < 0 || c.audit_head_interval_ms > 60000)
+    return InvalidArgumentError("config " + path + ": audit_head_interval_ms must be 0..60000");
   SIGNUM_RETURN_IF_ERROR(Read(root, "threads", "", c.threads));
   if (c.threads == 0)
     return InvalidArgumentError("config " + path + ": threads must be at least 1");
@@ -137,6 +140,7 @@ json ServerConfigToJson(const ServerConfig& c) {
               {"state_file", c.state_file},
               {"audit_log", c.audit_log},
               {"audit_head_copy", c.audit_head_copy},
+              {"audit_head_interval_ms", c.audit_head_interval_ms},
               {"threads", c.threads},
               {"limits",
                {{"max_body_bytes", c.https.max_body_bytes},

@@ -12,6 +12,7 @@
 //   "state_file": "state.json",
 //   "audit_log": "audit/audit.log",
 //   "audit_head_copy": "state.json.audit-head",   (default: the state file's name + ".audit-head")
+//   "audit_head_interval_ms": 100,                (least time between head rewrites; 0 = every flush)
 //   "threads": 4,
 //   "limits":  {"max_body_bytes": 65536, "max_inflight_signatures": 64,
 //               "per_user_inflight_signatures": 0, "request_timeout_ms": 30000,
@@ -48,6 +49,7 @@ struct ServerConfig {
   std::string state_file;
   std::string audit_log;
   std::string audit_head_copy;  // AuditOptions::head_copy_path
+  int audit_head_interval_ms = 100;  // AuditOptions::head_interval_ms
   size_t threads = 4;
   size_t max_inflight_signatures = 64;      // beyond this: 429 + Retry-After
   size_t per_user_inflight_signatures = 0;  // 0 = no per-user limit

@@ -510,6 +510,36 @@ TEST(AuditDiskFull, FailedWritesRollBackAndTheLogRecoversWhenSpaceReturns) {
   EXPECT_OK(AuditLog::Open(path));  // and it restarts without any hand repair
 }
 
+// With head_interval_ms the head is rewritten at most that often (sparse appends no longer pay
+// two atomic rewrites each, docs/performance.md), it never runs ahead of the log, and the final
+// head when the log closes covers every record.
+TEST(AuditHead, RewritesAtMostOncePerIntervalAndCoversEverythingAtClose) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  auto head_seq = [&]() -> int64_t {
+    std::ifstream in(path + ".head");
+    auto j = json::parse(in, nullptr, false);
+    return j.is_discarded() ? -1 : j.value("seq", int64_t{-1});
+  };
+  {
+    auto log = AuditLog::Open(path, AuditOptions{"", /*head_interval_ms=*/60000});
+    ASSERT_OK(log);
+    ASSERT_OK((*log)->Append(Event(1)));
+    const uint64_t first = (*log)->records();
+    // The first flush's head comes at once (bounded wait for the head thread).
+    for (int i = 0; i < 500 && head_seq() != static_cast<int64_t>(first); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(head_seq(), static_cast<int64_t>(first));
+    for (int i = 2; i <= 6; ++i) ASSERT_OK((*log)->Append(Event(i)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(head_seq(), static_cast<int64_t>(first)) << "rewritten inside the interval";
+    EXPECT_OK(VerifyAuditLog(path));  // a log longer than its head verifies
+  }
+  auto report = VerifyAuditLog(path);
+  ASSERT_OK(report);
+  EXPECT_EQ(head_seq(), static_cast<int64_t>(report->records)) << "the final head covers all";
+}
+
 // A head file deleted together with a cut tail: with the copy the server keeps elsewhere the cut
 // is still found; without any anchor, verification says that it could not check the tail.
 TEST(AuditTamper, DeletedHeadAndCutTailIsCaughtByTheHeadCopy) {
