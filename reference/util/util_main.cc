@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
@@ -59,6 +61,9 @@ Commands:
                                   the packages' /usr/share/p11-kit/modules, so it wins there)
   p11-kit unregister [--dir DIR | --system]
   env                             prints export lines for providers (SIGNUM_AGENT_SOCKET, ...)
+  keychain --add|--remove|--list [--instance ID]
+                                  macOS: the agent's certificates as a CryptoTokenKit token's
+                                  keychain identities (runs signum-token-host, docs/ctk.md)
   version
   help
 
@@ -392,6 +397,47 @@ int CmdEnv(const Options& o) {
   return 0;
 }
 
+// The token's configuration may only be changed by the app that hosts the token extension, so on
+// macOS the keychain commands run as that app's executable (reference/providers/ctk/macos/host);
+// signum-util finds it beside itself ($SIGNUM_TOKEN_HOST overrides). Elsewhere there is no token.
+int CmdKeychain(const Options& o, const char* self) {
+#if defined(__APPLE__)
+  std::string host;
+  if (const char* env = std::getenv("SIGNUM_TOKEN_HOST")) host = env;
+  if (host.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(self).parent_path();
+    for (const auto& candidate :
+         {dir / "signum-token-host.app/Contents/MacOS/signum-token-host",
+          dir / "../providers/ctk/macos/signum-token-host.app/Contents/MacOS/signum-token-host"}) {
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        host = candidate.string();
+        break;
+      }
+    }
+  }
+  if (host.empty()) {
+    std::cerr << "signum-util keychain: signum-token-host.app not found beside signum-util "
+                 "(set SIGNUM_TOKEN_HOST)\n";
+    return 1;
+  }
+  std::vector<std::string> args = {host, "keychain"};
+  args.insert(args.end(), o.args.begin(), o.args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv(host.c_str(), argv.data());
+  std::cerr << "signum-util keychain: cannot run " << host << ": " << std::strerror(errno) << "\n";
+  return 1;
+#else
+  (void)o;
+  (void)self;
+  std::cerr << "signum-util keychain: the CryptoTokenKit token exists on macOS only (docs/ctk.md); "
+               "here tools reach the certificates through libsignumpkcs11.so "
+               "(signum-util p11-kit register)\n";
+  return 2;
+#endif
+}
+
 int Main(int argc, char** argv) {
   Options o;
   int i = 1;
@@ -443,6 +489,7 @@ int Main(int argc, char** argv) {
   if (o.command == "test-sign") return CmdTestSign(o);
   if (o.command == "p11-kit") return CmdP11Kit(o);
   if (o.command == "env") return CmdEnv(o);
+  if (o.command == "keychain") return CmdKeychain(o, argv[0]);
   std::cerr << "signum-util: unknown command '" << o.command << "'\n\n";
   PrintUsage(std::cerr);
   return 2;

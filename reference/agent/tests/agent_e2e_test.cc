@@ -1510,11 +1510,16 @@ TEST_F(SignumUtilTest, VersionHelpAndUsageErrors) {
   r = RunCommand(std::string(kUtilBinary) + " help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* command :
-       {"status", "list", "test-sign", "p11-kit register", "env", "version"}) {
+       {"status", "list", "test-sign", "p11-kit register", "env", "keychain --add", "version"}) {
     EXPECT_NE(r.output.find(command), std::string::npos) << command;
   }
   EXPECT_EQ(RunCommand(std::string(kUtilBinary) + " frobnicate").exit_code, 2);
   EXPECT_EQ(RunCommand(std::string(kUtilBinary)).exit_code, 2);
+  // The CryptoTokenKit token is macOS's: here the command says so and where to go instead.
+  r = RunCommand(std::string(kUtilBinary) + " keychain --add");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("macOS only"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("p11-kit register"), std::string::npos) << r.output;
   r = RunCommand(std::string(kAgentBinary) + " --help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* var :
