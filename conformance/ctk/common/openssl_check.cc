@@ -10,6 +10,8 @@
 
 #include <memory>
 
+#include "signum/core/crypto.h"  // EvpMd
+
 namespace signum::conformance::ctk {
 namespace {
 
@@ -32,22 +34,6 @@ std::string OpenSslError(const std::string& what) {
     text += std::string(": ") + buffer;
   }
   return text;
-}
-
-const EVP_MD* Md(HashAlgorithm hash) {
-  switch (hash) {
-    case HashAlgorithm::kSha1:
-      return EVP_sha1();
-    case HashAlgorithm::kSha224:
-      return EVP_sha224();
-    case HashAlgorithm::kSha256:
-      return EVP_sha256();
-    case HashAlgorithm::kSha384:
-      return EVP_sha384();
-    case HashAlgorithm::kSha512:
-      return EVP_sha512();
-  }
-  return nullptr;
 }
 
 Owned<X509> ParseX509(ByteView der) {
@@ -99,7 +85,7 @@ std::optional<CertificateFacts> ReadCertificate(ByteView der, std::string* error
 Bytes OpenSslDigest(HashAlgorithm hash, ByteView data) {
   Bytes out(EVP_MAX_MD_SIZE);
   unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &length, Md(hash), nullptr);
+  EVP_Digest(data.data(), data.size(), out.data(), &length, EvpMd(hash), nullptr);
   out.resize(length);
   return out;
 }
@@ -113,12 +99,12 @@ std::string VerifySignature(ByteView certificate_der, SignatureScheme scheme, Ha
   // ECDSA takes the digest's leftmost bits whatever its hash (X9.62), and OpenSSL would insist on
   // the named hash's length: the any-length checks sign 40-byte inputs. RSA needs the hash.
   bool set =
-      scheme == SignatureScheme::kEcdsa || EVP_PKEY_CTX_set_signature_md(ctx.get(), Md(hash)) == 1;
+      scheme == SignatureScheme::kEcdsa || EVP_PKEY_CTX_set_signature_md(ctx.get(), EvpMd(hash)) == 1;
   if (scheme == SignatureScheme::kRsaPkcs1) {
     set = set && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1;
   } else if (scheme == SignatureScheme::kRsaPss) {
     set = set && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
-          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), Md(hash)) == 1 &&
+          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EvpMd(hash)) == 1 &&
           EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST) == 1;
   }
   if (!set) return OpenSslError("setting the verification parameters");
