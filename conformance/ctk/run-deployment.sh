@@ -8,19 +8,11 @@ set -euo pipefail
 BUILD=$1 DRIVER=$2 RESULTS=$3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 NAME=signum_conformance_ctk_deployment
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/$NAME.XXXXXX")
-cleanup() {
-  SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" down "$WORK/demo" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 mkdir -p "$RESULTS"
-SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" up "$WORK/demo" >"$WORK/demo-up.log" 2>&1 ||
-  { cat "$WORK/demo-up.log" >&2; exit 1; }
-# shellcheck disable=SC1091
-source "$WORK/demo/env.sh"
-printf -v STOP 'SIGNUM_BUILD_DIR=%q %q down %q >/dev/null' "$BUILD" "$ROOT/ci/demo" "$WORK/demo"
-"$DRIVER" --agent-from-environment --stop-agent-command "$STOP" --junit "$RESULTS/$NAME.xml" || {
+# shellcheck source=../../ci/lib/demo-session.sh
+source "$ROOT/ci/lib/demo-session.sh"
+demo_session_up "$NAME" "$BUILD"
+"$DRIVER" --agent-from-environment --stop-agent-command "$DEMO_STOP" --junit "$RESULTS/$NAME.xml" || {
   status=$?
   echo "--- agent log (tail)" >&2
   tail -n 40 "$WORK/demo/logs/agent.log" >&2 2>/dev/null || true

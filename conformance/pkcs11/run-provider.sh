@@ -7,17 +7,10 @@ set -euo pipefail
 BUILD=$1 SUITE=$2 RESULTS=$3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 NAME=signum_conformance_pkcs11_provider
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/$NAME.XXXXXX")
-cleanup() {
-  SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" down "$WORK/demo" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 mkdir -p "$RESULTS"
-SIGNUM_BUILD_DIR=$BUILD "$ROOT/ci/demo" up "$WORK/demo" >"$WORK/demo-up.log" 2>&1 ||
-  { cat "$WORK/demo-up.log" >&2; exit 1; }
-# shellcheck disable=SC1091
-source "$WORK/demo/env.sh"
+# shellcheck source=../../ci/lib/demo-session.sh
+source "$ROOT/ci/lib/demo-session.sh"
+demo_session_up "$NAME" "$BUILD"
 # The demo user "release" may not use SHA-1 outside PKCS#1 v1.5: those refusals arrive as
 # CKR_FUNCTION_REJECTED and the suite notes them as policy, not defects.
 export SIGNUM_CONFORMANCE_PIN=$SIGNUM_PKCS11_PIN
