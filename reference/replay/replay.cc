@@ -1,0 +1,905 @@
+// signum-replay: replays a PKCS#11 trace (format v1, docs/trace-format.md) against a module and
+// compares every return value and output with the recording (issue 14).
+//
+//   signum-replay TRACE --module PATH [--pin-file F] [--token LABEL]
+//
+// Exit status: 0 every call matched, 1 a divergence (the first one is reported with the calls
+// around it), 2 the trace or the module could not be used.
+//
+// This slice replays the calls of all threads and processes one after another, in the order they
+// were recorded (the order they returned), on one thread.
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "signum/core/algorithms.h"
+#include "signum/core/crypto.h"
+#include "signum/core/encoding.h"
+#include "signum/core/pkcs11.h"
+#include "signum/core/pkcs11_module.h"
+#include "signum/core/x509.h"
+
+namespace signum {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kExitMatched = 0;
+constexpr int kExitDiverged = 1;
+constexpr int kExitUnusable = 2;
+
+// The trace cannot be replayed (unsupported function, malformed line, missing PIN): exit 2.
+struct Unusable {
+  std::string message;
+};
+
+struct Call {
+  size_t line = 0;
+  json j;
+  const json& args() const { return j.at("args"); }
+  const json& out() const { return j.at("out"); }
+  std::string fn() const { return j.at("fn").get<std::string>(); }
+  CK_RV rv() const { return j.at("rv").at("value").get<CK_RV>(); }
+  long long pid() const { return j.value("pid", 0LL); }
+};
+
+struct Options {
+  std::string trace;
+  std::string module;
+  std::string pin_file;
+  std::optional<std::string> token;
+};
+
+[[noreturn]] void Usage(const std::string& why) {
+  std::cerr << "signum-replay: " << why << "\n"
+            << "usage: signum-replay TRACE --module PATH [--pin-file F] [--token LABEL]\n"
+            << "  the PIN comes from --pin-file or SIGNUM_REPLAY_PIN (traces never hold it)\n";
+  std::exit(kExitUnusable);
+}
+
+Options ParseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) Usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--module") {
+      o.module = value();
+    } else if (a == "--pin-file") {
+      o.pin_file = value();
+    } else if (a == "--token") {
+      o.token = value();
+    } else if (a == "-h" || a == "--help") {
+      Usage("replays a PKCS#11 trace (docs/trace-format.md)");
+    } else if (!a.empty() && a[0] == '-') {
+      Usage("unknown option " + a);
+    } else if (o.trace.empty()) {
+      o.trace = a;
+    } else {
+      Usage("one trace only");
+    }
+  }
+  if (o.trace.empty()) Usage("no trace given");
+  if (o.module.empty()) Usage("--module is required");
+  return o;
+}
+
+// Reads the trace; refuses any version but 1 (every line carries "v").
+std::vector<Call> LoadTrace(const std::string& path, json& header) {
+  std::ifstream in(path);
+  if (!in) throw Unusable{path + ": cannot open the trace"};
+  std::vector<Call> calls;
+  std::string text;
+  size_t line = 0;
+  while (std::getline(in, text)) {
+    ++line;
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json j = json::parse(text, nullptr, false);
+    const std::string where = path + ":" + std::to_string(line) + ": ";
+    if (j.is_discarded() || !j.is_object()) throw Unusable{where + "not a JSON object"};
+    if (!j.contains("v") || !j["v"].is_number_integer())
+      throw Unusable{where + "no trace format version (\"v\")"};
+    if (j["v"].get<long long>() != 1)
+      throw Unusable{where + "trace format version " + j["v"].dump() +
+                     " is not supported by this reader (supported: 1)"};
+    if (header.is_null()) {
+      if (j.value("kind", "") != "signum-pkcs11-trace")
+        throw Unusable{where + "not a signum-pkcs11-trace header"};
+      header = j;
+      continue;
+    }
+    for (const char* field : {"fn", "args", "rv", "out", "seq"})
+      if (!j.contains(field)) throw Unusable{where + "call without \"" + field + "\""};
+    calls.push_back(Call{line, std::move(j)});
+  }
+  if (header.is_null()) throw Unusable{path + ": empty trace (no header)"};
+  return calls;
+}
+
+Bytes Hex(const json& v) {
+  if (!v.is_string()) return {};
+  Result<Bytes> b = HexDecode(v.get<std::string>());
+  if (!b.ok()) throw Unusable{"bad hex in the trace: " + b.status().message()};
+  return std::move(b).value();
+}
+
+bool IsRedacted(const json& v) { return v.is_object() && v.value("redacted", false); }
+
+std::string RvName(CK_RV rv) { return CkRvName(rv); }
+
+// One line describing a recorded call: "#15 C_Sign(hSession=1, ...) -> CKR_OK".
+std::string Describe(const Call& c) {
+  std::ostringstream s;
+  s << "#" << c.j.value("seq", 0) << " " << c.fn() << "(";
+  bool first = true;
+  for (auto& [k, v] : c.args().items()) {
+    if (!first) s << ", ";
+    first = false;
+    std::string val;
+    if (v.is_object() && v.contains("name")) {
+      val = v["name"].get<std::string>();
+    } else if (v.is_array()) {
+      val = "[" + std::to_string(v.size()) + " attributes]";
+    } else if (v.is_string() && v.get<std::string>().size() > 16) {
+      val = v.get<std::string>().substr(0, 16) + "...";
+    } else if (IsRedacted(v)) {
+      val = "<redacted>";
+    } else {
+      val = v.dump();
+    }
+    s << k << "=" << val;
+  }
+  s << ") -> " << c.j.at("rv").at("name").get<std::string>();
+  return s.str();
+}
+
+// The identifying attributes of an object: CKA_CLASS, CKA_ID, CKA_LABEL (hex values).
+using Identity = std::map<CK_ATTRIBUTE_TYPE, std::string>;
+
+bool Identifying(CK_ATTRIBUTE_TYPE t) { return t == CKA_CLASS || t == CKA_ID || t == CKA_LABEL; }
+
+std::string IdentityText(const Identity& id) {
+  std::string s;
+  for (auto& [t, v] : id) {
+    if (!s.empty()) s += ", ";
+    s += AttributeName(t) + "=" + v;
+  }
+  return s.empty() ? "none known" : s;
+}
+
+struct SignState {
+  CK_MECHANISM_TYPE mechanism = 0;
+  json mechanism_json;
+  CK_OBJECT_HANDLE live_key = CK_INVALID_HANDLE;
+  Bytes data;  // accumulated by C_SignUpdate
+};
+
+class Replayer {
+ public:
+  Replayer(std::shared_ptr<Pkcs11Module> module, std::vector<Call> calls, Options options,
+           std::optional<std::string> pin)
+      : module_(std::move(module)),
+        fn_(module_->functions()),
+        calls_(std::move(calls)),
+        options_(std::move(options)),
+        pin_(std::move(pin)) {}
+
+  int Run() {
+    Prepass();
+    size_t replayed = 0, matched = 0, diverged = 0;
+    std::optional<size_t> first;
+    std::string first_why;
+    for (size_t i = 0; i < calls_.size(); ++i) {
+      std::string why;
+      try {
+        why = ReplayOne(calls_[i]);
+      } catch (const Unusable& u) {
+        std::cout << "signum-replay: cannot replay " << Describe(calls_[i]) << ": " << u.message
+                  << "\nsummary: " << replayed << " calls replayed, " << matched << " matched, "
+                  << diverged << " diverged (stopped at line " << calls_[i].line << ")\n";
+        return kExitUnusable;
+      }
+      ++replayed;
+      if (why.empty()) {
+        ++matched;
+      } else {
+        ++diverged;
+        if (!first) {
+          first = i;
+          first_why = why;
+        }
+      }
+    }
+    if (first) {
+      const Call& c = calls_[*first];
+      std::cout << "first divergence: #" << c.j.value("seq", 0) << " " << c.fn() << " (trace line "
+                << c.line << "): " << first_why << "\n";
+      size_t from = *first >= 2 ? *first - 2 : 0;
+      size_t to = std::min(calls_.size(), *first + 3);
+      for (size_t k = from; k < to; ++k)
+        std::cout << (k == *first ? "  > " : "    ") << Describe(calls_[k]) << "\n";
+    }
+    std::cout << "summary: " << replayed << " calls replayed, " << matched << " matched, "
+              << diverged << " diverged\n";
+    return first ? kExitDiverged : kExitMatched;
+  }
+
+ private:
+  // Recorded slot -> token label, recorded object handle -> identifying attributes.
+  void Prepass() {
+    std::map<std::pair<long long, CK_SESSION_HANDLE>, Identity> find_templates;
+    for (const Call& c : calls_) {
+      const std::string fn = c.fn();
+      if (fn == "C_GetTokenInfo" && c.rv() == CKR_OK && c.out().contains("pInfo")) {
+        const json& info = c.out()["pInfo"];
+        if ((info.value("flags", 0ULL) & CKF_TOKEN_INITIALIZED) != 0)
+          slot_labels_[c.args().at("slotID").get<CK_SLOT_ID>()] = info.value("label", "");
+      } else if (fn == "C_FindObjectsInit" && c.rv() == CKR_OK) {
+        Identity id;
+        for (const json& a : c.args().at("pTemplate"))
+          if (Identifying(a.at("type").get<CK_ATTRIBUTE_TYPE>()) && a.contains("value") &&
+              a["value"].is_string())
+            id[a["type"].get<CK_ATTRIBUTE_TYPE>()] = a["value"].get<std::string>();
+        find_templates[{c.pid(), c.args().at("hSession").get<CK_SESSION_HANDLE>()}] = id;
+      } else if (fn == "C_FindObjects" && c.rv() == CKR_OK && c.out().contains("phObject")) {
+        const Identity& id =
+            find_templates[{c.pid(), c.args().at("hSession").get<CK_SESSION_HANDLE>()}];
+        for (const json& h : c.out()["phObject"]) {
+          Identity& known = identities_[h.get<CK_OBJECT_HANDLE>()];
+          for (auto& [t, v] : id) known[t] = v;
+        }
+      } else if (fn == "C_GetAttributeValue" && c.out().contains("pTemplate")) {
+        Identity& known = identities_[c.args().at("hObject").get<CK_OBJECT_HANDLE>()];
+        for (const json& a : c.out()["pTemplate"])
+          if (Identifying(a.at("type").get<CK_ATTRIBUTE_TYPE>()) && a.contains("value") &&
+              a["value"].is_string() && a.value("length", -1LL) >= 0)
+            known[a["type"].get<CK_ATTRIBUTE_TYPE>()] = a["value"].get<std::string>();
+      }
+    }
+  }
+
+  // --- handle mapping -------------------------------------------------------------------------
+
+  CK_SLOT_ID LiveSlot(CK_SLOT_ID recorded) {
+    if (auto it = slot_map_.find(recorded); it != slot_map_.end()) return it->second;
+    std::optional<std::string> label;
+    if (options_.token) {
+      label = options_.token;
+    } else if (auto it = slot_labels_.find(recorded); it != slot_labels_.end()) {
+      label = it->second;
+    }
+    if (label) {
+      Result<CK_SLOT_ID> live = module_->FindSlotByTokenLabel(*label);
+      if (!live.ok())
+        throw Unusable{"recorded slot " + std::to_string(recorded) + " (token '" + *label +
+                       "'): " + live.status().message()};
+      slot_map_[recorded] = *live;
+      return *live;
+    }
+    return recorded;  // a slot without a token label: kept (mapped by position in C_GetSlotList)
+  }
+
+  CK_SESSION_HANDLE LiveSession(const Call& c, const char* name = "hSession") {
+    CK_SESSION_HANDLE recorded = c.args().at(name).get<CK_SESSION_HANDLE>();
+    auto it = sessions_.find({c.pid(), recorded});
+    // An unknown session (never opened in the trace) stays as recorded: the module judges it.
+    return it == sessions_.end() ? recorded : it->second;
+  }
+
+  // Reads CKA_CLASS, CKA_ID, CKA_LABEL of a live object (those that identity names).
+  Identity LiveIdentity(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, const Identity& want) {
+    Identity id;
+    for (auto& [type, unused] : want) {
+      (void)unused;
+      CK_ATTRIBUTE a{type, nullptr, 0};
+      if (fn_->C_GetAttributeValue(session, object, &a, 1) != CKR_OK ||
+          a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+        continue;
+      Bytes v(a.ulValueLen);
+      a.pValue = v.data();
+      if (fn_->C_GetAttributeValue(session, object, &a, 1) != CKR_OK) continue;
+      v.resize(a.ulValueLen);
+      id[type] = HexEncode(v);
+    }
+    return id;
+  }
+
+  // Finds the live object with the recorded object's identifying attributes.
+  std::optional<CK_OBJECT_HANDLE> FindByIdentity(CK_SESSION_HANDLE session, const Identity& id) {
+    std::vector<Bytes> values;
+    std::vector<CK_ATTRIBUTE> tmpl;
+    for (auto& [t, v] : id) values.push_back(Hex(v));
+    size_t k = 0;
+    for (auto& [t, v] : id) {
+      (void)v;
+      tmpl.push_back(CK_ATTRIBUTE{t, values[k].data(), static_cast<CK_ULONG>(values[k].size())});
+      ++k;
+    }
+    if (fn_->C_FindObjectsInit(session, tmpl.data(), static_cast<CK_ULONG>(tmpl.size())) != CKR_OK)
+      return std::nullopt;
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CK_RV rv = fn_->C_FindObjects(session, found, 2, &count);
+    fn_->C_FindObjectsFinal(session);
+    if (rv != CKR_OK || count == 0) return std::nullopt;
+    return found[0];
+  }
+
+  // The live handle for a recorded object handle; nullopt when no live object has its identity.
+  std::optional<CK_OBJECT_HANDLE> LiveObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE recorded) {
+    if (auto it = objects_.find(recorded); it != objects_.end()) return it->second;
+    auto id = identities_.find(recorded);
+    if (id == identities_.end() || id->second.empty())
+      throw Unusable{"object handle " + std::to_string(recorded) +
+                     " is used but the trace never shows its class, CKA_ID or label"};
+    std::optional<CK_OBJECT_HANDLE> live = FindByIdentity(session, id->second);
+    if (live) objects_[recorded] = *live;
+    return live;
+  }
+
+  // --- comparisons ----------------------------------------------------------------------------
+
+  static std::string RvDiff(const Call& c, CK_RV live) {
+    if (live == c.rv()) return "";
+    return "returned " + RvName(live) + ", recorded " + RvName(c.rv());
+  }
+
+  // Compares the named members of a recorded info object with live values.
+  static std::string InfoDiff(const json& recorded, const json& live,
+                              std::initializer_list<const char*> members) {
+    for (const char* m : members) {
+      if (!recorded.contains(m)) continue;
+      if (recorded[m] != live[m])
+        return std::string(m) + " is " + live[m].dump() + ", recorded " + recorded[m].dump();
+    }
+    return "";
+  }
+
+  // --- the calls ------------------------------------------------------------------------------
+
+  std::string ReplayOne(const Call& c) {
+    const std::string fn = c.fn();
+    const json& a = c.args();
+    const json& out = c.out();
+
+    // Loading the module already did C_GetInterface/C_GetFunctionList and C_Initialize; the
+    // module object finalizes at exit.
+    if (fn == "C_GetInterface" || fn == "C_GetFunctionList" || fn == "C_Initialize" ||
+        fn == "C_Finalize" || fn == "C_GetInterfaceList") {
+      if (c.rv() == CKR_OK || c.rv() == CKR_CRYPTOKI_ALREADY_INITIALIZED) return "";
+      return "recorded " + RvName(c.rv()) + ", the module loaded and initialised";
+    }
+    if (fn == "C_GetInfo") {
+      CK_INFO info{};
+      CK_RV rv = fn_->C_GetInfo(&info);
+      if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+      json live = {
+          {"cryptokiVersion",
+           {{"major", info.cryptokiVersion.major}, {"minor", info.cryptokiVersion.minor}}}};
+      return InfoDiff(out.value("pInfo", json::object()), live, {"cryptokiVersion"});
+    }
+    if (fn == "C_GetSlotList") return GetSlotList(c);
+    if (fn == "C_GetSlotInfo") {
+      CK_SLOT_INFO info{};
+      CK_RV rv = fn_->C_GetSlotInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()), &info);
+      if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+      return InfoDiff(out.value("pInfo", json::object()), json{{"flags", info.flags}}, {"flags"});
+    }
+    if (fn == "C_GetTokenInfo") {
+      CK_TOKEN_INFO info{};
+      CK_RV rv = fn_->C_GetTokenInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()), &info);
+      if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+      json live = {{"flags", info.flags}, {"label", TrimPadded(info.label, sizeof info.label)}};
+      if (options_.token) return InfoDiff(out.value("pInfo", json::object()), live, {"flags"});
+      return InfoDiff(out.value("pInfo", json::object()), live, {"label", "flags"});
+    }
+    if (fn == "C_GetMechanismList") return GetMechanismList(c);
+    if (fn == "C_GetMechanismInfo") {
+      CK_MECHANISM_INFO info{};
+      CK_RV rv = fn_->C_GetMechanismInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()),
+                                         a.at("type").at("type").get<CK_MECHANISM_TYPE>(), &info);
+      if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+      json live = {{"ulMinKeySize", info.ulMinKeySize},
+                   {"ulMaxKeySize", info.ulMaxKeySize},
+                   {"flags", info.flags}};
+      return InfoDiff(out.value("pInfo", json::object()), live,
+                      {"ulMinKeySize", "ulMaxKeySize", "flags"});
+    }
+    if (fn == "C_OpenSession") {
+      CK_SESSION_HANDLE live = CK_INVALID_HANDLE;
+      CK_RV rv = fn_->C_OpenSession(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()),
+                                    a.at("flags").get<CK_FLAGS>(), nullptr, nullptr, &live);
+      if (rv == CKR_OK && out.contains("phSession"))
+        sessions_[{c.pid(), out["phSession"].get<CK_SESSION_HANDLE>()}] = live;
+      return RvDiff(c, rv);
+    }
+    if (fn == "C_CloseSession") {
+      CK_SESSION_HANDLE live = LiveSession(c);
+      CK_RV rv = fn_->C_CloseSession(live);
+      if (rv == CKR_OK) sessions_.erase({c.pid(), a.at("hSession").get<CK_SESSION_HANDLE>()});
+      return RvDiff(c, rv);
+    }
+    if (fn == "C_CloseAllSessions") {
+      return RvDiff(c, fn_->C_CloseAllSessions(LiveSlot(a.at("slotID").get<CK_SLOT_ID>())));
+    }
+    if (fn == "C_GetSessionInfo") {
+      CK_SESSION_INFO info{};
+      CK_RV rv = fn_->C_GetSessionInfo(LiveSession(c), &info);
+      if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+      return InfoDiff(out.value("pInfo", json::object()),
+                      json{{"state", info.state}, {"flags", info.flags}}, {"state", "flags"});
+    }
+    if (fn == "C_Login") {
+      const json& pin = a.at("pPin");
+      std::string value;
+      if (IsRedacted(pin)) {
+        if (!pin_)
+          throw Unusable{"the trace logs in; give the PIN with --pin-file or SIGNUM_REPLAY_PIN"};
+        value = *pin_;
+      } else if (pin.is_string()) {
+        Bytes b = Hex(pin);
+        value.assign(b.begin(), b.end());
+      }
+      CK_RV rv =
+          fn_->C_Login(LiveSession(c), a.at("userType").get<CK_USER_TYPE>(),
+                       pin.is_null() ? nullptr : reinterpret_cast<CK_UTF8CHAR_PTR>(value.data()),
+                       static_cast<CK_ULONG>(value.size()));
+      return RvDiff(c, rv);
+    }
+    if (fn == "C_Logout") return RvDiff(c, fn_->C_Logout(LiveSession(c)));
+    if (fn == "C_FindObjectsInit") {
+      std::vector<Bytes> values;
+      std::vector<CK_ATTRIBUTE> tmpl;
+      for (const json& t : a.at("pTemplate")) {
+        if (IsRedacted(t.value("value", json())))
+          throw Unusable{"a redacted value in the template"};
+        values.push_back(Hex(t.value("value", json())));
+      }
+      size_t k = 0;
+      for (const json& t : a.at("pTemplate")) {
+        tmpl.push_back(CK_ATTRIBUTE{t.at("type").get<CK_ATTRIBUTE_TYPE>(), values[k].data(),
+                                    static_cast<CK_ULONG>(values[k].size())});
+        ++k;
+      }
+      return RvDiff(c, fn_->C_FindObjectsInit(LiveSession(c), tmpl.data(),
+                                              static_cast<CK_ULONG>(tmpl.size())));
+    }
+    if (fn == "C_FindObjects") return FindObjects(c);
+    if (fn == "C_FindObjectsFinal") return RvDiff(c, fn_->C_FindObjectsFinal(LiveSession(c)));
+    if (fn == "C_GetAttributeValue") return GetAttributeValue(c);
+    if (fn == "C_SignInit") return SignInit(c);
+    if (fn == "C_Sign" || fn == "C_SignFinal") return Sign(c, fn == "C_SignFinal");
+    if (fn == "C_SignUpdate") {
+      Bytes part = Hex(a.at("pPart"));
+      CK_RV rv = fn_->C_SignUpdate(LiveSession(c), part.data(), static_cast<CK_ULONG>(part.size()));
+      if (rv == CKR_OK) {
+        SignState& s = signs_[LiveSession(c)];
+        s.data.insert(s.data.end(), part.begin(), part.end());
+      }
+      return RvDiff(c, rv);
+    }
+    if (fn == "C_GenerateRandom") {
+      // Random bytes: only the length can be compared.
+      CK_ULONG len = a.at("ulRandomLen").get<CK_ULONG>();
+      Bytes buf(len);
+      CK_RV rv = fn_->C_GenerateRandom(LiveSession(c), buf.data(), len);
+      return RvDiff(c, rv);
+    }
+    throw Unusable{fn + " is not replayed by this version of signum-replay"};
+  }
+
+  std::string GetSlotList(const Call& c) {
+    const json& a = c.args();
+    const json& out = c.out();
+    CK_BBOOL present = a.at("tokenPresent").get<bool>() ? CK_TRUE : CK_FALSE;
+    const bool buffer = a.at("pSlotList").value("buffer", false);
+    CK_ULONG count = a.at("pulCount").is_null() ? 0 : a["pulCount"].get<CK_ULONG>();
+    std::vector<CK_SLOT_ID> slots(buffer ? count : 0);
+    CK_RV rv = fn_->C_GetSlotList(present, buffer ? slots.data() : nullptr, &count);
+    if (auto d = RvDiff(c, rv); !d.empty()) return d;
+    if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) return "";
+    if (out.contains("pulCount") && out["pulCount"].get<CK_ULONG>() != count)
+      return "*pulCount is " + std::to_string(count) + ", recorded " + out["pulCount"].dump();
+    if (rv == CKR_OK && buffer && out.contains("pSlotList")) {
+      // Slots with a recorded token label map to the live slot of that token; the others by
+      // their position in the list.
+      const json& rec = out["pSlotList"];
+      for (size_t k = 0; k < rec.size() && k < count; ++k) {
+        CK_SLOT_ID r = rec[k].get<CK_SLOT_ID>();
+        if (!slot_labels_.count(r) && !options_.token && !slot_map_.count(r))
+          slot_map_[r] = slots[k];
+      }
+      for (size_t k = 0; k < rec.size(); ++k) {
+        CK_SLOT_ID r = rec[k].get<CK_SLOT_ID>();
+        if (!slot_labels_.count(r) && !(options_.token && slot_map_.count(r))) continue;
+        CK_SLOT_ID live = LiveSlot(r);
+        if (std::find(slots.begin(), slots.begin() + static_cast<long>(count), live) ==
+            slots.begin() + static_cast<long>(count))
+          return "slot " + std::to_string(r) + " (mapped to " + std::to_string(live) +
+                 ") is not in the live slot list";
+      }
+    }
+    return "";
+  }
+
+  std::string GetMechanismList(const Call& c) {
+    const json& a = c.args();
+    const json& out = c.out();
+    const bool buffer = a.at("pMechanismList").value("buffer", false);
+    CK_ULONG count = a.at("pulCount").is_null() ? 0 : a["pulCount"].get<CK_ULONG>();
+    std::vector<CK_MECHANISM_TYPE> mechs(buffer ? count : 0);
+    CK_RV rv = fn_->C_GetMechanismList(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()),
+                                       buffer ? mechs.data() : nullptr, &count);
+    if (auto d = RvDiff(c, rv); !d.empty()) return d;
+    if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) return "";
+    if (out.contains("pulCount") && out["pulCount"].get<CK_ULONG>() != count)
+      return "*pulCount is " + std::to_string(count) + ", recorded " + out["pulCount"].dump();
+    if (rv == CKR_OK && buffer && out.contains("pMechanismList")) {
+      std::set<CK_MECHANISM_TYPE> live(mechs.begin(), mechs.begin() + static_cast<long>(count));
+      for (const json& m : out["pMechanismList"])
+        if (!live.count(m.at("type").get<CK_MECHANISM_TYPE>()))
+          return m.value("name", std::string("?")) + " was offered when recorded, not now";
+    }
+    return "";
+  }
+
+  std::string FindObjects(const Call& c) {
+    const json& a = c.args();
+    const json& out = c.out();
+    CK_SESSION_HANDLE session = LiveSession(c);
+    CK_ULONG max = a.at("ulMaxObjectCount").get<CK_ULONG>();
+    const bool buffer = a.at("phObject").value("buffer", false);
+    std::vector<CK_OBJECT_HANDLE> found(buffer ? max : 0);
+    CK_ULONG count = 0;
+    CK_RV rv = fn_->C_FindObjects(session, buffer ? found.data() : nullptr, max, &count);
+    if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+    found.resize(count);
+    if (out.contains("pulObjectCount") && out["pulObjectCount"].get<CK_ULONG>() != count)
+      return "found " + std::to_string(count) + " objects, recorded " +
+             out["pulObjectCount"].dump();
+    // Each recorded handle maps to the live one with its identifying attributes.
+    std::set<CK_OBJECT_HANDLE> used;
+    const json recorded = out.value("phObject", json::array());
+    for (size_t k = 0; k < recorded.size() && k < found.size(); ++k) {
+      CK_OBJECT_HANDLE r = recorded[k].get<CK_OBJECT_HANDLE>();
+      const Identity& want = identities_[r];
+      std::optional<CK_OBJECT_HANDLE> match;
+      if (want.empty()) {
+        match = found[k];
+      } else {
+        for (CK_OBJECT_HANDLE h : found)
+          if (!used.count(h) && LiveIdentity(session, h, want) == want) {
+            match = h;
+            break;
+          }
+      }
+      if (!match)
+        return "no live object found here has the identity of recorded object " +
+               std::to_string(r) + " (" + IdentityText(want) + ")";
+      used.insert(*match);
+      objects_[r] = *match;
+    }
+    return "";
+  }
+
+  std::string GetAttributeValue(const Call& c) {
+    const json& a = c.args();
+    const json& out = c.out();
+    CK_SESSION_HANDLE session = LiveSession(c);
+    CK_OBJECT_HANDLE recorded = a.at("hObject").get<CK_OBJECT_HANDLE>();
+    std::optional<CK_OBJECT_HANDLE> object = LiveObject(session, recorded);
+    if (!object)
+      return "no live object has the identity of recorded object " + std::to_string(recorded) +
+             " (" + IdentityText(identities_[recorded]) + ")";
+    const json& in = a.at("pTemplate");
+    std::vector<Bytes> buffers;
+    std::vector<CK_ATTRIBUTE> tmpl;
+    for (const json& t : in) {
+      const bool buffer = t.value("buffer", false);
+      long long len = t.value("length", 0LL);
+      buffers.emplace_back(buffer && len > 0 ? static_cast<size_t>(len) : 0);
+    }
+    size_t k = 0;
+    for (const json& t : in) {
+      const bool buffer = t.value("buffer", false);
+      tmpl.push_back(CK_ATTRIBUTE{t.at("type").get<CK_ATTRIBUTE_TYPE>(),
+                                  buffer ? buffers[k].data() : nullptr,
+                                  static_cast<CK_ULONG>(t.value("length", 0LL))});
+      if (buffer && buffers[k].empty()) tmpl.back().pValue = buffers[k].data();
+      ++k;
+    }
+    CK_RV rv =
+        fn_->C_GetAttributeValue(session, *object, tmpl.data(), static_cast<CK_ULONG>(tmpl.size()));
+    if (auto d = RvDiff(c, rv); !d.empty()) return d;
+    if (!out.contains("pTemplate")) return "";
+    const json& rec = out["pTemplate"];
+    for (size_t i = 0; i < rec.size() && i < tmpl.size(); ++i) {
+      const json& r = rec[i];
+      const std::string name = r.value("name", AttributeName(tmpl[i].type));
+      long long rlen = r.value("length", -1LL);
+      long long llen = tmpl[i].ulValueLen == CK_UNAVAILABLE_INFORMATION
+                           ? -1
+                           : static_cast<long long>(tmpl[i].ulValueLen);
+      if (rlen != llen)
+        return name + " length is " + std::to_string(llen) + ", recorded " + std::to_string(rlen);
+      if (llen < 0 || !r.contains("value") || IsRedacted(r["value"]) || tmpl[i].pValue == nullptr)
+        continue;
+      const std::string live = HexEncode(ByteView(buffers[i].data(), static_cast<size_t>(llen)));
+      if (live != r["value"].get<std::string>())
+        return name + " is " + live + ", recorded " + r["value"].get<std::string>();
+    }
+    return "";
+  }
+
+  std::string SignInit(const Call& c) {
+    const json& a = c.args();
+    CK_SESSION_HANDLE session = LiveSession(c);
+    const json& m = a.at("pMechanism");
+    if (m.is_null()) throw Unusable{"C_SignInit without a mechanism"};
+    Bytes param = Hex(m.value("parameter", json()));
+    CK_MECHANISM mech{m.at("type").get<CK_MECHANISM_TYPE>(), param.empty() ? nullptr : param.data(),
+                      static_cast<CK_ULONG>(param.size())};
+    CK_OBJECT_HANDLE recorded = a.at("hKey").get<CK_OBJECT_HANDLE>();
+    std::optional<CK_OBJECT_HANDLE> key = LiveObject(session, recorded);
+    if (!key)
+      return "no live key has the identity of recorded key " + std::to_string(recorded) + " (" +
+             IdentityText(identities_[recorded]) + ")";
+    CK_RV rv = fn_->C_SignInit(session, &mech, *key);
+    if (rv == CKR_OK) signs_[session] = SignState{mech.mechanism, m, *key, {}};
+    return RvDiff(c, rv);
+  }
+
+  std::string Sign(const Call& c, bool final) {
+    const json& a = c.args();
+    const json& out = c.out();
+    CK_SESSION_HANDLE session = LiveSession(c);
+    Bytes data = final ? Bytes{} : Hex(a.at("pData"));
+    const bool buffer = a.at("pSignature").value("buffer", false);
+    CK_ULONG len = a.at("pulSignatureLen").is_null() ? 0 : a["pulSignatureLen"].get<CK_ULONG>();
+    Bytes sig(buffer ? len : 0);
+    CK_RV rv = final ? fn_->C_SignFinal(session, buffer ? sig.data() : nullptr, &len)
+                     : fn_->C_Sign(session, data.data(), static_cast<CK_ULONG>(data.size()),
+                                   buffer ? sig.data() : nullptr, &len);
+    std::optional<SignState> state;
+    if (auto it = signs_.find(session); it != signs_.end()) {
+      state = it->second;
+      // The operation ends unless this was a length query or the buffer was too small.
+      if (!(rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && !buffer))) signs_.erase(it);
+    }
+    if (auto d = RvDiff(c, rv); !d.empty()) return d;
+    if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) return "";
+    if (out.contains("pulSignatureLen") && out["pulSignatureLen"].get<CK_ULONG>() != len)
+      return "signature length is " + std::to_string(len) + ", recorded " +
+             out["pulSignatureLen"].dump();
+    if (rv != CKR_OK || !buffer || !out.contains("pSignature")) return "";
+    if (!state) return "";  // the module accepted a sign without a recorded C_SignInit
+    sig.resize(len);
+    Bytes recorded = Hex(out["pSignature"]);
+    if (final) data = state->data;
+    return JudgeSignature(session, *state, data, sig, recorded);
+  }
+
+  // --- signatures -----------------------------------------------------------------------------
+
+  struct Scheme {
+    SignatureScheme scheme;
+    std::optional<HashAlgorithm> hash;  // hashed by the mechanism; nullopt: data is the digest
+  };
+
+  static std::optional<Scheme> SchemeFor(CK_MECHANISM_TYPE m) {
+    using H = HashAlgorithm;
+    using S = SignatureScheme;
+    switch (m) {
+      case CKM_RSA_PKCS:
+        return Scheme{S::kRsaPkcs1, std::nullopt};
+      case CKM_SHA1_RSA_PKCS:
+        return Scheme{S::kRsaPkcs1, H::kSha1};
+      case CKM_SHA224_RSA_PKCS:
+        return Scheme{S::kRsaPkcs1, H::kSha224};
+      case CKM_SHA256_RSA_PKCS:
+        return Scheme{S::kRsaPkcs1, H::kSha256};
+      case CKM_SHA384_RSA_PKCS:
+        return Scheme{S::kRsaPkcs1, H::kSha384};
+      case CKM_SHA512_RSA_PKCS:
+        return Scheme{S::kRsaPkcs1, H::kSha512};
+      case CKM_RSA_PKCS_PSS:
+        return Scheme{S::kRsaPss, std::nullopt};
+      case CKM_SHA1_RSA_PKCS_PSS:
+        return Scheme{S::kRsaPss, H::kSha1};
+      case CKM_SHA224_RSA_PKCS_PSS:
+        return Scheme{S::kRsaPss, H::kSha224};
+      case CKM_SHA256_RSA_PKCS_PSS:
+        return Scheme{S::kRsaPss, H::kSha256};
+      case CKM_SHA384_RSA_PKCS_PSS:
+        return Scheme{S::kRsaPss, H::kSha384};
+      case CKM_SHA512_RSA_PKCS_PSS:
+        return Scheme{S::kRsaPss, H::kSha512};
+      case CKM_ECDSA:
+        return Scheme{S::kEcdsa, std::nullopt};
+      case CKM_ECDSA_SHA1:
+        return Scheme{S::kEcdsa, H::kSha1};
+      case CKM_ECDSA_SHA224:
+        return Scheme{S::kEcdsa, H::kSha224};
+      case CKM_ECDSA_SHA256:
+        return Scheme{S::kEcdsa, H::kSha256};
+      case CKM_ECDSA_SHA384:
+        return Scheme{S::kEcdsa, H::kSha384};
+      case CKM_ECDSA_SHA512:
+        return Scheme{S::kEcdsa, H::kSha512};
+      default:
+        return std::nullopt;
+    }
+  }
+
+  Result<Bytes> Attribute(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                          CK_ATTRIBUTE_TYPE type) {
+    CK_ATTRIBUTE a{type, nullptr, 0};
+    CK_RV rv = fn_->C_GetAttributeValue(session, object, &a, 1);
+    if (rv != CKR_OK) return CkStatus(rv, "C_GetAttributeValue(" + AttributeName(type) + ")");
+    if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+      return NotFoundError(AttributeName(type) + " unavailable");
+    Bytes v(a.ulValueLen);
+    a.pValue = v.data();
+    rv = fn_->C_GetAttributeValue(session, object, &a, 1);
+    if (rv != CKR_OK) return CkStatus(rv, "C_GetAttributeValue(" + AttributeName(type) + ")");
+    v.resize(a.ulValueLen);
+    return v;
+  }
+
+  std::optional<CK_OBJECT_HANDLE> FindOne(CK_SESSION_HANDLE session, CK_OBJECT_CLASS cls,
+                                          const Bytes& id) {
+    Identity want{
+        {CKA_CLASS, HexEncode(ByteView(reinterpret_cast<const uint8_t*>(&cls), sizeof cls))},
+        {CKA_ID, HexEncode(id)}};
+    return FindByIdentity(session, want);
+  }
+
+  // The public key of a live private key: from the certificate with its CKA_ID, else the public
+  // key object with its CKA_ID, else the private key's own public attributes.
+  Result<PublicKey> PublicKeyOf(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+    Result<Bytes> id = Attribute(session, key, CKA_ID);
+    if (id.ok()) {
+      if (auto cert = FindOne(session, CKO_CERTIFICATE, *id)) {
+        if (Result<Bytes> der = Attribute(session, *cert, CKA_VALUE); der.ok())
+          if (Result<Certificate> c = Certificate::FromDer(*der); c.ok()) return c->GetPublicKey();
+      }
+    }
+    std::optional<CK_OBJECT_HANDLE> pub;
+    if (id.ok()) pub = FindOne(session, CKO_PUBLIC_KEY, *id);
+    const CK_OBJECT_HANDLE source = pub ? *pub : key;
+    if (Result<Bytes> n = Attribute(session, source, CKA_MODULUS); n.ok()) {
+      SIGNUM_ASSIGN_OR_RETURN(Bytes e, Attribute(session, source, CKA_PUBLIC_EXPONENT));
+      return PublicKey::FromRsaComponents(*n, e);
+    }
+    SIGNUM_ASSIGN_OR_RETURN(Bytes params, Attribute(session, source, CKA_EC_PARAMS));
+    SIGNUM_ASSIGN_OR_RETURN(Bytes point_der, Attribute(session, source, CKA_EC_POINT));
+    std::optional<EcCurve> curve = CurveFromParamsDer(params);
+    if (!curve) return InvalidArgumentError("unsupported CKA_EC_PARAMS " + HexEncode(params));
+    SIGNUM_ASSIGN_OR_RETURN(Bytes point, UnwrapEcPointOctetString(point_der));
+    return PublicKey::FromEcPoint(*curve, point);
+  }
+
+  // Live and recorded signatures must both verify with the live key's public key; RSA PKCS#1
+  // v1.5 (deterministic) must also be byte for byte the recorded one.
+  std::string JudgeSignature(CK_SESSION_HANDLE session, const SignState& s, const Bytes& data,
+                             const Bytes& live, const Bytes& recorded) {
+    std::optional<Scheme> scheme = SchemeFor(s.mechanism);
+    if (!scheme) {
+      // A mechanism this slice cannot verify: only a byte comparison is possible.
+      if (live == recorded) return "";
+      return "signature (" + MechanismName(s.mechanism) +
+             ", not verifiable by signum-replay) differs from the recorded one";
+    }
+    Result<PublicKey> key = PublicKeyOf(session, s.live_key);
+    if (!key.ok()) return "cannot read the key's public key to verify: " + key.status().message();
+    HashAlgorithm hash = HashAlgorithm::kSha256;
+    Bytes digest;
+    std::optional<size_t> salt;
+    if (scheme->hash) {
+      hash = *scheme->hash;
+      digest = Digest(hash, data);
+    } else if (scheme->scheme == SignatureScheme::kRsaPkcs1) {
+      Result<ParsedDigestInfo> di = ParseDigestInfo(data);
+      if (!di.ok()) {
+        if (live == recorded) return "";
+        return "CKM_RSA_PKCS signature over non-DigestInfo data differs from the recorded one";
+      }
+      hash = di->hash;
+      digest = di->digest;
+    } else if (scheme->scheme == SignatureScheme::kEcdsa) {
+      std::optional<HashAlgorithm> h = HashForDigestSize(data.size());
+      if (!h) return "CKM_ECDSA input of " + std::to_string(data.size()) + " bytes is no digest";
+      hash = *h;
+      digest = data;
+    } else {
+      digest = data;
+    }
+    if (scheme->scheme == SignatureScheme::kRsaPss) {
+      const json& pss = s.mechanism_json.value("pss", json());
+      if (pss.is_object()) {
+        if (!scheme->hash)
+          if (auto h = HashForMechanism(pss.value("hashAlg", 0UL))) hash = *h;
+        salt = pss.value("sLen", 0UL);
+      }
+      if (!scheme->hash && digest.size() != GetHashInfo(hash).digest_size)
+        return "CKM_RSA_PKCS_PSS input is not a " + std::string(HashName(hash)) + " digest";
+    }
+    if (Status st = VerifyDigestSignature(*key, scheme->scheme, hash, digest, live, salt); !st.ok())
+      return "the live signature does not verify with the key's public key: " + st.message();
+    if (Status st = VerifyDigestSignature(*key, scheme->scheme, hash, digest, recorded, salt);
+        !st.ok())
+      return "the recorded signature does not verify with the live key's public key (another "
+             "key?): " +
+             st.message();
+    if (scheme->scheme == SignatureScheme::kRsaPkcs1 && live != recorded)
+      return "RSA PKCS#1 v1.5 signature differs byte for byte from the recorded one";
+    return "";
+  }
+
+  std::shared_ptr<Pkcs11Module> module_;
+  CK_FUNCTION_LIST_PTR fn_;
+  std::vector<Call> calls_;
+  Options options_;
+  std::optional<std::string> pin_;
+
+  std::map<CK_SLOT_ID, std::string> slot_labels_;
+  std::map<CK_OBJECT_HANDLE, Identity> identities_;
+  std::map<CK_SLOT_ID, CK_SLOT_ID> slot_map_;
+  std::map<std::pair<long long, CK_SESSION_HANDLE>, CK_SESSION_HANDLE> sessions_;
+  std::map<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE> objects_;
+  std::map<CK_SESSION_HANDLE, SignState> signs_;
+};
+
+std::optional<std::string> ReadPin(const Options& o) {
+  if (!o.pin_file.empty()) {
+    std::ifstream in(o.pin_file);
+    if (!in) throw Unusable{o.pin_file + ": cannot read the PIN file"};
+    std::string pin;
+    std::getline(in, pin);
+    while (!pin.empty() && (pin.back() == '\r' || pin.back() == '\n')) pin.pop_back();
+    return pin;
+  }
+  if (const char* env = std::getenv("SIGNUM_REPLAY_PIN")) return std::string(env);
+  return std::nullopt;
+}
+
+int Main(int argc, char** argv) {
+  Options options = ParseArgs(argc, argv);
+  try {
+    json header;
+    std::vector<Call> calls = LoadTrace(options.trace, header);
+    std::optional<std::string> pin = ReadPin(options);
+    Result<std::shared_ptr<Pkcs11Module>> module = Pkcs11Module::Load(options.module);
+    if (!module.ok()) throw Unusable{options.module + ": " + module.status().message()};
+    std::cout << "signum-replay: " << calls.size() << " calls from " << options.trace
+              << " (recorded against " << header.value("module", std::string("?")) << ") on "
+              << options.module << "\n";
+    Replayer replayer(std::move(module).value(), std::move(calls), options, std::move(pin));
+    return replayer.Run();
+  } catch (const Unusable& u) {
+    std::cerr << "signum-replay: " << u.message << "\n";
+    return kExitUnusable;
+  } catch (const json::exception& e) {
+    std::cerr << "signum-replay: malformed trace: " << e.what() << "\n";
+    return kExitUnusable;
+  }
+}
+
+}  // namespace
+}  // namespace signum
+
+int main(int argc, char** argv) { return signum::Main(argc, argv); }
