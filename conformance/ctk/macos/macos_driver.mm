@@ -29,6 +29,7 @@
 
 #include "../common/openssl_check.h"
 #include "../common/suite.h"
+#include "ctk_bridge.h"
 #include "signum/agent/agent_client.h"
 #include "signum/core/encoding.h"
 #include "signum/ctk/key_algorithms.h"
@@ -38,18 +39,8 @@ namespace {
 
 using namespace signum::ctk;  // NOLINT
 
-::SecKeyAlgorithm Sdk(SecKeyAlgorithm algorithm) {
-  switch (algorithm) {
-#define SIGNUM_CTK_SDK_CASE(name, key, scheme, hash, input) \
-  case SecKeyAlgorithm::k##name:                            \
-    return kSecKeyAlgorithm##name;
-    SIGNUM_CTK_SEC_KEY_ALGORITHMS(SIGNUM_CTK_SDK_CASE)
-#undef SIGNUM_CTK_SDK_CASE
-    case SecKeyAlgorithm::kUnknown:
-      break;
-  }
-  return nullptr;
-}
+// The SDK's constant for one of ours: the bridge's one mapping (ctk_bridge.h).
+::SecKeyAlgorithm Sdk(SecKeyAlgorithm algorithm) { return signum::ctk::apple::SdkAlgorithm(algorithm); }
 
 Bytes BytesOf(CFDataRef data) {
   const auto* begin = CFDataGetBytePtr(data);
