@@ -60,11 +60,17 @@ struct Options {
   std::string module;
   std::string pin_file;
   std::optional<std::string> token;
+  // --compare A B: the trace against two modules, reporting where they behave differently.
+  std::string compare_module;  // B (A is `module`)
+  std::string compare_pin_file;
+  std::optional<std::string> compare_token;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   std::cerr << "signum-replay: " << why << "\n"
             << "usage: signum-replay TRACE --module PATH [--pin-file F] [--token LABEL]\n"
+            << "       signum-replay TRACE --compare A B [--pin-file F] [--token LABEL]\n"
+            << "                     [--pin-file-b F] [--token-b LABEL]   (B's, when not A's)\n"
             << "  the PIN comes from --pin-file or SIGNUM_REPLAY_PIN (traces never hold it)\n";
   std::exit(kExitUnusable);
 }
@@ -79,6 +85,13 @@ Options ParseArgs(int argc, char** argv) {
     };
     if (a == "--module") {
       o.module = value();
+    } else if (a == "--compare") {
+      o.module = value();
+      o.compare_module = value();
+    } else if (a == "--pin-file-b") {
+      o.compare_pin_file = value();
+    } else if (a == "--token-b") {
+      o.compare_token = value();
     } else if (a == "--pin-file") {
       o.pin_file = value();
     } else if (a == "--token") {
@@ -94,7 +107,7 @@ Options ParseArgs(int argc, char** argv) {
     }
   }
   if (o.trace.empty()) Usage("no trace given");
-  if (o.module.empty()) Usage("--module is required");
+  if (o.module.empty()) Usage("--module (or --compare A B) is required");
   return o;
 }
 
@@ -198,44 +211,64 @@ class Replayer {
         options_(std::move(options)),
         pin_(std::move(pin)) {}
 
-  int Run() {
+  // What became of each call: "" = matched the recording, otherwise why not. A trace that cannot
+  // be replayed stops the run (unusable set; verdicts hold the calls replayed before it).
+  struct Outcome {
+    std::vector<std::string> verdicts;
+    std::optional<std::string> unusable;
+  };
+
+  Outcome Collect() {
     Prepass();
-    size_t replayed = 0, matched = 0, diverged = 0;
-    std::optional<size_t> first;
-    std::string first_why;
-    for (size_t i = 0; i < calls_.size(); ++i) {
-      std::string why;
+    Outcome outcome;
+    for (const Call& call : calls_) {
       try {
-        why = ReplayOne(calls_[i]);
+        outcome.verdicts.push_back(ReplayOne(call));
       } catch (const Unusable& u) {
-        std::cout << "signum-replay: cannot replay " << Describe(calls_[i]) << ": " << u.message
-                  << "\nsummary: " << replayed << " calls replayed, " << matched << " matched, "
-                  << diverged << " diverged (stopped at line " << calls_[i].line << ")\n";
-        return kExitUnusable;
+        outcome.unusable = "cannot replay " + Describe(call) + ": " + u.message;
+        break;
       }
-      ++replayed;
-      if (why.empty()) {
+    }
+    return outcome;
+  }
+
+  int Run() {
+    const Outcome outcome = Collect();
+    size_t matched = 0, diverged = 0;
+    std::optional<size_t> first;
+    for (size_t i = 0; i < outcome.verdicts.size(); ++i) {
+      if (outcome.verdicts[i].empty()) {
         ++matched;
       } else {
         ++diverged;
-        if (!first) {
-          first = i;
-          first_why = why;
-        }
+        if (!first) first = i;
       }
+    }
+    const size_t replayed = outcome.verdicts.size();
+    if (outcome.unusable) {
+      std::cout << "signum-replay: " << *outcome.unusable << "\nsummary: " << replayed
+                << " calls replayed, " << matched << " matched, " << diverged
+                << " diverged (stopped at line " << calls_[replayed].line << ")\n";
+      return kExitUnusable;
     }
     if (first) {
       const Call& c = calls_[*first];
       std::cout << "first divergence: #" << c.j.value("seq", 0) << " " << c.fn() << " (trace line "
-                << c.line << "): " << first_why << "\n";
-      size_t from = *first >= 2 ? *first - 2 : 0;
-      size_t to = std::min(calls_.size(), *first + 3);
-      for (size_t k = from; k < to; ++k)
-        std::cout << (k == *first ? "  > " : "    ") << Describe(calls_[k]) << "\n";
+                << c.line << "): " << outcome.verdicts[*first] << "\n";
+      PrintContext(calls_, *first);
     }
     std::cout << "summary: " << replayed << " calls replayed, " << matched << " matched, "
               << diverged << " diverged\n";
     return first ? kExitDiverged : kExitMatched;
+  }
+
+  const std::vector<Call>& calls() const { return calls_; }
+
+  static void PrintContext(const std::vector<Call>& calls, size_t at) {
+    const size_t from = at >= 2 ? at - 2 : 0;
+    const size_t to = std::min(calls.size(), at + 3);
+    for (size_t k = from; k < to; ++k)
+      std::cout << (k == at ? "  > " : "    ") << Describe(calls[k]) << "\n";
   }
 
  private:
@@ -877,18 +910,80 @@ std::optional<std::string> ReadPin(const Options& o) {
   return std::nullopt;
 }
 
+std::shared_ptr<Pkcs11Module> LoadModule(const std::string& path) {
+  Result<std::shared_ptr<Pkcs11Module>> module = Pkcs11Module::Load(path);
+  if (!module.ok()) throw Unusable{path + ": " + module.status().message()};
+  return std::move(module).value();
+}
+
+// --compare A B: the same trace replayed against A, then B (one after the other: the trace's own
+// C_Finalize ends each run), and every call whose outcome differs between them. Exit 0 when A and
+// B behave the same (whether or not both match the recording), 1 at the first difference.
+int Compare(const Options& options, const std::vector<Call>& calls) {
+  Options a = options, b = options;
+  b.module = options.compare_module;
+  if (!options.compare_pin_file.empty()) b.pin_file = options.compare_pin_file;
+  if (options.compare_token) b.token = options.compare_token;
+  Replayer::Outcome outcomes[2];
+  const Options* sides[2] = {&a, &b};
+  for (int side = 0; side < 2; ++side) {
+    Replayer replayer(LoadModule(sides[side]->module), calls, *sides[side], ReadPin(*sides[side]));
+    outcomes[side] = replayer.Collect();
+    if (outcomes[side].unusable) {
+      std::cout << "signum-replay: " << (side == 0 ? "A" : "B") << " (" << sides[side]->module
+                << "): " << *outcomes[side].unusable << "\n";
+      return kExitUnusable;
+    }
+  }
+  auto verdict = [](const std::string& v) { return v.empty() ? std::string("matches") : v; };
+  size_t same = 0, only_a = 0, only_b = 0, both_differently = 0;
+  std::optional<size_t> first;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const std::string& va = outcomes[0].verdicts[i];
+    const std::string& vb = outcomes[1].verdicts[i];
+    if (va == vb) {
+      ++same;
+      continue;
+    }
+    if (!first) first = i;
+    if (va.empty()) {
+      ++only_b;
+    } else if (vb.empty()) {
+      ++only_a;
+    } else {
+      ++both_differently;
+    }
+  }
+  if (first) {
+    const Call& c = calls[*first];
+    std::cout << "first difference: #" << c.j.value("seq", 0) << " " << c.fn() << " (trace line "
+              << c.line << ")\n  A " << a.module << ": " << verdict(outcomes[0].verdicts[*first])
+              << "\n  B " << b.module << ": " << verdict(outcomes[1].verdicts[*first]) << "\n";
+    Replayer::PrintContext(calls, *first);
+  }
+  std::cout << "summary: " << calls.size() << " calls; " << same << " alike, " << only_b
+            << " diverge on B only, " << only_a << " on A only, " << both_differently
+            << " on both differently\n";
+  return first ? kExitDiverged : kExitMatched;
+}
+
 int Main(int argc, char** argv) {
   Options options = ParseArgs(argc, argv);
   try {
     json header;
     std::vector<Call> calls = LoadTrace(options.trace, header);
+    if (!options.compare_module.empty()) {
+      std::cout << "signum-replay: " << calls.size() << " calls from " << options.trace
+                << " (recorded against " << header.value("module", std::string("?"))
+                << "), A = " << options.module << ", B = " << options.compare_module << "\n";
+      return Compare(options, calls);
+    }
     std::optional<std::string> pin = ReadPin(options);
-    Result<std::shared_ptr<Pkcs11Module>> module = Pkcs11Module::Load(options.module);
-    if (!module.ok()) throw Unusable{options.module + ": " + module.status().message()};
+    std::shared_ptr<Pkcs11Module> module = LoadModule(options.module);
     std::cout << "signum-replay: " << calls.size() << " calls from " << options.trace
               << " (recorded against " << header.value("module", std::string("?")) << ") on "
               << options.module << "\n";
-    Replayer replayer(std::move(module).value(), std::move(calls), options, std::move(pin));
+    Replayer replayer(std::move(module), std::move(calls), options, std::move(pin));
     return replayer.Run();
   } catch (const Unusable& u) {
     std::cerr << "signum-replay: " << u.message << "\n";

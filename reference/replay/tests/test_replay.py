@@ -199,3 +199,32 @@ def test_unknown_version_is_refused(setup):
                              "--pin-file", str(s["pin_file"])], env=s["env"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2, summary(result)
+
+
+def defect_shim() -> str:
+    return built("SIGNUM_DEFECT_SHIM", "conformance/pkcs11/shim/libsignum-defect-shim-v2.so")
+
+
+def compare(trace_file: Path, env: dict[str, str], b: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([replay_tool(), str(trace_file), "--compare", SOFTHSM2, b, *args],
+                          env=env, capture_output=True, text=True, errors="replace", timeout=120)
+
+
+def test_compare_names_the_call_where_a_defective_module_differs(setup):
+    """--compare A B: SoftHSM2 against the defect shim in front of the same token. Without a defect
+    the two behave alike (0); with the shim's DER-ECDSA defect (F1) B differs at C_Sign (1)."""
+    s = setup
+    trace_file = sign_traces(s)["ecdsa"]
+    alike = dict(s["env"], SIGNUM_SHIM_TARGET=SOFTHSM2, SIGNUM_SHIM_DEFECT="none")
+    result = compare(trace_file, alike, defect_shim(), "--pin-file", str(s["pin_file"]))
+    assert result.returncode == 0, summary(result)
+    assert "0 diverge on B only" in result.stdout, summary(result)
+
+    der = dict(s["env"], SIGNUM_SHIM_TARGET=SOFTHSM2, SIGNUM_SHIM_DEFECT="ecdsa-der-signature")
+    result = compare(trace_file, der, defect_shim(), "--pin-file", str(s["pin_file"]))
+    assert result.returncode == 1, summary(result)
+    first = result.stdout.split("first difference:", 1)[1].splitlines()
+    assert " C_Sign " in first[0], summary(result)
+    assert first[1].strip().startswith("A ") and first[1].endswith(": matches"), summary(result)
+    assert first[2].strip().startswith("B ") and "matches" not in first[2], summary(result)
+    assert "diverge on B only" in result.stdout and "0 on A only" in result.stdout, summary(result)
