@@ -147,3 +147,42 @@ def iter_values(obj: Any) -> Iterator[Any]:
             yield from iter_values(v)
     else:
         yield obj
+
+
+# --- The human-readable rendering ------------------------------------------------------------
+# What SIGNUM_PKCS11_TRACE prints for people, derived from the structured record: one line per
+# call, "[pid/thread +ms] C_Fn(arg=value, ...) = CKR_X -> out=value, ...". Long byte strings are
+# cut to their first 32 bytes and their length; redacted values show only their length.
+
+_HEX_SHOWN = 64  # hex digits
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, dict):
+        if value.get("redacted") is True:
+            return f"<redacted, {value.get('length', '?')} bytes>"
+        if "name" in value and isinstance(value["name"], str):
+            rest = {k: v for k, v in value.items() if k != "name"}
+            return value["name"] + (_render_value(rest) if rest else "")
+        return "{" + ", ".join(f"{k}={_render_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_render_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        is_hex = len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value)
+        if is_hex and len(value) > _HEX_SHOWN:
+            return f"{value[:_HEX_SHOWN]}…({len(value) // 2} bytes)"
+        return value if is_hex else json.dumps(value)
+    return json.dumps(value)
+
+
+def render(t: Trace) -> Iterator[str]:
+    """The trace as text for people, one line per call (after a line naming the module)."""
+    yield f"# {t.header.get('kind')} v{t.header.get('v')}: {t.module} (pid {t.header.get('pid')})"
+    start = t.calls[0].t_start if t.calls else 0
+    for c in t.calls:
+        args = ", ".join(f"{k}={_render_value(v)}" for k, v in c.args.items())
+        line = (f"[{c.pid if c.pid is not None else t.header.get('pid')}/{c.thread} "
+                f"+{(c.t_start - start) / 1e6:.3f}ms] #{c.seq} {c.fn}({args}) = {c.rv_name}")
+        if c.out:
+            line += " -> " + ", ".join(f"{k}={_render_value(v)}" for k, v in c.out.items())
+        yield line

@@ -124,6 +124,20 @@ def test_pkcs11_tool_sign_session_is_recorded(token):
                             capture_output=True, text=True)
     assert verify.returncode != 0
 
+    # The rendering for people (python3 -m interop.record render): one line per call, the login's
+    # PIN only as its length, the signature shown cut to its first bytes and its length.
+    rendered = subprocess.run([sys.executable, "-m", "interop.record", "render", str(trace_file)],
+                              capture_output=True, text=True, cwd=REPO)
+    assert rendered.returncode == 0, rendered.stderr
+    lines = rendered.stdout.splitlines()
+    assert lines[0].startswith("# signum-pkcs11-trace v1: " + SOFTHSM2)
+    assert len(lines) == 1 + len(t.calls)
+    login_line = next(line for line in lines if " C_Login(" in line)
+    assert f"<redacted, {len(PIN)} bytes>" in login_line and "= CKR_OK" in login_line
+    sign_line = next(line for line in lines if " C_Sign(" in line and "pSignature=" in line)
+    assert f"pSignature={signature.hex()[:64]}…(256 bytes)" in sign_line, sign_line
+    assert PIN not in rendered.stdout
+
 
 def test_mechanisms_random_and_attributes_are_recorded(token):
     trace_file = token["dir"] / "trace.jsonl"
@@ -161,6 +175,11 @@ def test_reader_refuses_an_unknown_version(tmp_path):
                   + "\n")
     with pytest.raises(trace.TraceError, match=r"version 2 is not supported.*supported: 1"):
         trace.load(v2)
+    # The renderer refuses it too, with the reader's reason and exit 2.
+    rendered = subprocess.run([sys.executable, "-m", "interop.record", "render", str(v2)],
+                              capture_output=True, text=True, cwd=REPO)
+    assert rendered.returncode == 2 and "version 2 is not supported" in rendered.stderr
+    assert rendered.stdout == ""
 
     header = json.dumps({"v": 1, "kind": "signum-pkcs11-trace", "module": "x", "pid": 1})
     call = {"v": 1, "seq": 1, "fn": "C_Initialize", "thread": 1, "t_start": 1, "t_end": 2,
