@@ -1,16 +1,14 @@
 #include "openssl_check.h"
 
-#include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include <memory>
 
-#include "signum/core/crypto.h"  // EvpMd
+#include "signum/core/crypto.h"  // Digest, EvpMd
 
 namespace signum::conformance::ctk {
 namespace {
@@ -20,7 +18,6 @@ struct Free {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
   void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
   void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
 };
 template <typename T>
 using Owned = std::unique_ptr<T, Free>;
@@ -43,17 +40,6 @@ Owned<X509> ParseX509(ByteView der) {
 
 }  // namespace
 
-std::optional<Bytes> PemToDer(const std::string& pem) {
-  Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Owned<X509> x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!x509) return std::nullopt;
-  const int length = i2d_X509(x509.get(), nullptr);
-  Bytes der(static_cast<size_t>(length));
-  unsigned char* p = der.data();
-  i2d_X509(x509.get(), &p);
-  return der;
-}
-
 std::optional<CertificateFacts> ReadCertificate(ByteView der, std::string* error) {
   Owned<X509> x509 = ParseX509(der);
   if (!x509) {
@@ -62,7 +48,7 @@ std::optional<CertificateFacts> ReadCertificate(ByteView der, std::string* error
   }
   CertificateFacts facts;
   facts.der.assign(der.begin(), der.end());
-  facts.sha1 = OpenSslDigest(HashAlgorithm::kSha1, der);
+  facts.sha1 = Digest(HashAlgorithm::kSha1, der);
   EVP_PKEY* key = X509_get0_pubkey(x509.get());
   if (key == nullptr) {
     *error = OpenSslError("X509_get0_pubkey");
@@ -80,14 +66,6 @@ std::optional<CertificateFacts> ReadCertificate(ByteView der, std::string* error
   unsigned char* p = facts.public_key_data.data();
   i2d_PublicKey(key, &p);
   return facts;
-}
-
-Bytes OpenSslDigest(HashAlgorithm hash, ByteView data) {
-  Bytes out(EVP_MAX_MD_SIZE);
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &length, EvpMd(hash), nullptr);
-  out.resize(length);
-  return out;
 }
 
 std::string VerifySignature(ByteView certificate_der, SignatureScheme scheme, HashAlgorithm hash,

@@ -21,9 +21,6 @@ struct CertificateFacts {
 
 // nullopt (with the reason in *error) when OpenSSL cannot read the DER certificate.
 std::optional<CertificateFacts> ReadCertificate(ByteView der, std::string* error);
-std::optional<Bytes> PemToDer(const std::string& pem);
-
-Bytes OpenSslDigest(HashAlgorithm hash, ByteView data);
 
 // Empty when `signature` verifies with the certificate's key over `digest` (EVP_PKEY_verify):
 // PKCS#1 v1.5 with `hash`; PSS with MGF1(`hash`) and a salt of exactly the hash's length; ECDSA

@@ -25,7 +25,9 @@
 #include "../common/suite.h"
 #include "signum/agent/agent_client.h"
 #include "signum/agent/fake_agent.h"
+#include "signum/core/crypto.h"
 #include "signum/core/encoding.h"
+#include "signum/core/x509.h"
 #include "signum/ctk/key_algorithms.h"
 #include "signum/ctk/token.h"
 #include "signum/testing/temp_dir.h"
@@ -152,7 +154,7 @@ void Driver::Items() {
                    key.label + ": publicKeyData is not the certificate's public key");
     report_.Expect(
         attributes,
-        item->public_key_hash == OpenSslDigest(HashAlgorithm::kSha1, key.facts.public_key_data),
+        item->public_key_hash == Digest(HashAlgorithm::kSha1, key.facts.public_key_data),
         key.label + ": the public key hash (kSecAttrApplicationLabel) is not its SHA-1");
     report_.Expect(attributes,
                    item->can_sign && !item->can_decrypt && !item->can_perform_key_exchange &&
@@ -212,19 +214,19 @@ void Driver::Sign() {
       switch (info.input) {
         case AlgorithmInput::kMessage: {
           const HashAlgorithm hash = *info.hash_algorithm();
-          SignAndJudge(key, info, "sign.message", message, hash, OpenSslDigest(hash, message));
+          SignAndJudge(key, info, "sign.message", message, hash, Digest(hash, message));
           break;
         }
         case AlgorithmInput::kDigest: {
           const HashAlgorithm hash = *info.hash_algorithm();
-          const Bytes digest = OpenSslDigest(hash, message);
+          const Bytes digest = Digest(hash, message);
           SignAndJudge(key, info, "sign.digest", digest, hash, digest);
           break;
         }
         case AlgorithmInput::kDigestInfo:
           for (const SchemeAndHash& pair : key.offered.Pairs()) {
             if (pair.scheme != SignatureScheme::kRsaPkcs1) continue;
-            const Bytes digest = OpenSslDigest(pair.hash, message);
+            const Bytes digest = Digest(pair.hash, message);
             SignAndJudge(key, info, "sign.digest_info", BuildDigestInfo(pair.hash, digest).value(),
                          pair.hash, digest);
           }
@@ -235,7 +237,7 @@ void Driver::Sign() {
           // bytes for P-384): OpenSSL applies X9.62's rules to the same bytes.
           for (const SchemeAndHash& pair : key.offered.Pairs()) {
             if (pair.scheme != SignatureScheme::kEcdsa) continue;
-            const Bytes digest = OpenSslDigest(pair.hash, message);
+            const Bytes digest = Digest(pair.hash, message);
             SignAndJudge(key, info, "sign.any_length_digest", digest, pair.hash, digest);
           }
           {
@@ -323,7 +325,7 @@ void Driver::Concurrent() {
         }
         const HashAlgorithm hash = *info.hash_algorithm();
         const std::string verdict = VerifySignature(key.facts.der, *info.signature_scheme(), hash,
-                                                    OpenSslDigest(hash, data), *outcome.value);
+                                                    Digest(hash, data), *outcome.value);
         report_.Expect("sessions.concurrent", verdict.empty(),
                        Describe(key, info) + ": " + verdict);
       }
@@ -410,13 +412,13 @@ std::optional<std::vector<KeyUnderTest>> KeysFromAgent(const agent::AgentEndpoin
     KeyUnderTest key;
     key.label = entry.label;
     auto id = HexDecode(entry.id);
-    auto der = PemToDer(entry.certificate_pem);
-    if (!id.ok() || !der) {
+    auto certificate = Certificate::FromPem(entry.certificate_pem);
+    if (!id.ok() || !certificate.ok()) {
       *error = "agent entry '" + entry.label + "' has an unreadable id or certificate";
       return std::nullopt;
     }
     key.object_id = *id;
-    auto facts = ReadCertificate(*der, error);
+    auto facts = ReadCertificate(certificate->Der(), error);
     if (!facts) return std::nullopt;
     key.facts = *facts;
     const SignatureCapabilities fitting = SignatureCapabilities::AllFor(key.facts.type);

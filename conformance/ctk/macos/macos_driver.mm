@@ -31,6 +31,7 @@
 #include "../common/suite.h"
 #include "ctk_bridge.h"
 #include "signum/agent/agent_client.h"
+#include "signum/core/crypto.h"  // Digest
 #include "signum/core/encoding.h"
 #include "signum/ctk/key_algorithms.h"
 
@@ -164,7 +165,7 @@ void KeyAttributes(Report& report, const Identity& identity) {
   report.Expect(
       "items.key_attributes",
       label != nil && BytesOf((__bridge CFDataRef)label) ==
-                          OpenSslDigest(HashAlgorithm::kSha1, identity.facts.public_key_data),
+                          Digest(HashAlgorithm::kSha1, identity.facts.public_key_data),
       identity.label + ": kSecAttrApplicationLabel is not the public key's SHA-1");
 }
 
@@ -238,12 +239,12 @@ void RunChecks(Report& report, const std::vector<Identity>& identities) {
         case AlgorithmInput::kMessage: {
           const HashAlgorithm hash = *info.hash_algorithm();
           Judge(report, identity, info, "sign.message", message, hash,
-                OpenSslDigest(hash, message));
+                Digest(hash, message));
           break;
         }
         case AlgorithmInput::kDigest: {
           const HashAlgorithm hash = *info.hash_algorithm();
-          const Bytes digest = OpenSslDigest(hash, message);
+          const Bytes digest = Digest(hash, message);
           Judge(report, identity, info, "sign.digest", digest, hash, digest);
           for (size_t wrong : {digest.size() - 1, digest.size() + 1}) {
             std::string error;
@@ -257,7 +258,7 @@ void RunChecks(Report& report, const std::vector<Identity>& identities) {
         case AlgorithmInput::kDigestInfo:
           for (const SchemeAndHash& pair : identity.offered.Pairs()) {
             if (pair.scheme != SignatureScheme::kRsaPkcs1) continue;
-            const Bytes digest = OpenSslDigest(pair.hash, message);
+            const Bytes digest = Digest(pair.hash, message);
             Judge(report, identity, info, "sign.digest_info",
                   BuildDigestInfo(pair.hash, digest).value(), pair.hash, digest);
           }
@@ -265,7 +266,7 @@ void RunChecks(Report& report, const std::vector<Identity>& identities) {
         case AlgorithmInput::kAnyLengthDigest:
           for (const SchemeAndHash& pair : identity.offered.Pairs()) {
             if (pair.scheme != SignatureScheme::kEcdsa) continue;
-            const Bytes digest = OpenSslDigest(pair.hash, message);
+            const Bytes digest = Digest(pair.hash, message);
             Judge(report, identity, info, "sign.any_length_digest", digest, pair.hash, digest);
           }
           break;
@@ -299,7 +300,7 @@ void Concurrent(Report& report_in, const std::vector<Identity>& identities_in) {
       }
       const std::string verdict = VerifySignature(
           identity.facts.der, *FindKeyAlgorithm(algorithm)->signature_scheme(),
-          HashAlgorithm::kSha256, OpenSslDigest(HashAlgorithm::kSha256, data), *signature);
+          HashAlgorithm::kSha256, Digest(HashAlgorithm::kSha256, data), *signature);
       report.Expect("sessions.concurrent", verdict.empty(), identity.label + ": " + verdict);
     }
   });
