@@ -733,49 +733,23 @@ class Replayer {
     std::optional<HashAlgorithm> hash;  // hashed by the mechanism; nullopt: data is the digest
   };
 
+  // The signing mechanisms core's hash table names (HashInfo ckm_rsa_pkcs / ckm_rsa_pss /
+  // ckm_ecdsa), plus the three that sign what they are given.
   static std::optional<Scheme> SchemeFor(CK_MECHANISM_TYPE m) {
-    using H = HashAlgorithm;
-    using S = SignatureScheme;
     switch (m) {
       case CKM_RSA_PKCS:
-        return Scheme{S::kRsaPkcs1, std::nullopt};
-      case CKM_SHA1_RSA_PKCS:
-        return Scheme{S::kRsaPkcs1, H::kSha1};
-      case CKM_SHA224_RSA_PKCS:
-        return Scheme{S::kRsaPkcs1, H::kSha224};
-      case CKM_SHA256_RSA_PKCS:
-        return Scheme{S::kRsaPkcs1, H::kSha256};
-      case CKM_SHA384_RSA_PKCS:
-        return Scheme{S::kRsaPkcs1, H::kSha384};
-      case CKM_SHA512_RSA_PKCS:
-        return Scheme{S::kRsaPkcs1, H::kSha512};
+        return Scheme{SignatureScheme::kRsaPkcs1, std::nullopt};
       case CKM_RSA_PKCS_PSS:
-        return Scheme{S::kRsaPss, std::nullopt};
-      case CKM_SHA1_RSA_PKCS_PSS:
-        return Scheme{S::kRsaPss, H::kSha1};
-      case CKM_SHA224_RSA_PKCS_PSS:
-        return Scheme{S::kRsaPss, H::kSha224};
-      case CKM_SHA256_RSA_PKCS_PSS:
-        return Scheme{S::kRsaPss, H::kSha256};
-      case CKM_SHA384_RSA_PKCS_PSS:
-        return Scheme{S::kRsaPss, H::kSha384};
-      case CKM_SHA512_RSA_PKCS_PSS:
-        return Scheme{S::kRsaPss, H::kSha512};
+        return Scheme{SignatureScheme::kRsaPss, std::nullopt};
       case CKM_ECDSA:
-        return Scheme{S::kEcdsa, std::nullopt};
-      case CKM_ECDSA_SHA1:
-        return Scheme{S::kEcdsa, H::kSha1};
-      case CKM_ECDSA_SHA224:
-        return Scheme{S::kEcdsa, H::kSha224};
-      case CKM_ECDSA_SHA256:
-        return Scheme{S::kEcdsa, H::kSha256};
-      case CKM_ECDSA_SHA384:
-        return Scheme{S::kEcdsa, H::kSha384};
-      case CKM_ECDSA_SHA512:
-        return Scheme{S::kEcdsa, H::kSha512};
-      default:
-        return std::nullopt;
+        return Scheme{SignatureScheme::kEcdsa, std::nullopt};
     }
+    for (const HashInfo& h : AllHashes()) {
+      if (m == h.ckm_rsa_pkcs) return Scheme{SignatureScheme::kRsaPkcs1, h.algorithm};
+      if (m == h.ckm_rsa_pss) return Scheme{SignatureScheme::kRsaPss, h.algorithm};
+      if (m == h.ckm_ecdsa) return Scheme{SignatureScheme::kEcdsa, h.algorithm};
+    }
+    return std::nullopt;
   }
 
   Result<Bytes> Attribute(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
