@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -836,11 +837,15 @@ class Replayer {
       digest = data;
     }
     if (scheme->scheme == SignatureScheme::kRsaPss) {
-      const json& pss = s.mechanism_json.value("pss", json());
-      if (pss.is_object()) {
+      // The CK_RSA_PKCS_PSS_PARAMS C_SignInit was given: the recorded parameter bytes (the "pss"
+      // object beside them is for people, with hashAlg as a name).
+      const Bytes param = Hex(s.mechanism_json.value("parameter", json()));
+      if (param.size() == sizeof(CK_RSA_PKCS_PSS_PARAMS)) {
+        CK_RSA_PKCS_PSS_PARAMS pss;
+        std::memcpy(&pss, param.data(), sizeof pss);
         if (!scheme->hash)
-          if (auto h = HashForMechanism(pss.value("hashAlg", 0UL))) hash = *h;
-        salt = pss.value("sLen", 0UL);
+          if (auto h = HashForMechanism(pss.hashAlg)) hash = *h;
+        salt = pss.sLen;
       }
       if (!scheme->hash && digest.size() != GetHashInfo(hash).digest_size)
         return "CKM_RSA_PKCS_PSS input is not a " + std::string(HashName(hash)) + " digest";

@@ -109,6 +109,10 @@ def sign_traces(s) -> dict[str, Path]:
                                     "--id", "01", "--input-file", str(s["big"])),
         "ecdsa": record(s, "ecdsa", "--sign", "-m", "ECDSA", "--id", "02",
                         "--input-file", str(s["digest"])),
+        # Raw PSS over a digest: the hash and salt come from CK_RSA_PKCS_PSS_PARAMS alone.
+        "rsa-pss-raw": record(s, "rsa-pss-raw", "--sign", "-m", "RSA-PKCS-PSS", "--hash-algorithm",
+                              "SHA256", "--mgf", "MGF1-SHA256", "--id", "01",
+                              "--input-file", str(s["digest"])),
     }
 
 
