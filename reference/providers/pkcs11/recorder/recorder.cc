@@ -28,6 +28,7 @@
 #include <string>
 
 #include "functions.h"
+#include "signum/core/algorithms.h"
 #include "signum/core/pkcs11_module.h"
 
 namespace signum::pkcs11::recorder {
@@ -273,6 +274,13 @@ void In_INIT_ARGS(Call& c, const char* n, CK_VOID_PTR v) {
   c.args()[n] = {{"flags", a->flags}, {"mutex_callbacks", a->CreateMutex != nullptr}};
 }
 void Out_INIT_ARGS(Call&, CK_RV, const char*, CK_VOID_PTR) {}
+// CKM_RSA_PKCS_PSS and the hashed PSS mechanisms of core's hash table.
+bool IsPssMechanism(CK_MECHANISM_TYPE m) {
+  if (m == CKM_RSA_PKCS_PSS) return true;
+  for (const HashInfo& h : AllHashes())
+    if (m == h.ckm_rsa_pss) return true;
+  return false;
+}
 void In_MECHANISM(Call& c, const char* n, CK_MECHANISM_PTR v) {
   if (v == nullptr) {
     c.args()[n] = nullptr;
@@ -282,22 +290,11 @@ void In_MECHANISM(Call& c, const char* n, CK_MECHANISM_PTR v) {
             {"parameter", v->pParameter != nullptr ? json(Hex(v->pParameter, v->ulParameterLen))
                                                    : json(nullptr)},
             {"parameter_length", v->ulParameterLen}};
-  if (v->pParameter != nullptr && v->ulParameterLen == sizeof(CK_RSA_PKCS_PSS_PARAMS)) {
-    switch (v->mechanism) {
-      case CKM_RSA_PKCS_PSS:
-      case CKM_SHA1_RSA_PKCS_PSS:
-      case CKM_SHA224_RSA_PKCS_PSS:
-      case CKM_SHA256_RSA_PKCS_PSS:
-      case CKM_SHA384_RSA_PKCS_PSS:
-      case CKM_SHA512_RSA_PKCS_PSS: {
-        CK_RSA_PKCS_PSS_PARAMS pss;
-        std::memcpy(&pss, v->pParameter, sizeof pss);
-        m["pss"] = {{"hashAlg", MechanismName(pss.hashAlg)}, {"mgf", pss.mgf}, {"sLen", pss.sLen}};
-        break;
-      }
-      default:
-        break;
-    }
+  if (v->pParameter != nullptr && v->ulParameterLen == sizeof(CK_RSA_PKCS_PSS_PARAMS) &&
+      IsPssMechanism(v->mechanism)) {
+    CK_RSA_PKCS_PSS_PARAMS pss;
+    std::memcpy(&pss, v->pParameter, sizeof pss);
+    m["pss"] = {{"hashAlg", MechanismName(pss.hashAlg)}, {"mgf", pss.mgf}, {"sLen", pss.sLen}};
   }
   c.args()[n] = std::move(m);
 }
