@@ -3,7 +3,8 @@
 //   - the exported extern "C" shims (exports.cc),
 //   - CK_FUNCTION_LIST (2.40) and CK_FUNCTION_LIST_3_0 for C_GetFunctionList / C_GetInterface,
 //   - the bridge declarations, and stubs for the functions Signum does not offer (bridge.h/.cc),
-//   - the call trace: every argument printed by its kind (trace.h).
+//   - the call traces: every argument recorded by its kind, as text (trace.h) and as trace format
+//     v1 (../record/trace_v1.h, shared with the recorder).
 // The linker version script exports C_* and nothing else; tests check the .so against this list.
 //
 // SIGNUM_PKCS11_FUNCTIONS(X) calls X(Name, Since, Support, Args) per function, in the order of
@@ -12,7 +13,8 @@
 //   Since    V2: in CK_FUNCTION_LIST (2.40) and CK_FUNCTION_LIST_3_0; V3: 3.0 only
 //   Support  IMPL: bridge.cc implements it; STUB: CKR_FUNCTION_NOT_SUPPORTED once initialised
 //   Args     a Boost.Preprocessor sequence of (KIND, type, name [, type, name ...]) tuples; KIND
-//            says how the trace prints the argument(s) (trace.h has one In_/Out_ pair per KIND):
+//            says how the traces record the argument(s) (trace.h and trace_v1.h have one In_/Out_
+//            pair per KIND):
 //              HANDLE  session/object handle (hex)        SLOT   slot ID        ULONG  a count
 //              FLAGS   CK_FLAGS (hex)                      USER   CK_USER_TYPE   BOOL   CK_BBOOL
 //              PTR     opaque pointer                      INIT_ARGS CK_C_INITIALIZE_ARGS
@@ -237,18 +239,20 @@
 #define SIGNUM_P11_ARG_5(k, t1, n1, t2, n2) n1, n2
 #define SIGNUM_P11_ARG_7(k, t1, n1, t2, n2, t3, n3) n1, n2, n3
 
-// Trace statements: trace::In_KIND(record, "name", name, ...); and the Out_ twin, which also gets
-// the return value (outputs are only meaningful for some return values).
+// Trace statements: In_KIND(record, "name", name, ...); and the Out_ twin, which also gets the
+// return value (outputs are only meaningful for some return values). Unqualified on purpose: the
+// record's type picks the trace (trace::Record -> trace.h, trace_v1::Call -> trace_v1.h) by
+// argument-dependent lookup, so one expansion drives both.
 #define SIGNUM_P11_TRACE_IN(record, Args) BOOST_PP_SEQ_FOR_EACH(SIGNUM_P11_TRACE_IN_, record, Args)
-#define SIGNUM_P11_TRACE_IN_(r, record, elem)                               \
-  ::signum::pkcs11::trace::BOOST_PP_CAT(In_, BOOST_PP_TUPLE_ELEM(0, elem))( \
-      record, BOOST_PP_CAT(SIGNUM_P11_NAMED_, BOOST_PP_TUPLE_SIZE(elem)) elem);
+#define SIGNUM_P11_TRACE_IN_(r, record, elem)    \
+  BOOST_PP_CAT(In_, BOOST_PP_TUPLE_ELEM(0, elem)) \
+  (record, BOOST_PP_CAT(SIGNUM_P11_NAMED_, BOOST_PP_TUPLE_SIZE(elem)) elem);
 #define SIGNUM_P11_TRACE_OUT(record, rv, Args) \
   BOOST_PP_SEQ_FOR_EACH(SIGNUM_P11_TRACE_OUT_, (record, rv), Args)
-#define SIGNUM_P11_TRACE_OUT_(r, record_rv, elem)                            \
-  ::signum::pkcs11::trace::BOOST_PP_CAT(Out_, BOOST_PP_TUPLE_ELEM(0, elem))( \
-      BOOST_PP_TUPLE_ELEM(0, record_rv), BOOST_PP_TUPLE_ELEM(1, record_rv),  \
-      BOOST_PP_CAT(SIGNUM_P11_NAMED_, BOOST_PP_TUPLE_SIZE(elem)) elem);
+#define SIGNUM_P11_TRACE_OUT_(r, record_rv, elem)                          \
+  BOOST_PP_CAT(Out_, BOOST_PP_TUPLE_ELEM(0, elem))                          \
+  (BOOST_PP_TUPLE_ELEM(0, record_rv), BOOST_PP_TUPLE_ELEM(1, record_rv),   \
+   BOOST_PP_CAT(SIGNUM_P11_NAMED_, BOOST_PP_TUPLE_SIZE(elem)) elem);
 #define SIGNUM_P11_NAMED_3(k, t1, n1) #n1, n1
 #define SIGNUM_P11_NAMED_5(k, t1, n1, t2, n2) #n1, n1, #n2, n2
 #define SIGNUM_P11_NAMED_7(k, t1, n1, t2, n2, t3, n3) #n1, n1, #n2, n2, #n3, n3
