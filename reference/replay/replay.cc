@@ -1,7 +1,10 @@
 // signum-replay: replays a PKCS#11 trace (format v1, docs/trace-format.md) against a module and
 // compares every return value and output with the recording (issue 14).
 //
-//   signum-replay TRACE --module PATH [--pin-file F] [--token LABEL]
+//   signum-replay TRACE --module PATH [--pin-file F] [--token LABEL] [--cross-module]
+//
+// --cross-module: the trace was recorded against another module or token (other keys, other
+// CKA_IDs); what the caller depended on is compared (cross_module.h), the rest only noted.
 //
 // Exit status: 0 every call matched, 1 a divergence (the first one is reported with the calls
 // around it), 2 the trace or the module could not be used.
@@ -31,11 +34,15 @@
 #include "signum/core/pkcs11.h"
 #include "signum/core/pkcs11_module.h"
 #include "signum/core/x509.h"
+#include "cross_module.h"
 
 namespace signum {
 namespace {
 
 using json = nlohmann::json;
+using replay::AcrossModules;
+using replay::kTokenFlagsCallersFollow;
+using replay::RuleFor;
 
 constexpr int kExitMatched = 0;
 constexpr int kExitDiverged = 1;
@@ -61,6 +68,10 @@ struct Options {
   std::string module;
   std::string pin_file;
   std::optional<std::string> token;
+  // Recorded against another module or token: objects by class and label, key material by form,
+  // the module's self-description only noted (cross_module.h).
+  bool cross_module = false;
+  bool show_notes = false;
   // --compare A B: the trace against two modules, reporting where they behave differently.
   std::string compare_module;  // B (A is `module`)
   std::string compare_pin_file;
@@ -70,9 +81,13 @@ struct Options {
 [[noreturn]] void Usage(const std::string& why) {
   std::cerr << "signum-replay: " << why << "\n"
             << "usage: signum-replay TRACE --module PATH [--pin-file F] [--token LABEL]\n"
+            << "                     [--cross-module [--notes]]\n"
             << "       signum-replay TRACE --compare A B [--pin-file F] [--token LABEL]\n"
             << "                     [--pin-file-b F] [--token-b LABEL]   (B's, when not A's)\n"
-            << "  the PIN comes from --pin-file or SIGNUM_REPLAY_PIN (traces never hold it)\n";
+            << "  the PIN comes from --pin-file or SIGNUM_REPLAY_PIN (traces never hold it)\n"
+            << "  --cross-module: recorded against another module or token (other keys and\n"
+            << "    CKA_IDs): objects match by class and label, key material by size, and the\n"
+            << "    module's own description is only noted (--notes lists the notes)\n";
   std::exit(kExitUnusable);
 }
 
@@ -97,6 +112,10 @@ Options ParseArgs(int argc, char** argv) {
       o.pin_file = value();
     } else if (a == "--token") {
       o.token = value();
+    } else if (a == "--cross-module") {
+      o.cross_module = true;
+    } else if (a == "--notes") {
+      o.show_notes = true;
     } else if (a == "-h" || a == "--help") {
       Usage("replays a PKCS#11 trace (docs/trace-format.md)");
     } else if (!a.empty() && a[0] == '-') {
@@ -223,6 +242,7 @@ class Replayer {
     Prepass();
     Outcome outcome;
     for (const Call& call : calls_) {
+      current_ = outcome.verdicts.size();
       try {
         outcome.verdicts.push_back(ReplayOne(call));
       } catch (const Unusable& u) {
@@ -258,9 +278,25 @@ class Replayer {
                 << c.line << "): " << outcome.verdicts[*first] << "\n";
       PrintContext(calls_, *first);
     }
+    PrintNotes();
     std::cout << "summary: " << replayed << " calls replayed, " << matched << " matched, "
-              << diverged << " diverged\n";
+              << diverged << " diverged";
+    if (options_.cross_module) std::cout << ", " << notes_.size() << " notes";
+    std::cout << "\n";
     return first ? kExitDiverged : kExitMatched;
+  }
+
+  // Differences --cross-module found but the caller did not depend on.
+  void PrintNotes() const {
+    if (notes_.empty()) return;
+    const size_t shown = options_.show_notes ? notes_.size() : std::min<size_t>(notes_.size(), 3);
+    for (size_t k = 0; k < shown; ++k) {
+      const Call& c = calls_[notes_[k].first];
+      std::cout << "note: #" << c.j.value("seq", 0) << " " << c.fn() << ": " << notes_[k].second
+                << "\n";
+    }
+    if (shown < notes_.size())
+      std::cout << "note: ... " << notes_.size() - shown << " more (--notes lists them)\n";
   }
 
   const std::vector<Call>& calls() const { return calls_; }
@@ -296,6 +332,8 @@ class Replayer {
           Identity& known = identities_[h.get<CK_OBJECT_HANDLE>()];
           for (auto& [t, v] : id) known[t] = v;
         }
+      } else if (fn == "C_SignInit" || fn == "C_VerifyInit") {
+        operated_on_.insert(c.args().at("hKey").get<CK_OBJECT_HANDLE>());
       } else if (fn == "C_GetAttributeValue" && c.out().contains("pTemplate")) {
         Identity& known = identities_[c.args().at("hObject").get<CK_OBJECT_HANDLE>()];
         for (const json& a : c.out()["pTemplate"])
@@ -352,8 +390,51 @@ class Replayer {
     return id;
   }
 
-  // Finds the live object with the recorded object's identifying attributes.
-  std::optional<CK_OBJECT_HANDLE> FindByIdentity(CK_SESSION_HANDLE session, const Identity& id) {
+  // The attributes a recorded object is matched by: all of its identity, except that across
+  // modules CKA_ID (each module's own) gives way to the label when there is one.
+  Identity MatchingIdentity(Identity id) const {
+    if (options_.cross_module && id.count(CKA_LABEL)) id.erase(CKA_ID);
+    return id;
+  }
+
+  // Across modules: the live CKA_ID of the objects the recording knew under `recorded` (hex),
+  // found through the label the trace shows beside it. Unchanged when the trace shows no label.
+  std::string LiveId(CK_SESSION_HANDLE session, const std::string& recorded) {
+    if (auto it = id_map_.find(recorded); it != id_map_.end()) return it->second;
+    for (auto& [handle, id] : identities_) {
+      (void)handle;
+      auto rid = id.find(CKA_ID);
+      if (rid == id.end() || rid->second != recorded || !id.count(CKA_LABEL)) continue;
+      Identity by_label = MatchingIdentity(id);
+      std::optional<CK_OBJECT_HANDLE> live = FindByIdentity(session, by_label);
+      if (!live) continue;
+      Identity live_id = LiveIdentity(session, *live, {{CKA_ID, ""}});
+      if (!live_id.count(CKA_ID)) continue;
+      id_map_[recorded] = live_id[CKA_ID];
+      if (live_id[CKA_ID] != recorded)
+        Note("CKA_ID " + recorded + " is " + live_id[CKA_ID] + " here (matched by label)");
+      return live_id[CKA_ID];
+    }
+    return recorded;
+  }
+
+  void Note(std::string text) { notes_.emplace_back(current_, std::move(text)); }
+
+  // Finds the live object with the recorded object's identifying attributes. The search runs in
+  // a session of its own on the caller's slot: the caller may be in the middle of a search of its
+  // own (reading attributes between C_FindObjects calls), where C_FindObjectsInit would fail.
+  std::optional<CK_OBJECT_HANDLE> FindByIdentity(CK_SESSION_HANDLE caller, const Identity& id) {
+    CK_SESSION_INFO info{};
+    CK_SESSION_HANDLE own = CK_INVALID_HANDLE;
+    if (fn_->C_GetSessionInfo(caller, &info) != CKR_OK ||
+        fn_->C_OpenSession(info.slotID, CKF_SERIAL_SESSION, nullptr, nullptr, &own) != CKR_OK)
+      return SearchByIdentity(caller, id);
+    std::optional<CK_OBJECT_HANDLE> found = SearchByIdentity(own, id);
+    fn_->C_CloseSession(own);
+    return found;
+  }
+
+  std::optional<CK_OBJECT_HANDLE> SearchByIdentity(CK_SESSION_HANDLE session, const Identity& id) {
     std::vector<Bytes> values;
     std::vector<CK_ATTRIBUTE> tmpl;
     for (auto& [t, v] : id) values.push_back(Hex(v));
@@ -380,7 +461,7 @@ class Replayer {
     if (id == identities_.end() || id->second.empty())
       throw Unusable{"object handle " + std::to_string(recorded) +
                      " is used but the trace never shows its class, CKA_ID or label"};
-    std::optional<CK_OBJECT_HANDLE> live = FindByIdentity(session, id->second);
+    std::optional<CK_OBJECT_HANDLE> live = FindByIdentity(session, MatchingIdentity(id->second));
     if (live) objects_[recorded] = *live;
     return live;
   }
@@ -400,6 +481,41 @@ class Replayer {
       if (recorded[m] != live[m])
         return std::string(m) + " is " + live[m].dump() + ", recorded " + recorded[m].dump();
     }
+    return "";
+  }
+
+  // A difference in what the module says about itself: across modules only a note.
+  std::string Judged(std::string difference) {
+    if (!options_.cross_module || difference.empty()) return difference;
+    Note(difference);
+    return "";
+  }
+
+  std::string TokenFlagsAcross(const json& recorded, const CK_TOKEN_INFO& live) {
+    const CK_FLAGS was = recorded.value("flags", CK_FLAGS{0});
+    if (((was ^ live.flags) & kTokenFlagsCallersFollow) != 0) {
+      std::ostringstream s;
+      s << "token flags the caller follows are 0x" << std::hex
+        << (live.flags & kTokenFlagsCallersFollow) << ", recorded 0x"
+        << (was & kTokenFlagsCallersFollow);
+      return s.str();
+    }
+    if (was != live.flags) Judged(InfoDiff(recorded, json{{"flags", live.flags}}, {"flags"}));
+    return "";
+  }
+
+  // A mechanism that could sign (or verify) when recorded must still; key sizes are noted.
+  std::string MechanismFlagsAcross(const Call& c, CK_MECHANISM_TYPE type,
+                                   const CK_MECHANISM_INFO& live) {
+    const json recorded = c.out().value("pInfo", json::object());
+    const CK_FLAGS was = recorded.value("flags", CK_FLAGS{0});
+    for (CK_FLAGS f : {CK_FLAGS{CKF_SIGN}, CK_FLAGS{CKF_VERIFY}})
+      if ((was & f) != 0 && (live.flags & f) == 0)
+        return MechanismName(type) + (f == CKF_SIGN ? " cannot sign here" : " cannot verify here");
+    json now = {{"ulMinKeySize", live.ulMinKeySize},
+                {"ulMaxKeySize", live.ulMaxKeySize},
+                {"flags", live.flags}};
+    Judged(InfoDiff(recorded, now, {"ulMinKeySize", "ulMaxKeySize", "flags"}));
     return "";
   }
 
@@ -424,29 +540,37 @@ class Replayer {
       json live = {
           {"cryptokiVersion",
            {{"major", info.cryptokiVersion.major}, {"minor", info.cryptokiVersion.minor}}}};
-      return InfoDiff(out.value("pInfo", json::object()), live, {"cryptokiVersion"});
+      return Judged(InfoDiff(out.value("pInfo", json::object()), live, {"cryptokiVersion"}));
     }
     if (fn == "C_GetSlotList") return GetSlotList(c);
     if (fn == "C_GetSlotInfo") {
       CK_SLOT_INFO info{};
       CK_RV rv = fn_->C_GetSlotInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()), &info);
       if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
-      return InfoDiff(out.value("pInfo", json::object()), json{{"flags", info.flags}}, {"flags"});
+      return Judged(
+          InfoDiff(out.value("pInfo", json::object()), json{{"flags", info.flags}}, {"flags"}));
     }
     if (fn == "C_GetTokenInfo") {
       CK_TOKEN_INFO info{};
       CK_RV rv = fn_->C_GetTokenInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()), &info);
       if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
       json live = {{"flags", info.flags}, {"label", TrimPadded(info.label, sizeof info.label)}};
+      if (options_.cross_module) return TokenFlagsAcross(out.value("pInfo", json::object()), info);
       if (options_.token) return InfoDiff(out.value("pInfo", json::object()), live, {"flags"});
       return InfoDiff(out.value("pInfo", json::object()), live, {"label", "flags"});
     }
     if (fn == "C_GetMechanismList") return GetMechanismList(c);
     if (fn == "C_GetMechanismInfo") {
       CK_MECHANISM_INFO info{};
-      CK_RV rv = fn_->C_GetMechanismInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()),
-                                         a.at("type").at("type").get<CK_MECHANISM_TYPE>(), &info);
+      const CK_MECHANISM_TYPE type = a.at("type").at("type").get<CK_MECHANISM_TYPE>();
+      CK_RV rv = fn_->C_GetMechanismInfo(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()), type, &info);
+      if (options_.cross_module && rv != c.rv() && unoffered_.count(type)) {
+        Note("asked about " + MechanismName(type) + ", which this module does not offer: " +
+             RvDiff(c, rv));
+        return "";
+      }
       if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
+      if (options_.cross_module) return MechanismFlagsAcross(c, type, info);
       json live = {{"ulMinKeySize", info.ulMinKeySize},
                    {"ulMaxKeySize", info.ulMaxKeySize},
                    {"flags", info.flags}};
@@ -501,6 +625,11 @@ class Replayer {
       for (const json& t : a.at("pTemplate")) {
         if (IsRedacted(t.value("value", json())))
           throw Unusable{"a redacted value in the template"};
+        if (options_.cross_module && t.at("type").get<CK_ATTRIBUTE_TYPE>() == CKA_ID &&
+            t.value("value", json()).is_string()) {
+          values.push_back(Hex(json(LiveId(LiveSession(c), t["value"].get<std::string>()))));
+          continue;
+        }
         values.push_back(Hex(t.value("value", json())));
       }
       size_t k = 0;
@@ -536,18 +665,30 @@ class Replayer {
     throw Unusable{fn + " is not replayed by this version of signum-replay"};
   }
 
+  // The count a list function reports for a length query (0 when it fails: the real call judges).
+  template <typename Query>
+  static CK_ULONG LiveCount(Query query) {
+    CK_ULONG n = 0;
+    return query(&n) == CKR_OK ? n : 0;
+  }
+
   std::string GetSlotList(const Call& c) {
     const json& a = c.args();
     const json& out = c.out();
     CK_BBOOL present = a.at("tokenPresent").get<bool>() ? CK_TRUE : CK_FALSE;
     const bool buffer = a.at("pSlotList").value("buffer", false);
     CK_ULONG count = a.at("pulCount").is_null() ? 0 : a["pulCount"].get<CK_ULONG>();
+    // Across modules the list has its own length: the buffer is made to fit it.
+    if (options_.cross_module && buffer) count = std::max(count, LiveCount([&](CK_ULONG* n) {
+                                                  return fn_->C_GetSlotList(present, nullptr, n);
+                                                }));
     std::vector<CK_SLOT_ID> slots(buffer ? count : 0);
     CK_RV rv = fn_->C_GetSlotList(present, buffer ? slots.data() : nullptr, &count);
     if (auto d = RvDiff(c, rv); !d.empty()) return d;
     if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) return "";
     if (out.contains("pulCount") && out["pulCount"].get<CK_ULONG>() != count)
-      return "*pulCount is " + std::to_string(count) + ", recorded " + out["pulCount"].dump();
+      return Judged("*pulCount is " + std::to_string(count) + ", recorded " +
+                    out["pulCount"].dump());
     if (rv == CKR_OK && buffer && out.contains("pSlotList")) {
       // Slots with a recorded token label map to the live slot of that token; the others by
       // their position in the list.
@@ -575,18 +716,34 @@ class Replayer {
     const json& out = c.out();
     const bool buffer = a.at("pMechanismList").value("buffer", false);
     CK_ULONG count = a.at("pulCount").is_null() ? 0 : a["pulCount"].get<CK_ULONG>();
+    const CK_SLOT_ID slot = LiveSlot(a.at("slotID").get<CK_SLOT_ID>());
+    if (options_.cross_module && buffer) count = std::max(count, LiveCount([&](CK_ULONG* n) {
+                                                  return fn_->C_GetMechanismList(slot, nullptr, n);
+                                                }));
     std::vector<CK_MECHANISM_TYPE> mechs(buffer ? count : 0);
-    CK_RV rv = fn_->C_GetMechanismList(LiveSlot(a.at("slotID").get<CK_SLOT_ID>()),
-                                       buffer ? mechs.data() : nullptr, &count);
+    CK_RV rv = fn_->C_GetMechanismList(slot, buffer ? mechs.data() : nullptr, &count);
     if (auto d = RvDiff(c, rv); !d.empty()) return d;
     if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) return "";
     if (out.contains("pulCount") && out["pulCount"].get<CK_ULONG>() != count)
-      return "*pulCount is " + std::to_string(count) + ", recorded " + out["pulCount"].dump();
+      return Judged("*pulCount is " + std::to_string(count) + ", recorded " +
+                    out["pulCount"].dump());
     if (rv == CKR_OK && buffer && out.contains("pMechanismList")) {
       std::set<CK_MECHANISM_TYPE> live(mechs.begin(), mechs.begin() + static_cast<long>(count));
-      for (const json& m : out["pMechanismList"])
-        if (!live.count(m.at("type").get<CK_MECHANISM_TYPE>()))
+      std::vector<std::string> missing;
+      for (const json& m : out["pMechanismList"]) {
+        const CK_MECHANISM_TYPE type = m.at("type").get<CK_MECHANISM_TYPE>();
+        if (live.count(type)) continue;
+        if (!options_.cross_module)
           return m.value("name", std::string("?")) + " was offered when recorded, not now";
+        unoffered_.insert(type);
+        missing.push_back(m.value("name", std::string("?")));
+      }
+      // Across modules a mechanism the caller then uses fails at its C_*Init; the rest is noted.
+      if (!missing.empty()) {
+        std::string list;
+        for (const std::string& name : missing) list += (list.empty() ? "" : ", ") + name;
+        Note(std::to_string(missing.size()) + " recorded mechanisms not offered here: " + list);
+      }
     }
     return "";
   }
@@ -602,6 +759,7 @@ class Replayer {
     CK_RV rv = fn_->C_FindObjects(session, buffer ? found.data() : nullptr, max, &count);
     if (auto d = RvDiff(c, rv); !d.empty() || rv != CKR_OK) return d;
     found.resize(count);
+    if (options_.cross_module) return FoundAcross(c, session, found);
     if (out.contains("pulObjectCount") && out["pulObjectCount"].get<CK_ULONG>() != count)
       return "found " + std::to_string(count) + " objects, recorded " +
              out["pulObjectCount"].dump();
@@ -630,15 +788,136 @@ class Replayer {
     return "";
   }
 
+  // Across modules a search may find more or fewer objects; it diverges only when an object the
+  // caller went on to sign with is not among them.
+  std::string FoundAcross(const Call& c, CK_SESSION_HANDLE session,
+                          const std::vector<CK_OBJECT_HANDLE>& found) {
+    std::set<CK_OBJECT_HANDLE> used;
+    const json recorded = c.out().value("phObject", json::array());
+    for (const json& r_json : recorded) {
+      const CK_OBJECT_HANDLE r = r_json.get<CK_OBJECT_HANDLE>();
+      const Identity want = MatchingIdentity(identities_[r]);
+      std::optional<CK_OBJECT_HANDLE> match;
+      for (CK_OBJECT_HANDLE h : found)
+        if (!used.count(h) && (want.empty() || LiveIdentity(session, h, want) == want)) {
+          match = h;
+          break;
+        }
+      if (match) {
+        used.insert(*match);
+        objects_[r] = *match;
+        continue;
+      }
+      const std::string what =
+          "recorded object " + std::to_string(r) + " (" + IdentityText(want) + ")";
+      if (operated_on_.count(r)) return "the caller signs with " + what + "; this search misses it";
+      Note(what + " is not found here");
+    }
+    if (found.size() != recorded.size())
+      Note("found " + std::to_string(found.size()) + " objects, recorded " +
+           std::to_string(recorded.size()));
+    return "";
+  }
+
+  // Across modules: the caller's template as recorded, each buffer as large as the recorded one
+  // or the live value, and every attribute judged by its rule (cross_module.h).
+  std::string AttributesAcross(const Call& c, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object) {
+    const json& in = c.args().at("pTemplate");
+    std::vector<CK_ATTRIBUTE> query;
+    for (const json& t : in) query.push_back({t.at("type").get<CK_ATTRIBUTE_TYPE>(), nullptr, 0});
+    (void)fn_->C_GetAttributeValue(session, object, query.data(),
+                                   static_cast<CK_ULONG>(query.size()));
+    std::vector<Bytes> buffers;
+    std::vector<CK_ATTRIBUTE> tmpl;
+    for (size_t i = 0; i < query.size(); ++i) {
+      const json& t = in[i];
+      const bool buffer = t.value("buffer", false);
+      size_t size = static_cast<size_t>(std::max(0LL, t.value("length", 0LL)));
+      if (query[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
+        size = std::max<size_t>(size, query[i].ulValueLen);
+      buffers.emplace_back(buffer ? std::max<size_t>(size, 1) : 0);
+      tmpl.push_back({query[i].type, buffer ? buffers.back().data() : nullptr,
+                      static_cast<CK_ULONG>(buffer ? size : 0)});
+    }
+    const CK_RV rv = fn_->C_GetAttributeValue(session, object, tmpl.data(),
+                                              static_cast<CK_ULONG>(tmpl.size()));
+    const json rec = c.out().value("pTemplate", json::array());
+    std::string divergence;
+    for (size_t i = 0; i < rec.size() && i < tmpl.size() && divergence.empty(); ++i)
+      divergence = AttributeAcross(session, rec[i], tmpl[i]);
+    if (!divergence.empty()) return divergence;
+    // A different return value that the attributes above explain (one the module does not have,
+    // and the caller did not depend on) is noted.
+    if (rv != c.rv()) Note(RvDiff(c, rv));
+    return "";
+  }
+
+  std::string AttributeAcross(CK_SESSION_HANDLE session, const json& recorded,
+                              const CK_ATTRIBUTE& live) {
+    const std::string name = recorded.value("name", AttributeName(live.type));
+    const long long was = recorded.value("length", -1LL);
+    const long long now =
+        live.ulValueLen == CK_UNAVAILABLE_INFORMATION ? -1 : static_cast<long long>(live.ulValueLen);
+    const std::optional<AcrossModules> rule = RuleFor(live.type);
+    auto differs = [&](const std::string& what) -> std::string {
+      if (rule) return what;
+      Note(what);
+      return "";
+    };
+    if (was < 0 && now < 0) return "";
+    if (was < 0) {
+      Note(name + " is available here (" + std::to_string(now) + " bytes), not when recorded");
+      return "";
+    }
+    if (now < 0) return differs(name + " is not available here, recorded " + std::to_string(was) +
+                                " bytes");
+    const bool have_values = recorded.contains("value") && recorded["value"].is_string() &&
+                             live.pValue != nullptr;
+    const std::string live_hex =
+        have_values ? HexEncode(ByteView(static_cast<const uint8_t*>(live.pValue),
+                                         static_cast<size_t>(now)))
+                    : "";
+    const std::string was_hex = have_values ? recorded["value"].get<std::string>() : "";
+    switch (rule.value_or(AcrossModules::kSameValue)) {
+      case AcrossModules::kSameValue:
+        if (was != now)
+          return differs(name + " length is " + std::to_string(now) + ", recorded " +
+                         std::to_string(was));
+        if (have_values && live_hex != was_hex)
+          return differs(name + " is " + live_hex + ", recorded " + was_hex);
+        return "";
+      case AcrossModules::kSameSize:
+        if (was != now)
+          return name + " is " + std::to_string(now) + " bytes, recorded " + std::to_string(was) +
+                 " (a key of another size?)";
+        return "";
+      case AcrossModules::kPresent:
+        return "";
+      case AcrossModules::kMappedId:
+        if (have_values && LiveId(session, was_hex) != live_hex)
+          return name + " is " + live_hex + ", and the object recorded with " + was_hex +
+                 " has " + LiveId(session, was_hex) + " here";
+        return "";
+    }
+    return "";
+  }
+
   std::string GetAttributeValue(const Call& c) {
     const json& a = c.args();
     const json& out = c.out();
     CK_SESSION_HANDLE session = LiveSession(c);
     CK_OBJECT_HANDLE recorded = a.at("hObject").get<CK_OBJECT_HANDLE>();
     std::optional<CK_OBJECT_HANDLE> object = LiveObject(session, recorded);
-    if (!object)
-      return "no live object has the identity of recorded object " + std::to_string(recorded) +
-             " (" + IdentityText(identities_[recorded]) + ")";
+    const std::string missing = "no live object has the identity of recorded object " +
+                                std::to_string(recorded) + " (" +
+                                IdentityText(MatchingIdentity(identities_[recorded])) + ")";
+    if (options_.cross_module) {
+      if (object) return AttributesAcross(c, session, *object);
+      if (operated_on_.count(recorded)) return missing;
+      Note(missing + "; its attributes were not read");
+      return "";
+    }
+    if (!object) return missing;
     const json& in = a.at("pTemplate");
     std::vector<Bytes> buffers;
     std::vector<CK_ATTRIBUTE> tmpl;
@@ -853,10 +1132,15 @@ class Replayer {
     if (Status st = VerifyDigestSignature(*key, scheme->scheme, hash, digest, live, salt); !st.ok())
       return "the live signature does not verify with the key's public key: " + st.message();
     if (Status st = VerifyDigestSignature(*key, scheme->scheme, hash, digest, recorded, salt);
-        !st.ok())
+        !st.ok()) {
+      if (options_.cross_module) {
+        Note("the recorded signature was made with another key (the live signature verifies)");
+        return "";
+      }
       return "the recorded signature does not verify with the live key's public key (another "
              "key?): " +
              st.message();
+    }
     if (scheme->scheme == SignatureScheme::kRsaPkcs1 && live != recorded)
       return "RSA PKCS#1 v1.5 signature differs byte for byte from the recorded one";
     return "";
@@ -874,6 +1158,13 @@ class Replayer {
   std::map<std::pair<long long, CK_SESSION_HANDLE>, CK_SESSION_HANDLE> sessions_;
   std::map<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE> objects_;
   std::map<CK_SESSION_HANDLE, SignState> signs_;
+  // Recorded handles the caller signed or verified with: their absence is never only a note.
+  std::set<CK_OBJECT_HANDLE> operated_on_;
+  // --cross-module: recorded CKA_ID (hex) -> live CKA_ID; mechanisms offered then but not now.
+  std::map<std::string, std::string> id_map_;
+  std::set<CK_MECHANISM_TYPE> unoffered_;
+  std::vector<std::pair<size_t, std::string>> notes_;  // (call index, what differed)
+  size_t current_ = 0;
 };
 
 std::optional<std::string> ReadPin(const Options& o) {

@@ -232,3 +232,49 @@ def test_compare_names_the_call_where_a_defective_module_differs(setup):
     assert first[1].strip().startswith("A ") and first[1].endswith(": matches"), summary(result)
     assert first[2].strip().startswith("B ") and "matches" not in first[2], summary(result)
     assert "diverge on B only" in result.stdout and "0 on A only" in result.stdout, summary(result)
+
+
+def record_p11tool(s, name: str, obj: str) -> Path:
+    """GnuTLS's p11tool signing with a key found by label (a PKCS#11 URI), recorded around
+    SoftHSM2: it reads most attributes of the key, its public key and the token."""
+    trace_file = s["dir"] / f"{name}.jsonl"
+    env = dict(s["env"], SIGNUM_RECORD_MODULE=SOFTHSM2, SIGNUM_RECORD_FILE=str(trace_file),
+               GNUTLS_PIN=PIN)
+    assert shutil.which("p11tool"), "p11tool is not installed (ci/setup installs gnutls-bin)"
+    run(["p11tool", "--provider", recorder(), "--login", "--test-sign",
+         f"pkcs11:token={TOKEN};object={obj};type=private"], env)
+    return trace_file
+
+
+def test_cross_module_replays_on_another_token_with_other_keys(setup):
+    """--cross-module: the same p11tool session on a token whose keys, CKA_IDs and public-key
+    objects differ. Strict replay diverges (other CKA_ID, other signature); across modules the
+    objects match by label, key material by size, and the session replays (0) with notes; the
+    defect shim's DER-ECDSA (F1) in front of that token is still named at C_Sign (1)."""
+    s = setup
+    traces = {"ecdsa": record_p11tool(s, "p11tool-ec", "eckey"),
+              "rsa": record_p11tool(s, "p11tool-rsa", "signkey")}
+    other = make_token(s["dir"] / "b", (RSA, "signkey", "0a0b"), (EC, "eckey", "0c0d"))
+    pin = ["--pin-file", str(s["pin_file"])]
+    for name, trace_file in traces.items():
+        strict = replay(trace_file, other, *pin)
+        assert strict.returncode == 1, f"{name}: {summary(strict)}"
+        across = replay(trace_file, other, *pin, "--cross-module", "--notes")
+        assert across.returncode == 0, f"{name}: {summary(across)}"
+        assert " 0 diverged, " in across.stdout and " notes" in across.stdout, summary(across)
+        # The ID difference is reported, not hidden.
+        assert "is 0a0b here (matched by label)" in across.stdout or \
+            "is 0c0d here (matched by label)" in across.stdout, summary(across)
+
+    der = dict(other, SIGNUM_SHIM_TARGET=SOFTHSM2, SIGNUM_SHIM_DEFECT="ecdsa-der-signature")
+    result = subprocess.run([replay_tool(), str(traces["ecdsa"]), "--module", defect_shim(), *pin,
+                             "--cross-module"], env=der, capture_output=True, text=True,
+                            errors="replace", timeout=120)
+    assert result.returncode == 1, summary(result)
+    first = result.stdout.split("first divergence:", 1)[1].splitlines()[0]
+    assert " C_Sign " in first, summary(result)
+    # RSA does not go through the ECDSA defect: still 0.
+    result = subprocess.run([replay_tool(), str(traces["rsa"]), "--module", defect_shim(), *pin,
+                             "--cross-module"], env=der, capture_output=True, text=True,
+                            errors="replace", timeout=120)
+    assert result.returncode == 0, summary(result)
