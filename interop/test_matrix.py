@@ -8,6 +8,7 @@ the result. Expected failures and skips come from the row's `expect` entries, wi
 import pytest
 
 from interop.harness.cell import run_cell, static_skip_reason
+from interop.harness.replay import command_line as replay_command_line
 
 
 def test_cell(cell, request, log_root, scratch_root):
@@ -20,4 +21,7 @@ def test_cell(cell, request, log_root, scratch_root):
     if result.status == "xfail":
         pytest.xfail(result.reason)
     if result.status == "fail":
-        pytest.fail(f"{cell.id}: {result.reason}\nlogs: {result.log_dir}", pytrace=False)
+        trace = result.record()["trace"]
+        replay = (f"\nPKCS#11 trace: {trace}\nreplay it without the tool: "
+                  f"{replay_command_line(cell.id, log_root.parent)}" if trace else "")
+        pytest.fail(f"{cell.id}: {result.reason}\nlogs: {result.log_dir}{replay}", pytrace=False)

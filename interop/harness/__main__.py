@@ -4,6 +4,9 @@
   python3 -m interop.harness list                    rows and cells for this platform
   python3 -m interop.harness repro ROW [--algorithm A] [--column C] [--keep]
                                                      a fresh deployment; the row's cells with traces
+  python3 -m interop.harness replay CELL [--reports DIR] [--against signum|direct|MODULE]
+                                                     a fresh deployment; the cell's recorded PKCS#11
+                                                     session replayed without the tool
   python3 -m interop.harness vendor --module M --token L --pin-file F [--env N=V]... [pytest args]
                                                      the whole matrix through a vendor's HSM module
   python3 -m interop.harness cell --deployment DIR|SITE.json --row ROW --algorithm A --column C
@@ -25,7 +28,8 @@ from pathlib import Path
 
 from . import matrix as matrix_mod
 from . import minimum
-from .cell import run_cell
+from . import replay as replay_mod
+from .cell import TRACE_FILE, run_cell
 from .site import DescribedSite, Site, VendorHsm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,6 +83,10 @@ def _run_cells(cells, site, log_root: Path, spy: bool) -> int:
                 path = Path(result.log_dir) / trace
                 if path.exists():
                     print(f"  PKCS#11 call trace: {path}")
+            if (Path(result.log_dir) / TRACE_FILE).exists():
+                print(f"  recorded PKCS#11 session: {Path(result.log_dir) / TRACE_FILE}")
+                print(f"  replayed without the tool: "
+                      f"{replay_mod.command_line(cell.id, log_root.parent)}")
             failures += result.status == "fail"
     return failures
 
@@ -95,6 +103,21 @@ def _vendor(args):
         return None
     env = dict(item.partition("=")[::2] for item in args.vendor_env)
     return VendorHsm(args.vendor_module, args.vendor_token, args.vendor_pin_file, env)
+
+
+def _replay(matrix, args) -> int:
+    cell = next((c for c in matrix.cells(args.platform) if c.id == args.cell), None)
+    if cell is None:
+        print(f"harness: no cell `{args.cell}` on {args.platform} (row.algorithm.column; "
+              "`python3 -m interop.harness list` shows the rows)", file=sys.stderr)
+        return replay_mod.UNUSABLE
+    try:
+        return replay_mod.replay_cell(
+            cell, Path(args.reports), args.against,
+            lambda directory, keys: Site(directory, keys=keys))
+    except (replay_mod.ReplayError, RuntimeError) as error:  # RuntimeError: no deployment
+        print(f"harness: {error}", file=sys.stderr)
+        return replay_mod.UNUSABLE
 
 
 def main(argv=None) -> int:
@@ -136,6 +159,13 @@ def main(argv=None) -> int:
     cell.add_argument("--algorithm", required=True)
     cell.add_argument("--column", required=True)
     cell.add_argument("--reports", default=str(REPO / "reports"))
+    replay = sub.add_parser("replay", help="replay a cell's recorded PKCS#11 session")
+    replay.add_argument("cell", help="row.algorithm.column, as in reports/logs/")
+    replay.add_argument("--reports", default=str(REPO / "reports"),
+                        help="the run's reports (the trace is logs/CELL/" + TRACE_FILE + ")")
+    replay.add_argument("--against", default="",
+                        help="signum, direct (default: the cell's column) or a module file "
+                             "standing in for the cell's column's module")
     totals = sub.add_parser("totals")
     totals.add_argument("reports", nargs="+", help="the shards' reports/matrix.json")
     args = parser.parse_args(argv)
@@ -154,6 +184,8 @@ def main(argv=None) -> int:
         if not verdict.ok:
             print(f"signum matrix totals: FAIL: {verdict.reason}", file=sys.stderr)
         return 0 if verdict.ok else 1
+    if args.command == "replay":
+        return _replay(matrix, args)
 
     row = matrix.row(args.row)
     cells = [c for c in matrix.cells(row.platform, {row.id})

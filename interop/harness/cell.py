@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +92,7 @@ class CellResult:
     def record(self) -> dict:
         row = self.cell.row
         expectation = self.cell.expectation
-        trace = Path(self.log_dir) / "pkcs11-trace.log"
+        trace = Path(self.log_dir) / TRACE_FILE
         return {
             "id": self.cell.id, "row": row.id, "tool": row.tool, "artifact": row.artifact,
             "interface": row.interface, "platform": row.platform,
@@ -105,12 +106,64 @@ class CellResult:
 
 
 PKCS11_SPY = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so"
+# Every PKCS#11 cell's session, recorded (trace format v1, no PINs) beside the step logs; what
+# `python3 -m interop.harness replay CELL` replays.
+TRACE_FILE = "pkcs11-trace.jsonl"
+# The key labels on the token the trace was recorded against, one a line: a replay provisions the
+# same ones, since a tool that lists the token's objects recorded every one of them.
+TOKEN_KEYS_FILE = "token-keys.txt"
+PROVIDER_RECORD_VARIABLE = "SIGNUM_PKCS11_RECORD"
+
+
+def recorder_path() -> Path:
+    """libsignum-pkcs11-recorder.so: the module a tool loads to have its PKCS#11 session
+    recorded as a trace (docs/trace-format.md) in front of the real module."""
+    return native.build_dir() / "reference/providers/pkcs11/recorder/libsignum-pkcs11-recorder.so"
+
+
+_records_itself = {}
+
+
+def provider_records_itself(module: str) -> bool:
+    """Whether this build of libsignumpkcs11.so writes trace v1 itself (SIGNUM_PKCS11_RECORD):
+    a build that reads the variable has its name among its strings. An older build gets the
+    recorder in front instead, so the signum column has a trace either way."""
+    if module not in _records_itself:
+        try:
+            _records_itself[module] = PROVIDER_RECORD_VARIABLE.encode() in Path(module).read_bytes()
+        except OSError:
+            _records_itself[module] = False
+    return _records_itself[module]
+
+
+def module_chain(cell: Cell, module: str, log_dir: Path, spy: bool) -> tuple:
+    """(the module the tool loads, the variables that make it record) for a PKCS#11 cell.
+
+    The trace is always on: the provider records itself; in front of any other module (the
+    HSM's, or a provider build that cannot record yet) the recorder records. With `spy` (repro
+    only: it logs the PIN in clear), OpenSC's pkcs11-spy goes in front of that in the direct
+    column, for its human-readable call log."""
+    trace = str(log_dir / TRACE_FILE)
+    environment = {}
+    if cell.row.interface != "pkcs11" or not sys.platform.startswith("linux"):
+        return module, environment  # the recorder is built for Linux; CNG/CTK do not record yet
+    if cell.column == "signum" and provider_records_itself(module):
+        environment[PROVIDER_RECORD_VARIABLE] = trace
+    else:
+        if not recorder_path().exists():
+            raise LookupError(f"the PKCS#11 recorder is not built ({recorder_path()} is missing;"
+                              " ci/build-matrix-parts builds it)")
+        environment.update(SIGNUM_RECORD_MODULE=module, SIGNUM_RECORD_FILE=trace)
+        module = str(recorder_path())
+    if spy and cell.column == "direct" and Path(PKCS11_SPY).exists():
+        environment.update(PKCS11SPY=module, PKCS11SPY_OUTPUT=str(log_dir / "pkcs11-spy.log"))
+        module = PKCS11_SPY
+    return module, environment
 
 
 def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool = False) -> dict:
-    """The variables docs/matrix.md promises every row script. With `spy`, the direct column's
-    module is OpenSC's pkcs11-spy in front of the HSM module (a call trace for repro runs; it logs
-    the PIN in clear, so only repro uses it)."""
+    """The variables docs/matrix.md promises every row script; $PKCS11_MODULE is the column's
+    module behind whatever records its session (module_chain)."""
     column = site.columns[cell.column]
     keys = site.keys(cell.column)
     label = cell.algorithm.name
@@ -121,16 +174,19 @@ def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool
     (work / "cert.pem").write_text(key.certificate_pem)
     chain_text = Path(site.chain).read_text()
     (work / "cert-chain.pem").write_text(key.certificate_pem + chain_text)
+    module, recording = module_chain(cell, column.module, log_dir, spy)
+    if recording:
+        (log_dir / TOKEN_KEYS_FILE).write_text("".join(f"{name}\n" for name in sorted(keys)))
     engine_conf = work / "openssl-engine.cnf"
     engine_conf.write_text(
         "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n"
         "[engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n"
-        f"dynamic_path = {engine_path()}\nMODULE_PATH = {column.module}\ninit = 0\n"
+        f"dynamic_path = {engine_path()}\nMODULE_PATH = {module}\ninit = 0\n"
         "[req]\ndistinguished_name = req_dn\n[req_dn]\n")
     uri_base = f"pkcs11:token={column.token_label};object={label}"
     environment = {
         "WORK": str(work), "HARNESS": str(HARNESS_DIR), "COLUMN": cell.column,
-        "PKCS11_MODULE": column.module, "TOKEN_LABEL": column.token_label, "PIN": column.pin,
+        "PKCS11_MODULE": module, "TOKEN_LABEL": column.token_label, "PIN": column.pin,
         "ALGORITHM": label, "KEY_TYPE": cell.algorithm.key_type,
         "KEY_BITS": str(cell.algorithm.bits), "KEY_LABEL": label, "KEY_ID": key.id_hex,
         "KEY_URI": uri_base + ";type=private", "CERT_URI": uri_base + ";type=cert",
@@ -147,10 +203,7 @@ def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool
         # The Windows providers' call trace (signum/cng/nte_status.h), beside the step logs.
         environment["SIGNUM_CNG_TRACE"] = str(log_dir / "cng-trace.log")
     environment.update(site.module_environment())
-    if spy and cell.column == "direct" and Path(PKCS11_SPY).exists():
-        environment.update(PKCS11_MODULE=PKCS11_SPY, PKCS11SPY=column.module,
-                           PKCS11SPY_OUTPUT=str(log_dir / "pkcs11-spy.log"))
-        engine_conf.write_text(engine_conf.read_text().replace(column.module, PKCS11_SPY))
+    environment.update(recording)
     return environment
 
 

@@ -85,7 +85,8 @@ def write_markdown(records, matrix: Matrix, platform: str, seconds: float, out: 
         lines.append(f"| {row_id} | {row.tool} | {row.artifact} | " + " | ".join(cells) + " |")
     problems = [r for r in records if r["status"] in ("fail", "xfail", "skip") and r["reason"]]
     if problems:
-        lines += ["", "## Not passing", "", "| cell | status | reason |", "|---|---|---|"]
+        lines += ["", "## Not passing", "", "| cell | status | reason | PKCS#11 trace |",
+                  "|---|---|---|---|"]
         seen = set()
         for r in problems:
             first = r["reason"].splitlines()[0]
@@ -94,7 +95,9 @@ def write_markdown(records, matrix: Matrix, platform: str, seconds: float, out: 
                 continue  # one line per repeated skip/xfail reason
             seen.add(key)
             bug = f" ({r['bug']})" if r.get("bug") else ""
-            lines.append(f"| {r['id']} | {r['status']} | {first.replace('|', '/')}{bug} |")
+            trace = _relative(r.get("trace", ""), out)
+            link = f"[trace]({trace})" if trace else ""
+            lines.append(f"| {r['id']} | {r['status']} | {first.replace('|', '/')}{bug} | {link} |")
     others = matrix.other_platform_rows(platform)
     if others:
         lines += ["", f"## Rows for other platforms ({len(others)}; run by their CI workflows)",
@@ -154,6 +157,9 @@ def write_html(records, matrix: Matrix, platform: str, seconds: float, out: Path
         for r in problems:
             repro = out / "repro" / f"{r['id']}.sh"
             link = (f"<a href='repro/{esc(r['id'])}.sh'>repro</a>" if repro.exists() else "")
+            if r.get("trace"):
+                link += (f" <a href='{esc(_relative(r['trace'], out), quote=True)}'>"
+                         "PKCS#11 trace</a>")
             bug = (f" <a href='{esc(r['bug'], quote=True)}'>upstream</a>" if r.get("bug") else "")
             parts.append(f"<tr><td><code>{esc(r['id'])}</code></td><td>{r['status']}</td>"
                          f"<td class='reason'>{esc(r['reason'][:600])}{bug}</td><td>{link}</td></tr>")
@@ -171,7 +177,8 @@ def write_html(records, matrix: Matrix, platform: str, seconds: float, out: Path
 
 def write_repro_script(record: dict, out: Path, matrix_path: Path) -> Path:
     """reports/repro/<cell>.sh: on a fresh machine, installs and builds what is needed, brings up a
-    deployment of its own and reruns exactly this cell with the call trace on."""
+    deployment of its own and either reruns exactly this cell with the call trace on, or replays
+    the cell's recorded PKCS#11 session without the tool."""
     repro_dir = out / "repro"
     repro_dir.mkdir(parents=True, exist_ok=True)
     path = repro_dir / f"{record['id']}.sh"
@@ -180,6 +187,24 @@ def write_repro_script(record: dict, out: Path, matrix_path: Path) -> Path:
     matrix_option = ("" if Path(matrix_path).resolve() == default_matrix
                      else f" --matrix {shlex.quote(str(Path(matrix_path).resolve()))}")
     steps = "".join(f"#   {step['name']}: {step['log']}\n" for step in record["steps"])
+    cell = shlex.quote(record["id"])
+    if record.get("trace"):
+        # The trace is found beside this script (../logs/), so a downloaded CI artifact replays.
+        trace = os.path.relpath(record["trace"], out)
+        replay_usage = (f"#   {path.name} replay [--against signum|direct|MODULE]\n"
+                        "#       replays the recorded PKCS#11 session without the tool, against the\n"
+                        "#       cell's column (or the other one) on a fresh deployment; the session:\n"
+                        f"#       <these reports>/{trace}\n")
+        replay = ("if [[ $mode == replay ]]; then\n  exec /usr/bin/python3 -m interop.harness"
+                  f'{matrix_option} replay {cell} --reports "$REPORTS" "$@"\nfi\n')
+        refuse_replay = ""
+    else:
+        replay_usage = ("#   (no replay: the cell has no recorded PKCS#11 session - a KSP/CSP/CTK"
+                        " row, or its tool never loaded the module)\n")
+        replay = ""
+        refuse_replay = ("if [[ $mode == replay ]]; then\n  echo "
+                         f"{shlex.quote(record['id'] + ' has no recorded PKCS#11 session')} >&2\n"
+                         "  exit 2\nfi\n")
     path.write_text(f"""#!/usr/bin/env bash
 # Reproduces matrix cell {record['id']} on its own:
 #   tool {record['tool']} ({record['artifact']}), {record['algorithm']}, column {record['column']}
@@ -187,15 +212,20 @@ def write_repro_script(record: dict, out: Path, matrix_path: Path) -> Path:
 # Logs of the recorded run:
 {steps}#
 # Run it from a checkout of Signum Harness (or set SIGNUM_REPO). It installs the Debian packages,
-# builds, brings up a fresh deployment, prints the exact tool commands, runs them with the PKCS#11
-# call trace on (SIGNUM_PKCS11_TRACE through Signum; OpenSC's pkcs11-spy on the direct column) and
-# prints where the tool output and the trace are.
-set -euo pipefail
+# builds and brings up a fresh deployment, then:
+#   {path.name} [rerun] [--keep]
+#       prints the exact tool commands, runs them with the PKCS#11 call trace on
+#       (SIGNUM_PKCS11_TRACE through Signum; OpenSC's pkcs11-spy on the direct column) and prints
+#       where the tool output and the trace are;
+{replay_usage}set -euo pipefail
+REPORTS=$(cd "$(dirname "$0")/.." && pwd)
 REPO=${{SIGNUM_REPO:-{shlex.quote(str(REPO))}}}
-cd "$REPO"
+mode=rerun
+if [[ ${{1:-}} == rerun || ${{1:-}} == replay ]]; then mode=$1; shift; fi
+{refuse_replay}cd "$REPO"
 ci/setup
 ci/build-matrix-parts
-exec /usr/bin/python3 -m interop.harness{matrix_option} repro {shlex.quote(record['row'])} \\
+{replay}exec /usr/bin/python3 -m interop.harness{matrix_option} repro {shlex.quote(record['row'])} \\
   --algorithm {shlex.quote(record['algorithm'])} --column {shlex.quote(record['column'])} "$@"
 """)
     path.chmod(0o755)

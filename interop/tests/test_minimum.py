@@ -112,12 +112,14 @@ def test_the_real_matrix_declares_a_minimum_for_every_platform_with_rows():
 
 def described_site(tmp_path) -> dict:
     """A site file (as the Windows job's) with the signum column only, and a build tree in which
-    the PKCS#11 provider exists, so cells are not skipped for a missing provider. The rows'
-    steps are `true`: neither is ever loaded."""
+    the PKCS#11 provider and the recorder exist, so cells are not skipped for a missing provider.
+    The rows' steps are `true`: neither is ever loaded."""
     build = tmp_path / "build"
     provider = build / "reference" / "providers" / "pkcs11" / "libsignumpkcs11.so"
-    provider.parent.mkdir(parents=True, exist_ok=True)
+    recorder = provider.parent / "recorder" / "libsignum-pkcs11-recorder.so"
+    recorder.parent.mkdir(parents=True, exist_ok=True)
     provider.write_bytes(b"")
+    recorder.write_bytes(b"")
     for name in ("root.pem", "chain.pem"):
         (tmp_path / name).write_text("")
     keys = {name: {"id_hex": "01", "certificate_pem": "", "sha1": "00"} for name in ALGORITHMS}
