@@ -31,6 +31,15 @@ std::string* g_path = nullptr;  // under g_file_mu; leaked on purpose, like the 
 std::atomic<bool> g_open{false};
 std::atomic<uint64_t> g_seq{0};
 
+// Holds g_file_mu for a scope (released on an exception too).
+class FileLock {
+ public:
+  FileLock() { pthread_mutex_lock(&g_file_mu); }
+  ~FileLock() { pthread_mutex_unlock(&g_file_mu); }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+};
+
 void AtForkPrepare() { pthread_mutex_lock(&g_file_mu); }
 void AtForkRelease() { pthread_mutex_unlock(&g_file_mu); }
 
@@ -60,6 +69,15 @@ void WriteHeaderIfEmpty(int fd, const json& header) {
   struct stat st {};
   if (::fstat(fd, &st) == 0 && st.st_size == 0) WriteAll(fd, line);
   ::flock(fd, LOCK_UN);
+}
+
+// Whether fd is still the file at path (not one since removed or replaced, e.g. by a test or a
+// log rotation between two initialisations).
+bool IsFileAt(int fd, const std::string& path) {
+  struct stat open_file {
+  }, named_file{};
+  return fd >= 0 && ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named_file) == 0 &&
+         open_file.st_dev == named_file.st_dev && open_file.st_ino == named_file.st_ino;
 }
 
 uint64_t MonotonicNs() {
@@ -179,10 +197,9 @@ bool UseFile(const std::string& path, const json& header, std::string* why) {
   static std::once_flag at_fork_once;
   std::call_once(at_fork_once,
                  [] { pthread_atfork(&AtForkPrepare, &AtForkRelease, &AtForkRelease); });
-  pthread_mutex_lock(&g_file_mu);
+  FileLock lock;
   if (g_path == nullptr) g_path = new std::string();
-  if (path == *g_path && (g_fd >= 0) == !path.empty()) {
-    pthread_mutex_unlock(&g_file_mu);
+  if (path == *g_path && (path.empty() || IsFileAt(g_fd, path))) {
     return true;
   }
   int fd = -1;
@@ -200,7 +217,6 @@ bool UseFile(const std::string& path, const json& header, std::string* why) {
   g_fd = fd;
   *g_path = fd >= 0 ? path : std::string();
   g_open.store(fd >= 0, std::memory_order_release);
-  pthread_mutex_unlock(&g_file_mu);
   return opened;
 }
 
@@ -213,9 +229,8 @@ void Write(const json& line) {
   } catch (...) {
     return;
   }
-  pthread_mutex_lock(&g_file_mu);
+  FileLock lock;
   if (g_fd >= 0) WriteAll(g_fd, text);
-  pthread_mutex_unlock(&g_file_mu);
 }
 
 void Emit(const Call& call, CK_RV rv) noexcept {

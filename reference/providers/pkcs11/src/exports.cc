@@ -1,66 +1,114 @@
 // The ABI: the exported C_* functions, CK_FUNCTION_LIST (2.40), CK_FUNCTION_LIST_3_0 and the
 // "PKCS 11" interfaces, all generated from functions.h. Each shim clears OpenSSL's error queue,
-// calls its bridge function, converts the Status to a CK_RV (ck_status.h), traces the call when
-// SIGNUM_PKCS11_TRACE is set, and never lets a C++ exception cross into the caller.
+// calls its bridge function, converts the Status to a CK_RV (ck_status.h), records the call as text
+// when SIGNUM_PKCS11_TRACE is set and as trace format v1 when SIGNUM_PKCS11_RECORD is set, and
+// never lets a C++ exception cross into the caller.
 #include <openssl/err.h>
 
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "bridge.h"
 #include "ck_status.h"
 #include "functions.h"
+#include "recording.h"
 #include "trace.h"
+#include "trace_v1.h"
 
 namespace signum::pkcs11 {
 namespace {
 
+// What a call's records tell besides its arguments and outputs: why it failed, and any remark on
+// it (trace::Note). Filled only when the call is recorded.
+struct Explanation {
+  std::string error;
+  std::string note;
+};
+
 template <typename Fn>
-CK_RV Invoke(trace::Record* record, Fn&& fn) {
+CK_RV Invoke(Explanation* why, Fn&& fn) {
   ERR_clear_error();  // errors left by the application must not be blamed on us, or vice versa
   (void)trace::TakeNote();
   CK_RV rv = CKR_GENERAL_ERROR;
   try {
     Status status = fn();
     rv = ToCkRv(status);
-    if (record != nullptr && !status.ok()) record->Error(status.ToString());
+    if (why != nullptr && !status.ok()) why->error = status.ToString();
   } catch (const std::bad_alloc&) {
     rv = CKR_HOST_MEMORY;
-    if (record != nullptr) record->Error("out of memory");
+    if (why != nullptr) why->error = "out of memory";
   } catch (const std::exception& e) {
     rv = CKR_GENERAL_ERROR;
-    if (record != nullptr) record->Error(std::string("internal error: ") + e.what());
+    if (why != nullptr) why->error = std::string("internal error: ") + e.what();
   } catch (...) {
     rv = CKR_GENERAL_ERROR;
-    if (record != nullptr) record->Error("internal error");
+    if (why != nullptr) why->error = "internal error";
   }
   std::string note = trace::TakeNote();
-  if (record != nullptr && !note.empty()) record->Remark(note);
+  if (why != nullptr) why->note = std::move(note);
+  return rv;
+}
+
+// One C_* call: the bridge function, and around it the records that are switched on, the text
+// trace and trace format v1. record_in/record_out are the call table's expansion of the arguments,
+// generic over the record type, so both records are filled by the same code.
+template <typename RecordIn, typename Body, typename RecordOut>
+CK_RV Run(const char* function, RecordIn&& record_in, Body&& body, RecordOut&& record_out) {
+  const bool text = trace::Enabled();
+  const bool v1 = recording::Enabled();
+  if (!text && !v1) return Invoke(nullptr, body);
+  std::optional<trace::Record> text_record;
+  std::optional<trace_v1::Call> v1_record;
+  if (text) {
+    text_record.emplace(function);
+    record_in(*text_record);
+  }
+  if (v1) {
+    trace_v1::Quietly([&] {
+      v1_record.emplace(function);
+      record_in(*v1_record);
+    });
+  }
+  Explanation why;
+  const CK_RV rv = Invoke(&why, body);
+  if (text_record) {
+    if (!why.error.empty()) text_record->Error(why.error);
+    if (!why.note.empty()) text_record->Remark(why.note);
+    record_out(*text_record, rv);
+    text_record->Emit(rv);
+  }
+  if (v1_record) {
+    trace_v1::Quietly([&] {
+      v1_record->Error(why.error);
+      v1_record->Note(why.note);
+      record_out(*v1_record, rv);
+    });
+    trace_v1::Emit(*v1_record, rv);
+  }
   return rv;
 }
 
 }  // namespace
 }  // namespace signum::pkcs11
 
-// --- The exported shims
-// ---------------------------------------------------------------------------- C_Initialize
-// re-reads SIGNUM_PKCS11_TRACE first, so each initialisation traces where the environment says at
-// that time.
-#define SIGNUM_P11_DEFINE_SHIM(Name, Since, Support, Args)                                 \
-  extern "C" CK_RV C_##Name(SIGNUM_P11_PARAMS(Args)) {                                     \
-    using namespace ::signum::pkcs11;                                                      \
-    if (std::string_view(#Name) == "Initialize") trace::Configure();                       \
-    if (!trace::Enabled()) {                                                               \
-      return Invoke(nullptr, [&] { return bridge::Name(SIGNUM_P11_ARGS(Args)); });         \
-    }                                                                                      \
-    trace::Record record("C_" #Name);                                                      \
-    SIGNUM_P11_TRACE_IN(record, Args)                                                      \
-    const CK_RV rv = Invoke(&record, [&] { return bridge::Name(SIGNUM_P11_ARGS(Args)); }); \
-    SIGNUM_P11_TRACE_OUT(record, rv, Args)                                                 \
-    record.Emit(rv);                                                                       \
-    return rv;                                                                             \
+// --- The exported shims --------------------------------------------------------------------------
+// C_Initialize re-reads SIGNUM_PKCS11_TRACE and SIGNUM_PKCS11_RECORD first, so each initialisation
+// records where the environment says at that time.
+#define SIGNUM_P11_DEFINE_SHIM(Name, Since, Support, Args)                       \
+  extern "C" CK_RV C_##Name(SIGNUM_P11_PARAMS(Args)) {                           \
+    using namespace ::signum::pkcs11;                                            \
+    if (std::string_view(#Name) == "Initialize") {                               \
+      trace::Configure();                                                        \
+      recording::Configure();                                                    \
+    }                                                                            \
+    return Run(                                                                  \
+        "C_" #Name, [&](auto& record) { SIGNUM_P11_TRACE_IN(record, Args) },     \
+        [&] { return bridge::Name(SIGNUM_P11_ARGS(Args)); },                     \
+        [&](auto& record, CK_RV rv) { SIGNUM_P11_TRACE_OUT(record, rv, Args) }); \
   }
 SIGNUM_PKCS11_FUNCTIONS(SIGNUM_P11_DEFINE_SHIM)
 #undef SIGNUM_P11_DEFINE_SHIM
@@ -68,8 +116,7 @@ SIGNUM_PKCS11_FUNCTIONS(SIGNUM_P11_DEFINE_SHIM)
 namespace signum::pkcs11 {
 namespace {
 
-// --- Function lists
-// ----------------------------------------------------------------------------------
+// --- Function lists --------------------------------------------------------------------------
 #define SIGNUM_P11_COUNT(Name, Since, Support, Args) +1
 constexpr size_t kFunctionCount = 0 SIGNUM_PKCS11_FUNCTIONS(SIGNUM_P11_COUNT);
 #define SIGNUM_P11_COUNT_V2(Name, Since, Support, Args) SIGNUM_P11_IF_V2(Since)(+1)
