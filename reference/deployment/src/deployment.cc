@@ -403,7 +403,7 @@ Status Deployment::StartAgent() {
     for (const char* name :
          {"SIGNUM_CONFIG", "SIGNUM_TOKEN_FILE", "SIGNUM_CERTIFICATE_PATH", "SIGNUM_KEY_PATH",
           "SIGNUM_AGENT_SECRET_FILE", "SIGNUM_AGENT_PORT_FILE", "SIGNUM_LOG_FILE",
-          "SIGNUM_CACHE_TTL", "SIGNUM_PKCS11_TRACE"}) {
+          "SIGNUM_CACHE_TTL", "SIGNUM_PKCS11_TRACE", "SIGNUM_PKCS11_RECORD"}) {
       argv.insert(argv.end(), {"-u", name});
     }
     argv.push_back("SIGNUM_SERVER_URL=https://127.0.0.1:" + std::to_string(config.port));

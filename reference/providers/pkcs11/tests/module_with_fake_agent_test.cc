@@ -3,12 +3,14 @@
 // or a deployment. Every signature is verified with OpenSSL against the certificate the fake agent
 // listed. provider_e2e_test.cc keeps the same paths covered against the real agent and server.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "module_test_util.h"
+#include "recorded_trace.h"
 #include "signum/agent/fake_agent.h"
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
@@ -33,7 +35,8 @@ class FakeAgentModuleTest : public ::testing::Test {
         tcp_("SIGNUM_AGENT_TCP", std::nullopt),
         pin_("SIGNUM_PKCS11_PIN", std::nullopt),
         label_("SIGNUM_TOKEN_LABEL", std::nullopt),
-        trace_("SIGNUM_PKCS11_TRACE", std::nullopt) {}
+        trace_("SIGNUM_PKCS11_TRACE", std::nullopt),
+        record_("SIGNUM_PKCS11_RECORD", std::nullopt) {}
 
   // The private key object labelled `label`.
   static CK_OBJECT_HANDLE PrivateKey(CK_SESSION_HANDLE s, const std::string& label) {
@@ -59,7 +62,7 @@ class FakeAgentModuleTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<FakeAgent> agent_;
-  ScopedEnv socket_, tcp_, pin_, label_, trace_;
+  ScopedEnv socket_, tcp_, pin_, label_, trace_, record_;
 };
 
 TEST_F(FakeAgentModuleTest, SignsRsaAndEcdsaAndEverySignatureVerifies) {
@@ -116,6 +119,85 @@ TEST_F(FakeAgentModuleTest, AgentErrorsMapToTheDocumentedReturnValues) {
   agent_->SetSignHandler(nullptr);
   EXPECT_RV(CKR_OK, Sign(s, CKM_ECDSA_SHA256, key, Bytes{'x'}, &signature));
   F()->C_CloseSession(s);
+}
+
+// SIGNUM_PKCS11_RECORD: the module writes trace format v1 itself, beside the text trace. Every call
+// is there with its return value, the PINs nowhere, the signature as returned (it verifies), and
+// each failure with the reason the module knows ("error").
+TEST_F(FakeAgentModuleTest, RecordsTheSessionAsTraceFormatV1WithTheReasonOfEachFailure) {
+  const wire::CertificateEntry rsa = agent_->AddLeaf(SharedTestPki(), "rsa", "rsa-2048");
+  const std::string pin = "fake-pin-31415", wrong_pin = "wrong-pin-27182";
+  const std::string file = dir_.path() + "/session.jsonl", text_file = dir_.path() + "/trace.log";
+  Bytes signature;
+  {
+    ScopedEnv record("SIGNUM_PKCS11_RECORD", file), trace("SIGNUM_PKCS11_TRACE", text_file),
+        pin_env("SIGNUM_PKCS11_PIN", pin);
+    Initialized init;
+    const CK_SESSION_HANDLE s = OpenSession();
+    auto utf8 = [](const std::string& p) {
+      return reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(p.data()));
+    };
+    EXPECT_RV(CKR_PIN_INCORRECT, F()->C_Login(s, CKU_USER, utf8(wrong_pin), wrong_pin.size()));
+    ASSERT_RV(CKR_OK, F()->C_Login(s, CKU_USER, utf8(pin), pin.size()));
+    const CK_OBJECT_HANDLE key = PrivateKey(s, "rsa");
+    ASSERT_RV(CKR_OK, Sign(s, CKM_SHA256_RSA_PKCS, key, Bytes{'r', 'e', 'c'}, &signature));
+    agent_->FailNext(MessageType::kSign, PermissionDeniedError("policy says no"));
+    EXPECT_RV(CKR_FUNCTION_REJECTED, Sign(s, CKM_SHA256_RSA_PKCS, key, Bytes{'x'}, &signature));
+    EXPECT_RV(CKR_OK, F()->C_CloseSession(s));
+  }
+  const RecordedTrace trace = ReadRecordedTrace(file);
+  EXPECT_EQ(trace.header["kind"], "signum-pkcs11-trace");
+  EXPECT_EQ(trace.header["recorder"], "libsignumpkcs11.so");
+  EXPECT_EQ(trace.header["module"], kModulePath);  // dladdr: the path it was loaded from
+  EXPECT_EQ(trace.header["pid"], static_cast<long>(::getpid()));
+
+  const std::vector<std::string> expected = {
+      "C_Initialize",      "C_OpenSession", "C_Login",       "C_Login",
+      "C_FindObjectsInit", "C_FindObjects", "C_FindObjects", "C_FindObjectsFinal",
+      "C_SignInit",        "C_Sign",        "C_SignInit",    "C_Sign",
+      "C_CloseSession",    "C_Finalize"};
+  EXPECT_EQ(trace.Functions(), expected);
+  for (size_t i = 0; i < trace.calls.size(); ++i) EXPECT_EQ(trace.calls[i]["seq"], i + 1);
+
+  // The PINs: their length only, never their bytes.
+  EXPECT_EQ(trace.bytes.find(pin), std::string::npos) << "the PIN leaked into the trace";
+  EXPECT_EQ(trace.bytes.find(wrong_pin), std::string::npos) << "a PIN leaked into the trace";
+  EXPECT_EQ(trace.bytes.find(HexEncode(AsBytes(pin))), std::string::npos);
+  ASSERT_EQ(trace.Calls("C_Login", CKR_OK).size(), 1u);
+  const nlohmann::json login = trace.Calls("C_Login", CKR_OK)[0];
+  EXPECT_EQ(login["args"]["pPin"], (nlohmann::json{{"redacted", true}, {"length", pin.size()}}));
+
+  // The recorded signature is the one returned, and it verifies against the certificate.
+  ASSERT_EQ(trace.Calls("C_Sign", CKR_OK).size(), 1u);
+  const nlohmann::json sign = trace.Calls("C_Sign", CKR_OK)[0];
+  EXPECT_EQ(RecordedBytes(sign["args"]["pData"]), (Bytes{'r', 'e', 'c'}));
+  const Bytes recorded = RecordedBytes(sign["out"]["pSignature"]);
+  ASSERT_OK_AND_ASSIGN(Certificate cert, Certificate::FromPem(rsa.certificate_pem));
+  ASSERT_OK_AND_ASSIGN(PublicKey public_key, cert.GetPublicKey());
+  EXPECT_OK(VerifyDigestSignature(public_key, SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256,
+                                  Digest(HashAlgorithm::kSha256, Bytes{'r', 'e', 'c'}), recorded,
+                                  std::nullopt));
+  EXPECT_FALSE(sign.contains("error"));
+
+  // Failures carry why, as the module knows it.
+  ASSERT_EQ(trace.Calls("C_Login", CKR_PIN_INCORRECT).size(), 1u);
+  EXPECT_NE(trace.Calls("C_Login", CKR_PIN_INCORRECT)[0].value("error", "").find("wrong PIN"),
+            std::string::npos);
+  ASSERT_EQ(trace.Calls("C_Sign", CKR_FUNCTION_REJECTED).size(), 1u);
+  const nlohmann::json rejected = trace.Calls("C_Sign", CKR_FUNCTION_REJECTED)[0];
+  EXPECT_EQ(rejected["rv"]["name"], "CKR_FUNCTION_REJECTED");
+  EXPECT_NE(rejected.value("error", "").find("policy says no"), std::string::npos) << rejected;
+
+  // The text trace was on at the same time, unchanged.
+  const std::string text = ReadFile(text_file).value();
+  EXPECT_NE(text.find("C_Sign = CKR_FUNCTION_REJECTED"), std::string::npos);
+  EXPECT_NE(text.find("  ERROR: PERMISSION_DENIED"), std::string::npos) << text;
+  EXPECT_EQ(text.find(pin), std::string::npos);
+
+  // Recording ends with the environment variable, at the next C_Initialize.
+  const size_t size = ReadFile(file).value().size();
+  { Initialized init; }
+  EXPECT_EQ(ReadFile(file).value().size(), size);
 }
 
 }  // namespace

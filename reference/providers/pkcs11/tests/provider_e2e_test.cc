@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/process.hpp>
 #include <chrono>
 #include <map>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "deployment.h"
 #include "module_test_util.h"
+#include "recorded_trace.h"
 #include "signum/core/algorithms.h"
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
@@ -60,6 +62,7 @@ class ProviderE2eTest : public ::testing::Test {
         pin_("SIGNUM_PKCS11_PIN", std::nullopt),
         label_("SIGNUM_TOKEN_LABEL", std::nullopt),
         trace_("SIGNUM_PKCS11_TRACE", std::nullopt),
+        record_("SIGNUM_PKCS11_RECORD", std::nullopt),
         refresh_("SIGNUM_PKCS11_REFRESH_SECONDS", std::nullopt) {}
 
   // Finds the three objects of every signing certificate and checks they belong together.
@@ -92,7 +95,7 @@ class ProviderE2eTest : public ::testing::Test {
   }
 
   static Deployment* deployment_;
-  ScopedEnv socket_, tcp_, pin_, label_, trace_, refresh_;
+  ScopedEnv socket_, tcp_, pin_, label_, trace_, record_, refresh_;
 };
 Deployment* ProviderE2eTest::deployment_ = nullptr;
 
@@ -945,6 +948,69 @@ TEST_F(ProviderE2eTest, TraceShowsSigningCalls) {
   EXPECT_NE(text.find("C_Sign = CKR_OK"), std::string::npos);
   EXPECT_NE(text.find("  OUT: pTemplate = [CKA_LABEL] = \"rsa-2048\""), std::string::npos);
   EXPECT_EQ(text.find("trace-pin-9876"), std::string::npos) << "the PIN leaked into the trace";
+}
+
+// SIGNUM_PKCS11_RECORD on the real path: a login + sign session recorded by the module itself
+// (trace format v1): its signatures verify against the token's certificates, the PIN is nowhere,
+// and signum-replay replays it against the same deployment with every call matching (exit 0).
+TEST_F(ProviderE2eTest, RecordedSessionVerifiesAndReplaysAgainstTheSameDeployment) {
+  const std::string file = deployment_->File("recorded-session.jsonl");
+  const std::string pin = "record-pin-4242";
+  ScopedEnv pin_env("SIGNUM_PKCS11_PIN", pin);
+  const Bytes data = B("recorded by the module");
+  const Bytes digest = Digest(HashAlgorithm::kSha256, data);
+  std::map<std::string, Key> keys;
+  SignResult rsa, ec;
+  {
+    ScopedEnv record("SIGNUM_PKCS11_RECORD", file);
+    Initialized init;
+    CK_SESSION_HANDLE s = OpenSession();
+    auto pin_value = reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(pin.data()));
+    ASSERT_RV(CKR_OK, F()->C_Login(s, CKU_USER, pin_value, pin.size()));
+    keys = LoadKeys(s);
+    rsa = SignOnce(s, {CKM_SHA256_RSA_PKCS, nullptr, 0}, keys["rsa-2048"].private_key, data);
+    ec = SignOnce(s, {CKM_ECDSA, nullptr, 0}, keys["ec-p256"].private_key, digest);
+    EXPECT_RV(CKR_OK, F()->C_Logout(s));
+    EXPECT_RV(CKR_OK, F()->C_CloseSession(s));
+  }
+  ASSERT_RV(CKR_OK, rsa.rv);
+  ASSERT_RV(CKR_OK, ec.rv);
+
+  const RecordedTrace trace = ReadRecordedTrace(file);
+  EXPECT_EQ(trace.header["recorder"], "libsignumpkcs11.so");
+  EXPECT_EQ(trace.bytes.find(pin), std::string::npos) << "the PIN leaked into the trace";
+  const std::vector<std::string> functions = trace.Functions();
+  ASSERT_FALSE(functions.empty());
+  EXPECT_EQ(functions.front(), "C_Initialize");
+  EXPECT_EQ(functions.back(), "C_Finalize");
+  for (const auto& call : trace.calls) EXPECT_EQ(call["rv"]["name"], "CKR_OK") << call;
+  const std::vector<nlohmann::json> signs = trace.Calls("C_Sign", CKR_OK);
+  ASSERT_EQ(signs.size(), 2u);
+  const Bytes recorded_rsa = RecordedBytes(signs[0]["out"]["pSignature"]);
+  const Bytes recorded_ec = RecordedBytes(signs[1]["out"]["pSignature"]);
+  EXPECT_EQ(recorded_rsa, rsa.signature);
+  EXPECT_EQ(recorded_ec, ec.signature);
+  ExpectVerifies(keys["rsa-2048"],
+                 {SignatureScheme::kRsaPkcs1, HashAlgorithm::kSha256, digest, std::nullopt},
+                 recorded_rsa, "recorded RSA signature");
+  ExpectVerifies(keys["ec-p256"],
+                 {SignatureScheme::kEcdsa, HashAlgorithm::kSha256, digest, std::nullopt},
+                 recorded_ec, "recorded ECDSA signature");
+
+  // The child inherits the agent socket and SIGNUM_PKCS11_PIN; SIGNUM_PKCS11_RECORD is unset again.
+  namespace bp = boost::process;
+  const std::string output = deployment_->File("replay.out");
+  bp::child replay(SIGNUM_REPLAY, file, "--module", kModulePath, bp::env["SIGNUM_REPLAY_PIN"] = pin,
+                   (bp::std_out & bp::std_err) > output);
+  if (!replay.wait_for(std::chrono::seconds(120))) {
+    replay.terminate();
+    FAIL() << "signum-replay did not finish in 120 s";
+  }
+  const auto replayed = ReadFile(output);
+  const std::string report = replayed.ok() ? *replayed : "(no output)";
+  EXPECT_EQ(replay.exit_code(), 0) << report;
+  EXPECT_NE(report.find(std::to_string(trace.calls.size()) + " matched"), std::string::npos)
+      << report;
 }
 
 // --- Failures of the path: last, they stop and restart the agent and the server ------------------
