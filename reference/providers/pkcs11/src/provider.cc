@@ -33,14 +33,13 @@ std::string ClientName() {
          std::to_string(kLibraryVersion.minor);
 }
 
-// One line on stderr, written with write(2) (no stdio or logging locks a fork could inherit).
+}  // namespace
+
 void Warn(const std::string& message) {
   const std::string line = "libsignumpkcs11: " + message + "\n";
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
 }
-
-}  // namespace
 
 Config Config::FromEnvironment() {
   Config c;

@@ -33,6 +33,10 @@ inline constexpr char kSerialNumber[] = "1";
 inline constexpr char kDefaultTokenLabel[] = "Signum";
 inline constexpr CK_VERSION kLibraryVersion = {0, 1};
 
+// One line on stderr, "libsignumpkcs11: <message>", written with write(2) (no stdio or logging
+// locks a fork could inherit).
+void Warn(const std::string& message);
+
 // Everything the module reads from the environment, once per C_Initialize.
 struct Config {
   std::string token_label = kDefaultTokenLabel;  // SIGNUM_TOKEN_LABEL

@@ -3,10 +3,10 @@
 #include <dlfcn.h>
 
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "provider.h"
 #include "trace_v1.h"
 
 namespace signum::pkcs11::recording {
@@ -36,7 +36,7 @@ void Configure() {
     if (!trace_v1::UseFile(wanted, trace_v1::Header(OwnPath(), kModuleName, nullptr), &why)) {
       // The application's own output is no place for this, but a recording asked for and silently
       // missing would be worse.
-      std::fprintf(stderr, "%s: SIGNUM_PKCS11_RECORD: %s\n", kModuleName, why.c_str());
+      Warn("SIGNUM_PKCS11_RECORD: " + why);
     }
   });
   g_configured.store(true, std::memory_order_release);

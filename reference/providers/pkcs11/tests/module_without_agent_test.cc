@@ -22,6 +22,7 @@
 
 #include "functions.h"
 #include "module_test_util.h"
+#include "recorded_trace.h"
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
 #include "signum/testing/temp_dir.h"
@@ -41,10 +42,11 @@ class NoAgentTest : public ::testing::Test {
         tcp_("SIGNUM_AGENT_TCP", std::nullopt),
         pin_("SIGNUM_PKCS11_PIN", std::nullopt),
         label_("SIGNUM_TOKEN_LABEL", std::nullopt),
-        trace_("SIGNUM_PKCS11_TRACE", std::nullopt) {}
+        trace_("SIGNUM_PKCS11_TRACE", std::nullopt),
+        record_("SIGNUM_PKCS11_RECORD", std::nullopt) {}
 
   TempDir dir_;
-  ScopedEnv socket_, tcp_, pin_, label_, trace_;
+  ScopedEnv socket_, tcp_, pin_, label_, trace_, record_;
 };
 
 // --- The ABI -----------------------------------------------------------------------------------
@@ -873,6 +875,64 @@ TEST_F(NoAgentTest, TraceRecordsCallsButNeverThePin) {
   EXPECT_NE(text.find("absent.sock"), std::string::npos) << text;
   EXPECT_EQ(text.find("C_GetTokenInfo"), std::string::npos)
       << "traced after tracing was switched off";
+}
+
+// SIGNUM_PKCS11_RECORD follows the environment at each C_Initialize like the text trace; a forked
+// child that initialises again appends to the same file under its own pid (one header); a file
+// that cannot be opened fails no call.
+TEST_F(NoAgentTest, RecordFollowsEachInitializeAndAForkedChildAppendsToTheSameTrace) {
+  const std::string first = dir_.File("first.jsonl"), second = dir_.File("second.jsonl");
+  pid_t child = 0;
+  {
+    ScopedEnv record("SIGNUM_PKCS11_RECORD", first);
+    Initialized init;
+    CK_SESSION_HANDLE s = OpenSession();
+    EXPECT_TRUE(Find(s, {}).empty());
+    child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) ::_exit(ChildAfterFork(s));
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "child failure bits " << WEXITSTATUS(status);
+  }
+  {
+    ScopedEnv record("SIGNUM_PKCS11_RECORD", second);
+    Initialized init;
+    CK_TOKEN_INFO token;
+    EXPECT_RV(CKR_OK, F()->C_GetTokenInfo(1, &token));
+  }
+  {
+    ScopedEnv record("SIGNUM_PKCS11_RECORD", dir_.File("no-such-dir/trace.jsonl"));
+    Initialized init;
+    CK_INFO info;
+    EXPECT_RV(CKR_OK, F()->C_GetInfo(&info));
+  }
+
+  const RecordedTrace parent_and_child = ReadRecordedTrace(first);
+  EXPECT_EQ(parent_and_child.header["pid"], static_cast<long>(::getpid()));
+  std::map<long, std::vector<std::string>> by_pid;
+  for (const auto& call : parent_and_child.calls) {
+    by_pid[call["pid"].get<long>()].push_back(call["fn"].get<std::string>());
+  }
+  ASSERT_EQ(by_pid.count(child), 1u) << parent_and_child.bytes;
+  EXPECT_EQ(by_pid[child],
+            (std::vector<std::string>{"C_GetInfo", "C_GetSessionInfo", "C_Finalize", "C_Initialize",
+                                      "C_GetSessionInfo", "C_OpenSession", "C_Finalize"}));
+  EXPECT_EQ(by_pid[::getpid()].front(), "C_Initialize");
+  EXPECT_EQ(by_pid[::getpid()].back(), "C_Finalize");
+  // Why the search found nothing: the note the module knows.
+  const auto searches = parent_and_child.Calls("C_FindObjectsInit", CKR_OK);
+  ASSERT_EQ(searches.size(), 1u);
+  EXPECT_NE(searches[0].value("note", "").find("absent.sock"), std::string::npos) << searches[0];
+  // A failure carries its reason (the child's calls before its C_Initialize).
+  const auto refused = parent_and_child.Calls("C_GetInfo", CKR_CRYPTOKI_NOT_INITIALIZED);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_FALSE(refused[0].value("error", "").empty()) << refused[0];
+
+  const RecordedTrace after = ReadRecordedTrace(second);
+  EXPECT_EQ(after.Functions(),
+            (std::vector<std::string>{"C_Initialize", "C_GetTokenInfo", "C_Finalize"}));
 }
 
 }  // namespace
