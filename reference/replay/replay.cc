@@ -204,6 +204,8 @@ std::string Describe(const Call& c) {
 using Identity = std::map<CK_ATTRIBUTE_TYPE, std::string>;
 // A recorded object handle is the recording process's: (pid, handle).
 using RecordedObject = std::pair<long long, CK_OBJECT_HANDLE>;
+// A search template as the live module is given it: (type, value) pairs.
+using SearchTemplate = std::vector<std::pair<CK_ATTRIBUTE_TYPE, Bytes>>;
 
 bool Identifying(CK_ATTRIBUTE_TYPE t) { return t == CKA_CLASS || t == CKA_ID || t == CKA_LABEL; }
 
@@ -341,6 +343,8 @@ class Replayer {
         }
       } else if (fn == "C_SignInit" || fn == "C_VerifyInit") {
         operated_on_.insert({c.pid(), c.args().at("hKey").get<CK_OBJECT_HANDLE>()});
+        if (c.args().at("pMechanism").is_object())
+          operating_mechanisms_.insert(c.args()["pMechanism"].at("type").get<CK_MECHANISM_TYPE>());
       } else if (fn == "C_GetAttributeValue" && c.out().contains("pTemplate")) {
         Identity& known = identities_[{c.pid(), c.args().at("hObject").get<CK_OBJECT_HANDLE>()}];
         for (const json& a : c.out()["pTemplate"])
@@ -438,34 +442,37 @@ class Replayer {
   // a session of its own on the caller's slot: the caller may be in the middle of a search of its
   // own (reading attributes between C_FindObjects calls), where C_FindObjectsInit would fail.
   std::optional<CK_OBJECT_HANDLE> FindByIdentity(CK_SESSION_HANDLE caller, const Identity& id) {
-    CK_SESSION_INFO info{};
-    CK_SESSION_HANDLE own = CK_INVALID_HANDLE;
-    if (fn_->C_GetSessionInfo(caller, &info) != CKR_OK ||
-        fn_->C_OpenSession(info.slotID, CKF_SERIAL_SESSION, nullptr, nullptr, &own) != CKR_OK)
-      return SearchByIdentity(caller, id);
-    std::optional<CK_OBJECT_HANDLE> found = SearchByIdentity(own, id);
-    fn_->C_CloseSession(own);
-    return found;
+    SearchTemplate search;
+    for (auto& [type, value] : id) search.emplace_back(type, Hex(value));
+    std::vector<CK_OBJECT_HANDLE> found = SearchInOwnSession(caller, search, 2);
+    if (found.empty()) return std::nullopt;
+    return found.front();
   }
 
-  std::optional<CK_OBJECT_HANDLE> SearchByIdentity(CK_SESSION_HANDLE session, const Identity& id) {
-    std::vector<Bytes> values;
+  // Every live object matching `search` (at most `max`), found in a session of our own on the
+  // caller's session's slot (the caller's own if none can be opened).
+  std::vector<CK_OBJECT_HANDLE> SearchInOwnSession(CK_SESSION_HANDLE caller,
+                                                   const SearchTemplate& search, CK_ULONG max) {
+    CK_SESSION_INFO info{};
+    CK_SESSION_HANDLE own = CK_INVALID_HANDLE;
+    const bool have_own =
+        fn_->C_GetSessionInfo(caller, &info) == CKR_OK &&
+        fn_->C_OpenSession(info.slotID, CKF_SERIAL_SESSION, nullptr, nullptr, &own) == CKR_OK;
+    const CK_SESSION_HANDLE session = have_own ? own : caller;
     std::vector<CK_ATTRIBUTE> tmpl;
-    for (auto& [t, v] : id) values.push_back(Hex(v));
-    size_t k = 0;
-    for (auto& [t, v] : id) {
-      (void)v;
-      tmpl.push_back(CK_ATTRIBUTE{t, values[k].data(), static_cast<CK_ULONG>(values[k].size())});
-      ++k;
-    }
-    if (fn_->C_FindObjectsInit(session, tmpl.data(), static_cast<CK_ULONG>(tmpl.size())) != CKR_OK)
-      return std::nullopt;
-    CK_OBJECT_HANDLE found[2];
+    for (const auto& [type, value] : search)
+      tmpl.push_back(CK_ATTRIBUTE{type, const_cast<uint8_t*>(value.data()),
+                                  static_cast<CK_ULONG>(value.size())});
+    std::vector<CK_OBJECT_HANDLE> found(max);
     CK_ULONG count = 0;
-    CK_RV rv = fn_->C_FindObjects(session, found, 2, &count);
-    fn_->C_FindObjectsFinal(session);
-    if (rv != CKR_OK || count == 0) return std::nullopt;
-    return found[0];
+    if (fn_->C_FindObjectsInit(session, tmpl.data(), static_cast<CK_ULONG>(tmpl.size())) ==
+        CKR_OK) {
+      if (fn_->C_FindObjects(session, found.data(), max, &count) != CKR_OK) count = 0;
+      fn_->C_FindObjectsFinal(session);
+    }
+    if (have_own) fn_->C_CloseSession(own);
+    found.resize(count);
+    return found;
   }
 
   // The live handle for a recorded object handle; nullopt when no live object has its identity.
@@ -574,8 +581,10 @@ class Replayer {
                                    const CK_MECHANISM_INFO& live) {
     const json recorded = c.out().value("pInfo", json::object());
     const CK_FLAGS was = recorded.value("flags", CK_FLAGS{0});
+    // Only for the mechanisms the caller goes on to use: a module may leave the flags of others
+    // unset (SoftHSM2 hands back whatever the caller's buffer held for CKM_AES_CBC_PAD).
     for (CK_FLAGS f : {CK_FLAGS{CKF_SIGN}, CK_FLAGS{CKF_VERIFY}})
-      if ((was & f) != 0 && (live.flags & f) == 0)
+      if (operating_mechanisms_.count(type) && (was & f) != 0 && (live.flags & f) == 0)
         return MechanismName(type) + (f == CKF_SIGN ? " cannot sign here" : " cannot verify here");
     json now = {{"ulMinKeySize", live.ulMinKeySize},
                 {"ulMaxKeySize", live.ulMaxKeySize},
@@ -719,9 +728,12 @@ class Replayer {
         values.push_back(Hex(t.value("value", json())));
       }
       size_t k = 0;
+      SearchTemplate& search = searches_[LiveSession(c)];
+      search.clear();
       for (const json& t : a.at("pTemplate")) {
         tmpl.push_back(CK_ATTRIBUTE{t.at("type").get<CK_ATTRIBUTE_TYPE>(), values[k].data(),
                                     static_cast<CK_ULONG>(values[k].size())});
+        search.emplace_back(tmpl.back().type, values[k]);
         ++k;
       }
       return RvDiff(c, fn_->C_FindObjectsInit(LiveSession(c), tmpl.data(),
@@ -909,6 +921,13 @@ class Replayer {
       }
       const std::string what =
           "recorded object " + std::to_string(r) + " (" + IdentityText(want) + ")";
+      // Modules hand out matches in their own order (SoftHSM2's differs per token): a caller
+      // fetching one at a time (libp11) would have met it later in the same search.
+      if (auto later = LaterInSearch(session, want)) {
+        objects_[{c.pid(), r}] = *later;
+        Note(what + " comes in another order in this search here");
+        continue;
+      }
       if (operated_on_.count({c.pid(), r})) return "the caller signs with " + what + "; this search misses it";
       Note(what + " is not found here");
     }
@@ -916,6 +935,15 @@ class Replayer {
       Note("found " + std::to_string(found.size()) + " objects, recorded " +
            std::to_string(recorded.size()));
     return "";
+  }
+
+  // The live object with identity `want` among everything the session's current search matches.
+  std::optional<CK_OBJECT_HANDLE> LaterInSearch(CK_SESSION_HANDLE session, const Identity& want) {
+    auto search = searches_.find(session);
+    if (search == searches_.end() || want.empty()) return std::nullopt;
+    for (CK_OBJECT_HANDLE h : SearchInOwnSession(session, search->second, kMaxSearchResults))
+      if (LiveIdentity(session, h, want) == want) return h;
+    return std::nullopt;
   }
 
   // Across modules: the caller's template as recorded, each buffer as large as the recorded one
@@ -1269,6 +1297,12 @@ class Replayer {
   // --cross-module: recorded CKA_ID (hex) -> live CKA_ID; mechanisms offered then but not now.
   std::map<std::string, std::string> id_map_;
   std::set<CK_MECHANISM_TYPE> unoffered_;
+  // Mechanisms the trace signs or verifies with: what the module says of these matters.
+  std::set<CK_MECHANISM_TYPE> operating_mechanisms_;
+  // Each live session's current search template (C_FindObjectsInit, as given to the module).
+  std::map<CK_SESSION_HANDLE, SearchTemplate> searches_;
+  // Enough for any token a signing tool meets; a search that matches more is only truncated.
+  static constexpr CK_ULONG kMaxSearchResults = 1024;
   std::vector<std::pair<size_t, std::string>> notes_;  // (call index, what differed)
   size_t current_ = 0;
 };
