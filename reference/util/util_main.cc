@@ -22,6 +22,7 @@
 #include "certificate_listing.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
+#include "signum/core/posix_platform.h"
 #include "signum/core/x509.h"
 
 namespace signum::agent {
@@ -251,10 +252,9 @@ int CmdTestSign(const Options& o) {
 }
 
 std::string SelfDirectory() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  return fs::path(std::string(buf, static_cast<size_t>(n))).parent_path().string();
+  const std::string self = posix::OwnExecutablePath();
+  if (self.empty()) return ".";
+  return fs::path(self).parent_path().string();
 }
 
 // Where libsignumpkcs11.so is: $SIGNUM_PKCS11_MODULE, the build tree beside this binary, or the

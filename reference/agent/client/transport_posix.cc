@@ -17,6 +17,7 @@
 
 #include "signum/agent/tcp_address.h"
 #include "signum/agent/transport.h"
+#include "signum/core/posix_platform.h"
 
 namespace signum::agent::transport {
 namespace {
@@ -71,26 +72,14 @@ std::string OctalMode(mode_t mode) {
   return text;
 }
 
-// The agent at the other end runs as this user: SO_PEERCRED is the kernel's word for it.
+// The agent at the other end runs as this user: the kernel's word for it (SO_PEERCRED on Linux,
+// LOCAL_PEERCRED on macOS).
 Status CheckPeerIsThisUser(int fd, const std::string& where) {
-#ifdef __linux__
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
-    return UnavailableError("cannot tell who serves " + where + ": SO_PEERCRED failed: " +
-                            Errno(errno));
-  }
-  const uid_t uid = cred.uid;
-  const std::string process = " (pid " + std::to_string(cred.pid) + ")";
-#else  // macOS and the BSDs
-  uid_t uid = 0;
-  gid_t gid = 0;
-  if (::getpeereid(fd, &uid, &gid) != 0) {
-    return UnavailableError("cannot tell who serves " + where + ": getpeereid failed: " +
-                            Errno(errno));
-  }
-  const std::string process;
-#endif
+  Result<posix::SocketPeer> peer = posix::UnixSocketPeer(fd);
+  if (!peer.ok())
+    return UnavailableError("cannot tell who serves " + where + ": " + peer.status().message());
+  const uid_t uid = peer->uid;
+  const std::string process = " (pid " + std::to_string(peer->pid) + ")";
   if (uid != ::geteuid()) {
     return PermissionDeniedError(
         "refusing the process serving " + where + ": it runs as uid " + std::to_string(uid) +
@@ -138,7 +127,7 @@ Result<Handle> ConnectUnix(const std::string& path, Clock::time_point deadline) 
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   SIGNUM_RETURN_IF_ERROR(CheckPrivateDirectory(DirectoryOf(path)));
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const int fd = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/true);
   if (fd < 0) return UnavailableError("socket(AF_UNIX) failed: " + Errno(errno));
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     const int err = errno;
@@ -167,7 +156,7 @@ Result<Handle> ConnectUnix(const std::string& path, Clock::time_point deadline) 
 Result<Handle> ConnectTcp(const std::string& host, uint16_t port, Clock::time_point deadline) {
   const std::string where = "tcp:" + host + ":" + std::to_string(port);
   SIGNUM_ASSIGN_OR_RETURN(const TcpAddress address, ParseTcpAddress(host, port));
-  const int fd = ::socket(address.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const int fd = posix::OpenSocket(address.family, SOCK_STREAM, /*nonblocking=*/true);
   if (fd < 0) return UnavailableError("socket(AF_INET) failed: " + Errno(errno));
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // small request/reply frames
@@ -191,8 +180,8 @@ Status SendAll(Handle socket, std::string_view data, Clock::time_point deadline)
   const int fd = static_cast<int>(socket);
   size_t sent = 0;
   while (sent < data.size()) {
-    // MSG_NOSIGNAL: a closed agent must give EPIPE, not kill the host application with SIGPIPE.
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    // A closed agent must give EPIPE, not kill the host application with SIGPIPE.
+    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, posix::kSendNoSignal);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;

@@ -21,6 +21,7 @@
 #include "signum/core/files.h"
 #include "signum/core/log.h"
 #include "signum/agent/transport.h"
+#include "signum/core/posix_platform.h"
 
 namespace signum::agent {
 namespace {
@@ -73,7 +74,7 @@ bool SendFrame(int fd, const json& message) {
   const std::string frame = proto::EncodeFrame(message);
   size_t sent = 0;
   while (sent < frame.size()) {
-    const ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, posix::kSendNoSignal);
     if (n > 0) {
       sent += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
@@ -110,7 +111,7 @@ void RejectAndClose(int fd, const Status& status, bool linger = true) {
 // (the file outlived a killed agent); anything else (a live agent, a socket we may not even
 // connect to) is left alone.
 Result<bool> SocketIsStale(const std::string& path, const sockaddr_un& addr) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/false);
   if (fd < 0) return InternalError("socket(AF_UNIX) failed: " + Errno());
   const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   const int err = errno;
@@ -143,8 +144,8 @@ std::string PeerName(Transport transport, const std::optional<PeerCredentials>& 
 Result<std::unique_ptr<AgentService>> AgentService::Create(const AgentConfig& config,
                                                            ServerClient* server) {
   std::unique_ptr<AgentService> service(new AgentService(config, server));
-  if (::pipe2(service->wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return InternalError("pipe2 failed: " + Errno());
+  if (posix::OpenPipe(service->wake_pipe_) != 0) {
+    return InternalError("cannot make the wake-up pipe: " + Errno());
   }
   SIGNUM_RETURN_IF_ERROR(service->PrepareUnixSocket());
   if (config.tcp_enabled) SIGNUM_RETURN_IF_ERROR(service->PrepareTcp());
@@ -189,7 +190,7 @@ Status AgentService::PrepareUnixSocket() {
     }
   }
 
-  unix_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  unix_fd_ = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/true);
   if (unix_fd_ < 0) return InternalError("socket(AF_UNIX) failed: " + Errno());
   // umask 077 while binding: the socket never exists, even briefly, with wider permissions.
   const mode_t old_mask = ::umask(077);
@@ -208,7 +209,7 @@ Status AgentService::PrepareUnixSocket() {
 
 Status AgentService::PrepareTcp() {
   const bool v6 = config_.tcp_host.find(':') != std::string::npos;
-  tcp_fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  tcp_fd_ = posix::OpenSocket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, /*nonblocking=*/true);
   if (tcp_fd_ < 0) return InternalError("socket(AF_INET) failed: " + Errno());
   const int one = 1;
   ::setsockopt(tcp_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -316,7 +317,7 @@ bool AgentService::Run() {
 
 void AgentService::AcceptFrom(int listen_fd, Transport transport) {
   for (;;) {
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    const int fd = posix::AcceptConnection(listen_fd);
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {

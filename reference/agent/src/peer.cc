@@ -1,18 +1,13 @@
 #include "peer.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <string_view>
 
 #include "signum/core/command_line_redaction.h"
 #include "signum/core/encoding.h"
+#include "signum/core/posix_platform.h"
 
 namespace signum::agent {
 namespace {
@@ -22,65 +17,11 @@ std::string Basename(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// /proc/PID/cmdline is at most a few pages for ordinary programs, but a hostile process can make
-// it long; the server only needs enough to match policies and to audit.
-constexpr size_t kMaxCommandLine = 16 * 1024;
-
-// An address as the kernel prints it in /proc/net/tcp{,6}: the address words as the host holds
-// them, each %08X, then ":" and the port %04X in host order.
-std::string ProcNetAddress(const sockaddr_storage& address) {
-  char text[64];
-  if (address.ss_family == AF_INET) {
-    const auto& a = reinterpret_cast<const sockaddr_in&>(address);
-    std::snprintf(text, sizeof text, "%08X:%04X", a.sin_addr.s_addr, ntohs(a.sin_port));
-    return text;
-  }
-  const auto& a = reinterpret_cast<const sockaddr_in6&>(address);
-  uint32_t words[4];
-  std::memcpy(words, &a.sin6_addr, sizeof words);
-  std::snprintf(text, sizeof text, "%08X%08X%08X%08X:%04X", words[0], words[1], words[2], words[3],
-                ntohs(a.sin6_port));
-  return text;
-}
-
 }  // namespace
 
-std::optional<uid_t> LoopbackTcpPeerUid(int fd, const std::string& proc_root) {
-  sockaddr_storage local{}, remote{};
-  socklen_t local_len = sizeof local, remote_len = sizeof remote;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
-      ::getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &remote_len) != 0 ||
-      local.ss_family != remote.ss_family) {
-    return std::nullopt;
-  }
-  // The peer's row: its local address is our remote one, its remote address our local one.
-  const std::string peer_local = ProcNetAddress(remote);
-  const std::string peer_remote = ProcNetAddress(local);
-  std::ifstream table(proc_root + (local.ss_family == AF_INET ? "/net/tcp" : "/net/tcp6"));
-  std::string line;
-  std::getline(table, line);  // the header
-  while (std::getline(table, line)) {
-    std::istringstream fields(line);
-    std::string slot, local_address, remote_address, state, queues, timer, retransmits;
-    unsigned long uid = 0;
-    if (!(fields >> slot >> local_address >> remote_address >> state >> queues >> timer >>
-          retransmits >> uid)) {
-      continue;
-    }
-    if (local_address == peer_local && remote_address == peer_remote) {
-      return static_cast<uid_t>(uid);
-    }
-  }
-  return std::nullopt;
-}
-
 Result<PeerCredentials> GetPeerCredentials(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
-    return InternalError(std::string("SO_PEERCRED failed: ") + std::strerror(errno));
-  }
-  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+  SIGNUM_ASSIGN_OR_RETURN(const posix::SocketPeer peer, posix::UnixSocketPeer(fd));
+  return PeerCredentials{peer.pid, peer.uid, peer.gid};
 }
 
 Status CheckPeerUid(uid_t peer_uid, uid_t agent_euid) {
@@ -90,31 +31,19 @@ Status CheckPeerUid(uid_t peer_uid, uid_t agent_euid) {
                                "); every user runs their own signum-agent");
 }
 
-ProcessInfo ReadProcessInfo(pid_t pid, const std::string& proc_root) {
+ProcessInfo ProcessInfoFrom(std::string executable_path, const std::string& nul_separated_args) {
   ProcessInfo info;
-  const std::string dir = proc_root + "/" + std::to_string(pid);
-  char target[4096];
-  const ssize_t n = ::readlink((dir + "/exe").c_str(), target, sizeof target - 1);
-  if (n > 0) {
-    std::string exe(target, static_cast<size_t>(n));
-    // A replaced or deleted binary reads as "/path/prog (deleted)"; the name is still the name.
-    constexpr std::string_view kDeleted = " (deleted)";
-    if (exe.size() > kDeleted.size() &&
-        exe.compare(exe.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
-      exe.resize(exe.size() - kDeleted.size());
-    }
-    info.executable = Basename(exe);
-  } else {
-    std::ifstream comm(dir + "/comm");
-    std::getline(comm, info.executable);
+  // A replaced or deleted binary reads as "/path/prog (deleted)" on Linux; the name is still the
+  // name.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (executable_path.size() > kDeleted.size() &&
+      executable_path.compare(executable_path.size() - kDeleted.size(), kDeleted.size(),
+                              kDeleted) == 0) {
+    executable_path.resize(executable_path.size() - kDeleted.size());
   }
-  std::ifstream cmdline(dir + "/cmdline", std::ios::binary);
-  std::string raw;
-  raw.resize(kMaxCommandLine);
-  cmdline.read(raw.data(), static_cast<std::streamsize>(raw.size()));
-  raw.resize(static_cast<size_t>(cmdline.gcount()));
+  info.executable = Basename(executable_path);
   // The audit log cannot be redacted later: secrets (--pin 1234 ...) go before anything else.
-  info.command_line = redaction::RedactedCommandLineFromNulSeparated(raw);
+  info.command_line = redaction::RedactedCommandLineFromNulSeparated(nul_separated_args);
   return info;
 }
 

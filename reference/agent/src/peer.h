@@ -1,6 +1,8 @@
 // Who is on the other end of a provider connection. On the Unix socket the kernel tells us
-// (SO_PEERCRED) and /proc tells the rest; nothing the client claims about pid, uid or executable is
-// believed there. Loopback TCP has no peer credential: the client's claims are passed on, marked.
+// (SO_PEERCRED on Linux, LOCAL_PEERCRED/LOCAL_PEERPID on macOS) and /proc (macOS: libproc and
+// sysctl) tells the rest; nothing the client claims about pid, uid or executable is believed there.
+// Loopback TCP has no peer credential: the client's claims are passed on, marked.
+// peer.cc is portable; peer_linux.cc and peer_macos.cc hold what each system does its own way.
 #pragma once
 
 #include <sys/types.h>
@@ -19,7 +21,7 @@ struct PeerCredentials {
   gid_t gid = 0;
 };
 
-// SO_PEERCRED of a connected Unix socket.
+// The kernel's word on a connected Unix socket's peer (signum/core/posix_platform.h).
 Result<PeerCredentials> GetPeerCredentials(int fd);
 
 // The agent serves one user: a peer with any other uid is refused (root included: root can read
@@ -27,12 +29,20 @@ Result<PeerCredentials> GetPeerCredentials(int fd);
 // answer silently). Returns kPermissionDenied naming both uids.
 Status CheckPeerUid(uid_t peer_uid, uid_t agent_euid);
 
-// What /proc says about a process; empty strings when unreadable.
+// What the system says about a process; empty strings when unreadable.
 struct ProcessInfo {
-  std::string executable;    // basename of readlink(/proc/PID/exe), else /proc/PID/comm
-  std::string command_line;  // /proc/PID/cmdline with NULs as spaces
+  std::string executable;    // basename of its executable (Linux: /proc/PID/exe, else comm)
+  std::string command_line;  // its arguments, secrets redacted, spaces between them
 };
+// proc_root: the /proc to read (tests give a fake one); macOS reads libproc and sysctl instead and
+// ignores it.
 ProcessInfo ReadProcessInfo(pid_t pid, const std::string& proc_root = "/proc");
+// A process's arguments are at most a few pages for ordinary programs, but a hostile process can
+// make them long; the server only needs enough to match policies and to audit.
+inline constexpr size_t kMaxProcessArguments = 16 * 1024;
+// The part both systems share: basename of the executable path (a Linux " (deleted)" suffix
+// dropped) and the NUL-separated arguments redacted and joined.
+ProcessInfo ProcessInfoFrom(std::string executable_path, const std::string& nul_separated_args);
 
 enum class Transport { kUnixSocket, kTcp };
 
@@ -54,8 +64,9 @@ std::string LocalHostname();
 
 // The uid owning the other end of an accepted loopback TCP connection, from the kernel's socket
 // tables (/proc/net/tcp and tcp6: the peer's socket is the one whose local address is our remote
-// address and vice versa). nullopt when it cannot be told (no /proc, not loopback, not Linux):
-// the caller then relies on the handshake alone.
+// address and vice versa). nullopt when it cannot be told (no /proc, not loopback; always on
+// macOS, whose socket tables an unprivileged process cannot map to a uid): the caller then relies
+// on the handshake alone.
 std::optional<uid_t> LoopbackTcpPeerUid(int fd, const std::string& proc_root = "/proc");
 
 }  // namespace signum::agent

@@ -13,6 +13,7 @@
 #include <cstring>
 #endif
 
+#include <algorithm>
 #include <string>
 
 namespace signum {
@@ -30,6 +31,15 @@ Result<Bytes> SystemRandomBytes(size_t count) {
   return out;
 #else
   size_t filled = 0;
+#ifdef __APPLE__
+  // macOS has no getrandom; getentropy gives at most 256 bytes a call and never fails short.
+  while (filled < count) {
+    const size_t n = std::min<size_t>(256, count - filled);
+    if (::getentropy(out.data() + filled, n) != 0)
+      return InternalError(std::string("getentropy failed: ") + std::strerror(errno));
+    filled += n;
+  }
+#else
   while (filled < count) {
     const ssize_t n = ::getrandom(out.data() + filled, count - filled, 0);
     if (n > 0) {
@@ -42,6 +52,7 @@ Result<Bytes> SystemRandomBytes(size_t count) {
       return InternalError(std::string("getrandom failed: ") + std::strerror(errno));
     }
   }
+#endif
   if (filled == count) return out;
   const int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -20,6 +20,7 @@
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/https_client.h"
+#include "signum/core/posix_platform.h"
 #include "signum/core/wire.h"
 
 namespace signum::deployment {
@@ -76,11 +77,7 @@ std::string LogTail(const std::string& path, int lines = kLogTailLines) {
 bool Alive(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, WNOHANG);  // ECHILD for processes that are not ours: harmless
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return false;
-  // "pid (comm) S ...": the state follows the last ')'.
-  auto paren = stat->rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] != 'Z';
+  return posix::StateOf(pid) == posix::ProcessState::kRunning;
 }
 
 // True once pid has left the process table: reaped by us (our own child) or by its parent.
@@ -89,7 +86,7 @@ bool Alive(pid_t pid) {
 bool Gone(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, WNOHANG);
-  return ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) != 0;
+  return posix::StateOf(pid) == posix::ProcessState::kGone;
 }
 
 // Shell single quotes around value.
@@ -265,8 +262,8 @@ pid_t Deployment::LivePid(const std::string& name, const std::string& binary) co
   if (digits.empty() || digits.size() > 9) return 0;
   const pid_t pid = static_cast<pid_t>(std::stol(digits));
   if (pid <= 1 || !Alive(pid)) return 0;
-  auto cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-  if (!cmdline.ok()) return 0;
+  std::optional<std::string> cmdline = posix::ArgumentsOf(pid, 64 * 1024);
+  if (!cmdline) return 0;
   std::string line = *cmdline;
   for (char& c : line)
     if (c == '\0') c = ' ';

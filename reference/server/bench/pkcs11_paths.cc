@@ -21,6 +21,7 @@
 #include <optional>
 #include <thread>
 
+#include "signum/core/posix_platform.h"
 #include "signum/core/algorithms.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
@@ -242,7 +243,7 @@ Result<double> FdatasyncP50Ms(const std::string& dir) {
   std::vector<double> samples;
   for (int i = 0; i < 200; ++i) {
     const auto t0 = Clock::now();
-    if (!WriteAll(fd, record.data(), record.size()) || ::fdatasync(fd) != 0) break;
+    if (!WriteAll(fd, record.data(), record.size()) || posix::SyncFileData(fd) != 0) break;
     samples.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   ::close(fd);

@@ -46,6 +46,7 @@
 #include <optional>
 #include <thread>
 
+#include "signum/core/posix_platform.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/log.h"
@@ -130,7 +131,7 @@ Status WriteAllAndSync(int fd, const std::string& data, const std::string& path)
     }
     off += static_cast<size_t>(n);
   }
-  if (::fdatasync(fd) != 0) return InternalError(Errno("fdatasync of audit log", path));
+  if (posix::SyncFileData(fd) != 0) return InternalError(Errno("fdatasync of audit log", path));
   return Status::Ok();
 }
 

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +14,7 @@
 
 #include "signum/core/algorithms.h"
 #include "signum/core/pkcs11_module.h"
+#include "signum/core/posix_platform.h"
 
 namespace signum::pkcs11::trace_v1 {
 namespace {
@@ -170,7 +170,7 @@ json Call::Finish(CK_RV rv) const {
             {"seq", g_seq.fetch_add(1) + 1},
             {"fn", function_},
             {"pid", static_cast<long>(getpid())},
-            {"thread", static_cast<long>(syscall(SYS_gettid))},
+            {"thread", posix::CurrentThreadId()},
             {"t_start", t_start_},
             {"t_end", t_end},
             {"args", args_},

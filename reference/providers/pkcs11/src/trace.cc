@@ -1,7 +1,6 @@
 #include "trace.h"
 
 #include <fcntl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +13,7 @@
 
 #include "mechanisms.h"
 #include "signum/core/pkcs11_module.h"
+#include "signum/core/posix_platform.h"
 
 namespace signum::pkcs11::trace {
 namespace {
@@ -209,7 +209,7 @@ Record::Record(const char* function)
   text_.reserve(512);
   text_ += function;
   text_ += " [" + Timestamp() + " pid=" + std::to_string(::getpid()) +
-           " tid=" + std::to_string(static_cast<long>(::syscall(SYS_gettid))) + "]\n";
+           " tid=" + std::to_string(posix::CurrentThreadId()) + "]\n";
 }
 
 void Record::In(const char* name, std::string_view value) {
