@@ -38,8 +38,8 @@ RUNNER_REASONS = {
 NOT_YET_BUILT = {
     "windows": "a Windows build of the PKCS#11 provider (signumpkcs11.dll; the KSP and CSP are "
                "built by the Windows job)",
-    "macos": "the rows' use of the macOS builds (PKCS#11 dylib; the CryptoTokenKit token, which "
-             "the job's CTK steps build, register and run through conformance/ctk and codesign)",
+    "macos": "per-cell PKCS#11 traces (the recorder runs in the Linux matrix only; the macOS "
+             "PKCS#11 rows run against libsignumpkcs11.dylib without one)",
 }
 
 # The Windows job (docs/windows.md). The providers and conformance programs are built natively
@@ -82,7 +82,7 @@ WSLCONFIG = "[wsl2]\nvmIdleTimeout=-1\n"
 # token configured from the agent's list, shown by the system's own tools, driven by the macOS
 # conformance/ctk driver through Security.framework (every signature judged by OpenSSL), and used
 # by codesign, whose signature codesign --verify and OpenSSL (chain to the demo root) check.
-HOMEBREW_PACKAGES = "cmake ninja openssl@3 boost nlohmann-json googletest softhsm nss jq"
+HOMEBREW_PACKAGES = "cmake ninja openssl@3 boost nlohmann-json googletest softhsm nss jq pybind11"
 CTK_APP = "build/reference/providers/ctk/macos/signum-token-host.app"
 CTK_APPEX = f"{CTK_APP}/Contents/PlugIns/SignumToken.appex"
 CTK_HOST = f"{CTK_APP}/Contents/MacOS/signum-token-host"
@@ -93,9 +93,24 @@ MACOS_CMAKE = " \\\n  ".join([
     '-DOPENSSL_ROOT_DIR="$(brew --prefix openssl@3)"',
     '-DSIGNUM_NSS_PKCS11_INCLUDE="$(brew --prefix nss)/include/nss"',
     '-DSIGNUM_NSPR_INCLUDE="$(brew --prefix nspr)/include/nspr"',
+    # The harness's native module (interop/native) for the Python that runs the rows.
+    '-DPython_EXECUTABLE="$(command -v python3)"',
 ])
 CTK_TARGETS = ("signum-server signum-agent signum-demo signum_ctk_core_test signum-token-host "
                "signum-conformance-ctk-macos")
+# The macOS client side (issue 17 item 4): the agent, signum-util, libsignumpkcs11.dylib, the
+# recorder and the replayer, and the unit tests that run without a deployment. The agent suite's
+# unit half only (its e2e half drives setpriv and Linux users).
+MACOS_CLIENT_TARGETS = ("signum-agent signum-util signumpkcs11 signum-pkcs11-recorder signum-replay "
+                        "signum_harness signum_core_test signum_provider_core_test "
+                        "signum_pkcs11_provider_unit_test signum_agent_test")
+MACOS_CLIENT_TESTS = [
+    "build/reference/core/signum_core_test",
+    "build/reference/providers/core/signum_provider_core_test",
+    "build/reference/providers/pkcs11/signum_pkcs11_provider_unit_test",
+    "build/reference/agent/signum_agent_test "
+    "--gtest_filter='AgentClient*:AgentConfig*:PeerTest*:ServerClient*'",
+]
 
 
 def ctk_macos_steps() -> list:
@@ -108,6 +123,13 @@ def ctk_macos_steps() -> list:
          "run": f"{MACOS_CMAKE}\ncmake --build build --target {CTK_TARGETS}"},
         {"name": "CTK core unit tests", "shell": "bash",
          "run": "build/reference/providers/ctk/signum_ctk_core_test"},
+        {"name": "Build the client side: signum-agent, signum-util, libsignumpkcs11.dylib, the "
+                 "recorder, signum-replay and their unit tests", "shell": "bash",
+         "run": f"cmake --build build --target {MACOS_CLIENT_TARGETS}\n"
+                "nm -gU build/reference/providers/pkcs11/libsignumpkcs11.dylib | "
+                "awk '{print $3}' | grep -v '^_C_' | (! grep .)  # only the C_* entry points"},
+        {"name": "Client-side unit tests (platform layer: LOCAL_PEERCRED, libproc, F_FULLFSYNC)",
+         "shell": "bash", "run": "\n".join(MACOS_CLIENT_TESTS)},
         {"name": "Ad-hoc sign the token extension and its app", "shell": "bash",
          "run": "codesign --force --sign - --entitlements "
                 "reference/providers/ctk/macos/extension/SignumToken.entitlements "
@@ -233,8 +255,9 @@ def jobs_for(matrix) -> dict:
             "env": {"SIGNUM_MATRIX_ROWS": " ".join(rows)},
             "steps": [
                 {"uses": "actions/checkout@v4"},
-                *(ctk_macos_steps() if platform == "macos" else []),
+                # Before the build: the harness's native module is built for this Python.
                 {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
+                *(ctk_macos_steps() if platform == "macos" else []),
                 {"name": "Runner dependencies", "shell": shell,
                  "run": f"{python} -m pip install pytest pytest-xdist pyyaml"},
                 {"name": f"Run the {platform} rows", "shell": shell,

@@ -43,10 +43,19 @@ PROVIDERS = {
 # On Windows $SIGNUM_BUILD_DIR is the mingw tree, where every program and DLL lands in bin/.
 WINDOWS_PROVIDERS = dict(PROVIDERS, pkcs11=("bin/signumpkcs11.dll",
                                             "PKCS#11 provider for Windows"))
+# On macOS CMake names the shared library .dylib (issue 17 item 4).
+MACOS_PROVIDERS = dict(PROVIDERS, pkcs11=("reference/providers/pkcs11/libsignumpkcs11.dylib",
+                                          "PKCS#11 provider for macOS"))
+
+
+def platform_providers() -> dict:
+    if os.name == "nt":
+        return WINDOWS_PROVIDERS
+    return MACOS_PROVIDERS if sys.platform == "darwin" else PROVIDERS
 
 
 def missing_provider(interface: str) -> str:
-    relative, what = (WINDOWS_PROVIDERS if os.name == "nt" else PROVIDERS)[interface]
+    relative, what = platform_providers()[interface]
     path = native.build_dir() / relative
     return "" if path.exists() else f"Signum's {what} is not built here ({path} is missing)"
 

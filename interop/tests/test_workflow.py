@@ -231,3 +231,28 @@ def test_the_msys2_build_does_not_fail_on_a_newer_gccs_warnings_and_says_why():
     assert 'option(SIGNUM_WERROR "' in cmake and '(-Werror)" ON)' in cmake
     assert "SIGNUM_WERROR" not in (REPO / "ci" / "build-windows").read_text()
     assert sum("SIGNUM_WERROR=OFF" in runs(j) for j in jobs().values()) == 1
+
+
+def test_the_macos_job_builds_the_client_side_and_runs_its_unit_tests():
+    """Issue 17 item 4: the agent, signum-util and libsignumpkcs11.dylib build on macOS (through
+    the platform layer: posix_platform_macos.cc, peer_macos.cc) and their unit tests run there,
+    before any row; the dylib exports the C_* entry points and nothing else."""
+    job = jobs()["matrix-macos"]
+    build = step_named(job, "Build the client side")["run"]
+    for target in ("signum-agent", "signum-util", "signumpkcs11", "signum_agent_test",
+                   "signum_pkcs11_provider_unit_test"):
+        assert f" {target}" in build, target
+    assert "libsignumpkcs11.dylib" in build and "_C_" in build
+    tests = step_named(job, "Client-side unit tests")["run"]
+    for binary in ("signum_core_test", "signum_provider_core_test",
+                   "signum_pkcs11_provider_unit_test", "signum_agent_test"):
+        assert binary in tests, binary
+    names = [step.get("name", "") for step in job["steps"]]
+    assert names.index(step_named(job, "Client-side unit tests")["name"]) < \
+        names.index(next(n for n in names if n.startswith("Run the macos rows")))
+    # The macOS halves exist and CMake picks exactly one half per system.
+    for path in ("reference/core/src/posix_platform_macos.cc", "reference/agent/src/peer_macos.cc"):
+        assert (REPO / path).is_file(), path
+    core = (REPO / "reference/core/CMakeLists.txt").read_text()
+    assert "if(APPLE)\n  target_sources(signum_core_portable PRIVATE src/posix_platform_macos.cc)" \
+        in core

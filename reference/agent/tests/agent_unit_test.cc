@@ -431,14 +431,21 @@ TEST(PeerTest, SocketPairCredentialsAreOurs) {
   ::close(fds[1]);
 }
 
-TEST(PeerTest, ProcessInfoComesFromProc) {
+// From the system (/proc on Linux, libproc and sysctl on macOS), never from the client.
+TEST(PeerTest, ProcessInfoComesFromTheSystem) {
   ProcessInfo self = ReadProcessInfo(::getpid());
   EXPECT_EQ(self.executable, "signum_agent_test");
   EXPECT_NE(self.command_line.find("signum_agent_test"), std::string::npos);
   EXPECT_EQ(self.command_line.find('\0'), std::string::npos);
-  ProcessInfo gone = ReadProcessInfo(::getpid(), "/nonexistent-proc");
+  // A pid beyond any pid_max (Linux: 2^22; macOS: 99998): nothing to read, nothing invented.
+  ProcessInfo gone = ReadProcessInfo(0x3fffffff);
   EXPECT_TRUE(gone.executable.empty());
   EXPECT_TRUE(gone.command_line.empty());
+#ifdef __linux__
+  ProcessInfo unreadable = ReadProcessInfo(::getpid(), "/nonexistent-proc");
+  EXPECT_TRUE(unreadable.executable.empty());
+  EXPECT_TRUE(unreadable.command_line.empty());
+#endif
 }
 
 TEST(PeerTest, CallerContextTrustsTheKernelNotTheClient) {
@@ -483,14 +490,19 @@ TEST(PeerTest, CallerContextTrustsTheKernelNotTheClient) {
 // Item: the audit log is hash-chained and cannot be redacted, so no PIN may reach the server
 // whichever way the agent learns the command line (/proc, or a client's claim).
 TEST(PeerTest, CommandLineSecretsNeverLeaveTheAgent) {
+  using namespace std::string_literals;
+  const std::string arguments = "pkcs11-tool\0--login\0--pin\0"
+                                "21531068\0-O\0"s;
+  // Both systems' readers hand their NUL-separated arguments to the same redaction.
+  EXPECT_EQ(ProcessInfoFrom("/usr/bin/pkcs11-tool", arguments).command_line,
+            "pkcs11-tool --login --pin *** -O");
+#ifdef __linux__
   TempDir proc;
   ASSERT_EQ(::mkdir(proc.File("4242").c_str(), 0700), 0);
-  using namespace std::string_literals;
-  ASSERT_OK(WriteFileAtomically(proc.File("4242/cmdline"),
-                                "pkcs11-tool\0--login\0--pin\0"
-                                "21531068\0-O\0"s));
+  ASSERT_OK(WriteFileAtomically(proc.File("4242/cmdline"), arguments));
   const ProcessInfo from_proc = ReadProcessInfo(4242, proc.path());
   EXPECT_EQ(from_proc.command_line, "pkcs11-tool --login --pin *** -O");
+#endif
 
   wire::CallerContext claimed;
   claimed.command_line = "openssl pkcs12 -passin pass:hunter2 --pin=21531068";

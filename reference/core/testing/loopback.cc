@@ -1,4 +1,5 @@
 #include "signum/testing/loopback.h"
+#include "signum/core/posix_platform.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -43,7 +44,7 @@ int CloseFailed(int fd) {
 }  // namespace
 
 int ConnectLoopbackTcp(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = posix::OpenSocket(AF_INET, SOCK_STREAM, /*nonblocking=*/false);
   if (fd < 0) return -1;
   const sockaddr_in addr = Loopback(port);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
@@ -55,7 +56,7 @@ int ConnectLoopbackTcp(uint16_t port) {
 int ConnectUnixSocket(const std::string& path) {
   sockaddr_un addr;
   if (!UnixAddress(path, &addr)) return -1;
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/false);
   if (fd < 0) return -1;
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     return CloseFailed(fd);
@@ -64,7 +65,7 @@ int ConnectUnixSocket(const std::string& path) {
 }
 
 TcpListener ListenLoopbackTcp(int backlog) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = posix::OpenSocket(AF_INET, SOCK_STREAM, /*nonblocking=*/false);
   if (fd < 0) return {};
   sockaddr_in addr = Loopback(0);
   socklen_t len = sizeof addr;
@@ -80,7 +81,7 @@ TcpListener ListenLoopbackTcp(int backlog) {
 int ListenUnixSocket(const std::string& path, int backlog) {
   sockaddr_un addr;
   if (!UnixAddress(path, &addr)) return -1;
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/false);
   if (fd < 0) return -1;
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
       ::listen(fd, backlog) != 0) {
