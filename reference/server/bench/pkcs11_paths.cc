@@ -26,6 +26,7 @@
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
 #include "signum/core/pkcs11_module.h"
+#include "signum/core/x509.h"
 #include "signum/deployment/deployment.h"
 
 namespace signum::bench {
@@ -63,6 +64,19 @@ Result<CK_OBJECT_HANDLE> FindPrivateKey(Pkcs11Session& session, const std::strin
   SIGNUM_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found, session.FindObjects(tmpl));
   if (found.empty()) return NotFoundError("no private key labelled '" + label + "'");
   return found.front();
+}
+
+// The public key of the certificate labelled `label` on the token: what every path's signatures
+// are checked against (the demo stores the certificate beside its key under the same label).
+Result<PublicKey> CertificateKey(Pkcs11Session& session, const std::string& label) {
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  std::vector<CK_ATTRIBUTE> tmpl = {MakeAttribute(CKA_CLASS, &cls, sizeof cls),
+                                    MakeAttribute(CKA_LABEL, label.data(), label.size())};
+  SIGNUM_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found, session.FindObjects(tmpl));
+  if (found.empty()) return NotFoundError("no certificate labelled '" + label + "'");
+  SIGNUM_ASSIGN_OR_RETURN(Bytes der, session.GetAttribute(found.front(), CKA_VALUE));
+  SIGNUM_ASSIGN_OR_RETURN(Certificate certificate, Certificate::FromDer(der));
+  return certificate.GetPublicKey();
 }
 
 // The whole buffer through read(2) or write(2), across short transfers and EINTR.
@@ -115,11 +129,15 @@ void SendText(int fd, const std::string& text) {
   }
   auto key = FindPrivateKey(sessions.front(), key_label);
   if (!key.ok()) fail(key.status());
+  auto public_key = CertificateKey(sessions.front(), key_label);
+  if (!public_key.ok()) fail(public_key.status());
   SendText(report_fd, "");  // ready
   char go = 0;
   if (!ReadAll(go_fd, &go, 1)) ::_exit(1);
 
   std::vector<std::vector<double>> latencies(threads);
+  // Each signer's last (digest, signature): verified after the interval, outside the timing.
+  std::vector<std::pair<Bytes, Bytes>> last(threads);
   std::atomic<uint64_t> errors{0};
   const auto deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
@@ -136,13 +154,26 @@ void SendText(int fd, const std::string& text) {
                                 ? BuildDigestInfo(HashAlgorithm::kSha256, digest).value()
                                 : digest;
         const auto t0 = Clock::now();
-        if (!sessions[t].Sign(mechanism, *key, input).ok()) ++errors;
+        Result<Bytes> signature = sessions[t].Sign(mechanism, *key, input);
         latencies[t].push_back(
             std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (!signature.ok()) {
+          ++errors;
+        } else {
+          last[t] = {digest, std::move(signature).value()};
+        }
       }
     });
   }
   for (auto& w : workers) w.join();
+  // A path that answers fast with wrong signatures is no path: each signer's last signature must
+  // verify with the certificate's key (OpenSSL), or the cell reports an error.
+  const SignatureScheme scheme =
+      spec.type == KeyType::kRsa ? SignatureScheme::kRsaPkcs1 : SignatureScheme::kEcdsa;
+  for (const auto& [digest, signature] : last)
+    if (!signature.empty() &&
+        !VerifyDigestSignature(*public_key, scheme, HashAlgorithm::kSha256, digest, signature).ok())
+      ++errors;
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   const uint64_t error_count = errors, count = all.size();
