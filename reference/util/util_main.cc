@@ -119,7 +119,21 @@ Result<AgentEndpoint> ResolveEndpoint(const Options& o) {
   }
   if (!o.config.empty()) {
     SIGNUM_ASSIGN_OR_RETURN(AgentConfig c, LoadAgentConfig(o.config, ProcessEnvironment(), false));
-    endpoint.unix_socket = c.socket_path;
+    if (c.unix_socket_enabled) {
+      endpoint.unix_socket = c.socket_path;
+      return endpoint;
+    }
+    // A TCP-only agent: its address, the port it wrote when it chose one, its secret.
+    endpoint.tcp_host = c.tcp_host;
+    endpoint.tcp_port = c.tcp_port;
+    if (endpoint.tcp_port == 0) {
+      SIGNUM_ASSIGN_OR_RETURN(std::string port, ReadFile(c.port_file));
+      const int parsed = std::atoi(port.c_str());
+      if (parsed <= 0 || parsed > 65535)
+        return FailedPreconditionError(c.port_file + " holds no TCP port (is signum-agent running?)");
+      endpoint.tcp_port = static_cast<uint16_t>(parsed);
+    }
+    SIGNUM_ASSIGN_OR_RETURN(endpoint.secret, ReadAgentSecretFile(c.secret_file));
     return endpoint;
   }
   return AgentEndpointFromEnvironment();

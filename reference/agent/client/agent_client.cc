@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string_view>
 
 #include "signum/core/files.h"
 #include "signum/agent/transport.h"
@@ -192,7 +193,9 @@ Result<AgentEndpoint> AgentEndpointFromEnvironment() {
   AgentEndpoint endpoint;
   const char* socket = std::getenv("SIGNUM_AGENT_SOCKET");
   const char* tcp = std::getenv("SIGNUM_AGENT_TCP");
-  if (socket != nullptr && socket[0] != '\0') endpoint.unix_socket = socket;
+  // "off": the agent serves TCP only (as on Windows); the socket is not looked for.
+  const bool socket_off = socket != nullptr && std::string_view(socket) == "off";
+  if (socket != nullptr && socket[0] != '\0' && !socket_off) endpoint.unix_socket = socket;
   const std::string tcp_text = tcp != nullptr ? tcp : "";
   if (!tcp_text.empty() && tcp_text != "off") {
     SIGNUM_RETURN_IF_ERROR(ParseLoopbackAddress(tcp_text, &endpoint.tcp_host, &endpoint.tcp_port)
@@ -204,6 +207,9 @@ Result<AgentEndpoint> AgentEndpointFromEnvironment() {
     SIGNUM_ASSIGN_OR_RETURN(endpoint.secret, ReadAgentSecretFile(secret_file));
   }
   if (endpoint.unix_socket.empty() && endpoint.tcp_port == 0) {
+    if (socket_off)
+      return FailedPreconditionError(
+          "SIGNUM_AGENT_SOCKET is off: set SIGNUM_AGENT_TCP and SIGNUM_AGENT_SECRET_FILE");
     endpoint.unix_socket = DefaultAgentSocketPath();
     if (endpoint.unix_socket.empty()) {
       return FailedPreconditionError(

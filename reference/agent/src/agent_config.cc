@@ -214,17 +214,29 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
         "SIGNUM_KEY_PATH");
   }
 
-  c.socket_path = raw.socket.value_or(DefaultAgentSocketPath());
-  if (c.socket_path.empty() || c.socket_path[0] != '/') {
-    return InvalidArgumentError("agent socket path '" + c.socket_path + "' must be absolute");
-  }
   const std::string tcp = raw.tcp.value_or("off");
   if (!tcp.empty() && tcp != "off") {
     c.tcp_enabled = true;
     SIGNUM_RETURN_IF_ERROR(
         ParseLoopbackAddress(tcp, &c.tcp_host, &c.tcp_port).WithContext("agent TCP address"));
   }
-  c.secret_file = raw.secret_file.value_or(DirName(c.socket_path) + "/agent.secret");
+  const std::string socket = raw.socket.value_or(DefaultAgentSocketPath());
+  if (socket == "off") {
+    // TCP only: the mode of the Windows agent (no AF_UNIX peer credentials there), also
+    // available here. An agent serving nobody is a mistake, not a configuration.
+    c.unix_socket_enabled = false;
+    if (!c.tcp_enabled)
+      return InvalidArgumentError(
+          "the agent socket is off and so is TCP: set SIGNUM_AGENT_TCP (e.g. 127.0.0.1:0)");
+  } else {
+    c.socket_path = socket;
+    if (c.socket_path.empty() || c.socket_path[0] != '/') {
+      return InvalidArgumentError("agent socket path '" + c.socket_path + "' must be absolute");
+    }
+  }
+  // Beside the socket, or where the socket would be (the user's private runtime directory).
+  c.secret_file = raw.secret_file.value_or(
+      DirName(c.unix_socket_enabled ? c.socket_path : DefaultAgentSocketPath()) + "/agent.secret");
   c.port_file = raw.port_file.value_or(DirName(c.secret_file) + "/agent.port");
 
   c.agent_id =
@@ -272,7 +284,8 @@ std::string EnvironmentHelp() {
   SIGNUM_TOKEN_FILE         file holding the bearer API token (sgn_<id>_<secret>), or
   SIGNUM_CERTIFICATE_PATH   client certificate (PEM) for mutual TLS, with
   SIGNUM_KEY_PATH           its private key (PEM, unencrypted)
-  SIGNUM_AGENT_SOCKET       Unix socket to serve providers on
+  SIGNUM_AGENT_SOCKET       Unix socket to serve providers on, or "off" (TCP only, as the Windows
+                            agent: then SIGNUM_AGENT_TCP is required)
                             (default: $XDG_RUNTIME_DIR/signum/agent.sock, else /tmp/signum-<uid>/agent.sock)
   SIGNUM_AGENT_TCP          loopback TCP endpoint, 127.0.0.1:PORT (0 = ephemeral), or "off" (default)
   SIGNUM_AGENT_SECRET_FILE  where the TCP secret is written, 0600 (default: beside the socket)

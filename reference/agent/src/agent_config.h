@@ -8,7 +8,7 @@
 //   "token_file": "credentials/release.token",     SIGNUM_TOKEN_FILE
 //   "client_certificate": "credentials/x.crt",     SIGNUM_CERTIFICATE_PATH   (mTLS instead of a
 //   token) "client_key": "credentials/x.key",             SIGNUM_KEY_PATH "socket":
-//   "/run/user/1000/signum/agent.sock",  SIGNUM_AGENT_SOCKET "tcp": "127.0.0.1:0" | "off",
+//   "/run/user/1000/signum/agent.sock" | "off",  SIGNUM_AGENT_SOCKET "tcp": "127.0.0.1:0" | "off",
 //   SIGNUM_AGENT_TCP "secret_file": ".../agent.secret",             SIGNUM_AGENT_SECRET_FILE
 //   "port_file": ".../agent.port",                 SIGNUM_AGENT_PORT_FILE
 //   "agent_id": "build-7-agent",                   SIGNUM_AGENTID
@@ -40,7 +40,8 @@ struct AgentConfig {
   std::string client_key_file;
 
   // Where providers reach the agent.
-  std::string socket_path;   // always served
+  std::string socket_path;         // empty when the Unix socket is off
+  bool unix_socket_enabled = true;  // "socket": "off": TCP only, the Windows agent's one endpoint
   bool tcp_enabled = false;  // loopback TCP with a secret
   std::string tcp_host = "127.0.0.1";
   uint16_t tcp_port = 0;    // 0 = ephemeral, written to port_file

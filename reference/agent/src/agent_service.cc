@@ -147,7 +147,7 @@ Result<std::unique_ptr<AgentService>> AgentService::Create(const AgentConfig& co
   if (posix::OpenPipe(service->wake_pipe_) != 0) {
     return InternalError("cannot make the wake-up pipe: " + Errno());
   }
-  SIGNUM_RETURN_IF_ERROR(service->PrepareUnixSocket());
+  if (config.unix_socket_enabled) SIGNUM_RETURN_IF_ERROR(service->PrepareUnixSocket());
   if (config.tcp_enabled) SIGNUM_RETURN_IF_ERROR(service->PrepareTcp());
   return service;
 }
@@ -299,7 +299,7 @@ bool AgentService::Run() {
   }
 
   SIGNUM_LOG_INFO(kLog, "stopping: closing endpoints");
-  ::close(unix_fd_);
+  if (unix_fd_ >= 0) ::close(unix_fd_);
   unix_fd_ = -1;
   if (tcp_fd_ >= 0) ::close(tcp_fd_);
   tcp_fd_ = -1;

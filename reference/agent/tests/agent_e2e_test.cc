@@ -28,10 +28,12 @@
 #include "signum/core/crypto.h"
 #include "signum/core/x509.h"
 #include "signum/testing/status_matchers.h"
+#include "signum/testing/scoped_env.h"
 
 namespace signum::agent::testing {
 namespace {
 
+using ::signum::testing::ScopedEnv;
 using ::signum::testing::StatusIs;
 
 using nlohmann::json;
@@ -399,6 +401,58 @@ TEST_F(AgentE2eTest, SignsByLabelWithPssSaltOverTcp) {
     EXPECT_OK(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature, salt))
         << salt;
   }
+}
+
+// Issue 17 item 3: the TCP-only mode the Windows agent runs in (no AF_UNIX, no peer credentials),
+// here on Linux: no socket file anywhere, providers reach it on loopback with the secret, and a
+// provider told SIGNUM_AGENT_SOCKET=off never looks for a socket.
+TEST_F(AgentE2eTest, TcpOnlyModeServesProvidersWithoutAUnixSocket) {
+  TempDir dir("signum-agent-tcp-only");
+  AgentProcess::Options o = DefaultOptions();
+  o.unix_socket = false;
+  AgentProcess agent(dir.path(), o);
+  agent.Start();
+  EXPECT_NE(::access(agent.socket().c_str(), F_OK), 0) << "a Unix socket was made";
+  EXPECT_NE(agent.log().find("serving providers on tcp:127.0.0.1:"), std::string::npos)
+      << agent.log();
+  EXPECT_EQ(agent.log().find("serving providers on unix:"), std::string::npos) << agent.log();
+
+  auto client = Connect(agent.TcpEndpoint());
+  ASSERT_NE(client, nullptr);
+  const auto list = List(*client);
+  EXPECT_EQ(Labels(list), kAllLabels);
+  const auto& ec = *std::find_if(list.certificates.begin(), list.certificates.end(),
+                                 [](const auto& e) { return e.label == "ec-p256"; });
+  proto::SignRequest req;
+  req.certificate_id = ec.id;
+  req.scheme = SignatureScheme::kEcdsa;
+  req.hash = HashAlgorithm::kSha256;
+  req.digest = Digest(HashAlgorithm::kSha256, AsBytes("tcp only"));
+  auto signature = client->Sign(req);
+  ASSERT_OK(signature);
+  const PublicKey key = Certificate::FromPem(ec.certificate_pem)->GetPublicKey().value();
+  EXPECT_OK(VerifyDigestSignature(key, req.scheme, req.hash, req.digest, *signature));
+
+  // A provider's view: SIGNUM_AGENT_SOCKET=off with the TCP endpoint, and without it.
+  ScopedEnv socket_off("SIGNUM_AGENT_SOCKET", std::string("off"));
+  {
+    ScopedEnv tcp("SIGNUM_AGENT_TCP", "127.0.0.1:" + std::to_string(agent.tcp_port()));
+    ScopedEnv secret("SIGNUM_AGENT_SECRET_FILE", agent.secret_file());
+    auto endpoint = AgentEndpointFromEnvironment();
+    ASSERT_OK(endpoint);
+    EXPECT_TRUE(endpoint->unix_socket.empty());
+    EXPECT_EQ(endpoint->tcp_port, agent.tcp_port());
+  }
+  ScopedEnv no_tcp("SIGNUM_AGENT_TCP", std::nullopt);
+  EXPECT_THAT(AgentEndpointFromEnvironment(), StatusIs(ErrorCode::kFailedPrecondition));
+
+  // Socket and TCP both off: refused at start, with the reason.
+  TempDir nowhere("signum-agent-nowhere");
+  o.tcp = false;
+  AgentProcess silent(nowhere.path(), o);
+  EXPECT_THROW(silent.Start(), std::runtime_error);
+  EXPECT_NE(silent.stderr_output().find("set SIGNUM_AGENT_TCP"), std::string::npos)
+      << silent.stderr_output() << silent.log();
 }
 
 TEST_F(AgentE2eTest, ServerErrorsKeepTheirCodesAndTheConnection) {

@@ -121,6 +121,7 @@ class AgentProcess {
     std::string ca_file;
     std::string token_file;
     bool tcp = true;
+    bool unix_socket = true;  // false: SIGNUM_AGENT_SOCKET=off, the TCP-only (Windows) mode
     std::string cache_ttl;  // empty: default
     std::map<std::string, std::string> extra_env;
     std::function<void()> before_exec;  // runs in the child (e.g. setuid)
@@ -155,7 +156,7 @@ class AgentProcess {
     set("SIGNUM_SERVER_URL", options_.server_url);
     set("SIGNUM_TLS_TRUSTED_CA", options_.ca_file);
     set("SIGNUM_TOKEN_FILE", options_.token_file);
-    set("SIGNUM_AGENT_SOCKET", socket());
+    set("SIGNUM_AGENT_SOCKET", options_.unix_socket ? socket() : "off");
     set("SIGNUM_AGENT_TCP", options_.tcp ? "127.0.0.1:0" : "off");
     set("SIGNUM_AGENT_SECRET_FILE", secret_file());
     set("SIGNUM_AGENT_PORT_FILE", port_file());
@@ -182,9 +183,10 @@ class AgentProcess {
                                          bp::std_err > dir_ + "/agent.stderr", setup);
     for (int i = 0; i < 200; ++i) {
       if (!child_->running()) break;
-      if (::access(socket().c_str(), F_OK) == 0 &&
+      if ((!options_.unix_socket || ::access(socket().c_str(), F_OK) == 0) &&
           (!options_.tcp || ::access(port_file().c_str(), F_OK) == 0)) {
-        auto client = AgentClient::Connect(UnixEndpoint(), "agent-test (startup)", 2000);
+        auto client = AgentClient::Connect(options_.unix_socket ? UnixEndpoint() : TcpEndpoint(),
+                                           "agent-test (startup)", 2000);
         if (client.ok() || client.status().code() == ErrorCode::kPermissionDenied) return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -15,6 +15,7 @@
 #include "signum/core/bytes.h"
 #include "signum/core/pkcs11.h"
 #include "signum/core/pkcs11_module.h"
+#include "signum/testing/scoped_env.h"
 
 namespace signum::pkcs11::testing {
 
@@ -57,31 +58,7 @@ struct Module {
 
 inline CK_FUNCTION_LIST_3_0_PTR F() { return Module::Get().f3; }
 
-// Sets (or unsets, with nullopt) an environment variable for the scope.
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, std::optional<std::string> value) : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    if (value) {
-      ::setenv(name_.c_str(), value->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
+using ::signum::testing::ScopedEnv;
 
 // C_Initialize for the scope (C_Finalize at the end).
 class Initialized {
