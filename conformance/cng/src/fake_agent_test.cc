@@ -11,6 +11,12 @@
 //     and the next call through the same provider handle signs again (reconnecting after a
 //     dropped or timed-out connection); `slow` fails after the providers' timeout, the others
 //     at once.
+//   - SIGNUM_CNG_RECORD records a KSP session (open provider, open key, properties, PKCS#1 and
+//     PSS signatures) and a CSP session (acquire context, user key, hashes set and fed, signatures)
+//     call by call with no PIN in the file, the recorded signatures the ones the calls returned;
+//     signum-cng-replay.exe replays each trace against the same DLLs and agent with exit 0, names
+//     SignHash / CPSignHash when the trace's key is edited to the `deny` one (exit 1), and refuses
+//     a version-2 header (exit 2).
 // Every accepted signature also goes to SIGNUM_CNG_OUTPUT_DIR/manifest.tsv for native OpenSSL.
 //
 // Environment (conformance/cng/run-fake-agent-suite.sh): SIGNUM_FAKE_AGENT_DIR (the agent's
@@ -26,8 +32,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
@@ -39,6 +48,7 @@
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
 #include "signum/core/algorithms.h"
+#include "signum/core/encoding.h"
 #include "suite_support.h"
 
 namespace signum::cng {
@@ -428,10 +438,13 @@ struct CspFunctions {
   PFN_CPAcquireContext acquire = nullptr;
   PFN_CPReleaseContext release = nullptr;
   PFN_CPGetProvParam get_prov_param = nullptr;
+  decltype(&CPSetProvParam) set_prov_param = nullptr;
   PFN_CPGetUserKey get_user_key = nullptr;
+  PFN_CPGetKeyParam get_key_param = nullptr;
   PFN_CPDestroyKey destroy_key = nullptr;
   PFN_CPCreateHash create_hash = nullptr;
   PFN_CPHashData hash_data = nullptr;
+  PFN_CPSetHashParam set_hash_param = nullptr;
   PFN_CPSignHash sign_hash = nullptr;
   PFN_CPDestroyHash destroy_hash = nullptr;
 };
@@ -453,10 +466,13 @@ const CspFunctions& Csp() {
     get(f.acquire, "CPAcquireContext");
     get(f.release, "CPReleaseContext");
     get(f.get_prov_param, "CPGetProvParam");
+    get(f.set_prov_param, "CPSetProvParam");
     get(f.get_user_key, "CPGetUserKey");
+    get(f.get_key_param, "CPGetKeyParam");
     get(f.destroy_key, "CPDestroyKey");
     get(f.create_hash, "CPCreateHash");
     get(f.hash_data, "CPHashData");
+    get(f.set_hash_param, "CPSetHashParam");
     get(f.sign_hash, "CPSignHash");
     get(f.destroy_hash, "CPDestroyHash");
     return f;
@@ -590,6 +606,307 @@ TEST_F(FakeAgentCsp, EachScriptedFailureIsItsCodeAndTheNextSignatureVerifies) {
     }
     ExpectOkSignature(ok);
   }
+}
+
+// ---- SIGNUM_CNG_RECORD and signum-cng-replay.exe
+// --------------------------------------------------
+
+// SIGNUM_CNG_RECORD set for one scope; the providers read it at every call.
+class RecordingTo {
+ public:
+  explicit RecordingTo(const std::string& path) {
+    std::remove(path.c_str());
+    SetEnvironmentVariableA("SIGNUM_CNG_RECORD", path.c_str());
+  }
+  ~RecordingTo() { SetEnvironmentVariableA("SIGNUM_CNG_RECORD", nullptr); }
+  RecordingTo(const RecordingTo&) = delete;
+  RecordingTo& operator=(const RecordingTo&) = delete;
+};
+
+struct RecordedTrace {
+  std::string text;
+  nlohmann::json header;
+  std::vector<nlohmann::json> calls;
+  std::vector<std::string> functions() const {
+    std::vector<std::string> names;
+    for (const auto& call : calls) names.push_back(call.value("fn", ""));
+    return names;
+  }
+  // The recorded calls of fn that wrote a signature (not size queries).
+  std::vector<nlohmann::json> Signatures(const std::string& fn) const {
+    std::vector<nlohmann::json> found;
+    for (const auto& call : calls) {
+      if (call.value("fn", "") == fn && call.at("out").contains("pbSignature")) {
+        found.push_back(call);
+      }
+    }
+    return found;
+  }
+};
+
+RecordedTrace ReadTrace(const std::string& path) {
+  RecordedTrace trace;
+  trace.text = ReadTextFile(path);
+  std::istringstream lines(trace.text);
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json parsed = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << "not JSON: " << line;
+    if (parsed.is_discarded()) continue;
+    EXPECT_EQ(parsed.value("v", 0), 1) << line;
+    if (trace.header.is_null()) {
+      trace.header = std::move(parsed);
+    } else {
+      trace.calls.push_back(std::move(parsed));
+    }
+  }
+  return trace;
+}
+
+std::string TraceFile(const std::string& name) {
+  return EnvironmentValue("SIGNUM_CNG_OUTPUT_DIR") + "\\" + name;
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  WriteBinaryFile(path, ByteView(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+std::string Replaced(std::string text, const std::string& from, const std::string& to) {
+  size_t at = 0, count = 0;
+  while ((at = text.find(from, at)) != std::string::npos) {
+    text.replace(at, from.size(), to);
+    at += to.size();
+    ++count;
+  }
+  EXPECT_GT(count, 0u) << "'" << from << "' is not in the trace";
+  return text;
+}
+
+// signum-cng-replay.exe (beside the providers) on a trace: its exit code and output.
+ChildRun Replay(const std::string& trace) {
+  const ChildRun run =
+      RunProgram(ProviderDllPath(L"signum-cng-replay.exe"), WidenAscii("\"" + trace + "\""), {},
+                 60000, ChildOutput::kCapture);
+  EXPECT_TRUE(run.started) << "signum-cng-replay.exe: " << Win32ErrorName(run.start_error);
+  EXPECT_TRUE(run.finished) << run.output;
+  std::cout << "signum-cng-replay " << trace << ": exit " << run.exit_code << "\n" << run.output;
+  return run;
+}
+
+// The three verdicts every recorded session must get: it replays (0, with both signatures
+// verified), the same trace with the key edited to `deny` diverges at the first signature
+// (entry point first_sign, 1), and a version-2 header is refused (2).
+void ExpectReplayVerdicts(const RecordedTrace& trace, const std::string& path,
+                          const std::string& key_argument, const std::string& first_sign) {
+  const ChildRun matched = Replay(path);
+  EXPECT_EQ(matched.exit_code, 0u) << matched.output;
+  EXPECT_NE(matched.output.find(" 0 diverged"), std::string::npos) << matched.output;
+  EXPECT_NE(matched.output.find("2 signatures verified"), std::string::npos) << matched.output;
+
+  const std::string denied_path = path + ".deny.jsonl";
+  WriteText(denied_path, Replaced(trace.text, "\"" + key_argument + "\":\"" + kOkRsa + "\"",
+                                  "\"" + key_argument + "\":\"deny\""));
+  const ChildRun denied = Replay(denied_path);
+  EXPECT_EQ(denied.exit_code, 1u) << denied.output;
+  const auto signatures = trace.Signatures(first_sign);
+  ASSERT_FALSE(signatures.empty());
+  const std::string named =
+      "first divergence: #" + std::to_string(signatures.front().value("seq", 0)) + " " + first_sign;
+  EXPECT_NE(denied.output.find(named), std::string::npos) << denied.output;
+  EXPECT_NE(denied.output.find("NTE_PERM"), std::string::npos) << denied.output;
+
+  const std::string v2_path = path + ".v2.jsonl";
+  const std::string first_line = trace.text.substr(0, trace.text.find('\n'));
+  WriteText(v2_path,
+            Replaced(first_line, "\"v\":1", "\"v\":2") + trace.text.substr(first_line.size()));
+  const ChildRun refused = Replay(v2_path);
+  EXPECT_EQ(refused.exit_code, 2u) << refused.output;
+  EXPECT_NE(refused.output.find("version 2 is not supported"), std::string::npos) << refused.output;
+}
+
+std::string Utf16Hex(std::string_view ascii) {
+  const std::wstring wide = WidenAscii(ascii);
+  return HexEncode(
+      ByteView(reinterpret_cast<const uint8_t*>(wide.data()), wide.size() * sizeof(wchar_t)));
+}
+
+TEST_F(FakeAgentEnvironment, KspSessionIsRecordedAndReplays) {
+  std::string error;
+  NCRYPT_KEY_STORAGE_FUNCTION_TABLE* t = KspTable(&error);  // loaded before recording starts
+  ASSERT_NE(t, nullptr) << error;
+  const std::string path = TraceFile("ksp-session.jsonl");
+  const std::string pin = "ksp-pin-4711";
+  const Bytes message = BcryptRandomBytes(200);
+  const Bytes digest = BcryptDigest(HashAlgorithm::kSha256, message);
+  BCRYPT_PKCS1_PADDING_INFO pkcs1{BCRYPT_SHA256_ALGORITHM};
+  BCRYPT_PSS_PADDING_INFO pss{BCRYPT_SHA256_ALGORITHM, 32};
+  Bytes pkcs1_signature(256), pss_signature(256);
+  {
+    RecordingTo recording(path);
+    NCRYPT_PROV_HANDLE provider = 0;
+    NCRYPT_KEY_HANDLE key = 0;
+    ASSERT_NTE(t->OpenProvider(&provider, kKspName, 0), ERROR_SUCCESS);
+    DWORD size = 0;
+    EXPECT_NTE(t->GetProviderProperty(provider, NCRYPT_NAME_PROPERTY, nullptr, 0, &size, 0),
+               ERROR_SUCCESS);
+    Bytes name(size);
+    EXPECT_NTE(t->GetProviderProperty(provider, NCRYPT_NAME_PROPERTY, name.data(), size, &size, 0),
+               ERROR_SUCCESS);
+    ASSERT_NTE(t->OpenKey(provider, &key, WidenAscii(kOkRsa).c_str(), 0, 0), ERROR_SUCCESS);
+    DWORD bits = 0;
+    EXPECT_NTE(t->GetKeyProperty(provider, key, NCRYPT_LENGTH_PROPERTY,
+                                 reinterpret_cast<PBYTE>(&bits), sizeof bits, &size, 0),
+               ERROR_SUCCESS);
+    // A PIN a caller sets (this provider has none to take): never written to the trace.
+    std::wstring wide_pin = WidenAscii(pin);
+    EXPECT_NTE(t->SetKeyProperty(provider, key, NCRYPT_PIN_PROPERTY,
+                                 reinterpret_cast<PBYTE>(wide_pin.data()),
+                                 static_cast<DWORD>(wide_pin.size() * sizeof(wchar_t)), 0),
+               NTE_NOT_SUPPORTED);
+    PBYTE hash = const_cast<PBYTE>(digest.data());
+    EXPECT_NTE(
+        t->SignHash(provider, key, &pkcs1, hash, 32, nullptr, 0, &size, NCRYPT_PAD_PKCS1_FLAG),
+        ERROR_SUCCESS);
+    EXPECT_NTE(t->SignHash(provider, key, &pkcs1, hash, 32, pkcs1_signature.data(), 256, &size,
+                           NCRYPT_PAD_PKCS1_FLAG),
+               ERROR_SUCCESS);
+    EXPECT_NTE(t->SignHash(provider, key, &pss, hash, 32, pss_signature.data(), 256, &size,
+                           NCRYPT_PAD_PSS_FLAG),
+               ERROR_SUCCESS);
+    EXPECT_NTE(t->FreeKey(provider, key), ERROR_SUCCESS);
+    EXPECT_NTE(t->FreeProvider(provider), ERROR_SUCCESS);
+  }
+  EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pkcs1, BCRYPT_PAD_PKCS1, digest, pkcs1_signature));
+  EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pss, BCRYPT_PAD_PSS, digest, pss_signature));
+  Manifest().Add("recorded-ksp-pkcs1", "rsa-pkcs1", HashAlgorithm::kSha256, message,
+                 pkcs1_signature, Cert(kOkRsa).der);
+  Manifest().Add("recorded-ksp-pss", "rsa-pss", HashAlgorithm::kSha256, message, pss_signature,
+                 Cert(kOkRsa).der, "32");
+
+  RecordedTrace trace = ReadTrace(path);
+  EXPECT_EQ(trace.header.value("kind", ""), "signum-cng-trace");
+  EXPECT_EQ(trace.header.value("recorder", ""), "signumksp.dll");
+  EXPECT_EQ(trace.header.value("pid", 0UL), GetCurrentProcessId());
+  EXPECT_EQ(trace.functions(),
+            (std::vector<std::string>{"OpenProvider", "GetProviderProperty", "GetProviderProperty",
+                                      "OpenKey", "GetKeyProperty", "SetKeyProperty", "SignHash",
+                                      "SignHash", "SignHash", "FreeKey", "FreeProvider"}));
+  for (size_t i = 0; i < trace.calls.size(); ++i) {
+    EXPECT_EQ(trace.calls[i].value("seq", 0u), i + 1) << trace.calls[i].dump();
+  }
+  // Nothing of the PIN, as text or UTF-16; its length only.
+  EXPECT_EQ(trace.text.find(pin), std::string::npos);
+  EXPECT_EQ(trace.text.find(Utf16Hex(pin)), std::string::npos);
+  nlohmann::json set_pin = trace.calls.at(5);
+  EXPECT_EQ(set_pin["args"]["pbInput"],
+            (nlohmann::json{{"redacted", true}, {"length", pin.size() * 2}}));
+  EXPECT_EQ(set_pin["rv"]["name"], "NTE_NOT_SUPPORTED");
+  EXPECT_EQ(trace.calls.at(3)["args"]["pszKeyName"], kOkRsa);
+  EXPECT_EQ(trace.calls.at(4)["out"]["pcbResult"], 4);
+
+  auto signatures = trace.Signatures("SignHash");
+  ASSERT_EQ(signatures.size(), 2u);
+  EXPECT_EQ(signatures[0]["args"]["pPaddingInfo"],
+            (nlohmann::json{{"type", "pkcs1"}, {"pszAlgId", "SHA256"}}));
+  EXPECT_EQ(signatures[1]["args"]["pPaddingInfo"],
+            (nlohmann::json{{"type", "pss"}, {"pszAlgId", "SHA256"}, {"cbSalt", 32}}));
+  EXPECT_EQ(signatures[0]["args"]["pbHashValue"], HexEncode(digest));
+  EXPECT_EQ(signatures[0]["rv"], (nlohmann::json{{"name", "ERROR_SUCCESS"}, {"value", 0}}));
+  EXPECT_EQ(signatures[0]["out"]["pbSignature"], HexEncode(pkcs1_signature));
+  EXPECT_EQ(signatures[1]["out"]["pbSignature"], HexEncode(pss_signature));
+
+  ExpectReplayVerdicts(trace, path, "pszKeyName", "SignHash");
+}
+
+TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
+  const CspFunctions& csp = Csp();
+  ASSERT_TRUE(csp.error.empty()) << csp.error;
+  const std::string path = TraceFile("csp-session.jsonl");
+  const std::string pin = "csp-pin-0815";
+  const Bytes set_message = BcryptRandomBytes(120), hashed_message = BcryptRandomBytes(90);
+  const Bytes set_digest = BcryptDigest(HashAlgorithm::kSha256, set_message);
+  Bytes set_signature(256), hashed_signature(256);  // little-endian, as CryptoAPI returns them
+  {
+    RecordingTo recording(path);
+    std::string provider_name = NarrowAscii(kCspName);
+    VTableProvStruc table{3, nullptr, nullptr, PROV_RSA_FULL, nullptr, 0, provider_name.data()};
+    HCRYPTPROV context = 0;
+    // The SafeNet-style PIN prefix signtool /kc users write; the CSP drops it.
+    const std::string container = "[{{" + pin + "}}]=" + kOkRsa;
+    ASSERT_TRUE(csp.acquire(&context, container.c_str(), 0, &table))
+        << Win32ErrorName(GetLastError());
+    EXPECT_TRUE(csp.set_prov_param(context, PP_SIGNATURE_PIN,
+                                   reinterpret_cast<const BYTE*>(pin.c_str()), 0));
+    DWORD size = 0;
+    EXPECT_TRUE(csp.get_prov_param(context, PP_NAME, nullptr, &size, 0));
+    Bytes name(size);
+    EXPECT_TRUE(csp.get_prov_param(context, PP_NAME, name.data(), &size, 0));
+    HCRYPTKEY key = 0;
+    ASSERT_TRUE(csp.get_user_key(context, AT_SIGNATURE, &key)) << Win32ErrorName(GetLastError());
+    DWORD bits = 0;
+    size = sizeof bits;
+    EXPECT_TRUE(
+        csp.get_key_param(context, key, KP_KEYLEN, reinterpret_cast<BYTE*>(&bits), &size, 0));
+    // A value set (HP_HASHVAL, as signtool does), then data hashed by the CSP.
+    HCRYPTHASH hash = 0;
+    ASSERT_TRUE(csp.create_hash(context, CALG_SHA_256, 0, 0, &hash));
+    EXPECT_TRUE(csp.set_hash_param(context, hash, HP_HASHVAL, set_digest.data(), 0));
+    size = 0;
+    EXPECT_TRUE(csp.sign_hash(context, hash, AT_SIGNATURE, nullptr, 0, nullptr, &size));
+    EXPECT_TRUE(csp.sign_hash(context, hash, AT_SIGNATURE, nullptr, 0, set_signature.data(), &size))
+        << Win32ErrorName(GetLastError());
+    EXPECT_TRUE(csp.destroy_hash(context, hash));
+    ASSERT_TRUE(csp.create_hash(context, CALG_SHA_256, 0, 0, &hash));
+    EXPECT_TRUE(csp.hash_data(context, hash, hashed_message.data(),
+                              static_cast<DWORD>(hashed_message.size()), 0));
+    size = 256;
+    EXPECT_TRUE(
+        csp.sign_hash(context, hash, AT_SIGNATURE, nullptr, 0, hashed_signature.data(), &size))
+        << Win32ErrorName(GetLastError());
+    EXPECT_TRUE(csp.destroy_hash(context, hash));
+    EXPECT_TRUE(csp.destroy_key(context, key));
+    EXPECT_TRUE(csp.release(context, 0));
+  }
+  BCRYPT_PKCS1_PADDING_INFO pkcs1{BCRYPT_SHA256_ALGORITHM};
+  for (const auto& [signature, message] :
+       {std::pair{&set_signature, &set_message}, std::pair{&hashed_signature, &hashed_message}}) {
+    const Bytes big_endian(signature->rbegin(), signature->rend());
+    EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pkcs1, BCRYPT_PAD_PKCS1,
+                                  BcryptDigest(HashAlgorithm::kSha256, *message), big_endian));
+  }
+  Manifest().Add("recorded-csp-hashval", "rsa-pkcs1-le", HashAlgorithm::kSha256, set_message,
+                 set_signature, Cert(kOkRsa).der);
+  Manifest().Add("recorded-csp-hashdata", "rsa-pkcs1-le", HashAlgorithm::kSha256, hashed_message,
+                 hashed_signature, Cert(kOkRsa).der);
+
+  RecordedTrace trace = ReadTrace(path);
+  EXPECT_EQ(trace.header.value("kind", ""), "signum-cng-trace");
+  EXPECT_EQ(trace.header.value("recorder", ""), "signumcsp.dll");
+  EXPECT_EQ(trace.functions(),
+            (std::vector<std::string>{"CPAcquireContext", "CPSetProvParam", "CPGetProvParam",
+                                      "CPGetProvParam", "CPGetUserKey", "CPGetKeyParam",
+                                      "CPCreateHash", "CPSetHashParam", "CPSignHash", "CPSignHash",
+                                      "CPDestroyHash", "CPCreateHash", "CPHashData", "CPSignHash",
+                                      "CPDestroyHash", "CPDestroyKey", "CPReleaseContext"}));
+  EXPECT_EQ(trace.text.find(pin), std::string::npos) << "the PIN is in the trace";
+  nlohmann::json acquire = trace.calls.at(0);
+  EXPECT_EQ(acquire["args"]["szContainer"], kOkRsa);
+  EXPECT_EQ(acquire["args"]["container_pin"],
+            (nlohmann::json{{"redacted", true}, {"length", pin.size()}}));
+  EXPECT_EQ(acquire["args"]["pVTable"]["dwProvType"], PROV_RSA_FULL);
+  EXPECT_EQ(acquire["rv"],
+            (nlohmann::json{{"name", "ERROR_SUCCESS"}, {"value", 0}, {"returned", true}}));
+  EXPECT_EQ(trace.calls.at(1)["args"]["pbData"],
+            (nlohmann::json{{"redacted", true}, {"length", pin.size()}}));
+  EXPECT_EQ(trace.calls.at(5)["out"]["pcbDataLen"], 4);
+  EXPECT_EQ(trace.calls.at(7)["args"]["pbData"], HexEncode(set_digest));
+  EXPECT_EQ(trace.calls.at(12)["args"]["pbData"], HexEncode(hashed_message));
+
+  auto signatures = trace.Signatures("CPSignHash");
+  ASSERT_EQ(signatures.size(), 2u);
+  EXPECT_EQ(signatures[0]["out"]["pbSignature"], HexEncode(set_signature));
+  EXPECT_EQ(signatures[1]["out"]["pbSignature"], HexEncode(hashed_signature));
+
+  ExpectReplayVerdicts(trace, path, "szContainer", "CPSignHash");
 }
 
 }  // namespace

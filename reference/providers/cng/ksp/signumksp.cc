@@ -38,6 +38,7 @@
 #include <utility>
 
 #include "ksp_objects.h"
+#include "signum/cng/call_record.h"
 #include "signum/cng/ksp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
@@ -79,11 +80,39 @@ constexpr DWORD kMinRsaBits = 2048, kMaxRsaBits = 4096, kRsaBitsIncrement = 1024
 
 provider::ProviderContext& Context() { return SharedProviderContext("signumksp"); }
 
-// Every entry point's one exit (nte_status.h): the body returns a Status, whose code goes back to
-// ncrypt.dll once, a failure traced with its reason.
+// A call of this provider as SIGNUM_CNG_RECORD records it (call_record.h): each entry point puts
+// its arguments into args() when active(), and says what it wrote in its outputs function.
+class KspCall : public CallRecord {
+ public:
+  explicit KspCall(const char* fn)
+      : CallRecord(kComponent, fn, ReturnConvention::kSecurityStatus) {}
+};
+
+// Every entry point's one exit (call_record.h, nte_status.h): the body returns a Status, whose code
+// goes back to ncrypt.dll once, a failure traced with its reason, the call recorded.
+template <typename Outputs, typename Body>
+SECURITY_STATUS AtBoundary(CallRecord& call, Outputs&& outputs, Body&& body) {
+  return ReturnAtAbiBoundary(call, std::forward<Outputs>(outputs), std::forward<Body>(body));
+}
+// For the calls recorded by their result alone.
 template <typename Body>
 SECURITY_STATUS AtBoundary(const char* entry, Body&& body) {
-  return ReturnAtAbiBoundary(kComponent, entry, std::forward<Body>(body));
+  KspCall call(entry);
+  return AtBoundary(call, NoOutputs, std::forward<Body>(body));
+}
+
+// The outputs of the calls that follow WriteOutput's convention.
+auto SizedOutput(const char* buffer_name, PBYTE buffer, DWORD* result_size) {
+  return [=](nlohmann::json& out, SECURITY_STATUS code) {
+    DescribeSizedOutput(out, code, NTE_BUFFER_TOO_SMALL, buffer_name, buffer, "pcbResult",
+                        result_size);
+  };
+}
+
+// Property values that are secrets (a smart-card PIN a caller sets), recorded as their length.
+bool IsSecretProperty(LPCWSTR name) {
+  const std::wstring_view property = name == nullptr ? std::wstring_view() : name;
+  return property == NCRYPT_PIN_PROPERTY || property == NCRYPT_SECURE_PIN_PROPERTY;
 }
 
 std::string Utf8(LPCWSTR text) {
@@ -155,7 +184,14 @@ std::wstring_view View(LPCWSTR text) { return text == nullptr ? std::wstring_vie
 
 SECURITY_STATUS WINAPI OpenProvider(NCRYPT_PROV_HANDLE* phProvider, LPCWSTR pszProviderName,
                                     DWORD dwFlags) {
-  return AtBoundary("OpenProvider", [&]() -> Status {
+  KspCall call("OpenProvider");
+  if (call.active()) {
+    call.args() = {{"pszProviderName", TextValue(pszProviderName)}, {"dwFlags", dwFlags}};
+  }
+  const auto outputs = [&](nlohmann::json& out, SECURITY_STATUS code) {
+    if (code == ERROR_SUCCESS) out["phProvider"] = *phProvider;
+  };
+  return AtBoundary(call, outputs, [&]() -> Status {
     if (phProvider == nullptr) return NullArgument("phProvider");
     SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kOpenFlags));
     // ncrypt passes the name the provider was registered under (names.h kKspName); the provider
@@ -168,7 +204,9 @@ SECURITY_STATUS WINAPI OpenProvider(NCRYPT_PROV_HANDLE* phProvider, LPCWSTR pszP
 }
 
 SECURITY_STATUS WINAPI FreeProvider(NCRYPT_PROV_HANDLE hProvider) {
-  return AtBoundary("FreeProvider", [&]() -> Status {
+  KspCall call("FreeProvider");
+  if (call.active()) call.args() = {{"hProvider", hProvider}};
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     if (HandleRegistry::Instance().RemoveProvider(hProvider)) return Status::Ok();
     return InvalidProviderHandle(hProvider);
   });
@@ -199,7 +237,15 @@ Status WriteProperty(const std::optional<Bytes>& value, const char* owner, LPCWS
 SECURITY_STATUS WINAPI GetProviderProperty(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszProperty,
                                            PBYTE pbOutput, DWORD cbOutput, DWORD* pcbResult,
                                            DWORD dwFlags) {
-  return AtBoundary("GetProviderProperty", [&]() -> Status {
+  KspCall call("GetProviderProperty");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider},
+                   {"pszProperty", TextValue(pszProperty)},
+                   {"pbOutput", BufferValue(pbOutput)},
+                   {"cbOutput", cbOutput},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbOutput", pbOutput, pcbResult), [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
     if (pszProperty == nullptr || pcbResult == nullptr) {
       return NullArgument("pszProperty or pcbResult");
@@ -224,9 +270,23 @@ Status SetProperty(const char* owner, LPCWSTR name, PBYTE input, DWORD size, DWO
                   std::string(owner) + " property '" + Utf8(name) + "' cannot be set here");
 }
 
+// The arguments of SetProviderProperty and SetKeyProperty after the handles.
+void DescribeSetProperty(nlohmann::json& args, LPCWSTR property, PBYTE input, DWORD size,
+                         DWORD flags) {
+  args["pszProperty"] = TextValue(property);
+  args["pbInput"] = IsSecretProperty(property) ? RedactedValue(size) : HexValue(input, size);
+  args["cbInput"] = size;
+  args["dwFlags"] = flags;
+}
+
 SECURITY_STATUS WINAPI SetProviderProperty(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszProperty,
                                            PBYTE pbInput, DWORD cbInput, DWORD dwFlags) {
-  return AtBoundary("SetProviderProperty", [&]() -> Status {
+  KspCall call("SetProviderProperty");
+  if (call.active()) {
+    call.args()["hProvider"] = hProvider;
+    DescribeSetProperty(call.args(), pszProperty, pbInput, cbInput, dwFlags);
+  }
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
     return SetProperty("provider", pszProperty, pbInput, cbInput, dwFlags);
   });
@@ -234,7 +294,12 @@ SECURITY_STATUS WINAPI SetProviderProperty(NCRYPT_PROV_HANDLE hProvider, LPCWSTR
 
 SECURITY_STATUS WINAPI IsAlgSupported(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszAlgId,
                                       DWORD dwFlags) {
-  return AtBoundary("IsAlgSupported", [&]() -> Status {
+  KspCall call("IsAlgSupported");
+  if (call.active()) {
+    call.args() = {
+        {"hProvider", hProvider}, {"pszAlgId", TextValue(pszAlgId)}, {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
     if (pszAlgId == nullptr) return NullArgument("pszAlgId");
     SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, NCRYPT_SILENT_FLAG));
@@ -282,10 +347,25 @@ SECURITY_STATUS WINAPI EnumAlgorithms(NCRYPT_PROV_HANDLE hProvider, DWORD dwAlgC
   });
 }
 
-SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR /*pszScope*/,
+SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszScope,
                                 NCryptKeyName** ppKeyName, PVOID* ppEnumState, DWORD dwFlags) {
   // The scope (a smart-card reader for card KSPs) does not apply: one set of keys is served.
-  return AtBoundary("EnumKeys", [&]() -> Status {
+  KspCall call("EnumKeys");
+  if (call.active()) {
+    // The enumeration state is an address: only whether one is passed means anything elsewhere.
+    call.args() = {{"hProvider", hProvider},
+                   {"pszScope", TextValue(pszScope)},
+                   {"ppEnumState", {{"null", ppEnumState == nullptr || *ppEnumState == nullptr}}},
+                   {"dwFlags", dwFlags}};
+  }
+  const auto outputs = [&](nlohmann::json& out, SECURITY_STATUS code) {
+    if (code != ERROR_SUCCESS) return;
+    out["ppKeyName"] = {{"pszName", TextValue((*ppKeyName)->pszName)},
+                        {"pszAlgid", TextValue((*ppKeyName)->pszAlgid)},
+                        {"dwLegacyKeySpec", (*ppKeyName)->dwLegacyKeySpec},
+                        {"dwFlags", (*ppKeyName)->dwFlags}};
+  };
+  return AtBoundary(call, outputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
     if (ppKeyName == nullptr || ppEnumState == nullptr) {
       return NullArgument("ppKeyName or ppEnumState");
@@ -343,7 +423,9 @@ SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR /*pszScope
 }
 
 SECURITY_STATUS WINAPI FreeBuffer(PVOID pvInput) {
-  return AtBoundary("FreeBuffer", [&]() -> Status {
+  KspCall call("FreeBuffer");
+  if (call.active()) call.args() = {{"pvInput", {{"null", pvInput == nullptr}}}};
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     if (pvInput == nullptr) return Status::Ok();  // like free(NULL)
     if (BufferRegistry::Instance().Free(pvInput)) return Status::Ok();
     return NteError(NTE_INVALID_PARAMETER, "pvInput is not a buffer this provider handed out");
@@ -364,7 +446,17 @@ SECURITY_STATUS WINAPI NotifyChangeKey(NCRYPT_PROV_HANDLE hProvider, HANDLE* phE
 
 SECURITY_STATUS WINAPI OpenKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE* phKey,
                                LPCWSTR pszKeyName, DWORD dwLegacyKeySpec, DWORD dwFlags) {
-  return AtBoundary("OpenKey", [&]() -> Status {
+  KspCall call("OpenKey");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider},
+                   {"pszKeyName", TextValue(pszKeyName)},
+                   {"dwLegacyKeySpec", dwLegacyKeySpec},
+                   {"dwFlags", dwFlags}};
+  }
+  const auto outputs = [&](nlohmann::json& out, SECURITY_STATUS code) {
+    if (code == ERROR_SUCCESS) out["phKey"] = *phKey;
+  };
+  return AtBoundary(call, outputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
     if (phKey == nullptr || pszKeyName == nullptr) return NullArgument("phKey or pszKeyName");
     if (*pszKeyName == L'\0') return NteError(NTE_INVALID_PARAMETER, "pszKeyName is empty");
@@ -392,7 +484,9 @@ SECURITY_STATUS WINAPI OpenKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE* 
 }
 
 SECURITY_STATUS WINAPI FreeKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey) {
-  return AtBoundary("FreeKey", [&]() -> Status {
+  KspCall call("FreeKey");
+  if (call.active()) call.args() = {{"hProvider", hProvider}, {"hKey", hKey}};
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     if (HandleRegistry::Instance().RemoveKey(hProvider, hKey)) return Status::Ok();
     return InvalidKeyHandle(hProvider, hKey);
   });
@@ -439,7 +533,16 @@ std::optional<Bytes> KeyProperty(std::wstring_view name, NCRYPT_PROV_HANDLE prov
 SECURITY_STATUS WINAPI GetKeyProperty(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                       LPCWSTR pszProperty, PBYTE pbOutput, DWORD cbOutput,
                                       DWORD* pcbResult, DWORD dwFlags) {
-  return AtBoundary("GetKeyProperty", [&]() -> Status {
+  KspCall call("GetKeyProperty");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider},
+                   {"hKey", hKey},
+                   {"pszProperty", TextValue(pszProperty)},
+                   {"pbOutput", BufferValue(pbOutput)},
+                   {"cbOutput", cbOutput},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbOutput", pbOutput, pcbResult), [&]() -> Status {
     SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
     if (pszProperty == nullptr || pcbResult == nullptr) {
       return NullArgument("pszProperty or pcbResult");
@@ -453,7 +556,13 @@ SECURITY_STATUS WINAPI GetKeyProperty(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_H
 SECURITY_STATUS WINAPI SetKeyProperty(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                       LPCWSTR pszProperty, PBYTE pbInput, DWORD cbInput,
                                       DWORD dwFlags) {
-  return AtBoundary("SetKeyProperty", [&]() -> Status {
+  KspCall call("SetKeyProperty");
+  if (call.active()) {
+    call.args()["hProvider"] = hProvider;
+    call.args()["hKey"] = hKey;
+    DescribeSetProperty(call.args(), pszProperty, pbInput, cbInput, dwFlags);
+  }
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireKey(hProvider, hKey).status());
     return SetProperty("key", pszProperty, pbInput, cbInput, dwFlags);
   });
@@ -465,7 +574,17 @@ SECURITY_STATUS WINAPI ExportKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE
                                  NCRYPT_KEY_HANDLE hExportKey, LPCWSTR pszBlobType,
                                  NCryptBufferDesc* /*pParameterList*/, PBYTE pbOutput,
                                  DWORD cbOutput, DWORD* pcbResult, DWORD dwFlags) {
-  return AtBoundary("ExportKey", [&]() -> Status {
+  KspCall call("ExportKey");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider},
+                   {"hKey", hKey},
+                   {"hExportKey", hExportKey},
+                   {"pszBlobType", TextValue(pszBlobType)},
+                   {"pbOutput", BufferValue(pbOutput)},
+                   {"cbOutput", cbOutput},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbOutput", pbOutput, pcbResult), [&]() -> Status {
     SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
     if (pszBlobType == nullptr || pcbResult == nullptr) {
       return NullArgument("pszBlobType or pcbResult");
@@ -547,7 +666,18 @@ SECURITY_STATUS WINAPI SignHash(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE 
                                 VOID* pPaddingInfo, PBYTE pbHashValue, DWORD cbHashValue,
                                 PBYTE pbSignature, DWORD cbSignature, DWORD* pcbResult,
                                 DWORD dwFlags) {
-  return AtBoundary("SignHash", [&]() -> Status {
+  KspCall call("SignHash");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider},
+                   {"hKey", hKey},
+                   {"pPaddingInfo", PaddingInfoValue(dwFlags, pPaddingInfo)},
+                   {"pbHashValue", HexValue(pbHashValue, cbHashValue)},
+                   {"cbHashValue", cbHashValue},
+                   {"pbSignature", BufferValue(pbSignature)},
+                   {"cbSignature", cbSignature},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbSignature", pbSignature, pcbResult), [&]() -> Status {
     SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
     if (pcbResult == nullptr) return NullArgument("pcbResult");
     SIGNUM_RETURN_IF_ERROR(CheckKnownFlags(dwFlags, kSignatureFlags));
@@ -581,7 +711,18 @@ SECURITY_STATUS WINAPI SignHash(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE 
 SECURITY_STATUS WINAPI VerifySignature(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE hKey,
                                        VOID* pPaddingInfo, PBYTE pbHashValue, DWORD cbHashValue,
                                        PBYTE pbSignature, DWORD cbSignature, DWORD dwFlags) {
-  return AtBoundary("VerifySignature", [&]() -> Status {
+  KspCall call("VerifySignature");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider},
+                   {"hKey", hKey},
+                   {"pPaddingInfo", PaddingInfoValue(dwFlags, pPaddingInfo)},
+                   {"pbHashValue", HexValue(pbHashValue, cbHashValue)},
+                   {"cbHashValue", cbHashValue},
+                   {"pbSignature", HexValue(pbSignature, cbSignature)},
+                   {"cbSignature", cbSignature},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     SIGNUM_ASSIGN_OR_RETURN(auto key, RequireKey(hProvider, hKey));
     if (pbHashValue == nullptr || cbHashValue == 0 || pbSignature == nullptr || cbSignature == 0) {
       return NteError(NTE_INVALID_PARAMETER, "no hash value or no signature");
@@ -650,7 +791,9 @@ SECURITY_STATUS WINAPI ImportKey(NCRYPT_PROV_HANDLE hProvider, NCRYPT_KEY_HANDLE
 // checked.
 SECURITY_STATUS KeyOperationNotSupported(const char* entry, NCRYPT_PROV_HANDLE provider,
                                          NCRYPT_KEY_HANDLE key, const char* why) {
-  return AtBoundary(entry, [&]() -> Status {
+  KspCall call(entry);
+  if (call.active()) call.args() = {{"hProvider", provider}, {"hKey", key}};
+  return AtBoundary(call, NoOutputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireKey(provider, key).status());
     return NteError(NTE_NOT_SUPPORTED, why);
   });

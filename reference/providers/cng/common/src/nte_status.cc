@@ -124,6 +124,12 @@ std::string SecurityStatusName(SECURITY_STATUS status) {
   return known != nullptr ? std::string(known->name) + " (" + hex + ")" : hex;
 }
 
+std::string CodeName(SECURITY_STATUS code) {
+  const NamedCode* known = Find(kNteCodes, code);
+  if (known == nullptr) known = Find(kWin32Codes, code);
+  return known != nullptr ? std::string(known->name) : Hex(static_cast<unsigned long>(code));
+}
+
 void Trace(const char* component, const std::string& message) {
   const char* target = std::getenv("SIGNUM_CNG_TRACE");
   if (target == nullptr || *target == '\0') return;

@@ -62,6 +62,14 @@ TEST(NteStatusTest, CheckKnownFlagsNamesTheUnknownBits) {
   EXPECT_NE(status.message().find("0x00000002"), std::string::npos) << status.message();
 }
 
+// The structured trace's "name" (call_record.h): both tables, bare; anything else as hex.
+TEST(NteStatusTest, CodeNameNamesNteAndWin32CodesAlike) {
+  EXPECT_EQ(CodeName(NTE_PERM), "NTE_PERM");
+  EXPECT_EQ(CodeName(ERROR_SUCCESS), "ERROR_SUCCESS");
+  EXPECT_EQ(CodeName(ERROR_MORE_DATA), "ERROR_MORE_DATA");
+  EXPECT_EQ(CodeName(static_cast<SECURITY_STATUS>(0x80091234L)), "0x80091234");
+}
+
 TEST(NteStatusTest, BoundaryTurnsExceptionsIntoCodes) {
   EXPECT_EQ(ReturnAtAbiBoundary("test", "Ok", [] { return Status::Ok(); }), ERROR_SUCCESS);
   EXPECT_EQ(ReturnAtAbiBoundary("test", "BadAlloc", []() -> Status { throw std::bad_alloc(); }),

@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "csp_objects.h"
+#include "signum/cng/call_record.h"
 #include "signum/cng/handle_table.h"
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
@@ -60,14 +61,53 @@ HandleTable<Hash>& Hashes() {
   return table;
 }
 
+// A call of this provider as SIGNUM_CNG_RECORD records it (call_record.h): each CP* export puts
+// its arguments into args() when active(), and says what it wrote in its outputs function.
+class CspCall : public CallRecord {
+ public:
+  explicit CspCall(const char* fn) : CallRecord("csp", fn, ReturnConvention::kBoolAndLastError) {}
+};
+
 // Every entry point's one exit: the body returns a Status, converted once (nte_status.h: a
-// failure is traced with its reason) into TRUE, or FALSE with the code in SetLastError.
-template <typename Body>
-BOOL AtBoundary(const char* entry, Body&& body) noexcept {
-  const SECURITY_STATUS code = ReturnAtAbiBoundary("csp", entry, std::forward<Body>(body));
+// failure is traced with its reason; call_record.h: the call is recorded) into TRUE, or FALSE
+// with the code in SetLastError.
+template <typename Outputs, typename Body>
+BOOL AtBoundary(CallRecord& call, Outputs&& outputs, Body&& body) noexcept {
+  const SECURITY_STATUS code =
+      ReturnAtAbiBoundary(call, std::forward<Outputs>(outputs), std::forward<Body>(body));
   if (code == ERROR_SUCCESS) return TRUE;
   SetLastError(static_cast<DWORD>(code));
   return FALSE;
+}
+// For the calls recorded by their result and handles alone (args: a function filling them).
+template <typename Body, typename Args>
+BOOL AtBoundary(const char* entry, Args&& args, Body&& body) noexcept {
+  CspCall call(entry);
+  if (call.active()) {
+    try {
+      args(call.args());
+    } catch (...) {
+    }
+  }
+  return AtBoundary(call, NoOutputs, std::forward<Body>(body));
+}
+
+// The outputs of the calls that follow CopyOut's convention.
+auto SizedOutput(const char* buffer_name, const BYTE* buffer, const char* length_name,
+                 const DWORD* length) {
+  return [=](nlohmann::json& out, SECURITY_STATUS code) {
+    DescribeSizedOutput(out, code, ERROR_MORE_DATA, buffer_name, buffer, length_name, length);
+  };
+}
+// A handle a call hands out, on success.
+auto HandleOutput(const char* name, const ULONG_PTR* handle) {
+  return [=](nlohmann::json& out, SECURITY_STATUS code) {
+    if (code == ERROR_SUCCESS) out[name] = *handle;
+  };
+}
+// An in/out length argument as the caller passed it (null for a NULL pointer).
+nlohmann::json LengthIn(const DWORD* length) {
+  return length == nullptr ? nlohmann::json(nullptr) : nlohmann::json(*length);
 }
 
 Status NullArgument(const char* names) {
@@ -674,136 +714,318 @@ Status GenRandom(HCRYPTPROV handle, DWORD size, BYTE* buffer) {
 }  // namespace signum::cng::csp
 
 using namespace signum::cng::csp;  // NOLINT: the C entry points below only forward
+using namespace signum::cng;       // NOLINT: and describe their calls (call_record.h)
 
 extern "C" {
 
+// Each export records its call (call_record.h): arguments by their csp_iface.h names, handles as
+// numbers, secrets (PINs) as their length; the PIN prefix of a container name is cut off.
+
 BOOL WINAPI CPAcquireContext(HCRYPTPROV* phProv, LPCSTR szContainer, DWORD dwFlags,
                              signum::cng::PVTableProvStruc pVTable) {
-  return AtBoundary("CPAcquireContext",
+  CspCall call("CPAcquireContext");
+  if (call.active()) {
+    auto& args = call.args();
+    if (szContainer == nullptr) {
+      args["szContainer"] = nullptr;
+    } else {
+      const std::string container = ContainerNameWithoutPin(szContainer);
+      args["szContainer"] = container;
+      // "[{{PIN}}]=" around the PIN: 7 characters.
+      const size_t prefix = std::strlen(szContainer) - container.size();
+      if (prefix > 0) args["container_pin"] = RedactedValue(prefix - 7);
+    }
+    args["dwFlags"] = dwFlags;
+    if (pVTable == nullptr) {
+      args["pVTable"] = nullptr;
+    } else {
+      args["pVTable"] = {{"Version", pVTable->Version}};
+      if (pVTable->Version >= 2) args["pVTable"]["dwProvType"] = pVTable->dwProvType;
+      if (pVTable->Version >= 3) args["pVTable"]["pszProvName"] = TextValue(pVTable->pszProvName);
+    }
+  }
+  return AtBoundary(call, HandleOutput("phProv", phProv),
                     [&] { return AcquireContext(phProv, szContainer, dwFlags, pVTable); });
 }
 
 BOOL WINAPI CPReleaseContext(HCRYPTPROV hProv, DWORD dwFlags) {
-  return AtBoundary("CPReleaseContext", [&] { return ReleaseContext(hProv, dwFlags); });
+  return AtBoundary(
+      "CPReleaseContext",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"dwFlags", dwFlags}};
+      },
+      [&] { return ReleaseContext(hProv, dwFlags); });
 }
 
 BOOL WINAPI CPGetProvParam(HCRYPTPROV hProv, DWORD dwParam, BYTE* pbData, DWORD* pcbDataLen,
                            DWORD dwFlags) {
-  return AtBoundary("CPGetProvParam",
+  CspCall call("CPGetProvParam");
+  if (call.active()) {
+    call.args() = {{"hProv", hProv},
+                   {"dwParam", dwParam},
+                   {"pbData", BufferValue(pbData)},
+                   {"pcbDataLen", LengthIn(pcbDataLen)},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbData", pbData, "pcbDataLen", pcbDataLen),
                     [&] { return GetProvParam(hProv, dwParam, pbData, pcbDataLen, dwFlags); });
 }
 
 BOOL WINAPI CPSetProvParam(HCRYPTPROV hProv, DWORD dwParam, const BYTE* pbData, DWORD dwFlags) {
-  return AtBoundary("CPSetProvParam",
-                    [&] { return SetProvParam(hProv, dwParam, pbData, dwFlags); });
+  return AtBoundary(
+      "CPSetProvParam",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"dwParam", dwParam}, {"dwFlags", dwFlags}};
+        // The PINs are NUL-terminated strings; anything else (PP_CLIENT_HWND) is an address.
+        const bool pin = dwParam == PP_KEYEXCHANGE_PIN || dwParam == PP_SIGNATURE_PIN;
+        args["pbData"] = pin && pbData != nullptr
+                             ? RedactedValue(std::strlen(reinterpret_cast<const char*>(pbData)))
+                             : nlohmann::json{{"null", pbData == nullptr}};
+      },
+      [&] { return SetProvParam(hProv, dwParam, pbData, dwFlags); });
 }
 
-BOOL WINAPI CPGenKey(HCRYPTPROV hProv, ALG_ID, DWORD, HCRYPTKEY* phKey) {
-  return AtBoundary("CPGenKey", [&] { return GenKey(hProv, phKey); });
+BOOL WINAPI CPGenKey(HCRYPTPROV hProv, ALG_ID Algid, DWORD dwFlags, HCRYPTKEY* phKey) {
+  return AtBoundary(
+      "CPGenKey",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"Algid", Algid}, {"dwFlags", dwFlags}};
+      },
+      [&] { return GenKey(hProv, phKey); });
 }
 
-BOOL WINAPI CPDeriveKey(HCRYPTPROV hProv, ALG_ID, HCRYPTHASH hBaseData, DWORD, HCRYPTKEY* phKey) {
-  return AtBoundary("CPDeriveKey", [&] { return DeriveKey(hProv, hBaseData, phKey); });
+BOOL WINAPI CPDeriveKey(HCRYPTPROV hProv, ALG_ID Algid, HCRYPTHASH hBaseData, DWORD dwFlags,
+                        HCRYPTKEY* phKey) {
+  return AtBoundary(
+      "CPDeriveKey",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"Algid", Algid}, {"hBaseData", hBaseData}, {"dwFlags", dwFlags}};
+      },
+      [&] { return DeriveKey(hProv, hBaseData, phKey); });
 }
 
 BOOL WINAPI CPDestroyKey(HCRYPTPROV hProv, HCRYPTKEY hKey) {
-  return AtBoundary("CPDestroyKey", [&] { return DestroyKey(hProv, hKey); });
+  return AtBoundary(
+      "CPDestroyKey",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hKey", hKey}};
+      },
+      [&] { return DestroyKey(hProv, hKey); });
 }
 
-BOOL WINAPI CPSetKeyParam(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD dwParam, const BYTE*, DWORD) {
-  return AtBoundary("CPSetKeyParam", [&] { return SetKeyParam(hProv, hKey, dwParam); });
+BOOL WINAPI CPSetKeyParam(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD dwParam, const BYTE*,
+                          DWORD dwFlags) {
+  return AtBoundary(
+      "CPSetKeyParam",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hKey", hKey}, {"dwParam", dwParam}, {"dwFlags", dwFlags}};
+      },
+      [&] { return SetKeyParam(hProv, hKey, dwParam); });
 }
 
 BOOL WINAPI CPGetKeyParam(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD dwParam, BYTE* pbData,
                           DWORD* pcbDataLen, DWORD dwFlags) {
-  return AtBoundary("CPGetKeyParam",
+  CspCall call("CPGetKeyParam");
+  if (call.active()) {
+    call.args() = {{"hProv", hProv},
+                   {"hKey", hKey},
+                   {"dwParam", dwParam},
+                   {"pbData", BufferValue(pbData)},
+                   {"pcbDataLen", LengthIn(pcbDataLen)},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbData", pbData, "pcbDataLen", pcbDataLen),
                     [&] { return GetKeyParam(hProv, hKey, dwParam, pbData, pcbDataLen, dwFlags); });
 }
 
-BOOL WINAPI CPExportKey(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTKEY, DWORD dwBlobType,
+BOOL WINAPI CPExportKey(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTKEY hPubKey, DWORD dwBlobType,
                         DWORD dwFlags, BYTE* pbData, DWORD* pcbDataLen) {
-  return AtBoundary("CPExportKey", [&] {
+  CspCall call("CPExportKey");
+  if (call.active()) {
+    call.args() = {{"hProv", hProv},
+                   {"hKey", hKey},
+                   {"hPubKey", hPubKey},
+                   {"dwBlobType", dwBlobType},
+                   {"dwFlags", dwFlags},
+                   {"pbData", BufferValue(pbData)},
+                   {"pcbDataLen", LengthIn(pcbDataLen)}};
+  }
+  return AtBoundary(call, SizedOutput("pbData", pbData, "pcbDataLen", pcbDataLen), [&] {
     return ExportKey(hProv, hKey, dwBlobType, dwFlags, pbData, pcbDataLen);
   });
 }
 
-BOOL WINAPI CPImportKey(HCRYPTPROV hProv, const BYTE*, DWORD, HCRYPTKEY, DWORD, HCRYPTKEY* phKey) {
-  return AtBoundary("CPImportKey", [&] { return ImportKey(hProv, phKey); });
+BOOL WINAPI CPImportKey(HCRYPTPROV hProv, const BYTE*, DWORD dwDataLen, HCRYPTKEY hPubKey,
+                        DWORD dwFlags, HCRYPTKEY* phKey) {
+  // The blob itself is not recorded: it may be a private key.
+  return AtBoundary(
+      "CPImportKey",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv},
+                {"pbData", RedactedValue(dwDataLen)},
+                {"dwDataLen", dwDataLen},
+                {"hPubKey", hPubKey},
+                {"dwFlags", dwFlags}};
+      },
+      [&] { return ImportKey(hProv, phKey); });
 }
 
 BOOL WINAPI CPEncrypt(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTHASH, BOOL, DWORD, BYTE*, DWORD*,
                       DWORD) {
-  return AtBoundary("CPEncrypt", [&] { return SignatureKeyCannotCipher(hProv, hKey); });
+  return AtBoundary(
+      "CPEncrypt",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hKey", hKey}};
+      },
+      [&] { return SignatureKeyCannotCipher(hProv, hKey); });
 }
 
 BOOL WINAPI CPDecrypt(HCRYPTPROV hProv, HCRYPTKEY hKey, HCRYPTHASH, BOOL, DWORD, BYTE*, DWORD*) {
-  return AtBoundary("CPDecrypt", [&] { return SignatureKeyCannotCipher(hProv, hKey); });
+  return AtBoundary(
+      "CPDecrypt",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hKey", hKey}};
+      },
+      [&] { return SignatureKeyCannotCipher(hProv, hKey); });
 }
 
 BOOL WINAPI CPCreateHash(HCRYPTPROV hProv, ALG_ID Algid, HCRYPTKEY hKey, DWORD dwFlags,
                          HCRYPTHASH* phHash) {
-  return AtBoundary("CPCreateHash",
+  CspCall call("CPCreateHash");
+  if (call.active()) {
+    call.args() = {{"hProv", hProv}, {"Algid", Algid}, {"hKey", hKey}, {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, HandleOutput("phHash", phHash),
                     [&] { return CreateHash(hProv, Algid, hKey, dwFlags, phHash); });
 }
 
 BOOL WINAPI CPHashData(HCRYPTPROV hProv, HCRYPTHASH hHash, const BYTE* pbData, DWORD cbDataLen,
                        DWORD dwFlags) {
-  return AtBoundary("CPHashData",
-                    [&] { return HashData(hProv, hHash, pbData, cbDataLen, dwFlags); });
+  return AtBoundary(
+      "CPHashData",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv},
+                {"hHash", hHash},
+                {"pbData", HexValue(pbData, cbDataLen)},
+                {"cbDataLen", cbDataLen},
+                {"dwFlags", dwFlags}};
+      },
+      [&] { return HashData(hProv, hHash, pbData, cbDataLen, dwFlags); });
 }
 
-BOOL WINAPI CPHashSessionKey(HCRYPTPROV hProv, HCRYPTHASH hHash, HCRYPTKEY, DWORD) {
-  return AtBoundary("CPHashSessionKey", [&] { return HashSessionKey(hProv, hHash); });
+BOOL WINAPI CPHashSessionKey(HCRYPTPROV hProv, HCRYPTHASH hHash, HCRYPTKEY hKey, DWORD dwFlags) {
+  return AtBoundary(
+      "CPHashSessionKey",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hHash", hHash}, {"hKey", hKey}, {"dwFlags", dwFlags}};
+      },
+      [&] { return HashSessionKey(hProv, hHash); });
 }
 
 BOOL WINAPI CPSetHashParam(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwParam, const BYTE* pbData,
                            DWORD dwFlags) {
-  return AtBoundary("CPSetHashParam",
-                    [&] { return SetHashParam(hProv, hHash, dwParam, pbData, dwFlags); });
+  return AtBoundary(
+      "CPSetHashParam",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hHash", hHash}, {"dwParam", dwParam}, {"dwFlags", dwFlags}};
+        // HP_HASHVAL's value is as long as the hash's digest; CryptoAPI passes no length.
+        const auto hash = Hashes().Find(hHash);
+        args["pbData"] = dwParam == HP_HASHVAL && hash != nullptr
+                             ? HexValue(pbData, GetHashInfo(hash->algorithm).digest_size)
+                             : nlohmann::json{{"null", pbData == nullptr}};
+      },
+      [&] { return SetHashParam(hProv, hHash, dwParam, pbData, dwFlags); });
 }
 
 BOOL WINAPI CPGetHashParam(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwParam, BYTE* pbData,
                            DWORD* pcbDataLen, DWORD dwFlags) {
-  return AtBoundary("CPGetHashParam", [&] {
+  CspCall call("CPGetHashParam");
+  if (call.active()) {
+    call.args() = {{"hProv", hProv},
+                   {"hHash", hHash},
+                   {"dwParam", dwParam},
+                   {"pbData", BufferValue(pbData)},
+                   {"pcbDataLen", LengthIn(pcbDataLen)},
+                   {"dwFlags", dwFlags}};
+  }
+  return AtBoundary(call, SizedOutput("pbData", pbData, "pcbDataLen", pcbDataLen), [&] {
     return GetHashParam(hProv, hHash, dwParam, pbData, pcbDataLen, dwFlags);
   });
 }
 
-BOOL WINAPI CPSignHash(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwKeySpec, LPCWSTR, DWORD dwFlags,
-                       BYTE* pbSignature, DWORD* pcbSigLen) {
-  return AtBoundary("CPSignHash", [&] {
+BOOL WINAPI CPSignHash(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD dwKeySpec, LPCWSTR szDescription,
+                       DWORD dwFlags, BYTE* pbSignature, DWORD* pcbSigLen) {
+  CspCall call("CPSignHash");
+  if (call.active()) {
+    call.args() = {{"hProv", hProv},
+                   {"hHash", hHash},
+                   {"dwKeySpec", dwKeySpec},
+                   {"szDescription", TextValue(szDescription)},
+                   {"dwFlags", dwFlags},
+                   {"pbSignature", BufferValue(pbSignature)},
+                   {"pcbSigLen", LengthIn(pcbSigLen)}};
+  }
+  return AtBoundary(call, SizedOutput("pbSignature", pbSignature, "pcbSigLen", pcbSigLen), [&] {
     return SignHash(hProv, hHash, dwKeySpec, dwFlags, pbSignature, pcbSigLen);
   });
 }
 
 BOOL WINAPI CPVerifySignature(HCRYPTPROV hProv, HCRYPTHASH hHash, const BYTE* pbSignature,
-                              DWORD cbSigLen, HCRYPTKEY hPubKey, LPCWSTR, DWORD dwFlags) {
-  return AtBoundary("CPVerifySignature", [&] {
-    return VerifySignature(hProv, hHash, pbSignature, cbSigLen, hPubKey, dwFlags);
-  });
+                              DWORD cbSigLen, HCRYPTKEY hPubKey, LPCWSTR szDescription,
+                              DWORD dwFlags) {
+  return AtBoundary(
+      "CPVerifySignature",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv},
+                {"hHash", hHash},
+                {"pbSignature", HexValue(pbSignature, cbSigLen)},
+                {"cbSigLen", cbSigLen},
+                {"hPubKey", hPubKey},
+                {"szDescription", TextValue(szDescription)},
+                {"dwFlags", dwFlags}};
+      },
+      [&] { return VerifySignature(hProv, hHash, pbSignature, cbSigLen, hPubKey, dwFlags); });
 }
 
 BOOL WINAPI CPDestroyHash(HCRYPTPROV hProv, HCRYPTHASH hHash) {
-  return AtBoundary("CPDestroyHash", [&] { return DestroyHash(hProv, hHash); });
+  return AtBoundary(
+      "CPDestroyHash",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"hHash", hHash}};
+      },
+      [&] { return DestroyHash(hProv, hHash); });
 }
 
 BOOL WINAPI CPGenRandom(HCRYPTPROV hProv, DWORD cbLen, BYTE* pbBuffer) {
-  return AtBoundary("CPGenRandom", [&] { return GenRandom(hProv, cbLen, pbBuffer); });
+  // The random bytes are not recorded: callers use them as secrets (session keys, nonces).
+  return AtBoundary(
+      "CPGenRandom",
+      [&](nlohmann::json& args) {
+        args = {{"hProv", hProv}, {"cbLen", cbLen}};
+      },
+      [&] { return GenRandom(hProv, cbLen, pbBuffer); });
 }
 
 BOOL WINAPI CPGetUserKey(HCRYPTPROV hProv, DWORD dwKeySpec, HCRYPTKEY* phUserKey) {
-  return AtBoundary("CPGetUserKey", [&] { return GetUserKey(hProv, dwKeySpec, phUserKey); });
+  CspCall call("CPGetUserKey");
+  if (call.active()) call.args() = {{"hProv", hProv}, {"dwKeySpec", dwKeySpec}};
+  return AtBoundary(call, HandleOutput("phUserKey", phUserKey),
+                    [&] { return GetUserKey(hProv, dwKeySpec, phUserKey); });
 }
 
 BOOL WINAPI CPDuplicateHash(HCRYPTPROV hProv, HCRYPTHASH hHash, DWORD* pdwReserved, DWORD dwFlags,
                             HCRYPTHASH* phHash) {
-  return AtBoundary("CPDuplicateHash",
+  CspCall call("CPDuplicateHash");
+  if (call.active()) call.args() = {{"hProv", hProv}, {"hHash", hHash}, {"dwFlags", dwFlags}};
+  return AtBoundary(call, HandleOutput("phHash", phHash),
                     [&] { return DuplicateHash(hProv, hHash, pdwReserved, dwFlags, phHash); });
 }
 
 BOOL WINAPI CPDuplicateKey(HCRYPTPROV hProv, HCRYPTKEY hKey, DWORD* pdwReserved, DWORD dwFlags,
                            HCRYPTKEY* phKey) {
-  return AtBoundary("CPDuplicateKey",
+  CspCall call("CPDuplicateKey");
+  if (call.active()) call.args() = {{"hProv", hProv}, {"hKey", hKey}, {"dwFlags", dwFlags}};
+  return AtBoundary(call, HandleOutput("phKey", phKey),
                     [&] { return DuplicateKey(hProv, hKey, pdwReserved, dwFlags, phKey); });
 }
 

@@ -38,6 +38,9 @@ SECURITY_STATUS ToSecurityStatus(const Status& status);
 
 // "NTE_BAD_KEYSET (0x80090016)"; unknown codes as hex.
 std::string SecurityStatusName(SECURITY_STATUS status);
+// The bare name of any code the providers return, NTE_* or the Win32 errors the CSP sets
+// ("NTE_BAD_KEYSET", "ERROR_MORE_DATA"); unknown codes as hex (the structured trace's "name").
+std::string CodeName(SECURITY_STATUS code);
 // OutputDebugStringA("signum<component>: <message>") when SIGNUM_CNG_TRACE is set, plus a line in
 // the file it names when it is a path. Never includes secrets.
 void Trace(const char* component, const std::string& message);
