@@ -33,6 +33,7 @@
 #include "signum/core/encoding.h"
 #include "signum/core/pkcs11.h"
 #include "signum/core/pkcs11_module.h"
+#include "signum/core/trace_file.h"
 #include "signum/core/x509.h"
 #include "cross_module.h"
 
@@ -131,35 +132,15 @@ Options ParseArgs(int argc, char** argv) {
   return o;
 }
 
-// Reads the trace; refuses any version but 1 (every line carries "v").
+// Reads the trace (core's trace_file: refuses any version but 1, and a header of another kind).
 std::vector<Call> LoadTrace(const std::string& path, json& header) {
-  std::ifstream in(path);
-  if (!in) throw Unusable{path + ": cannot open the trace"};
+  Result<trace_file::TraceFile> trace =
+      trace_file::Read(path, "signum-pkcs11-trace", {"fn", "args", "rv", "out", "seq"});
+  if (!trace.ok()) throw Unusable{trace.status().message()};
+  header = std::move(trace->header);
   std::vector<Call> calls;
-  std::string text;
-  size_t line = 0;
-  while (std::getline(in, text)) {
-    ++line;
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j = json::parse(text, nullptr, false);
-    const std::string where = path + ":" + std::to_string(line) + ": ";
-    if (j.is_discarded() || !j.is_object()) throw Unusable{where + "not a JSON object"};
-    if (!j.contains("v") || !j["v"].is_number_integer())
-      throw Unusable{where + "no trace format version (\"v\")"};
-    if (j["v"].get<long long>() != 1)
-      throw Unusable{where + "trace format version " + j["v"].dump() +
-                     " is not supported by this reader (supported: 1)"};
-    if (header.is_null()) {
-      if (j.value("kind", "") != "signum-pkcs11-trace")
-        throw Unusable{where + "not a signum-pkcs11-trace header"};
-      header = j;
-      continue;
-    }
-    for (const char* field : {"fn", "args", "rv", "out", "seq"})
-      if (!j.contains(field)) throw Unusable{where + "call without \"" + field + "\""};
-    calls.push_back(Call{line, std::move(j)});
-  }
-  if (header.is_null()) throw Unusable{path + ": empty trace (no header)"};
+  calls.reserve(trace->calls.size());
+  for (trace_file::Record& r : trace->calls) calls.push_back(Call{r.line, std::move(r.j)});
   return calls;
 }
 

@@ -1,0 +1,39 @@
+// The envelope of trace format v1 (docs/trace-format.md), shared by its readers: signum-replay
+// (PKCS#11 traces) and signum-cng-replay.exe (KSP/CSP traces). JSON lines; every line carries
+// "v"; the first is a header naming the trace's kind; a reader refuses any other version rather
+// than guess what a newer writer meant.
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "signum/core/status.h"
+
+namespace signum::trace_file {
+
+inline constexpr int kVersion = 1;
+
+// One recorded call and the line of the file it came from (for messages).
+struct Record {
+  size_t line = 0;
+  nlohmann::json j;
+};
+
+struct TraceFile {
+  nlohmann::json header;
+  std::vector<Record> calls;
+};
+
+// Reads `path`: its header must be of `kind` ("signum-pkcs11-trace", "signum-cng-trace") and
+// every call must have each of `fields`. kInvalidArgument names the file and line at fault
+// ("path:3: trace format version 2 is not supported by this reader (supported: 1)"); kNotFound
+// when the file cannot be opened.
+Result<TraceFile> Read(const std::string& path, std::string_view kind,
+                       std::initializer_list<const char*> fields);
+
+}  // namespace signum::trace_file
