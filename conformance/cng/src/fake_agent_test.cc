@@ -445,7 +445,10 @@ struct CspFunctions {
   PFN_CPCreateHash create_hash = nullptr;
   PFN_CPHashData hash_data = nullptr;
   PFN_CPSetHashParam set_hash_param = nullptr;
+  PFN_CPGetHashParam get_hash_param = nullptr;
   PFN_CPSignHash sign_hash = nullptr;
+  decltype(&CPVerifySignature) verify_signature = nullptr;
+  PFN_CPExportKey export_key = nullptr;
   PFN_CPDestroyHash destroy_hash = nullptr;
 };
 
@@ -473,7 +476,10 @@ const CspFunctions& Csp() {
     get(f.create_hash, "CPCreateHash");
     get(f.hash_data, "CPHashData");
     get(f.set_hash_param, "CPSetHashParam");
+    get(f.get_hash_param, "CPGetHashParam");
     get(f.sign_hash, "CPSignHash");
+    get(f.verify_signature, "CPVerifySignature");
+    get(f.export_key, "CPExportKey");
     get(f.destroy_hash, "CPDestroyHash");
     return f;
   }();
@@ -632,6 +638,14 @@ struct RecordedTrace {
     for (const auto& call : calls) names.push_back(call.value("fn", ""));
     return names;
   }
+  // The n-th recorded call of fn (from 0); null when there is none.
+  nlohmann::json Call(const std::string& fn, size_t n = 0) const {
+    for (const auto& call : calls) {
+      if (call.value("fn", "") == fn && n-- == 0) return call;
+    }
+    ADD_FAILURE() << "no call " << fn << " in the trace";
+    return nullptr;
+  }
   // The recorded calls of fn that wrote a signature (not size queries).
   std::vector<nlohmann::json> Signatures(const std::string& fn) const {
     std::vector<nlohmann::json> found;
@@ -692,15 +706,18 @@ ChildRun Replay(const std::string& trace) {
   return run;
 }
 
-// The three verdicts every recorded session must get: it replays (0, with both signatures
+// The three verdicts every recorded session must get: it replays (0, with its signatures
 // verified), the same trace with the key edited to `deny` diverges at the first signature
 // (entry point first_sign, 1), and a version-2 header is refused (2).
 void ExpectReplayVerdicts(const RecordedTrace& trace, const std::string& path,
                           const std::string& key_argument, const std::string& first_sign) {
   const ChildRun matched = Replay(path);
   EXPECT_EQ(matched.exit_code, 0u) << matched.output;
-  EXPECT_NE(matched.output.find(" 0 diverged"), std::string::npos) << matched.output;
-  EXPECT_NE(matched.output.find("2 signatures verified"), std::string::npos) << matched.output;
+  EXPECT_NE(matched.output.find(" 0 diverged, 0 not replayed"), std::string::npos)
+      << matched.output;
+  const std::string verified =
+      std::to_string(trace.Signatures(first_sign).size()) + " signatures verified";
+  EXPECT_NE(matched.output.find(verified), std::string::npos) << matched.output;
 
   const std::string denied_path = path + ".deny.jsonl";
   WriteText(denied_path, Replaced(trace.text, "\"" + key_argument + "\":\"" + kOkRsa + "\"",
@@ -739,12 +756,24 @@ TEST_F(FakeAgentEnvironment, KspSessionIsRecordedAndReplays) {
   const Bytes digest = BcryptDigest(HashAlgorithm::kSha256, message);
   BCRYPT_PKCS1_PADDING_INFO pkcs1{BCRYPT_SHA256_ALGORITHM};
   BCRYPT_PSS_PADDING_INFO pss{BCRYPT_SHA256_ALGORITHM, 32};
-  Bytes pkcs1_signature(256), pss_signature(256);
+  Bytes digest_info = BuildDigestInfo(HashAlgorithm::kSha256, digest).value();
+  Bytes pkcs1_signature(256), pss_signature(256), digest_info_signature(256), blob;
   {
     RecordingTo recording(path);
     NCRYPT_PROV_HANDLE provider = 0;
     NCRYPT_KEY_HANDLE key = 0;
     ASSERT_NTE(t->OpenProvider(&provider, kKspName, 0), ERROR_SUCCESS);
+    NCryptKeyName* listed = nullptr;
+    PVOID enumeration = nullptr;
+    EXPECT_NTE(t->EnumKeys(provider, nullptr, &listed, &enumeration, 0), ERROR_SUCCESS);
+    EXPECT_NTE(t->FreeBuffer(listed), ERROR_SUCCESS);
+    EXPECT_NTE(t->FreeBuffer(enumeration), ERROR_SUCCESS);
+    DWORD algorithm_count = 0;
+    NCryptAlgorithmName* algorithms = nullptr;
+    EXPECT_NTE(
+        t->EnumAlgorithms(provider, NCRYPT_SIGNATURE_OPERATION, &algorithm_count, &algorithms, 0),
+        ERROR_SUCCESS);
+    EXPECT_NTE(t->FreeBuffer(algorithms), ERROR_SUCCESS);
     DWORD size = 0;
     EXPECT_NTE(t->GetProviderProperty(provider, NCRYPT_NAME_PROPERTY, nullptr, 0, &size, 0),
                ERROR_SUCCESS);
@@ -762,6 +791,12 @@ TEST_F(FakeAgentEnvironment, KspSessionIsRecordedAndReplays) {
                                  reinterpret_cast<PBYTE>(wide_pin.data()),
                                  static_cast<DWORD>(wide_pin.size() * sizeof(wchar_t)), 0),
                NTE_NOT_SUPPORTED);
+    EXPECT_NTE(t->ExportKey(provider, key, 0, BCRYPT_RSAPUBLIC_BLOB, nullptr, nullptr, 0, &size, 0),
+               ERROR_SUCCESS);
+    blob.resize(size);
+    EXPECT_NTE(
+        t->ExportKey(provider, key, 0, BCRYPT_RSAPUBLIC_BLOB, nullptr, blob.data(), size, &size, 0),
+        ERROR_SUCCESS);
     PBYTE hash = const_cast<PBYTE>(digest.data());
     EXPECT_NTE(
         t->SignHash(provider, key, &pkcs1, hash, 32, nullptr, 0, &size, NCRYPT_PAD_PKCS1_FLAG),
@@ -772,11 +807,21 @@ TEST_F(FakeAgentEnvironment, KspSessionIsRecordedAndReplays) {
     EXPECT_NTE(t->SignHash(provider, key, &pss, hash, 32, pss_signature.data(), 256, &size,
                            NCRYPT_PAD_PSS_FLAG),
                ERROR_SUCCESS);
+    // signtool /ds: PKCS#1 without an algorithm id over the DigestInfo the caller built.
+    BCRYPT_PKCS1_PADDING_INFO no_algorithm{nullptr};
+    EXPECT_NTE(t->SignHash(provider, key, &no_algorithm, digest_info.data(),
+                           static_cast<DWORD>(digest_info.size()), digest_info_signature.data(),
+                           256, &size, NCRYPT_PAD_PKCS1_FLAG),
+               ERROR_SUCCESS);
+    EXPECT_NTE(t->VerifySignature(provider, key, &pkcs1, hash, 32, pkcs1_signature.data(), 256,
+                                  NCRYPT_PAD_PKCS1_FLAG),
+               ERROR_SUCCESS);
     EXPECT_NTE(t->FreeKey(provider, key), ERROR_SUCCESS);
     EXPECT_NTE(t->FreeProvider(provider), ERROR_SUCCESS);
   }
   EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pkcs1, BCRYPT_PAD_PKCS1, digest, pkcs1_signature));
   EXPECT_TRUE(VerifiedByWindows(Cert(kOkRsa), &pss, BCRYPT_PAD_PSS, digest, pss_signature));
+  EXPECT_EQ(digest_info_signature, pkcs1_signature) << "PKCS#1 v1.5 is deterministic";
   Manifest().Add("recorded-ksp-pkcs1", "rsa-pkcs1", HashAlgorithm::kSha256, message,
                  pkcs1_signature, Cert(kOkRsa).der);
   Manifest().Add("recorded-ksp-pss", "rsa-pss", HashAlgorithm::kSha256, message, pss_signature,
@@ -786,27 +831,55 @@ TEST_F(FakeAgentEnvironment, KspSessionIsRecordedAndReplays) {
   EXPECT_EQ(trace.header.value("kind", ""), "signum-cng-trace");
   EXPECT_EQ(trace.header.value("recorder", ""), "signumksp.dll");
   EXPECT_EQ(trace.header.value("pid", 0UL), GetCurrentProcessId());
-  EXPECT_EQ(trace.functions(),
-            (std::vector<std::string>{"OpenProvider", "GetProviderProperty", "GetProviderProperty",
-                                      "OpenKey", "GetKeyProperty", "SetKeyProperty", "SignHash",
-                                      "SignHash", "SignHash", "FreeKey", "FreeProvider"}));
+  EXPECT_EQ(trace.functions(), (std::vector<std::string>{"OpenProvider",
+                                                         "EnumKeys",
+                                                         "FreeBuffer",
+                                                         "FreeBuffer",
+                                                         "EnumAlgorithms",
+                                                         "FreeBuffer",
+                                                         "GetProviderProperty",
+                                                         "GetProviderProperty",
+                                                         "OpenKey",
+                                                         "GetKeyProperty",
+                                                         "SetKeyProperty",
+                                                         "ExportKey",
+                                                         "ExportKey",
+                                                         "SignHash",
+                                                         "SignHash",
+                                                         "SignHash",
+                                                         "SignHash",
+                                                         "VerifySignature",
+                                                         "FreeKey",
+                                                         "FreeProvider"}));
   for (size_t i = 0; i < trace.calls.size(); ++i) {
     EXPECT_EQ(trace.calls[i].value("seq", 0u), i + 1) << trace.calls[i].dump();
   }
   // Nothing of the PIN, as text or UTF-16; its length only.
   EXPECT_EQ(trace.text.find(pin), std::string::npos);
   EXPECT_EQ(trace.text.find(Utf16Hex(pin)), std::string::npos);
-  nlohmann::json set_pin = trace.calls.at(5);
+  nlohmann::json set_pin = trace.Call("SetKeyProperty");
   EXPECT_EQ(set_pin["args"]["pbInput"],
             (nlohmann::json{{"redacted", true}, {"length", pin.size() * 2}}));
   EXPECT_EQ(set_pin["rv"]["name"], "NTE_NOT_SUPPORTED");
-  EXPECT_EQ(trace.calls.at(3)["args"]["pszKeyName"], kOkRsa);
-  EXPECT_EQ(trace.calls.at(4)["out"]["pcbResult"], 4);
+  EXPECT_EQ(trace.Call("OpenKey")["args"]["pszKeyName"], kOkRsa);
+  EXPECT_EQ(trace.Call("GetKeyProperty")["out"]["pcbResult"], 4);
+  nlohmann::json listed = trace.Call("EnumKeys")["out"];
+  EXPECT_EQ(listed["ppKeyName"]["pszName"], Cert(kOkRsa).id);
+  // The buffers are given back by the addresses they were handed out at.
+  EXPECT_EQ(trace.Call("FreeBuffer", 0)["args"]["pvInput"], listed["ppKeyName"]["address"]);
+  EXPECT_EQ(trace.Call("FreeBuffer", 1)["args"]["pvInput"], listed["ppEnumState"]);
+  EXPECT_EQ(trace.Call("FreeBuffer", 2)["args"]["pvInput"],
+            trace.Call("EnumAlgorithms")["out"]["ppAlgList"]);
+  EXPECT_EQ(trace.Call("ExportKey", 1)["out"]["pbOutput"], HexEncode(blob));
 
   auto signatures = trace.Signatures("SignHash");
-  ASSERT_EQ(signatures.size(), 2u);
+  ASSERT_EQ(signatures.size(), 3u);
   EXPECT_EQ(signatures[0]["args"]["pPaddingInfo"],
             (nlohmann::json{{"type", "pkcs1"}, {"pszAlgId", "SHA256"}}));
+  EXPECT_EQ(signatures[2]["args"]["pPaddingInfo"],
+            (nlohmann::json{{"type", "pkcs1"}, {"pszAlgId", nullptr}}));
+  EXPECT_EQ(signatures[2]["args"]["pbHashValue"], HexEncode(digest_info));
+  EXPECT_EQ(trace.Call("VerifySignature")["args"]["pbSignature"], HexEncode(pkcs1_signature));
   EXPECT_EQ(signatures[1]["args"]["pPaddingInfo"],
             (nlohmann::json{{"type", "pss"}, {"pszAlgId", "SHA256"}, {"cbSalt", 32}}));
   EXPECT_EQ(signatures[0]["args"]["pbHashValue"], HexEncode(digest));
@@ -825,6 +898,7 @@ TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
   const Bytes set_message = BcryptRandomBytes(120), hashed_message = BcryptRandomBytes(90);
   const Bytes set_digest = BcryptDigest(HashAlgorithm::kSha256, set_message);
   Bytes set_signature(256), hashed_signature(256);  // little-endian, as CryptoAPI returns them
+  Bytes hashed_value(32);
   {
     RecordingTo recording(path);
     std::string provider_name = NarrowAscii(kCspName);
@@ -846,6 +920,8 @@ TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
     size = sizeof bits;
     EXPECT_TRUE(
         csp.get_key_param(context, key, KP_KEYLEN, reinterpret_cast<BYTE*>(&bits), &size, 0));
+    size = 0;
+    EXPECT_TRUE(csp.export_key(context, key, 0, PUBLICKEYBLOB, 0, nullptr, &size));
     // A value set (HP_HASHVAL, as signtool does), then data hashed by the CSP.
     HCRYPTHASH hash = 0;
     ASSERT_TRUE(csp.create_hash(context, CALG_SHA_256, 0, 0, &hash));
@@ -858,9 +934,13 @@ TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
     ASSERT_TRUE(csp.create_hash(context, CALG_SHA_256, 0, 0, &hash));
     EXPECT_TRUE(csp.hash_data(context, hash, hashed_message.data(),
                               static_cast<DWORD>(hashed_message.size()), 0));
+    size = static_cast<DWORD>(hashed_value.size());
+    EXPECT_TRUE(csp.get_hash_param(context, hash, HP_HASHVAL, hashed_value.data(), &size, 0));
     size = 256;
     EXPECT_TRUE(
         csp.sign_hash(context, hash, AT_SIGNATURE, nullptr, 0, hashed_signature.data(), &size))
+        << Win32ErrorName(GetLastError());
+    EXPECT_TRUE(csp.verify_signature(context, hash, hashed_signature.data(), 256, key, nullptr, 0))
         << Win32ErrorName(GetLastError());
     EXPECT_TRUE(csp.destroy_hash(context, hash));
     EXPECT_TRUE(csp.destroy_key(context, key));
@@ -882,11 +962,12 @@ TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
   EXPECT_EQ(trace.header.value("kind", ""), "signum-cng-trace");
   EXPECT_EQ(trace.header.value("recorder", ""), "signumcsp.dll");
   EXPECT_EQ(trace.functions(),
-            (std::vector<std::string>{"CPAcquireContext", "CPSetProvParam", "CPGetProvParam",
-                                      "CPGetProvParam", "CPGetUserKey", "CPGetKeyParam",
-                                      "CPCreateHash", "CPSetHashParam", "CPSignHash", "CPSignHash",
-                                      "CPDestroyHash", "CPCreateHash", "CPHashData", "CPSignHash",
-                                      "CPDestroyHash", "CPDestroyKey", "CPReleaseContext"}));
+            (std::vector<std::string>{
+                "CPAcquireContext",  "CPSetProvParam", "CPGetProvParam", "CPGetProvParam",
+                "CPGetUserKey",      "CPGetKeyParam",  "CPExportKey",    "CPCreateHash",
+                "CPSetHashParam",    "CPSignHash",     "CPSignHash",     "CPDestroyHash",
+                "CPCreateHash",      "CPHashData",     "CPGetHashParam", "CPSignHash",
+                "CPVerifySignature", "CPDestroyHash",  "CPDestroyKey",   "CPReleaseContext"}));
   EXPECT_EQ(trace.text.find(pin), std::string::npos) << "the PIN is in the trace";
   nlohmann::json acquire = trace.calls.at(0);
   EXPECT_EQ(acquire["args"]["szContainer"], kOkRsa);
@@ -895,11 +976,13 @@ TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
   EXPECT_EQ(acquire["args"]["pVTable"]["dwProvType"], PROV_RSA_FULL);
   EXPECT_EQ(acquire["rv"],
             (nlohmann::json{{"name", "ERROR_SUCCESS"}, {"value", 0}, {"returned", true}}));
-  EXPECT_EQ(trace.calls.at(1)["args"]["pbData"],
+  EXPECT_EQ(trace.Call("CPSetProvParam")["args"]["pbData"],
             (nlohmann::json{{"redacted", true}, {"length", pin.size()}}));
-  EXPECT_EQ(trace.calls.at(5)["out"]["pcbDataLen"], 4);
-  EXPECT_EQ(trace.calls.at(7)["args"]["pbData"], HexEncode(set_digest));
-  EXPECT_EQ(trace.calls.at(12)["args"]["pbData"], HexEncode(hashed_message));
+  EXPECT_EQ(trace.Call("CPGetKeyParam")["out"]["pcbDataLen"], 4);
+  EXPECT_EQ(trace.Call("CPSetHashParam")["args"]["pbData"], HexEncode(set_digest));
+  EXPECT_EQ(trace.Call("CPHashData")["args"]["pbData"], HexEncode(hashed_message));
+  EXPECT_EQ(hashed_value, BcryptDigest(HashAlgorithm::kSha256, hashed_message));
+  EXPECT_EQ(trace.Call("CPGetHashParam")["out"]["pbData"], HexEncode(hashed_value));
 
   auto signatures = trace.Signatures("CPSignHash");
   ASSERT_EQ(signatures.size(), 2u);

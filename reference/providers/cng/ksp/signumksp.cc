@@ -311,7 +311,16 @@ SECURITY_STATUS WINAPI IsAlgSupported(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszA
 SECURITY_STATUS WINAPI EnumAlgorithms(NCRYPT_PROV_HANDLE hProvider, DWORD dwAlgClass,
                                       DWORD* pdwAlgCount, NCryptAlgorithmName** ppAlgList,
                                       DWORD dwFlags) {
-  return AtBoundary("EnumAlgorithms", [&]() -> Status {
+  KspCall call("EnumAlgorithms");
+  if (call.active()) {
+    call.args() = {{"hProvider", hProvider}, {"dwAlgClass", dwAlgClass}, {"dwFlags", dwFlags}};
+  }
+  const auto outputs = [&](nlohmann::json& out, SECURITY_STATUS code) {
+    if (code != ERROR_SUCCESS) return;
+    out["pdwAlgCount"] = *pdwAlgCount;
+    out["ppAlgList"] = AddressValue(*ppAlgList);
+  };
+  return AtBoundary(call, outputs, [&]() -> Status {
     SIGNUM_RETURN_IF_ERROR(RequireProvider(hProvider));
     if (pdwAlgCount == nullptr || ppAlgList == nullptr) {
       return NullArgument("pdwAlgCount or ppAlgList");
@@ -352,15 +361,19 @@ SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszScope,
   // The scope (a smart-card reader for card KSPs) does not apply: one set of keys is served.
   KspCall call("EnumKeys");
   if (call.active()) {
-    // The enumeration state is an address: only whether one is passed means anything elsewhere.
-    call.args() = {{"hProvider", hProvider},
-                   {"pszScope", TextValue(pszScope)},
-                   {"ppEnumState", {{"null", ppEnumState == nullptr || *ppEnumState == nullptr}}},
-                   {"dwFlags", dwFlags}};
+    // The enumeration state and the key name are buffers this provider hands out (FreeBuffer):
+    // recorded by address, as handles are.
+    call.args() = {
+        {"hProvider", hProvider},
+        {"pszScope", TextValue(pszScope)},
+        {"ppEnumState", ppEnumState == nullptr ? nlohmann::json() : AddressValue(*ppEnumState)},
+        {"dwFlags", dwFlags}};
   }
   const auto outputs = [&](nlohmann::json& out, SECURITY_STATUS code) {
+    if (ppEnumState != nullptr) out["ppEnumState"] = AddressValue(*ppEnumState);
     if (code != ERROR_SUCCESS) return;
-    out["ppKeyName"] = {{"pszName", TextValue((*ppKeyName)->pszName)},
+    out["ppKeyName"] = {{"address", AddressValue(*ppKeyName)},
+                        {"pszName", TextValue((*ppKeyName)->pszName)},
                         {"pszAlgid", TextValue((*ppKeyName)->pszAlgid)},
                         {"dwLegacyKeySpec", (*ppKeyName)->dwLegacyKeySpec},
                         {"dwFlags", (*ppKeyName)->dwFlags}};
@@ -424,7 +437,7 @@ SECURITY_STATUS WINAPI EnumKeys(NCRYPT_PROV_HANDLE hProvider, LPCWSTR pszScope,
 
 SECURITY_STATUS WINAPI FreeBuffer(PVOID pvInput) {
   KspCall call("FreeBuffer");
-  if (call.active()) call.args() = {{"pvInput", {{"null", pvInput == nullptr}}}};
+  if (call.active()) call.args() = {{"pvInput", AddressValue(pvInput)}};
   return AtBoundary(call, NoOutputs, [&]() -> Status {
     if (pvInput == nullptr) return Status::Ok();  // like free(NULL)
     if (BufferRegistry::Instance().Free(pvInput)) return Status::Ok();

@@ -15,8 +15,10 @@
 //
 // Exit status: 0 every call matched, 1 a divergence (the first one is printed with the calls
 // around it), 2 the trace or a DLL could not be used (unknown version or kind, malformed line).
-// Calls whose inputs the trace does not hold (addresses freed by FreeBuffer, blobs and buffers
-// not recorded) are counted as not replayed, with the reason, and change no exit status.
+// Buffers the KSP hands out (EnumKeys, EnumAlgorithms) are mapped by their recorded addresses and
+// freed with FreeBuffer as recorded. Calls whose inputs the trace does not hold (recorded by their
+// handles only, parameters whose value is not recorded) are counted as not replayed, with the
+// reason, and change no exit status.
 #include <windows.h>
 // A block of its own: these need windows.h's types, so formatting must not reorder them.
 #include <bcrypt.h>
@@ -317,6 +319,11 @@ class Replayer {
   }
 
   NCRYPT_PROV_HANDLE Provider() const { return Mapped(ksp_providers_, Arg("hProvider")); }
+  // A recorded buffer address -> the buffer the replayed call handed out (NULL for 0).
+  PVOID LiveBuffer(const json& recorded) const {
+    const auto found = buffers_.find(recorded.get<uintptr_t>());
+    return found == buffers_.end() ? nullptr : found->second;
+  }
   NCRYPT_KEY_HANDLE Key() const { return Mapped(ksp_keys_, Arg("hKey")); }
 
   // The certificate of a live key, asked for on the side (not part of the trace).
@@ -456,22 +463,40 @@ class Replayer {
       return CompareCode(t->IsAlgSupported(Provider(), Pointer(algorithm), Dword("dwFlags")));
     }
     if (fn == "EnumKeys") {
-      // One enumeration per provider; a call without a state starts it again.
-      const NCRYPT_PROV_HANDLE provider = Provider();
-      PVOID& state = enumerations_[provider];
-      if (Arg("ppEnumState").value("null", true) && state != nullptr) {
-        t->FreeBuffer(state);
-        state = nullptr;
-      }
+      // The recorded state and key name addresses map to the replay's buffers, like handles.
+      const json& recorded_state = Arg("ppEnumState");
+      PVOID state = recorded_state.is_null() ? nullptr : LiveBuffer(recorded_state);
       const auto scope = WideArg(Arg("pszScope"));
       NCryptKeyName* name = nullptr;
-      const DWORD code = t->EnumKeys(provider, Pointer(scope), &name, &state, Dword("dwFlags"));
-      if (name != nullptr) t->FreeBuffer(name);
+      const DWORD code = t->EnumKeys(Provider(), Pointer(scope), &name,
+                                     recorded_state.is_null() ? nullptr : &state, Dword("dwFlags"));
+      const json& out = current_->out();
+      if (out.contains("ppEnumState")) buffers_[out.at("ppEnumState").get<uintptr_t>()] = state;
+      if (code == ERROR_SUCCESS && out.contains("ppKeyName")) {
+        buffers_[out.at("ppKeyName").at("address").get<uintptr_t>()] = name;
+      }
       return CompareCode(code);
     }
+    if (fn == "EnumAlgorithms") {
+      DWORD count = 0;
+      NCryptAlgorithmName* list = nullptr;
+      const DWORD code =
+          t->EnumAlgorithms(Provider(), Dword("dwAlgClass"), &count, &list, Dword("dwFlags"));
+      if (code == ERROR_SUCCESS && current_->out().contains("ppAlgList")) {
+        buffers_[current_->out().at("ppAlgList").get<uintptr_t>()] = list;
+      }
+      std::string verdict = CompareCode(code);
+      return verdict.empty() && code == ERROR_SUCCESS ? CompareLength("pdwAlgCount", count)
+                                                      : verdict;
+    }
     if (fn == "FreeBuffer") {
-      if (Arg("pvInput").value("null", false)) return CompareCode(t->FreeBuffer(nullptr));
-      return "skip: FreeBuffer of an address of the recording (the replay frees its own)";
+      const json& address = Arg("pvInput");
+      if (address.get<uintptr_t>() != 0 && buffers_.count(address.get<uintptr_t>()) == 0) {
+        return "skip: FreeBuffer of a buffer no replayed call handed out";
+      }
+      const DWORD code = t->FreeBuffer(LiveBuffer(address));
+      buffers_.erase(address.get<uintptr_t>());
+      return CompareCode(code);
     }
     if (fn == "SignHash" || fn == "VerifySignature") return ReplayKspSignature(fn);
     return "skip: " + fn + " is recorded by its handles only";
@@ -782,7 +807,7 @@ class Replayer {
   NCRYPT_KEY_STORAGE_FUNCTION_TABLE* ksp_ = nullptr;
   std::optional<CspFunctions> csp_;
   std::map<ULONG_PTR, ULONG_PTR> ksp_providers_, ksp_keys_;
-  std::map<NCRYPT_PROV_HANDLE, PVOID> enumerations_;
+  std::map<uintptr_t, PVOID> buffers_;  // EnumKeys' states and names, EnumAlgorithms' lists
   std::map<ULONG_PTR, ULONG_PTR> csp_contexts_, csp_keys_, csp_hashes_;
   std::map<HCRYPTHASH, HashInput> hash_inputs_;  // by live handle
   size_t signatures_verified_ = 0;

@@ -156,6 +156,10 @@ nlohmann::json TextValue(LPCSTR text) {
 
 nlohmann::json BufferValue(const void* buffer) { return {{"buffer", buffer != nullptr}}; }
 
+nlohmann::json AddressValue(const void* address) {
+  return static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(address));
+}
+
 nlohmann::json RedactedValue(size_t length) { return {{"redacted", true}, {"length", length}}; }
 
 nlohmann::json CodeValue(SECURITY_STATUS code) {

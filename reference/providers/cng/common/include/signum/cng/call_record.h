@@ -70,6 +70,9 @@ nlohmann::json TextValue(LPCWSTR text);
 nlohmann::json TextValue(LPCSTR text);
 // An output buffer the caller passed (or not): {"buffer": bool}; its bytes go to "out".
 nlohmann::json BufferValue(const void* buffer);
+// A buffer the provider hands out and the caller gives back (FreeBuffer): its address as a
+// number, like a handle (the replayer maps it to the buffer its replayed call got); 0 for NULL.
+nlohmann::json AddressValue(const void* address);
 // A secret: {"redacted": true, "length": N}.
 nlohmann::json RedactedValue(size_t length);
 // A code with its name: {"name": "NTE_PERM", "value": 2148073488} (the value as a DWORD).
