@@ -28,7 +28,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -38,12 +37,14 @@
 #include <utility>
 #include <vector>
 
+#include "signum/cng/call_record.h"
 #include "signum/cng/csp_iface.h"
 #include "signum/cng/ksp_iface.h"
 #include "signum/cng/names.h"
 #include "signum/cng/nte_status.h"
 #include "signum/core/algorithms.h"
 #include "signum/core/encoding.h"
+#include "signum/core/trace_file.h"
 
 namespace signum::cng {
 namespace {
@@ -70,37 +71,15 @@ struct Call {
 
 // ---- reading the trace ------------------------------------------------------------------------
 
+// The envelope is core's (trace_file.h): version 1 only, the header of kind signum-cng-trace.
 std::vector<Call> LoadTrace(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Unusable{path + ": cannot open the trace"};
+  Result<trace_file::TraceFile> trace =
+      trace_file::Read(path, kCngTraceKind, {"fn", "args", "rv", "out"});
+  if (!trace.ok()) throw Unusable{trace.status().message()};
   std::vector<Call> calls;
-  bool header = false;
-  std::string text;
-  for (size_t line = 1; std::getline(in, text); ++line) {
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j = json::parse(text, nullptr, false);
-    const std::string where = path + ":" + std::to_string(line) + ": ";
-    if (j.is_discarded() || !j.is_object()) throw Unusable{where + "not a JSON object"};
-    if (!j.contains("v") || !j["v"].is_number_integer()) {
-      throw Unusable{where + "no trace format version (\"v\")"};
-    }
-    if (j["v"].get<long long>() != 1) {
-      throw Unusable{where + "trace format version " + j["v"].dump() +
-                     " is not supported by this reader (supported: 1)"};
-    }
-    if (!header) {
-      if (j.value("kind", "") != "signum-cng-trace") {
-        throw Unusable{where + "not a signum-cng-trace header"};
-      }
-      header = true;
-      continue;
-    }
-    for (const char* field : {"fn", "args", "rv", "out"}) {
-      if (!j.contains(field)) throw Unusable{where + "call without \"" + field + "\""};
-    }
-    calls.push_back(Call{line, std::move(j)});
+  for (trace_file::Record& record : trace->calls) {
+    calls.push_back(Call{record.line, std::move(record.j)});
   }
-  if (!header) throw Unusable{path + ": empty trace (no header)"};
   return calls;
 }
 

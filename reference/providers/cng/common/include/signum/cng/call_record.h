@@ -23,10 +23,12 @@
 
 #include "signum/cng/nte_status.h"
 #include "signum/core/status.h"
+#include "signum/core/trace_file.h"
 
 namespace signum::cng {
 
-inline constexpr int kCngTraceVersion = 1;
+// The envelope and its version are core's (trace_file.h), shared with the PKCS#11 trace.
+inline constexpr int kCngTraceVersion = trace_file::kVersion;
 inline constexpr char kCngTraceKind[] = "signum-cng-trace";
 
 // How an entry point reports its result: the KSP returns a SECURITY_STATUS; the CSP returns BOOL
