@@ -2,7 +2,9 @@
 
 #include <bcrypt.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 #include "signum/core/encoding.h"
@@ -59,6 +61,17 @@ class TraceFile {
     return *file;
   }
 
+  // Recording stopped (the variable unset): the file is let go, so that it can be moved or
+  // deleted. One atomic load when nothing is open.
+  void CloseIfOpen() {
+    if (!open_.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(mu_);
+    if (handle_ != INVALID_HANDLE_VALUE) CloseHandle(handle_);
+    handle_ = INVALID_HANDLE_VALUE;
+    path_.clear();
+    open_ = false;
+  }
+
   void Append(const std::string& path, nlohmann::json& line) {
     std::lock_guard lock(mu_);
     if (path != path_) Open(path);
@@ -71,8 +84,10 @@ class TraceFile {
   void Open(const std::string& path) {
     if (handle_ != INVALID_HANDLE_VALUE) CloseHandle(handle_);
     path_ = path;
-    handle_ = CreateFileA(path.c_str(), FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE,
-                          nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
+    handle_ = CreateFileA(path.c_str(), FILE_APPEND_DATA,
+                          FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                          OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
+    open_ = handle_ != INVALID_HANDLE_VALUE;
     if (handle_ == INVALID_HANDLE_VALUE) {
       // Once per path: the calls themselves never fail because of recording.
       Trace("record", "cannot open " + path + " (" + kRecordVariable + "): error " +
@@ -102,6 +117,7 @@ class TraceFile {
   }
 
   std::mutex mu_;
+  std::atomic<bool> open_{false};
   std::string path_;
   HANDLE handle_ = INVALID_HANDLE_VALUE;
   unsigned long long seq_ = 0;
@@ -109,29 +125,52 @@ class TraceFile {
 
 }  // namespace
 
-CallRecord::CallRecord(const char* component, const char* fn, ReturnConvention convention)
+CallRecord::CallRecord(const char* component, const char* fn, ReturnConvention convention) noexcept
     : component_(component), fn_(fn), convention_(convention), active_(false) {
+  // Constructed outside the entry point's try: nothing may escape into the caller.
   try {
     path_ = RecordPath();
+    // As Trace (nte_status.cc) reads it.
+    const char* trace = std::getenv("SIGNUM_CNG_TRACE");
+    active_ = !path_.empty() || (trace != nullptr && *trace != '\0');
+    if (path_.empty()) TraceFile::Instance().CloseIfOpen();
+    if (!path_.empty()) t_start_ = NowNs();
   } catch (...) {
     path_.clear();
+    active_ = false;
   }
-  active_ = !path_.empty();
-  if (active_) t_start_ = NowNs();
+}
+
+std::string CallRecord::Signature() const {
+  constexpr size_t kShown = 40;  // hashes and certificates are in the record, not the text trace
+  std::string text = std::string(fn_) + "(";
+  bool first = true;
+  for (const auto& [name, value] : args_.items()) {
+    std::string shown = value.is_string() ? value.get<std::string>() : value.dump();
+    if (shown.size() > kShown) shown = shown.substr(0, kShown) + "...";
+    text += (first ? "" : ", ") + name + "=" + shown;
+    first = false;
+  }
+  return text + ")";
 }
 
 void CallRecord::Finish(SECURITY_STATUS code, const Status& status) noexcept {
-  if (!active_) return;
+  if (path_.empty()) return;
   try {
     nlohmann::json rv = CodeValue(code);
     if (convention_ == ReturnConvention::kBoolAndLastError) {
       // BOOL, and GetLastError() as the provider set it when FALSE (ERROR_SUCCESS when TRUE).
       rv["returned"] = code == ERROR_SUCCESS;
     }
-    nlohmann::json line = {
-        {"v", kCngTraceVersion},          {"fn", fn_},           {"pid", GetCurrentProcessId()},
-        {"thread", GetCurrentThreadId()}, {"t_start", t_start_}, {"t_end", NowNs()},
-        {"args", std::move(args_)},       {"rv", std::move(rv)}, {"out", std::move(out_)}};
+    nlohmann::json line = {{"v", kCngTraceVersion},
+                           {"fn", fn_},
+                           {"pid", GetCurrentProcessId()},
+                           {"thread", GetCurrentThreadId()},
+                           {"t_start", t_start_},
+                           {"t_end", NowNs()},
+                           {"args", args_.is_null() ? nlohmann::json::object() : std::move(args_)},
+                           {"rv", std::move(rv)},
+                           {"out", out_.is_null() ? nlohmann::json::object() : std::move(out_)}};
     if (!status.ok()) line["error"] = status.ToString();
     TraceFile::Instance().Append(path_, line);
   } catch (...) {

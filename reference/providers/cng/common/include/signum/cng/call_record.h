@@ -3,10 +3,11 @@
 // one encoder of signumksp.dll and signumcsp.dll; signum-cng-replay reads it.
 //
 // Every entry point describes its call in a CallRecord: the arguments before the body runs, the
-// outputs after it, through ReturnAtAbiBoundary's recording overload below, which is also where
-// the human-readable SIGNUM_CNG_TRACE line of a failure is written. The variable is read at every
-// call (as SIGNUM_CNG_TRACE is), so a process can start, stop or move recording while it runs;
-// unset, a call costs one environment lookup and describes nothing.
+// outputs after it, through ReturnAtAbiBoundary's recording overload below. The same description
+// makes the human-readable SIGNUM_CNG_TRACE line of a failure ("SignHash(hKey=7, ...): NTE_PERM
+// (0x80090010): reason"). The variables are read at every call, so a process can start, stop or
+// move recording while it runs; with neither set, a call costs two environment lookups and
+// describes nothing.
 //
 // The file is appended to (FILE_APPEND_DATA), one WriteFile per line under a per-DLL mutex, the
 // header written only into an empty file; several processes and both DLLs may append to one
@@ -38,19 +39,27 @@ enum class ReturnConvention { kSecurityStatus, kBoolAndLastError };
 // One entry-point call's record, built while the call runs.
 class CallRecord {
  public:
-  // Reads SIGNUM_CNG_RECORD; without it the record is inactive and describes nothing.
-  CallRecord(const char* component, const char* fn, ReturnConvention convention);
+  // Reads SIGNUM_CNG_RECORD and SIGNUM_CNG_TRACE; with neither the record is inactive and
+  // describes nothing.
+  CallRecord(const char* component, const char* fn, ReturnConvention convention) noexcept;
   CallRecord(const CallRecord&) = delete;
   CallRecord& operator=(const CallRecord&) = delete;
 
+  // The call is to be described (recorded, or traced should it fail).
   bool active() const { return active_; }
+  // Its line goes to SIGNUM_CNG_RECORD's file.
+  bool recording() const { return !path_.empty(); }
   const char* component() const { return component_; }
   const char* fn() const { return fn_; }
   nlohmann::json& args() { return args_; }
   nlohmann::json& out() { return out_; }
 
-  // Stamps the record with the call's result (and the reason of a failure) and appends its line;
-  // recording never fails the call, so nothing escapes.
+  // "fn(name=value, ...)" from the arguments described, long values shortened: the text trace's
+  // name of the call.
+  std::string Signature() const;
+
+  // Stamps the record with the call's result (and the reason of a failure) and appends its line
+  // when recording; recording never fails the call, so nothing escapes.
   void Finish(SECURITY_STATUS code, const Status& status) noexcept;
 
  private:
@@ -60,8 +69,9 @@ class CallRecord {
   bool active_;
   std::string path_;
   unsigned long long t_start_ = 0;
-  nlohmann::json args_ = nlohmann::json::object();
-  nlohmann::json out_ = nlohmann::json::object();
+  // null until described (no allocation for a call nobody records); written as {} then.
+  nlohmann::json args_;
+  nlohmann::json out_;
 };
 
 // ---- How values are written (the same for both providers) ----------------------------------
@@ -103,8 +113,17 @@ SECURITY_STATUS ReturnAtAbiBoundary(CallRecord& call, Outputs&& outputs, Body&& 
   } catch (...) {
     status = StatusOfCurrentException();
   }
-  const SECURITY_STATUS code = ReportAtAbiBoundary(call.component(), call.fn(), status);
-  if (call.active()) {
+  std::string signature;
+  if (call.active() && !status.ok()) {
+    try {
+      signature = call.Signature();
+    } catch (...) {
+      // Out of memory: the failure is traced by the entry point's name alone.
+    }
+  }
+  const SECURITY_STATUS code = ReportAtAbiBoundary(
+      call.component(), signature.empty() ? call.fn() : signature.c_str(), status);
+  if (call.recording()) {
     try {
       outputs(call.out(), code);
     } catch (...) {
