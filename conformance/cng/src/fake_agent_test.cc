@@ -433,54 +433,23 @@ TEST_F(FakeAgentKsp, EachScriptedFailureIsItsCodeAndTheProviderHandleSignsNext) 
 // ---- signumcsp.dll through its CP* exports
 // ---------------------------------------------------------
 
-struct CspFunctions {
+// The CSP's entry points, or why they cannot be had (error: empty when all are there).
+struct CspUnderTest : CspEntryPoints {
   std::string error;
-  PFN_CPAcquireContext acquire = nullptr;
-  PFN_CPReleaseContext release = nullptr;
-  PFN_CPGetProvParam get_prov_param = nullptr;
-  decltype(&CPSetProvParam) set_prov_param = nullptr;
-  PFN_CPGetUserKey get_user_key = nullptr;
-  PFN_CPGetKeyParam get_key_param = nullptr;
-  PFN_CPDestroyKey destroy_key = nullptr;
-  PFN_CPCreateHash create_hash = nullptr;
-  PFN_CPHashData hash_data = nullptr;
-  PFN_CPSetHashParam set_hash_param = nullptr;
-  PFN_CPGetHashParam get_hash_param = nullptr;
-  PFN_CPSignHash sign_hash = nullptr;
-  decltype(&CPVerifySignature) verify_signature = nullptr;
-  PFN_CPExportKey export_key = nullptr;
-  PFN_CPDestroyHash destroy_hash = nullptr;
 };
 
-const CspFunctions& Csp() {
-  static const CspFunctions csp = [] {
-    CspFunctions f;
+const CspUnderTest& Csp() {
+  static const CspUnderTest csp = [] {
+    CspUnderTest f;
     const std::wstring path = ProviderDllPath(kCspDllName);
     HMODULE module = LoadLibraryW(path.c_str());  // never freed (the CSP pins itself anyway)
     if (module == nullptr) {
       f.error = "LoadLibrary(" + NarrowAscii(path) + "): " + Win32ErrorName(GetLastError());
       return f;
     }
-    const auto get = [&](auto& slot, const char* name) {
-      slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(
-          reinterpret_cast<void*>(GetProcAddress(module, name)));
-      if (slot == nullptr) f.error += std::string(" no ") + name;
-    };
-    get(f.acquire, "CPAcquireContext");
-    get(f.release, "CPReleaseContext");
-    get(f.get_prov_param, "CPGetProvParam");
-    get(f.set_prov_param, "CPSetProvParam");
-    get(f.get_user_key, "CPGetUserKey");
-    get(f.get_key_param, "CPGetKeyParam");
-    get(f.destroy_key, "CPDestroyKey");
-    get(f.create_hash, "CPCreateHash");
-    get(f.hash_data, "CPHashData");
-    get(f.set_hash_param, "CPSetHashParam");
-    get(f.get_hash_param, "CPGetHashParam");
-    get(f.sign_hash, "CPSignHash");
-    get(f.verify_signature, "CPVerifySignature");
-    get(f.export_key, "CPExportKey");
-    get(f.destroy_hash, "CPDestroyHash");
+    std::string missing;
+    static_cast<CspEntryPoints&>(f) = ResolveCspEntryPoints(module, &missing);
+    if (!missing.empty()) f.error = "no " + missing;
     return f;
   }();
   return csp;
@@ -519,7 +488,7 @@ class FakeAgentCsp : public FakeAgentEnvironment {
   // CPSignHash after its size query). On failure the output buffer must be untouched.
   static CspSignature Sign(HCRYPTPROV context, const Bytes& message) {
     CspSignature result;
-    const CspFunctions& csp = Csp();
+    const CspUnderTest& csp = Csp();
     HCRYPTHASH hash = 0;
     if (!csp.create_hash(context, CALG_SHA_256, 0, 0, &hash) ||
         !csp.hash_data(context, hash, message.data(), static_cast<DWORD>(message.size()), 0)) {
@@ -891,7 +860,7 @@ TEST_F(FakeAgentEnvironment, KspSessionIsRecordedAndReplays) {
 }
 
 TEST_F(FakeAgentEnvironment, CspSessionIsRecordedAndReplays) {
-  const CspFunctions& csp = Csp();
+  const CspUnderTest& csp = Csp();
   ASSERT_TRUE(csp.error.empty()) << csp.error;
   const std::string path = TraceFile("csp-session.jsonl");
   const std::string pin = "csp-pin-0815";

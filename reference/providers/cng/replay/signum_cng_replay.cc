@@ -516,54 +516,11 @@ class Replayer {
 
   // ---- CSP ----
 
-  struct CspFunctions {
-    PFN_CPAcquireContext acquire;
-    PFN_CPReleaseContext release;
-    PFN_CPGetProvParam get_prov_param;
-    decltype(&CPSetProvParam) set_prov_param;
-    PFN_CPGetUserKey get_user_key;
-    PFN_CPGetKeyParam get_key_param;
-    PFN_CPDestroyKey destroy_key;
-    PFN_CPExportKey export_key;
-    PFN_CPCreateHash create_hash;
-    PFN_CPHashData hash_data;
-    PFN_CPSetHashParam set_hash_param;
-    PFN_CPGetHashParam get_hash_param;
-    PFN_CPSignHash sign_hash;
-    decltype(&CPVerifySignature) verify_signature;
-    PFN_CPDestroyHash destroy_hash;
-    decltype(&CPDuplicateHash) duplicate_hash;
-    decltype(&CPDuplicateKey) duplicate_key;
-    decltype(&CPGenRandom) gen_random;
-  };
-
-  const CspFunctions& Csp() {
+  const CspEntryPoints& Csp() {
     if (!csp_) {
-      HMODULE module = Load(csp_path_);
-      CspFunctions f{};
-      const auto get = [&](auto& slot, const char* name) {
-        slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(
-            reinterpret_cast<void*>(GetProcAddress(module, name)));
-        if (slot == nullptr) throw Unusable{Narrow(csp_path_) + " does not export " + name};
-      };
-      get(f.acquire, "CPAcquireContext");
-      get(f.release, "CPReleaseContext");
-      get(f.get_prov_param, "CPGetProvParam");
-      get(f.set_prov_param, "CPSetProvParam");
-      get(f.get_user_key, "CPGetUserKey");
-      get(f.get_key_param, "CPGetKeyParam");
-      get(f.destroy_key, "CPDestroyKey");
-      get(f.export_key, "CPExportKey");
-      get(f.create_hash, "CPCreateHash");
-      get(f.hash_data, "CPHashData");
-      get(f.set_hash_param, "CPSetHashParam");
-      get(f.get_hash_param, "CPGetHashParam");
-      get(f.sign_hash, "CPSignHash");
-      get(f.verify_signature, "CPVerifySignature");
-      get(f.destroy_hash, "CPDestroyHash");
-      get(f.duplicate_hash, "CPDuplicateHash");
-      get(f.duplicate_key, "CPDuplicateKey");
-      get(f.gen_random, "CPGenRandom");
+      std::string missing;
+      CspEntryPoints f = ResolveCspEntryPoints(Load(csp_path_), &missing);
+      if (!missing.empty()) throw Unusable{Narrow(csp_path_) + " does not export " + missing};
       csp_ = f;
     }
     return *csp_;
@@ -584,7 +541,7 @@ class Replayer {
   };
 
   Bytes CspCertificate(HCRYPTPROV context) {
-    const CspFunctions& f = Csp();
+    const CspEntryPoints& f = Csp();
     HCRYPTKEY key = 0;
     if (!f.get_user_key(context, AT_SIGNATURE, &key)) return {};
     DWORD size = 0;
@@ -611,7 +568,7 @@ class Replayer {
   }
 
   std::string ReplayCsp(const std::string& fn) {
-    const CspFunctions& f = Csp();
+    const CspEntryPoints& f = Csp();
     if (fn == "CPAcquireContext") {
       const json& container = Arg("szContainer");
       const std::string name = container.is_string() ? container.get<std::string>() : "";
@@ -744,7 +701,7 @@ class Replayer {
   }
 
   std::string ReplayCspSignHash() {
-    const CspFunctions& f = Csp();
+    const CspEntryPoints& f = Csp();
     const HCRYPTPROV context = Context();
     const HCRYPTHASH hash = CspHash();
     const json& length_in = Arg("pcbSigLen");
@@ -784,7 +741,7 @@ class Replayer {
   std::wstring ksp_path_, csp_path_;
   const Call* current_ = nullptr;
   NCRYPT_KEY_STORAGE_FUNCTION_TABLE* ksp_ = nullptr;
-  std::optional<CspFunctions> csp_;
+  std::optional<CspEntryPoints> csp_;
   std::map<ULONG_PTR, ULONG_PTR> ksp_providers_, ksp_keys_;
   std::map<uintptr_t, PVOID> buffers_;  // EnumKeys' states and names, EnumAlgorithms' lists
   std::map<ULONG_PTR, ULONG_PTR> csp_contexts_, csp_keys_, csp_hashes_;

@@ -14,6 +14,9 @@
 // wincrypt.h needs windows.h's types first.
 #include <wincrypt.h>
 
+#include <string>
+#include <type_traits>
+
 namespace signum::cng {
 
 // What advapi32 passes to CPAcquireContext, valid only during that call (copy what you need).
@@ -110,5 +113,59 @@ inline constexpr const char* kRequiredCspExports[] = {
     "CPDestroyHash",    "CPGenRandom",      "CPGetUserKey"};
 inline constexpr const char* kOptionalCspExports[] = {"CPDuplicateHash", "CPDuplicateKey"};
 static_assert(sizeof(kRequiredCspExports) / sizeof(kRequiredCspExports[0]) == 23);
+
+// The entry points a program that drives a CSP directly calls (signum-cng-replay, the conformance
+// programs), resolved once from the loaded DLL.
+struct CspEntryPoints {
+  PFN_CPAcquireContext acquire = nullptr;
+  PFN_CPReleaseContext release = nullptr;
+  PFN_CPGetProvParam get_prov_param = nullptr;
+  decltype(&CPSetProvParam) set_prov_param = nullptr;
+  PFN_CPGetUserKey get_user_key = nullptr;
+  PFN_CPGetKeyParam get_key_param = nullptr;
+  PFN_CPDestroyKey destroy_key = nullptr;
+  PFN_CPExportKey export_key = nullptr;
+  PFN_CPCreateHash create_hash = nullptr;
+  PFN_CPHashData hash_data = nullptr;
+  PFN_CPSetHashParam set_hash_param = nullptr;
+  PFN_CPGetHashParam get_hash_param = nullptr;
+  PFN_CPSignHash sign_hash = nullptr;
+  decltype(&CPVerifySignature) verify_signature = nullptr;
+  PFN_CPDestroyHash destroy_hash = nullptr;
+  decltype(&CPDuplicateHash) duplicate_hash = nullptr;
+  decltype(&CPDuplicateKey) duplicate_key = nullptr;
+  decltype(&CPGenRandom) gen_random = nullptr;
+};
+
+// Every member from `module`; the names it does not export, space-separated, in *missing (empty
+// when all are there).
+inline CspEntryPoints ResolveCspEntryPoints(HMODULE module, std::string* missing) {
+  CspEntryPoints f;
+  missing->clear();
+  const auto get = [&](auto& slot, const char* name) {
+    slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(
+        reinterpret_cast<void*>(GetProcAddress(module, name)));
+    if (slot == nullptr) *missing += (missing->empty() ? "" : " ") + std::string(name);
+  };
+  get(f.acquire, "CPAcquireContext");
+  get(f.release, "CPReleaseContext");
+  get(f.get_prov_param, "CPGetProvParam");
+  get(f.set_prov_param, "CPSetProvParam");
+  get(f.get_user_key, "CPGetUserKey");
+  get(f.get_key_param, "CPGetKeyParam");
+  get(f.destroy_key, "CPDestroyKey");
+  get(f.export_key, "CPExportKey");
+  get(f.create_hash, "CPCreateHash");
+  get(f.hash_data, "CPHashData");
+  get(f.set_hash_param, "CPSetHashParam");
+  get(f.get_hash_param, "CPGetHashParam");
+  get(f.sign_hash, "CPSignHash");
+  get(f.verify_signature, "CPVerifySignature");
+  get(f.destroy_hash, "CPDestroyHash");
+  get(f.duplicate_hash, "CPDuplicateHash");
+  get(f.duplicate_key, "CPDuplicateKey");
+  get(f.gen_random, "CPGenRandom");
+  return f;
+}
 
 }  // namespace signum::cng
