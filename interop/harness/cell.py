@@ -101,7 +101,9 @@ class CellResult:
     def record(self) -> dict:
         row = self.cell.row
         expectation = self.cell.expectation
-        trace = Path(self.log_dir) / TRACE_FILE
+        # A PKCS#11 cell's trace, or a KSP/CSP cell's (recorded by the providers on Windows).
+        trace = next((Path(self.log_dir) / name for name in (TRACE_FILE, CNG_TRACE_FILE)
+                      if (Path(self.log_dir) / name).exists()), Path(self.log_dir) / TRACE_FILE)
         return {
             "id": self.cell.id, "row": row.id, "tool": row.tool, "artifact": row.artifact,
             "interface": row.interface, "platform": row.platform,
@@ -118,6 +120,9 @@ PKCS11_SPY = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so"
 # Every PKCS#11 cell's session, recorded (trace format v1, no PINs) beside the step logs; what
 # `python3 -m interop.harness replay CELL` replays.
 TRACE_FILE = "pkcs11-trace.jsonl"
+# A KSP/CSP cell's session as the Windows providers record it (SIGNUM_CNG_RECORD, kind
+# signum-cng-trace): replayed under Wine by signum-cng-replay.exe (docs/windows.md).
+CNG_TRACE_FILE = "cng-trace.jsonl"
 # The key labels on the token the trace was recorded against, one a line: a replay provisions the
 # same ones, since a tool that lists the token's objects recorded every one of them.
 TOKEN_KEYS_FILE = "token-keys.txt"
@@ -209,8 +214,10 @@ def row_environment(cell: Cell, site: Site, work: Path, log_dir: Path, spy: bool
         "SIGNUM_PKCS11_TRACE": str(log_dir / "pkcs11-trace.log"),
     }
     if cell.row.interface in ("ksp", "csp"):
-        # The Windows providers' call trace (signum/cng/nte_status.h), beside the step logs.
+        # The Windows providers' call trace (signum/cng/nte_status.h) and their record of the
+        # session (no PIN), beside the step logs.
         environment["SIGNUM_CNG_TRACE"] = str(log_dir / "cng-trace.log")
+        environment["SIGNUM_CNG_RECORD"] = str(log_dir / CNG_TRACE_FILE)
     environment.update(site.module_environment())
     environment.update(recording)
     return environment

@@ -130,6 +130,10 @@ def test_the_cell_record_names_its_trace_when_one_was_written(tmp_path):
     assert result.record()["trace"] == ""
     (tmp_path / "pkcs11-trace.jsonl").write_text("{}\n")
     assert result.record()["trace"] == str(tmp_path / "pkcs11-trace.jsonl")
+    # A KSP/CSP cell's record of the session, written by the providers on Windows.
+    (tmp_path / "pkcs11-trace.jsonl").unlink()
+    (tmp_path / "cng-trace.jsonl").write_text("{}\n")
+    assert result.record()["trace"] == str(tmp_path / "cng-trace.jsonl")
 
 
 def failed_record(tmp_path, cell, trace=True):
@@ -323,3 +327,15 @@ def test_a_real_cell_is_recorded_and_its_session_replays_without_the_tool(tmp_pa
          str(reports_dir)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "summary:" in replayed.stdout
+
+
+def test_ksp_and_csp_cells_have_the_providers_record_their_session(tmp_path, build):
+    """On Windows a KSP/CSP cell's signtool session is recorded by the providers themselves
+    (SIGNUM_CNG_RECORD) beside the step logs, to be replayed under Wine (docs/windows.md)."""
+    for interface in ("ksp", "csp"):
+        (tmp_path / interface).mkdir()
+        cell = one_cell(tmp_path / interface, "signum", interface=interface, platform="windows")
+        environment, log_dir = environment_of(tmp_path / interface, cell,
+                                              FakeSite(tmp_path / interface, "unused"))
+        assert environment["SIGNUM_CNG_RECORD"] == str(log_dir / "cng-trace.jsonl"), interface
+        assert "SIGNUM_RECORD_FILE" not in environment and "SIGNUM_PKCS11_RECORD" not in environment
