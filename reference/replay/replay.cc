@@ -45,22 +45,13 @@ using replay::AcrossModules;
 using replay::kTokenFlagsCallersFollow;
 using replay::RuleFor;
 
-constexpr int kExitMatched = 0;
-constexpr int kExitDiverged = 1;
-constexpr int kExitUnusable = 2;
-
 // The trace cannot be replayed (unsupported function, malformed line, missing PIN): exit 2.
 struct Unusable {
   std::string message;
 };
 
-struct Call {
-  size_t line = 0;
-  json j;
-  const json& args() const { return j.at("args"); }
-  const json& out() const { return j.at("out"); }
-  std::string fn() const { return j.at("fn").get<std::string>(); }
-  CK_RV rv() const { return j.at("rv").at("value").get<CK_RV>(); }
+struct Call : trace_file::Record {
+  CK_RV rv() const { return code<CK_RV>(); }
   long long pid() const { return j.value("pid", 0LL); }
 };
 
@@ -89,7 +80,7 @@ struct Options {
             << "  --cross-module: recorded against another module or token (other keys and\n"
             << "    CKA_IDs): objects match by class and label, key material by size, and the\n"
             << "    module's own description is only noted (--notes lists the notes)\n";
-  std::exit(kExitUnusable);
+  std::exit(trace_file::kReplayUnusable);
 }
 
 Options ParseArgs(int argc, char** argv) {
@@ -140,7 +131,7 @@ std::vector<Call> LoadTrace(const std::string& path, json& header) {
   header = std::move(trace->header);
   std::vector<Call> calls;
   calls.reserve(trace->calls.size());
-  for (trace_file::Record& r : trace->calls) calls.push_back(Call{r.line, std::move(r.j)});
+  for (trace_file::Record& r : trace->calls) calls.push_back(Call{std::move(r)});
   return calls;
 }
 
@@ -255,7 +246,7 @@ class Replayer {
       std::cout << "signum-replay: " << *outcome.unusable << "\nsummary: " << replayed
                 << " calls replayed, " << matched << " matched, " << diverged
                 << " diverged (stopped at line " << calls_[replayed].line << ")\n";
-      return kExitUnusable;
+      return trace_file::kReplayUnusable;
     }
     if (first) {
       const Call& c = calls_[*first];
@@ -268,7 +259,7 @@ class Replayer {
               << diverged << " diverged";
     if (options_.cross_module) std::cout << ", " << notes_.size() << " notes";
     std::cout << "\n";
-    return first ? kExitDiverged : kExitMatched;
+    return first ? trace_file::kReplayDiverged : trace_file::kReplayMatched;
   }
 
   // Differences --cross-module found but the caller did not depend on.
@@ -1323,7 +1314,7 @@ int Compare(const Options& options, const std::vector<Call>& calls) {
     if (outcomes[side].unusable) {
       std::cout << "signum-replay: " << (side == 0 ? "A" : "B") << " (" << sides[side]->module
                 << "): " << *outcomes[side].unusable << "\n";
-      return kExitUnusable;
+      return trace_file::kReplayUnusable;
     }
   }
   auto verdict = [](const std::string& v) { return v.empty() ? std::string("matches") : v; };
@@ -1355,7 +1346,7 @@ int Compare(const Options& options, const std::vector<Call>& calls) {
   std::cout << "summary: " << calls.size() << " calls; " << same << " alike, " << only_b
             << " diverge on B only, " << only_a << " on A only, " << both_differently
             << " on both differently\n";
-  return first ? kExitDiverged : kExitMatched;
+  return first ? trace_file::kReplayDiverged : trace_file::kReplayMatched;
 }
 
 int Main(int argc, char** argv) {
@@ -1378,10 +1369,10 @@ int Main(int argc, char** argv) {
     return replayer.Run();
   } catch (const Unusable& u) {
     std::cerr << "signum-replay: " << u.message << "\n";
-    return kExitUnusable;
+    return trace_file::kReplayUnusable;
   } catch (const json::exception& e) {
     std::cerr << "signum-replay: malformed trace: " << e.what() << "\n";
-    return kExitUnusable;
+    return trace_file::kReplayUnusable;
   }
 }
 

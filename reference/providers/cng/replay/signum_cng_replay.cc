@@ -51,22 +51,13 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int kExitMatched = 0;
-constexpr int kExitDiverged = 1;
-constexpr int kExitUnusable = 2;
-
 // The trace or a DLL cannot be used: exit 2.
 struct Unusable {
   std::string message;
 };
 
-struct Call {
-  size_t line = 0;
-  json j;
-  const json& args() const { return j.at("args"); }
-  const json& out() const { return j.at("out"); }
-  std::string fn() const { return j.at("fn").get<std::string>(); }
-  DWORD recorded_code() const { return j.at("rv").at("value").get<DWORD>(); }
+struct Call : trace_file::Record {
+  DWORD recorded_code() const { return code<DWORD>(); }
 };
 
 // ---- reading the trace ------------------------------------------------------------------------
@@ -78,7 +69,7 @@ std::vector<Call> LoadTrace(const std::string& path) {
   if (!trace.ok()) throw Unusable{trace.status().message()};
   std::vector<Call> calls;
   for (trace_file::Record& record : trace->calls) {
-    calls.push_back(Call{record.line, std::move(record.j)});
+    calls.push_back(Call{std::move(record)});
   }
   return calls;
 }
@@ -763,7 +754,7 @@ void PrintContext(const std::vector<Call>& calls, size_t index) {
             << "usage: signum-cng-replay TRACE [--ksp DLL] [--csp DLL]\n"
             << "  TRACE: a signum-cng-trace (SIGNUM_CNG_RECORD, docs/trace-format.md)\n"
             << "  --ksp/--csp: the providers to replay against (default: beside this program)\n";
-  std::exit(kExitUnusable);
+  std::exit(trace_file::kReplayUnusable);
 }
 
 int Run(int argc, char** argv) {
@@ -790,7 +781,7 @@ int Run(int argc, char** argv) {
     calls = LoadTrace(trace);
   } catch (const Unusable& unusable) {
     std::cout << "signum-cng-replay: " << unusable.message << "\n";
-    return kExitUnusable;
+    return trace_file::kReplayUnusable;
   }
   Replayer replayer(ksp, csp);
   size_t matched = 0, skipped = 0, diverged = 0;
@@ -804,11 +795,11 @@ int Run(int argc, char** argv) {
       std::cout << "signum-cng-replay: cannot replay " << Describe(calls[i]) << " (trace line "
                 << calls[i].line << "): " << unusable.message << "\nsummary: " << i
                 << " calls replayed, " << matched << " matched, " << diverged << " diverged\n";
-      return kExitUnusable;
+      return trace_file::kReplayUnusable;
     } catch (const std::exception& error) {
       std::cout << "signum-cng-replay: malformed call " << Describe(calls[i]) << " (trace line "
                 << calls[i].line << "): " << error.what() << "\n";
-      return kExitUnusable;
+      return trace_file::kReplayUnusable;
     }
     if (verdict.empty()) {
       ++matched;
@@ -831,7 +822,7 @@ int Run(int argc, char** argv) {
   std::cout << "summary: " << calls.size() << " calls, " << matched << " matched, " << diverged
             << " diverged, " << skipped << " not replayed; " << replayer.signatures_verified()
             << " signatures verified by BCrypt\n";
-  return first ? kExitDiverged : kExitMatched;
+  return first ? trace_file::kReplayDiverged : trace_file::kReplayMatched;
 }
 
 }  // namespace

@@ -22,7 +22,22 @@ inline constexpr int kVersion = 1;
 struct Record {
   size_t line = 0;
   nlohmann::json j;
+  const nlohmann::json& args() const { return j.at("args"); }
+  const nlohmann::json& out() const { return j.at("out"); }
+  std::string fn() const { return j.at("fn").get<std::string>(); }
+  // The recorded result's numeric value, as the interface types it (CK_RV, or the KSP's
+  // SECURITY_STATUS / the CSP's Win32 code).
+  template <typename Code>
+  Code code() const {
+    return j.at("rv").at("value").get<Code>();
+  }
 };
+
+// Both replayers' exit status (docs/trace-format.md): every call matched, a divergence, or the
+// trace or the module cannot be used.
+inline constexpr int kReplayMatched = 0;
+inline constexpr int kReplayDiverged = 1;
+inline constexpr int kReplayUnusable = 2;
 
 struct TraceFile {
   nlohmann::json header;
