@@ -189,7 +189,7 @@ def test_the_agent_is_reached_on_loopback_first_then_through_the_documented_rela
     providers = index_of(job, lambda s: s.get("id") == "providers")
     assert deployment < connect < providers
     script = (REPO / "interop/tools/windows/Connect-WslAgent.ps1").read_text()
-    direct = script.index('"agent 127.0.0.1:$port reachable directly')
+    direct = script.index('"127.0.0.1:$port reachable directly')
     fallback = script.index("netsh interface portproxy add v4tov4 listenaddress=127.0.0.1 "
                             "listenport=$port")
     assert direct < fallback and "socat" in script[direct:]
@@ -256,3 +256,81 @@ def test_the_macos_job_builds_the_client_side_and_runs_its_unit_tests():
     core = (REPO / "reference/core/CMakeLists.txt").read_text()
     assert "if(APPLE)\n  target_sources(signum_core_portable PRIVATE src/posix_platform_macos.cc)" \
         in core
+
+
+def test_the_windows_job_runs_the_native_agent_in_front_of_the_wsl_server():
+    """Issue 17 item 3: signum-agent.exe (TCP only, Schannel) is built by the MSYS2 step with the
+    rest of the tree, runs natively against the WSL deployment's server, and the KSP and CSP
+    programs sign through it before the OpenSSL step verifies every manifest."""
+    job = windows_job()
+    build = index_of(job, lambda s: "MSYS2 MINGW64" in s.get("name", ""))
+    deployment = index_of(job, lambda s: "wsl-deployment.sh" in s.get("run", ""))
+    native = index_of(job, lambda s: "Invoke-NativeAgent.ps1" in s.get("run", ""))
+    verify = index_of(job, lambda s: "verify-manifest.sh" in s.get("run", ""))
+    assert build < deployment < native < verify
+    assert "-OutDir" in job["steps"][native]["run"]
+    script = (REPO / "interop/tools/windows/Invoke-NativeAgent.ps1").read_text()
+    # the server's port through the same loopback-first path as the agent's
+    assert "Connect-WslAgent.ps1') -SiteFile $SiteFile -Port $serverPort" in script
+    assert "$env:SIGNUM_AGENT_SOCKET = 'off'" in script
+    assert "$env:SIGNUM_AGENT_TCP = '127.0.0.1:0'" in script
+    for program in ("signum_cng_ksp_table_test", "signum_cng_csp_test"):
+        assert program in script
+    assert 'native-agent-$name' in script and "manifest.tsv" in script
+    assert "'signed with'" in script  # the agent's own log proves the programs went through it
+    connect = (REPO / "interop/tools/windows/Connect-WslAgent.ps1").read_text()
+    assert "[int]$Port = 0" in connect
+    export = (REPO / "interop/tools/windows/export-site.py").read_text()
+    assert '"native_agent"' in export and "server.token" in export
+    # The daemon is no longer Linux/macOS only: the Windows tree builds it and its unit tests.
+    agent = (REPO / "reference/agent/CMakeLists.txt").read_text()
+    assert "src/agent_socket_windows.cc" in agent and "signum_agent_windows_test" in agent
+    assert "Windows gets the client library alone" not in agent
+
+
+def test_the_macos_keychain_tier_runs_the_rows_own_scripts_with_a_throwaway_identity():
+    """Issue 17 item 5(b): a temporary keychain set up the way a CI machine must be (create,
+    unlock, import -T /usr/bin/codesign, set-key-partition-list), the certifying root trusted, and
+    the codesign / productsign / pkgbuild rows' prepare, sign and verify run unchanged."""
+    job = jobs()["matrix-macos"]
+    names = [step.get("name", "") for step in job["steps"]]
+    tier = names.index(step_named(job, "Keychain tier")["name"])
+    assert names.index("Runner dependencies") < tier  # row_script.py reads matrix.yaml (PyYAML)
+    assert tier < names.index(next(n for n in names if n.startswith("Run the macos rows")))
+    script = (REPO / "interop/tools/macos/keychain-tier.sh").read_text()
+    for command in ("security create-keychain", "security unlock-keychain",
+                    "-T /usr/bin/codesign", "security set-key-partition-list",
+                    "security add-trusted-cert -d -r trustRoot",
+                    "security list-keychains -d user -s \"$KEYCHAIN\"",
+                    "security delete-keychain", "security remove-trusted-cert"):
+        assert command in script, command
+    assert "codesign-macos productsign-macos pkgbuild-sign-macos" in script
+    for part in ("prepare", "sign", "verify"):
+        assert part in script
+    assert "declare -A" not in script  # macOS's /bin/bash is 3.2
+    done = subprocess.run(["/usr/bin/python3", str(REPO / "interop/tools/macos/row_script.py"),
+                           "codesign-macos", "sign"], capture_output=True, text=True, check=True)
+    assert '--sign "$CERT_SHA1"' in done.stdout
+    eol = eol_of(["interop/tools/macos/keychain-tier.sh", "interop/tools/macos/row_script.py"])
+    assert set(eol.values()) == {"lf"}
+
+
+def test_the_ctk_rows_run_only_with_a_signing_identity_and_say_so_otherwise():
+    """Issue 17 item 5(c): the CTK rows need a token extension signed by a real identity; the
+    macOS job takes it from repository secrets, and without it the rows are skipped naming the
+    variable (never a silent pass) and the signing step says so as a workflow notice."""
+    matrix = matrix_mod.load(REPO / "matrix.yaml")
+    ctk = [row for row in matrix.rows if row.interface == "ctk"]
+    assert {row.id for row in ctk} >= {"codesign-macos", "productsign-macos", "pkgbuild-sign-macos"}
+    for row in ctk:
+        assert "SIGNUM_CTK_SIGNING_IDENTITY" in row.required_env, row.id
+        assert "variable $SIGNUM_CTK_SIGNING_IDENTITY" in row.missing_requirements({})
+    job = jobs()["matrix-macos"]
+    assert job["env"]["SIGNUM_CTK_SIGNING_IDENTITY"] == "${{ secrets.SIGNUM_CTK_SIGNING_IDENTITY }}"
+    sign = step_named(job, "Sign the token extension")
+    assert "sign-token-extension.sh" in sign["run"]
+    assert sign["env"]["SIGNUM_CTK_SIGNING_P12"] == "${{ secrets.SIGNUM_CTK_SIGNING_P12 }}"
+    script = (REPO / "interop/tools/macos/sign-token-extension.sh").read_text()
+    assert "::notice title=CTK rows skipped::" in script
+    assert "codesign --force --sign -" in script  # ad hoc without the secret
+    assert 'codesign --force --options runtime --sign "$identity"' in script

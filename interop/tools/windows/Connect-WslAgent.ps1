@@ -12,8 +12,11 @@
 #    (needs an elevated shell, as runners are, and the IP Helper service). The providers keep
 #    talking to 127.0.0.1, exactly as with the direct path.
 # Prints which path works; fails with what was tried when neither does.
+# -Port: another port of the deployment instead of the agent's, the same way (the server's, for the
+# native Windows agent: Invoke-NativeAgent.ps1).
 param(
   [Parameter(Mandatory)][string]$SiteFile,
+  [int]$Port = 0,
   [string]$Distribution = '',  # default: WSL's default distribution
   [int]$TimeoutSeconds = 15
 )
@@ -21,6 +24,7 @@ $ErrorActionPreference = 'Stop'
 $env:WSL_UTF8 = '1'
 $site = Get-Content -Raw $SiteFile | ConvertFrom-Json
 $address, $port = $site.env.SIGNUM_AGENT_TCP -split ':'
+if ($Port) { $address, $port = '127.0.0.1', "$Port" }
 if ($address -ne '127.0.0.1' -or -not $port) {
   throw "SIGNUM_AGENT_TCP is '$($site.env.SIGNUM_AGENT_TCP)', expected 127.0.0.1:PORT (export-site.py)"
 }
@@ -41,7 +45,7 @@ function Wait-Loopback {
 }
 
 if (Wait-Loopback) {
-  "agent 127.0.0.1:$port reachable directly (WSL 2 localhost forwarding)"
+  "127.0.0.1:$port reachable directly (WSL 2 localhost forwarding)"
   exit 0
 }
 Write-Host "127.0.0.1:$port does not answer from Windows: relaying through socat in WSL and netsh portproxy"

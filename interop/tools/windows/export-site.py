@@ -8,7 +8,8 @@ Run inside WSL, from the repository root, with the Linux build that runs the dep
       --deployment ~/signum-demo --out /mnt/d/a/repo/repo/site
 
 OUT: root.pem, root.cer (DER, for Import-Certificate), chain.pem, agent.secret (copied: the agent
-rewrites its secret at every start, so the copy is valid while this agent runs), site.json.
+rewrites its secret at every start, so the copy is valid while this agent runs), server.token (the
+demo user's API token, for the native Windows agent: Invoke-NativeAgent.ps1), site.json.
 Only the `signum` column is described: the direct column's module is a Linux library. Keys and
 certificates are read from the Signum token through the PKCS#11 provider, exactly as the Linux
 runner reads them. The agent's loopback TCP port is reachable from Windows as 127.0.0.1 (WSL
@@ -61,6 +62,13 @@ def main(argv=None) -> int:
     (out / "root.cer").write_bytes(ssl.PEM_cert_to_DER_cert(root_pem))
     shutil.copyfile(site.chain, out / "chain.pem")
     shutil.copyfile(site.env["SIGNUM_AGENT_SECRET_FILE"], out / "agent.secret")
+    # The credential of the user the deployment's own agent serves (ci/demo: "release"), so the
+    # native agent sees the same keys and policies.
+    token = Path(args.deployment).expanduser() / "credentials" / "release.token"
+    if not token.is_file():
+        print(f"export-site: no API token {token}", file=sys.stderr)
+        return 1
+    shutil.copyfile(token, out / "server.token")
     convert = windows_path if args.path_style == "windows" else str
 
     signum = site.columns["signum"]
@@ -70,6 +78,10 @@ def main(argv=None) -> int:
         "env": dict({name: site.env[name] for name in AGENT_VARIABLES},
                     SIGNUM_AGENT_SECRET_FILE=convert(out / "agent.secret")),
         "root_ca": convert(out / "root.pem"),
+        # signum-agent.exe on Windows in front of the same server (Invoke-NativeAgent.ps1)
+        "native_agent": {"server_url": site.env["SIGNUM_SERVER_URL"],
+                         "ca_file": convert(out / "root.pem"),
+                         "token_file": convert(out / "server.token")},
         "root_ca_der": convert(out / "root.cer"),
         "chain": convert(out / "chain.pem"),
         "columns": {"signum": {"module": args.pkcs11_module, "token_label": signum.token_label,

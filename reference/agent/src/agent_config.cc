@@ -1,11 +1,10 @@
 #include "agent_config.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "agent_platform.h"
 #include "signum/agent/agent_client.h"
 #include "signum/core/files.h"
 #include "signum/core/wire.h"
@@ -14,19 +13,6 @@ namespace signum::agent {
 namespace {
 
 using nlohmann::json;
-
-std::string DirName(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-std::string Hostname() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
-}
 
 // Raw values as strings, before interpretation; file values first, then the environment over them.
 struct RawSettings {
@@ -220,7 +206,9 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
     SIGNUM_RETURN_IF_ERROR(
         ParseLoopbackAddress(tcp, &c.tcp_host, &c.tcp_port).WithContext("agent TCP address"));
   }
-  const std::string socket = raw.socket.value_or(DefaultAgentSocketPath());
+  // No default socket where there are no Unix sockets for the agent (Windows): TCP only there.
+  const std::string socket = raw.socket.value_or(
+      DefaultAgentSocketPath().empty() ? std::string("off") : DefaultAgentSocketPath());
   if (socket == "off") {
     // TCP only: the mode of the Windows agent (no AF_UNIX peer credentials there), also
     // available here. An agent serving nobody is a mistake, not a configuration.
@@ -236,11 +224,10 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
   }
   // Beside the socket, or where the socket would be (the user's private runtime directory).
   c.secret_file = raw.secret_file.value_or(
-      DirName(c.unix_socket_enabled ? c.socket_path : DefaultAgentSocketPath()) + "/agent.secret");
+      (c.unix_socket_enabled ? DirName(c.socket_path) : DefaultAgentDirectory()) + "/agent.secret");
   c.port_file = raw.port_file.value_or(DirName(c.secret_file) + "/agent.port");
 
-  c.agent_id =
-      raw.agent_id.value_or("signum-agent@" + Hostname() + "/" + std::to_string(::geteuid()));
+  c.agent_id = raw.agent_id.value_or("signum-agent@" + LocalHostname() + "/" + AgentUserName());
   if (raw.log_level) {
     auto level = ParseLogLevel(*raw.log_level);
     if (!level) {
@@ -286,12 +273,14 @@ std::string EnvironmentHelp() {
   SIGNUM_KEY_PATH           its private key (PEM, unencrypted)
   SIGNUM_AGENT_SOCKET       Unix socket to serve providers on, or "off" (TCP only, as the Windows
                             agent: then SIGNUM_AGENT_TCP is required)
-                            (default: $XDG_RUNTIME_DIR/signum/agent.sock, else /tmp/signum-<uid>/agent.sock)
+                            (default: $XDG_RUNTIME_DIR/signum/agent.sock, else /tmp/signum-<uid>/agent.sock;
+                            on Windows always off)
   SIGNUM_AGENT_TCP          loopback TCP endpoint, 127.0.0.1:PORT (0 = ephemeral), or "off" (default)
-  SIGNUM_AGENT_SECRET_FILE  where the TCP secret is written, 0600 (default: beside the socket)
+  SIGNUM_AGENT_SECRET_FILE  where the TCP secret is written, 0600 / owner-only ACL (default: beside
+                            the socket; on Windows %LOCALAPPDATA%\Signum\agent.secret)
   SIGNUM_AGENT_PORT_FILE    where the bound TCP port is written (default: beside the secret file)
   SIGNUM_AGENTID            agent identifier sent to the server's audit log
-                            (default: signum-agent@<hostname>/<uid>)
+                            (default: signum-agent@<hostname>/<uid or Windows user>)
   SIGNUM_LOGLEVEL           LOW, MEDIUM, HIGH (HIGH = most detail) or debug, info, warning, error
   SIGNUM_LOG_FILE           append the log to this file instead of stderr
   SIGNUM_CACHE_TTL          seconds the certificate list is cached (default 60; 0 = no cache)

@@ -1,15 +1,14 @@
 // signum-agent: the per-user daemon between providers and signum-server. See docs/agent.md.
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
-
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
 
 #include "agent_config.h"
+#include "agent_platform.h"
 #include "agent_service.h"
 #include "server_client.h"
 #include "signum/core/agent_protocol.h"
@@ -26,8 +25,9 @@ void PrintUsage() {
        signum-agent --help | --version
 
 Serves the signing certificates of one signum-server user to local providers (libsignumpkcs11.so
-and friends) over a user-only Unix socket and, optionally, loopback TCP guarded by a secret.
-Runs in the foreground until SIGTERM or SIGINT; then it removes its socket and port file.
+and friends) over a user-only Unix socket and, optionally, loopback TCP guarded by a secret
+(on Windows: loopback TCP only). Runs in the foreground until SIGTERM or SIGINT (Ctrl+C); then it
+removes its socket and port file.
 
 Options:
   --config FILE    JSON configuration (keys in docs/agent.md); the environment overrides it
@@ -38,7 +38,8 @@ Options:
             << R"TEXT(
 Caller identity sent to the server: on the Unix socket pid/uid come from the kernel (SO_PEERCRED)
 and the executable and command line from /proc; over TCP the client's own claims are passed on,
-with the host marked "(tcp-peer)".
+with the host marked "(tcp-peer)", after the system's socket table showed the peer to be this
+user's process where it can (Linux, Windows).
 )TEXT";
 }
 
@@ -87,15 +88,13 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are taken by one thread with sigwait(); every other thread (created below) inherits
-  // the blocked mask, so no handler ever runs in the middle of a request.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  // Before any thread exists: they all inherit the blocked termination signals, which only
+  // StopOnTerminationRequest's thread takes (POSIX).
+  BlockTerminationSignals();
+  if (Status started = net::Initialize(); !started.ok()) {
+    std::cerr << "signum-agent: " << started.ToString() << "\n";
+    return 1;
+  }
 
   auto server = ServerClient::Create(*config);
   if (!server.ok()) {
@@ -108,7 +107,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   if (!pid_file.empty()) {
-    Status written = WriteFileAtomically(pid_file, std::to_string(::getpid()) + "\n", 0644);
+    Status written = WriteFileAtomically(pid_file, std::to_string(CurrentProcessId()) + "\n", 0644);
     if (!written.ok()) {
       SIGNUM_LOG_ERROR(kLog, "cannot write PID file: " << written.ToString());
       return 1;
@@ -116,28 +115,23 @@ int Main(int argc, char** argv) {
   }
 
   AgentService* raw_service = service->get();
-  std::thread([raw_service, signals] {
-    int sig = 0;
-    while (sigwait(&signals, &sig) == 0) {
-      if (sig == SIGHUP) continue;  // no reload yet; do not die on a closed terminal
-      SIGNUM_LOG_INFO(kLog, "received " << strsignal(sig) << ", shutting down");
-      raw_service->Stop();
-      return;
-    }
-  }).detach();
+  StopOnTerminationRequest([raw_service](const std::string& why) {
+    SIGNUM_LOG_INFO(kLog, why << ", shutting down");
+    raw_service->Stop();
+  });
 
   SIGNUM_LOG_INFO(kLog, kAgentName << " ready: server " << config->server_url << " as "
                                    << (*server)->user() << ", agent id " << config->agent_id
                                    << ", certificate cache " << config->cache_ttl_seconds << " s");
   const bool drained = (*service)->Run();
-  if (!pid_file.empty()) ::unlink(pid_file.c_str());
+  if (!pid_file.empty()) std::remove(pid_file.c_str());
   SIGNUM_LOG_INFO(kLog, "stopped");
   if (!drained) {
     // Connection threads still use the service and the server client; destroying them under
     // those threads would be a use-after-free, so leave without running destructors.
     (void)service->release();
     std::fflush(nullptr);
-    ::_exit(0);
+    std::_Exit(0);
   }
   return 0;
 }

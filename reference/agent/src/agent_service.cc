@@ -1,27 +1,18 @@
 #include "agent_service.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agent_platform.h"
 #include "signum/core/agent_protocol.h"
-#include "signum/core/crypto.h"
+#include "signum/core/encoding.h"
 #include "signum/core/files.h"
 #include "signum/core/log.h"
-#include "signum/agent/transport.h"
-#include "signum/core/posix_platform.h"
+#include "signum/core/system_random.h"
+#include "unix_endpoint.h"
 
 namespace signum::agent {
 namespace {
@@ -44,40 +35,14 @@ constexpr int kSendTimeoutSeconds = 30;
 // How long Stop() waits for connection threads (e.g. a sign in flight) before giving up on them.
 constexpr auto kDrainTimeout = std::chrono::seconds(3);
 
-std::string Errno() { return std::strerror(errno); }
-
-std::string DirName(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-// mkdir -p with 0700 for every directory we create; existing directories are left as they are
-// (the socket itself is 0600, which is what protects it).
-Status MakeUserDirectory(const std::string& dir) {
-  if (dir.empty() || dir == "/" || dir == ".") return Status::Ok();
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode))
-      return FailedPreconditionError(dir + " exists and is not a directory");
-    return Status::Ok();
-  }
-  SIGNUM_RETURN_IF_ERROR(MakeUserDirectory(DirName(dir)));
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return FailedPreconditionError("cannot create directory " + dir + ": " + Errno());
-  }
-  return Status::Ok();
-}
-
-bool SendFrame(int fd, const json& message) {
+bool SendFrame(net::Socket fd, const json& message) {
   const std::string frame = proto::EncodeFrame(message);
   size_t sent = 0;
   while (sent < frame.size()) {
-    const ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, posix::kSendNoSignal);
+    const long n = net::Send(fd, frame.data() + sent, frame.size() - sent);
     if (n > 0) {
       sent += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
+    } else if (n < 0 && net::LastErrorKind() == net::ErrorKind::kInterrupted) {
       continue;
     } else {
       return false;  // peer gone or SO_SNDTIMEO expired
@@ -87,9 +52,9 @@ bool SendFrame(int fd, const json& message) {
 }
 
 // Sends a last error frame and closes the conversation (protocol errors, rejected peers).
-void RejectAndClose(int fd, const Status& status, bool linger = true) {
+void RejectAndClose(net::Socket fd, const Status& status, bool linger = true) {
   SendFrame(fd, proto::ErrorJson(status));
-  ::shutdown(fd, SHUT_WR);
+  net::ShutdownWrite(fd);
   if (!linger) return;
   // Read (and drop) what the peer still sends until it closes, briefly: closing a TCP socket with
   // unread input sends a RST, which can destroy our error frame before the peer has read it, and
@@ -99,28 +64,11 @@ void RejectAndClose(int fd, const Status& status, bool linger = true) {
   for (size_t drained = 0; drained < kMaxHelloBytes;) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd, POLLIN, 0};
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return;
-    const ssize_t n = ::recv(fd, sink, sizeof sink, 0);
+    if (left <= 0 || net::WaitReadable(fd, static_cast<int>(left)) <= 0) return;
+    const long n = net::Receive(fd, sink, sizeof sink);
     if (n <= 0) return;
     drained += static_cast<size_t>(n);
   }
-}
-
-// What to do with an existing socket file at start. Only ECONNREFUSED proves that nobody listens
-// (the file outlived a killed agent); anything else (a live agent, a socket we may not even
-// connect to) is left alone.
-Result<bool> SocketIsStale(const std::string& path, const sockaddr_un& addr) {
-  const int fd = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/false);
-  if (fd < 0) return InternalError("socket(AF_UNIX) failed: " + Errno());
-  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  const int err = errno;
-  ::close(fd);
-  if (rc == 0) return AlreadyExistsError("another signum-agent is already serving on " + path);
-  if (err == ECONNREFUSED) return true;
-  if (err == ENOENT) return false;  // gone meanwhile
-  return FailedPreconditionError("cannot tell whether " + path + " is in use (" +
-                                 std::strerror(err) + "); not replacing it");
 }
 
 // Client-supplied names go into the log: cut them short and drop control characters so a peer
@@ -144,108 +92,37 @@ std::string PeerName(Transport transport, const std::optional<PeerCredentials>& 
 Result<std::unique_ptr<AgentService>> AgentService::Create(const AgentConfig& config,
                                                            ServerClient* server) {
   std::unique_ptr<AgentService> service(new AgentService(config, server));
-  if (posix::OpenPipe(service->wake_pipe_) != 0) {
-    return InternalError("cannot make the wake-up pipe: " + Errno());
-  }
+  SIGNUM_RETURN_IF_ERROR(service->wake_.Open());
   if (config.unix_socket_enabled) SIGNUM_RETURN_IF_ERROR(service->PrepareUnixSocket());
   if (config.tcp_enabled) SIGNUM_RETURN_IF_ERROR(service->PrepareTcp());
   return service;
 }
 
 AgentService::~AgentService() {
-  if (unix_fd_ >= 0) ::close(unix_fd_);
-  if (tcp_fd_ >= 0) ::close(tcp_fd_);
+  if (unix_fd_ != net::kNoSocket) net::Close(unix_fd_);
+  if (tcp_fd_ != net::kNoSocket) net::Close(tcp_fd_);
   RemoveFiles();
-  for (int fd : wake_pipe_) {
-    if (fd >= 0) ::close(fd);
-  }
 }
 
 Status AgentService::PrepareUnixSocket() {
-  const std::string& path = config_.socket_path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return InvalidArgumentError("socket path " + path + " is longer than " +
-                                std::to_string(sizeof addr.sun_path - 1) + " bytes");
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  SIGNUM_RETURN_IF_ERROR(MakeUserDirectory(DirName(path)));
-  // A directory another user made first (/tmp/signum-UID when XDG_RUNTIME_DIR is unset) could
-  // hold their socket, or get ours replaced: refuse to serve from it. Providers check the same.
-  SIGNUM_RETURN_IF_ERROR(transport::CheckPrivateDirectory(DirName(path))
-                             .WithContext("not serving on unix:" + path));
-
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return FailedPreconditionError(path + " exists and is not a socket; not replacing it");
-    }
-    SIGNUM_ASSIGN_OR_RETURN(bool stale, SocketIsStale(path, addr));
-    if (stale) {
-      SIGNUM_LOG_INFO(kLog, "removing stale socket " << path);
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return FailedPreconditionError("cannot remove stale socket " + path + ": " + Errno());
-      }
-    }
-  }
-
-  unix_fd_ = posix::OpenSocket(AF_UNIX, SOCK_STREAM, /*nonblocking=*/true);
-  if (unix_fd_ < 0) return InternalError("socket(AF_UNIX) failed: " + Errno());
-  // umask 077 while binding: the socket never exists, even briefly, with wider permissions.
-  const mode_t old_mask = ::umask(077);
-  const int bound = ::bind(unix_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  const int bind_errno = errno;
-  ::umask(old_mask);
-  if (bound != 0) {
-    return FailedPreconditionError("cannot bind " + path + ": " + std::strerror(bind_errno));
-  }
-  if (::chmod(path.c_str(), 0600) != 0) return InternalError("chmod " + path + ": " + Errno());
-  if (::lstat(path.c_str(), &st) == 0) socket_inode_ = st.st_ino;
-  if (::listen(unix_fd_, 128) != 0) return InternalError("listen on " + path + ": " + Errno());
-  SIGNUM_LOG_INFO(kLog, "serving providers on unix:" << path);
+  SIGNUM_ASSIGN_OR_RETURN(const UnixEndpoint endpoint, OpenUnixEndpoint(config_.socket_path));
+  unix_fd_ = endpoint.socket;
+  socket_inode_ = endpoint.inode;
+  SIGNUM_LOG_INFO(kLog, "serving providers on unix:" << config_.socket_path);
   return Status::Ok();
 }
 
 Status AgentService::PrepareTcp() {
-  const bool v6 = config_.tcp_host.find(':') != std::string::npos;
-  tcp_fd_ = posix::OpenSocket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, /*nonblocking=*/true);
-  if (tcp_fd_ < 0) return InternalError("socket(AF_INET) failed: " + Errno());
-  const int one = 1;
-  ::setsockopt(tcp_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  if (v6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(config_.tcp_port);
-    ::inet_pton(AF_INET6, config_.tcp_host.c_str(), &a->sin6_addr);
-    len = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&storage);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(config_.tcp_port);
-    ::inet_pton(AF_INET, config_.tcp_host.c_str(), &a->sin_addr);
-    len = sizeof *a;
-  }
-  const std::string where = config_.tcp_host + ":" + std::to_string(config_.tcp_port);
-  if (::bind(tcp_fd_, reinterpret_cast<const sockaddr*>(&storage), len) != 0) {
-    return FailedPreconditionError("cannot bind tcp " + where + ": " + Errno());
-  }
-  if (::listen(tcp_fd_, 128) != 0) return InternalError("listen on tcp " + where + ": " + Errno());
-  sockaddr_storage bound{};
-  socklen_t bound_len = sizeof bound;
-  ::getsockname(tcp_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_len);
-  tcp_port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                       : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  SIGNUM_ASSIGN_OR_RETURN(tcp_fd_, net::ListenTcp(config_.tcp_host, config_.tcp_port, &tcp_port_));
 
   // A fresh secret per start: a provider that still holds an old one cannot verify our proof
   // (kPermissionDenied) and rereads the file.
-  secret_ = HexEncode(RandomBytes(32));
-  SIGNUM_RETURN_IF_ERROR(MakeUserDirectory(DirName(config_.secret_file)));
+  SIGNUM_ASSIGN_OR_RETURN(const Bytes secret, SystemRandomBytes(32));
+  secret_ = HexEncode(secret);
+  SIGNUM_RETURN_IF_ERROR(MakePrivateDirectory(DirName(config_.secret_file)));
   SIGNUM_RETURN_IF_ERROR(WriteFileAtomically(config_.secret_file, secret_ + "\n", 0600)
                              .WithContext("writing the TCP secret"));
-  SIGNUM_RETURN_IF_ERROR(MakeUserDirectory(DirName(config_.port_file)));
+  SIGNUM_RETURN_IF_ERROR(MakePrivateDirectory(DirName(config_.port_file)));
   SIGNUM_RETURN_IF_ERROR(
       WriteFileAtomically(config_.port_file, std::to_string(tcp_port_) + "\n", 0644)
           .WithContext("writing the TCP port file"));
@@ -258,56 +135,47 @@ Status AgentService::PrepareTcp() {
 
 void AgentService::RemoveFiles() {
   if (socket_inode_ != 0) {
-    struct stat st {};
-    // Only our own socket: another agent may have replaced it meanwhile.
-    if (::lstat(config_.socket_path.c_str(), &st) == 0 && st.st_ino == socket_inode_) {
-      ::unlink(config_.socket_path.c_str());
-    }
+    RemoveUnixEndpoint(config_.socket_path, socket_inode_);
     socket_inode_ = 0;
   }
   if (port_file_written_) {
-    ::unlink(config_.port_file.c_str());
+    std::remove(config_.port_file.c_str());
     port_file_written_ = false;
   }
 }
 
-void AgentService::Stop() {
-  const char byte = 1;
-  // Async-signal-safe; a full pipe means a wake-up is already pending.
-  [[maybe_unused]] ssize_t ignored = ::write(wake_pipe_[1], &byte, 1);
-}
+void AgentService::Stop() { wake_.Signal(); }
 
 bool AgentService::Run() {
   for (;;) {
-    pollfd fds[3] = {{unix_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}, {tcp_fd_, POLLIN, 0}};
-    const nfds_t count = tcp_fd_ >= 0 ? 3 : 2;
-    const int n = ::poll(fds, count, -1);
+    const net::Socket sockets[3] = {unix_fd_, wake_.readable(), tcp_fd_};
+    bool ready[3] = {};
+    const int n = net::WaitAnyReadable(sockets, ready, 3);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      SIGNUM_LOG_ERROR(kLog, "poll failed: " << Errno());
+      if (net::LastErrorKind() == net::ErrorKind::kInterrupted) continue;
+      SIGNUM_LOG_ERROR(kLog, "waiting for connections failed: " << net::LastError());
       break;
     }
-    if (fds[1].revents != 0) {  // Stop()
+    if (ready[1]) {  // Stop()
       // Reading the byte orders Stop()'s last use of this object (on the signal thread) before
       // the caller destroys it once Run() returns; poll() alone does not (ThreadSanitizer).
-      char byte = 0;
-      [[maybe_unused]] ssize_t ignored = ::read(wake_pipe_[0], &byte, 1);
+      wake_.Drain();
       break;
     }
-    if (fds[0].revents != 0) AcceptFrom(unix_fd_, Transport::kUnixSocket);
-    if (count == 3 && fds[2].revents != 0) AcceptFrom(tcp_fd_, Transport::kTcp);
+    if (ready[0]) AcceptFrom(unix_fd_, Transport::kUnixSocket);
+    if (ready[2]) AcceptFrom(tcp_fd_, Transport::kTcp);
   }
 
   SIGNUM_LOG_INFO(kLog, "stopping: closing endpoints");
-  if (unix_fd_ >= 0) ::close(unix_fd_);
-  unix_fd_ = -1;
-  if (tcp_fd_ >= 0) ::close(tcp_fd_);
-  tcp_fd_ = -1;
+  if (unix_fd_ != net::kNoSocket) net::Close(unix_fd_);
+  unix_fd_ = net::kNoSocket;
+  if (tcp_fd_ != net::kNoSocket) net::Close(tcp_fd_);
+  tcp_fd_ = net::kNoSocket;
   RemoveFiles();
   std::unique_lock lock(mu_);
   stopping_ = true;
   // Wakes threads blocked in recv(); each closes its own fd, so no fd is reused under us.
-  for (int fd : connections_) ::shutdown(fd, SHUT_RDWR);
+  for (net::Socket fd : connections_) net::ShutdownBoth(fd);
   const bool drained = idle_cv_.wait_for(lock, kDrainTimeout, [&] { return connections_.empty(); });
   if (!drained) {
     SIGNUM_LOG_WARN(kLog, connections_.size() << " connection(s) still busy at shutdown");
@@ -315,35 +183,32 @@ bool AgentService::Run() {
   return drained;
 }
 
-void AgentService::AcceptFrom(int listen_fd, Transport transport) {
+void AgentService::AcceptFrom(net::Socket listener, Transport transport) {
   for (;;) {
-    const int fd = posix::AcceptConnection(listen_fd);
-    if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        SIGNUM_LOG_WARN(kLog, "accept failed: " << Errno());
+    const net::Socket fd = net::Accept(listener);
+    if (fd == net::kNoSocket) {
+      const net::ErrorKind error = net::LastErrorKind();
+      if (error == net::ErrorKind::kInterrupted) continue;
+      if (error != net::ErrorKind::kWouldBlock) {
+        SIGNUM_LOG_WARN(kLog, "accept failed: " << net::LastError());
         // EMFILE and friends: back off a little instead of spinning on a readable listener.
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (error == net::ErrorKind::kOutOfResources) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
       }
       return;
     }
-    timeval send_timeout{kSendTimeoutSeconds, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+    net::SetSendTimeout(fd, kSendTimeoutSeconds);
     if (transport == Transport::kTcp) {
-      const int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      net::SetNoDelay(fd);
       // Another user's process on the loopback port is never this agent's client (the secret
       // file is the owner's alone): closed before it holds a thread or a slot.
-      if (auto uid = LoopbackTcpPeerUid(fd); uid && *uid != ::geteuid()) {
+      if (Status foreign = CheckTcpPeerIsThisUser(fd); !foreign.ok()) {
         if (foreign_tcp_refused_++ % 100 == 0) {
-          SIGNUM_LOG_WARN(kLog, "tcp connection from uid " << *uid << " refused (this agent serves uid "
-                                                           << ::geteuid() << "; "
-                                                           << foreign_tcp_refused_
-                                                           << " such so far)");
+          SIGNUM_LOG_WARN(kLog, foreign.message() << " (" << foreign_tcp_refused_
+                                                  << " such so far)");
         }
-        ::close(fd);
+        net::Close(fd);
         continue;
       }
     }
@@ -351,7 +216,7 @@ void AgentService::AcceptFrom(int listen_fd, Transport transport) {
       std::lock_guard lock(mu_);
       // Each kind of connection has a budget of its own (AgentConfig): what fills one, e.g. a
       // flood of TCP connections that never finish the handshake, cannot starve the others.
-      std::set<int>& admitted =
+      std::set<net::Socket>& admitted =
           transport == Transport::kUnixSocket ? unix_connections_ : tcp_unauthenticated_;
       const size_t limit = transport == Transport::kUnixSocket
                                ? config_.max_connections
@@ -368,7 +233,7 @@ void AgentService::AcceptFrom(int listen_fd, Transport transport) {
                        ResourceExhaustedError("signum-agent has too many " + what + " (" +
                                               std::to_string(limit) + ")"),
                        /*linger=*/false);
-        ::close(fd);
+        net::Close(fd);
         continue;
       }
       admitted.insert(fd);
@@ -382,13 +247,13 @@ void AgentService::AcceptFrom(int listen_fd, Transport transport) {
       connections_.erase(fd);
       RejectAndClose(fd, ResourceExhaustedError("signum-agent cannot start a thread"),
                      /*linger=*/false);
-      ::close(fd);
+      net::Close(fd);
       idle_cv_.notify_all();
     }
   }
 }
 
-void AgentService::Serve(int fd, Transport transport) {
+void AgentService::Serve(net::Socket fd, Transport transport) {
   // Nothing may escape a detached thread: an exception here would terminate the agent.
   try {
     ServeConnection(fd, transport);
@@ -402,11 +267,11 @@ void AgentService::Serve(int fd, Transport transport) {
   unix_connections_.erase(fd);
   tcp_unauthenticated_.erase(fd);
   tcp_authenticated_.erase(fd);
-  ::close(fd);
+  net::Close(fd);
   idle_cv_.notify_all();
 }
 
-bool AgentService::AdmitAuthenticatedTcp(int fd) {
+bool AgentService::AdmitAuthenticatedTcp(net::Socket fd) {
   std::lock_guard lock(mu_);
   tcp_unauthenticated_.erase(fd);
   if (tcp_authenticated_.size() >= config_.max_connections) return false;
@@ -414,23 +279,19 @@ bool AgentService::AdmitAuthenticatedTcp(int fd) {
   return true;
 }
 
-void AgentService::ServeConnection(int fd, Transport transport) {
+void AgentService::ServeConnection(net::Socket fd, Transport transport) {
   std::optional<PeerCredentials> peer;
   ProcessInfo process;
   if (transport == Transport::kUnixSocket) {
-    auto creds = GetPeerCredentials(fd);
-    if (!creds.ok()) {
-      RejectAndClose(fd, creds.status());
+    auto identified = IdentifyUnixPeer(fd);
+    if (!identified.ok()) {
+      if (identified.status().code() == ErrorCode::kPermissionDenied)
+        SIGNUM_LOG_WARN(kLog, "rejected: " << identified.status().message());
+      RejectAndClose(fd, identified.status());
       return;
     }
-    Status allowed = CheckPeerUid(creds->uid, ::geteuid());
-    if (!allowed.ok()) {
-      SIGNUM_LOG_WARN(kLog, "rejected pid " << creds->pid << ": " << allowed.message());
-      RejectAndClose(fd, allowed);
-      return;
-    }
-    peer = *creds;
-    process = ReadProcessInfo(creds->pid);
+    peer = identified->credentials;
+    process = std::move(identified->process);
   }
   const std::string who = PeerName(transport, peer, process);
   SIGNUM_LOG_DEBUG(kLog, "connection from " << who);
@@ -469,23 +330,23 @@ void AgentService::ServeConnection(int fd, Transport transport) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(hello_deadline - Clock::now())
                 .count();
-        pollfd p{fd, POLLIN, 0};
-        const int ready = left > 0 ? ::poll(&p, 1, static_cast<int>(left)) : 0;
+        const int ready = left > 0 ? net::WaitReadable(fd, static_cast<int>(left)) : 0;
         if (ready == 0) {
           RejectAndClose(fd, DeadlineExceededError("no hello within " +
                                                    std::to_string(kHelloTimeoutMs) + " ms"));
           return;
         }
         if (ready < 0) {
-          if (errno == EINTR) continue;
+          if (net::LastErrorKind() == net::ErrorKind::kInterrupted) continue;
           return;
         }
       }
       char chunk[16384];
-      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      const long n = net::Receive(fd, chunk, sizeof chunk);
       if (n == 0) return;  // the provider closed (or Stop() shut the socket down)
       if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
+        const net::ErrorKind error = net::LastErrorKind();
+        if (error == net::ErrorKind::kInterrupted || error == net::ErrorKind::kWouldBlock) continue;
         return;
       }
       buffer.append(chunk, static_cast<size_t>(n));
@@ -593,7 +454,7 @@ void AgentService::ServeConnection(int fd, Transport transport) {
     json reply = Handle(message, transport, peer, process, &close);
     if (!SendFrame(fd, reply)) return;
     if (close) {
-      ::shutdown(fd, SHUT_WR);
+      net::ShutdownWrite(fd);
       return;
     }
   }

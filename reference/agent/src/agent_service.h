@@ -12,6 +12,7 @@
 #include <string>
 
 #include "agent_config.h"
+#include "agent_socket.h"
 #include "peer.h"
 #include "server_client.h"
 
@@ -32,7 +33,7 @@ class AgentService {
   // files, disconnects every client and waits (bounded) for their threads. Returns false if some
   // connection thread did not finish in time (the caller should then _exit rather than return).
   bool Run();
-  // Thread-safe and async-signal-safe (writes one byte to a pipe).
+  // Thread-safe (and async-signal-safe on POSIX: writes one byte to a pipe).
   void Stop();
 
   uint16_t tcp_port() const { return tcp_port_; }
@@ -43,12 +44,12 @@ class AgentService {
 
   Status PrepareUnixSocket();
   Status PrepareTcp();
-  void AcceptFrom(int listen_fd, Transport transport);
-  void Serve(int fd, Transport transport);
-  void ServeConnection(int fd, Transport transport);
+  void AcceptFrom(net::Socket listener, Transport transport);
+  void Serve(net::Socket fd, Transport transport);
+  void ServeConnection(net::Socket fd, Transport transport);
   // A TCP connection that just proved the secret leaves the unauthenticated budget for the
   // authenticated one; false when that is full (the connection is then refused).
-  bool AdmitAuthenticatedTcp(int fd);
+  bool AdmitAuthenticatedTcp(net::Socket fd);
   void RemoveFiles();
 
   // Handles one request after the Hello; *close is set for protocol violations.
@@ -59,21 +60,21 @@ class AgentService {
   const AgentConfig config_;
   ServerClient* const server_;
   const std::string hostname_ = LocalHostname();
-  int unix_fd_ = -1;
-  int tcp_fd_ = -1;
-  int wake_pipe_[2] = {-1, -1};
+  net::Socket unix_fd_ = net::kNoSocket;
+  net::Socket tcp_fd_ = net::kNoSocket;
+  net::WakeUp wake_;
   uint16_t tcp_port_ = 0;
   std::string secret_;
-  ino_t socket_inode_ = 0;  // to remove only the socket file we created
+  uint64_t socket_inode_ = 0;  // to remove only the socket file we created
   bool port_file_written_ = false;
 
   std::mutex mu_;
   std::condition_variable idle_cv_;
-  std::set<int> connections_;  // fds of live connections, to shut them down on Stop()
-  // The same fds by budget (AcceptFrom): each kind is limited on its own.
-  std::set<int> unix_connections_;     // at most max_connections
-  std::set<int> tcp_unauthenticated_;  // at most max_unauthenticated_connections
-  std::set<int> tcp_authenticated_;    // at most max_connections
+  std::set<net::Socket> connections_;  // live connections, to shut them down on Stop()
+  // The same sockets by budget (AcceptFrom): each kind is limited on its own.
+  std::set<net::Socket> unix_connections_;     // at most max_connections
+  std::set<net::Socket> tcp_unauthenticated_;  // at most max_unauthenticated_connections
+  std::set<net::Socket> tcp_authenticated_;    // at most max_connections
   uint64_t limit_warnings_ = 0;        // under mu_: log the first and every 100th refusal only
   uint64_t foreign_tcp_refused_ = 0;   // accept loop only
   bool stopping_ = false;

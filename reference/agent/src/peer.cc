@@ -1,13 +1,10 @@
 #include "peer.h"
 
-#include <unistd.h>
-
 #include <cstring>
 #include <string_view>
 
 #include "signum/core/command_line_redaction.h"
 #include "signum/core/encoding.h"
-#include "signum/core/posix_platform.h"
 
 namespace signum::agent {
 namespace {
@@ -18,11 +15,6 @@ std::string Basename(const std::string& path) {
 }
 
 }  // namespace
-
-Result<PeerCredentials> GetPeerCredentials(int fd) {
-  SIGNUM_ASSIGN_OR_RETURN(const posix::SocketPeer peer, posix::UnixSocketPeer(fd));
-  return PeerCredentials{peer.pid, peer.uid, peer.gid};
-}
 
 Status CheckPeerUid(uid_t peer_uid, uid_t agent_euid) {
   if (peer_uid == agent_euid) return Status::Ok();
@@ -79,12 +71,6 @@ wire::CallerContext BuildCallerContext(Transport transport,
                                                 : redaction::RedactCommandLine(claimed.command_line)),
       wire::kMaxCommandLineLength);
   return c;
-}
-
-std::string LocalHostname() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
 }
 
 }  // namespace signum::agent

@@ -7,13 +7,22 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
+#include "agent_platform.h"
+#include "agent_socket.h"
 #include "signum/core/status.h"
 #include "signum/core/wire.h"
 
 namespace signum::agent {
+
+#ifdef _WIN32
+// Windows has no uids; the Unix-socket peer (the only user of these) does not exist there.
+using uid_t = std::uint32_t;
+using gid_t = std::uint32_t;
+#endif
 
 struct PeerCredentials {
   pid_t pid = 0;
@@ -60,13 +69,17 @@ wire::CallerContext BuildCallerContext(Transport transport,
                                        const wire::CallerContext& claimed,
                                        const std::string& hostname, const std::string& agent_id);
 
-std::string LocalHostname();
-
 // The uid owning the other end of an accepted loopback TCP connection, from the kernel's socket
 // tables (/proc/net/tcp and tcp6: the peer's socket is the one whose local address is our remote
 // address and vice versa). nullopt when it cannot be told (no /proc, not loopback; always on
 // macOS, whose socket tables an unprivileged process cannot map to a uid): the caller then relies
 // on the handshake alone.
 std::optional<uid_t> LoopbackTcpPeerUid(int fd, const std::string& proc_root = "/proc");
+
+// Another user's process on the agent's loopback port is never its client (the secret file is the
+// owner's alone): kPermissionDenied naming both users when the system can tell (Linux: the socket
+// tables above; Windows: the connection's owning process and its token's user), Ok when it is
+// this user or cannot be told (macOS), leaving the handshake to decide.
+Status CheckTcpPeerIsThisUser(net::Socket connection);
 
 }  // namespace signum::agent

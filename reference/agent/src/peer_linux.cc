@@ -82,4 +82,12 @@ ProcessInfo ReadProcessInfo(pid_t pid, const std::string& proc_root) {
   return ProcessInfoFrom(executable, raw);
 }
 
+Status CheckTcpPeerIsThisUser(net::Socket connection) {
+  const std::optional<uid_t> uid = LoopbackTcpPeerUid(connection);
+  if (!uid || *uid == ::geteuid()) return Status::Ok();
+  return PermissionDeniedError("tcp connection from uid " + std::to_string(*uid) +
+                               " refused (this agent serves uid " + std::to_string(::geteuid()) +
+                               ")");
+}
+
 }  // namespace signum::agent

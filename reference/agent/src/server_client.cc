@@ -5,7 +5,6 @@
 
 #include "signum/core/files.h"
 #include "signum/core/log.h"
-#include "signum/core/x509.h"
 
 namespace signum::agent {
 namespace {
@@ -55,19 +54,13 @@ Result<std::unique_ptr<ServerClient>> ServerClient::Create(const AgentConfig& co
   if (!config.client_certificate_file.empty()) {
     h.client_certificate_file = config.client_certificate_file;
     h.client_key_file = config.client_key_file;
-    if (client->user_.empty()) {
-      auto pem = ReadFile(config.client_certificate_file);
-      if (!pem.ok()) return pem.status().WithContext("reading the client certificate");
-      auto cert = Certificate::FromPem(*pem);
-      if (!cert.ok())
-        return cert.status().WithContext("client certificate " + config.client_certificate_file);
-      client->user_ = "client certificate " + cert->Subject();
-    }
   }
   // Building one connection object checks the CA file and client certificate now, at start-up,
   // instead of on the first provider request.
   auto first = HttpsClient::Create(h);
   if (!first.ok()) return first.status().WithContext("TLS settings for " + config.server_url);
+  if (client->user_.empty() && !(*first)->client_certificate_subject().empty())
+    client->user_ = "client certificate " + (*first)->client_certificate_subject();
   client->idle_.push_back(std::move(first).value());
   return client;
 }

@@ -118,6 +118,29 @@ std::string PemEncode(std::string_view label, ByteView der) {
   return out;
 }
 
+Result<std::vector<Bytes>> PemDecodeAll(std::string_view text, std::string_view label) {
+  const std::string begin_line = "-----BEGIN " + std::string(label) + "-----";
+  const std::string end_line = "-----END " + std::string(label) + "-----";
+  std::vector<Bytes> blocks;
+  for (size_t at = text.find(begin_line); at != std::string_view::npos;
+       at = text.find(begin_line, at)) {
+    const size_t body = at + begin_line.size();
+    const size_t end = text.find(end_line, body);
+    const std::string which = "PEM " + std::string(label) + " block " +
+                              std::to_string(blocks.size() + 1);
+    if (end == std::string_view::npos) return InvalidArgumentError(which + " does not end");
+    std::string base64;
+    for (char ch : text.substr(body, end - body)) {
+      if (ch != '\n' && ch != '\r' && ch != ' ' && ch != '\t') base64 += ch;
+    }
+    auto der = Base64Decode(base64);
+    if (!der.ok()) return der.status().WithContext(which);
+    blocks.push_back(std::move(der).value());
+    at = end + end_line.size();
+  }
+  return blocks;
+}
+
 std::string HexEncode(ByteView data) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -11,7 +11,8 @@
 #include <sstream>
 
 // mingw-w64 (the Windows providers) has open/read/close but no O_CLOEXEC, fchmod, fsync or
-// O_DIRECTORY: reads are binary and not inherited there, and WriteFileAtomically is POSIX-only.
+// O_DIRECTORY: reads are binary and not inherited there, and WriteFileAtomically is
+// files_windows.cc's.
 #ifdef _WIN32
 #define SIGNUM_READ_FLAGS (O_RDONLY | O_BINARY | O_NOINHERIT)
 #else

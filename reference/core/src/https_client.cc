@@ -15,6 +15,8 @@
 #include "signum/core/encoding.h"
 #include "signum/core/https_client.h"
 #include "signum/core/crypto.h"
+#include "signum/core/files.h"
+#include "signum/core/x509.h"
 #include "signum/core/tls_files.h"
 
 #include <openssl/err.h>
@@ -97,6 +99,7 @@ class HttpsClient::Impl {
                               const std::map<std::string, std::string>& extra_headers);
   void Close();
   uint64_t connections_opened() const { return connections_opened_; }
+  const std::string& client_certificate_subject() const { return client_certificate_subject_; }
 
  private:
   Status Connect();
@@ -116,6 +119,7 @@ class HttpsClient::Impl {
   std::unique_ptr<Stream> stream_;
   beast::flat_buffer buffer_;
   uint64_t connections_opened_ = 0;
+  std::string client_certificate_subject_;
 };
 
 Status HttpsClient::Impl::Init() {
@@ -160,6 +164,9 @@ Status HttpsClient::Impl::Init() {
   if (!config_.client_certificate_file.empty()) {
     SIGNUM_RETURN_IF_ERROR(UseCertificateAndKey(ctx, "client", config_.client_certificate_file,
                                                 config_.client_key_file));
+    SIGNUM_ASSIGN_OR_RETURN(std::string pem, ReadFile(config_.client_certificate_file));
+    SIGNUM_ASSIGN_OR_RETURN(Certificate certificate, Certificate::FromPem(pem));
+    client_certificate_subject_ = certificate.Subject();
   }
   ERR_clear_error();
   return Status::Ok();
@@ -390,5 +397,9 @@ Result<HttpsResult> HttpsClient::Request(const std::string& method, const std::s
 void HttpsClient::Close() { impl_->Close(); }
 
 uint64_t HttpsClient::connections_opened() const { return impl_->connections_opened(); }
+
+const std::string& HttpsClient::client_certificate_subject() const {
+  return impl_->client_certificate_subject();
+}
 
 }  // namespace signum

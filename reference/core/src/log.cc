@@ -65,7 +65,11 @@ void LogLine(LogLevel level, std::string_view component, std::string_view messag
   const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
+#ifdef _WIN32
+  gmtime_s(&tm, &secs);  // the same, argument order and all, as Microsoft's CRT spells it
+#else
   gmtime_r(&secs, &tm);
+#endif
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   std::lock_guard lock(g_mu);

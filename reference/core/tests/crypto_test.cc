@@ -145,6 +145,26 @@ TEST(Base64Test, RejectsJunk) {
   EXPECT_TRUE(Base64Decode("").value().empty());
 }
 
+TEST(PemTest, DecodesEveryBlockOfItsLabelInOrder) {
+  const Bytes first = {0x30, 0x03, 0x02, 0x01, 0x01};
+  const Bytes second(100, 0x5a);  // more than one 64-character line
+  const std::string text = "junk before\n" + PemEncode("CERTIFICATE", first) +
+                           PemEncode("PRIVATE KEY", Bytes{1, 2, 3}) + "between\r\n" +
+                           PemEncode("CERTIFICATE", second);
+  ASSERT_OK_AND_ASSIGN(std::vector<Bytes> blocks, PemDecodeAll(text, "CERTIFICATE"));
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0], first);
+  EXPECT_EQ(blocks[1], second);
+  ASSERT_OK_AND_ASSIGN(std::vector<Bytes> none, PemDecodeAll("no pem here", "CERTIFICATE"));
+  EXPECT_TRUE(none.empty());
+  EXPECT_THAT(PemDecodeAll("-----BEGIN CERTIFICATE-----\nAAAA\n", "CERTIFICATE"),
+              StatusIs(ErrorCode::kInvalidArgument));  // no end line
+  EXPECT_THAT(PemDecodeAll(PemEncode("CERTIFICATE", first) +
+                               "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+                           "CERTIFICATE"),
+              StatusIs(ErrorCode::kInvalidArgument));  // the second block does not decode
+}
+
 TEST(HexTest, RoundTripsAndSeparators) {
   const Bytes data = {0x00, 0x01, 0xab, 0xcd, 0xef, 0xff};
   EXPECT_EQ(HexEncode(data), "0001abcdefff");

@@ -240,20 +240,9 @@ Result<CertificateInfo> CertificateInfo::FromDer(ByteView der_bytes) {
 }
 
 Result<CertificateInfo> CertificateInfo::FromPem(std::string_view pem) {
-  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
-  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
-  const size_t begin = pem.find(kBegin);
-  if (begin == std::string_view::npos) return InvalidArgumentError("no PEM certificate block");
-  const size_t body = begin + kBegin.size();
-  const size_t end = pem.find(kEnd, body);
-  if (end == std::string_view::npos) return InvalidArgumentError("unterminated PEM certificate");
-  std::string base64;
-  for (char ch : pem.substr(body, end - body)) {
-    if (ch != '\n' && ch != '\r' && ch != ' ' && ch != '\t') base64 += ch;
-  }
-  auto der_bytes = Base64Decode(base64);
-  if (!der_bytes.ok()) return der_bytes.status().WithContext("PEM certificate");
-  return FromDer(*der_bytes);
+  SIGNUM_ASSIGN_OR_RETURN(std::vector<Bytes> blocks, PemDecodeAll(pem, "CERTIFICATE"));
+  if (blocks.empty()) return InvalidArgumentError("no PEM certificate block");
+  return FromDer(blocks.front());
 }
 
 std::string CertificateInfo::Subject() const { return NameToString(subject_der_).value(); }

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "signum/core/bytes.h"
 #include "signum/core/status.h"
@@ -26,6 +27,10 @@ bool IsSafeHttpFieldValue(std::string_view text);
 
 // RFC 7468 text: "-----BEGIN <label>-----", base64 in 64-character lines, "-----END <label>-----".
 std::string PemEncode(std::string_view label, ByteView der);
+// Every "-----BEGIN <label>-----" block of text, decoded, in order (whitespace inside a block is
+// ignored; text between blocks is not read). A block that does not end or does not decode is an
+// error naming its position; no block at all is an empty list, for the caller to judge.
+Result<std::vector<Bytes>> PemDecodeAll(std::string_view text, std::string_view label);
 Result<Bytes> HexDecode(std::string_view hex);  // accepts upper/lowercase, optional ':' separators
 
 // Text from outside (a /proc command line holds any bytes) made fit for JSON and for the server's

@@ -47,6 +47,8 @@ class HttpsClient {
   }
   void Close();
   uint64_t connections_opened() const;
+  // The subject of the client certificate this client presents ("CN=...,O=..."), empty without.
+  const std::string& client_certificate_subject() const;
 
  private:
   HttpsClient() = default;

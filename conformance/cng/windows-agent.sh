@@ -1,0 +1,131 @@
+# Sourced by run-wine-suite.sh --windows-agent: signum-agent.exe, the native Windows agent, under
+# Wine in front of the Linux deployment's signum-server, instead of the Linux agent.
+#   windows_agent_start DIR URL CA TOKEN AGENT_ID   starts it (TCP only: SIGNUM_AGENT_SOCKET=off,
+#                          127.0.0.1:0) with its files in DIR; sets WA_PORT, WA_PID, WA_SECRET
+#                          (Windows path), WA_LOG; fails if it is not serving within 60 s
+#   windows_agent_stop DIR stops it the way a console user does (SIGINT -> CTRL_C_EVENT under Wine)
+#                          and checks that it removed its port and PID files
+#   windows_agent_trust_check DIR CA TOKEN REPO_ROOT
+#                          the agent must not send its request (bearer token) to a server whose
+#                          certificate does not chain to its CA file: a TLS recorder on loopback
+#                          with a throwaway CA's certificate for 127.0.0.1 gets nothing from an
+#                          agent trusting CA, and gets the token from one trusting the throwaway
+#                          CA (so the check can see a leak)
+# Needs WINE64 and a started prefix (cmake/wine-prefix.sh) and winpath() from the caller.
+
+windows_agent_start() {
+  local dir=$1 url=$2 ca=$3 token=$4 agent_id=$5 i
+  mkdir -p "$dir"
+  rm -f "$dir/agent.port" "$dir/agent.pid"
+  WA_LOG=$dir/agent.log
+  WA_SECRET=$(winpath "$dir/agent.secret")
+  # Only what the agent is told here: nothing of the Linux agent's environment.
+  env -u SIGNUM_AGENT_SOCKET -u SIGNUM_AGENT_TCP -u SIGNUM_AGENT_SECRET_FILE -u SIGNUM_CONFIG \
+    -u SIGNUM_CERTIFICATE_PATH -u SIGNUM_KEY_PATH \
+    SIGNUM_SERVER_URL="$url" SIGNUM_TLS_TRUSTED_CA="$(winpath "$ca")" \
+    SIGNUM_TOKEN_FILE="$(winpath "$token")" SIGNUM_AGENT_SOCKET=off SIGNUM_AGENT_TCP=127.0.0.1:0 \
+    SIGNUM_AGENT_SECRET_FILE="$WA_SECRET" SIGNUM_AGENT_PORT_FILE="$(winpath "$dir/agent.port")" \
+    SIGNUM_AGENTID="$agent_id" SIGNUM_LOGLEVEL=info \
+    "$WINE64" "$WINBUILD/bin/signum-agent.exe" --pid-file "$(winpath "$dir/agent.pid")" \
+    --log-file "$(winpath "$WA_LOG")" </dev/null >"$dir/agent.out" 2>&1 &
+  WA_PID=$!
+  for i in $(seq 1 120); do
+    [[ -s $dir/agent.port ]] && break
+    kill -0 "$WA_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  if [[ ! -s $dir/agent.port ]]; then
+    cat "$dir/agent.out" "$WA_LOG" 2>/dev/null >&2
+    echo "FAIL: signum-agent.exe is not serving after 60 s (log: $WA_LOG)" >&2
+    return 1
+  fi
+  WA_PORT=$(tr -dc 0-9 <"$dir/agent.port")
+}
+
+windows_agent_stop() {
+  local dir=$1 i
+  [[ -n ${WA_PID:-} ]] || return 0
+  kill -INT "$WA_PID" 2>/dev/null || true
+  for i in $(seq 1 40); do
+    kill -0 "$WA_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  if kill -0 "$WA_PID" 2>/dev/null; then
+    kill -KILL "$WA_PID" 2>/dev/null || true
+    echo "FAIL: signum-agent.exe did not stop on Ctrl+C within 10 s" >&2
+    WA_PID=""
+    return 1
+  fi
+  WA_PID=""
+  if [[ -e $dir/agent.port || -e $dir/agent.pid ]]; then
+    echo "FAIL: signum-agent.exe left its port or PID file behind in $dir" >&2
+    return 1
+  fi
+  grep -q "received Ctrl+C, shutting down" "$dir/agent.log" ||
+    { echo "FAIL: signum-agent.exe did not log its Ctrl+C shutdown" >&2; return 1; }
+}
+
+windows_agent_trust_check() {
+  local dir=$1 ca=$2 token=$3 root=$4
+  local probe=$dir/trust-check recorder_pid rc=0 status_rc out
+  rm -rf "$probe"
+  mkdir -p "$probe"
+  # A throwaway CA and a certificate for 127.0.0.1 from it: everything right but the issuer.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=Not the deployment's CA" -keyout "$probe/rogue-ca.key" -out "$probe/rogue-ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$probe/server.key" -out "$probe/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$probe/ext.cnf"
+  openssl x509 -req -in "$probe/server.csr" -CA "$probe/rogue-ca.pem" -CAkey "$probe/rogue-ca.key" \
+    -CAcreateserial -days 2 -extfile "$probe/ext.cnf" -out "$probe/server.pem" >/dev/null 2>&1
+  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$probe/server.pem" "$probe/server.key" \
+    "$probe/port" "$probe/received" 120 &
+  recorder_pid=$!
+  local i
+  for i in $(seq 1 40); do [[ -s $probe/port ]] && break; sleep 0.25; done
+  local url=https://127.0.0.1:$(tr -dc 0-9 <"$probe/port")
+
+  # 1. Trusting the deployment's CA only: refused before the request, nothing sent.
+  windows_agent_start "$probe/strict" "$url" "$ca" "$token" signum-trust-check || rc=1
+  set +e
+  out=$("$WINE64" "$WINBUILD/bin/signum-util.exe" --tcp "127.0.0.1:$WA_PORT" \
+    --secret-file "$WA_SECRET" status 2>&1)
+  status_rc=$?
+  set -e
+  windows_agent_stop "$probe/strict" || rc=1
+  echo "$out" >"$probe/strict-status.txt"
+  if [[ $status_rc -ne 2 ]] || ! grep -q "is not issued by a CA in" <<<"$out"; then
+    echo "FAIL: an agent trusting $ca did not refuse a server with another CA's certificate" \
+         "(signum-util status exit $status_rc):" >&2
+    echo "$out" >&2
+    rc=1
+  fi
+  if grep -aqiF authorization "$probe/received" || grep -aqF "$(tr -d '\n' <"$token")" "$probe/received"; then
+    echo "FAIL: the agent sent its request (and token) to the untrusted server:" >&2
+    cat -v "$probe/received" >&2
+    rc=1
+  fi
+  local strict_bytes
+  strict_bytes=$(grep -av '^# ' "$probe/received" | wc -c)
+
+  # 2. Control: trusting the throwaway CA, the same server receives the request with the token,
+  #    so step 1 would have seen a leak.
+  windows_agent_start "$probe/lax" "$url" "$probe/rogue-ca.pem" "$token" signum-trust-check || rc=1
+  set +e
+  "$WINE64" "$WINBUILD/bin/signum-util.exe" --tcp "127.0.0.1:$WA_PORT" --secret-file "$WA_SECRET" \
+    status >"$probe/lax-status.txt" 2>&1
+  set -e
+  windows_agent_stop "$probe/lax" || rc=1
+  kill "$recorder_pid" 2>/dev/null || true
+  wait "$recorder_pid" 2>/dev/null || true
+  if ! grep -aqF "Authorization: Bearer $(tr -d '\n' <"$token")" "$probe/received"; then
+    echo "FAIL: control: an agent trusting the recorder's CA did not reach it; the check above" \
+         "proves nothing (received: $(wc -c <"$probe/received") bytes)" >&2
+    rc=1
+  fi
+  [[ $rc -eq 0 ]] && echo "trust check: untrusted server refused with nothing sent" \
+    "($strict_bytes request bytes); control reached it with the token"
+  return $rc
+}

@@ -1,0 +1,88 @@
+// agent_platform.h on Windows.
+#include <winsock2.h>
+#include <windows.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <system_error>
+
+#include "agent_platform.h"
+
+namespace signum::agent {
+namespace {
+
+std::mutex g_stop_mu;
+std::function<void(const std::string&)>* g_stop = nullptr;
+
+BOOL WINAPI OnConsoleControl(DWORD event) {
+  const char* why = event == CTRL_C_EVENT       ? "received Ctrl+C"
+                    : event == CTRL_BREAK_EVENT ? "received Ctrl+Break"
+                    : event == CTRL_CLOSE_EVENT ? "its console is closing"
+                    : event == CTRL_LOGOFF_EVENT ? "the user is logging off"
+                                                 : "the system is shutting down";
+  std::function<void(const std::string&)>* stop = nullptr;
+  {
+    std::lock_guard lock(g_stop_mu);
+    stop = g_stop;
+    g_stop = nullptr;  // once
+  }
+  if (stop != nullptr) (*stop)(why);
+  // Handled: the process ends when Run() returns, after closing its endpoint.
+  return TRUE;
+}
+
+}  // namespace
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of("/\\");
+  if (slash == std::string::npos) return ".";
+  if (slash == 0 || (slash == 2 && path.size() > 1 && path[1] == ':')) return path.substr(0, slash + 1);
+  return path.substr(0, slash);
+}
+
+Status MakePrivateDirectory(const std::string& dir) {
+  if (dir.empty() || dir == ".") return Status::Ok();
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::u8path(dir);
+  if (std::filesystem::is_directory(p, ec)) return Status::Ok();
+  if (std::filesystem::exists(p, ec))
+    return FailedPreconditionError(dir + " exists and is not a directory");
+  if (!std::filesystem::create_directories(p, ec) && ec)
+    return FailedPreconditionError("cannot create directory " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+std::string DefaultAgentDirectory() {
+  const char* local = std::getenv("LOCALAPPDATA");
+  if (local != nullptr && *local != '\0') return std::string(local) + "\\Signum";
+  const char* profile = std::getenv("USERPROFILE");
+  return std::string(profile != nullptr ? profile : ".") + "\\AppData\\Local\\Signum";
+}
+
+std::string AgentUserName() {
+  char name[256] = {};
+  DWORD size = sizeof name;
+  if (!GetUserNameA(name, &size)) return "unknown-user";
+  const char* domain = std::getenv("USERDOMAIN");
+  return (domain != nullptr && *domain != '\0' ? std::string(domain) + "\\" : std::string()) + name;
+}
+
+std::string LocalHostname() {
+  char name[MAX_COMPUTERNAME_LENGTH + 1] = {};
+  DWORD size = sizeof name;
+  if (!GetComputerNameA(name, &size)) return "localhost";
+  return name;
+}
+
+long CurrentProcessId() { return static_cast<long>(GetCurrentProcessId()); }
+
+void BlockTerminationSignals() {}  // console control events arrive on a thread of their own
+
+void StopOnTerminationRequest(std::function<void(const std::string& why)> stop) {
+  std::lock_guard lock(g_stop_mu);
+  g_stop = new std::function<void(const std::string&)>(std::move(stop));  // lives until the end
+  SetConsoleCtrlHandler(OnConsoleControl, TRUE);
+}
+
+}  // namespace signum::agent

@@ -1,0 +1,243 @@
+// signum-agent.exe's Windows halves, run under Wine by the mingw tree's ctest (ci/build-windows
+// --test): the configuration's Windows defaults, the Winsock layer (agent_socket_windows.cc),
+// the owner-only secret file, the Schannel client's refusals, and the service itself serving the
+// TCP handshake to the providers' own client. Against a real server: conformance/cng's
+// signum_cng_windows_agent_wine (run-wine-suite.sh --windows-agent).
+#include <gtest/gtest.h>
+
+#include <windows.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "agent_config.h"
+#include "agent_platform.h"
+#include "agent_service.h"
+#include "agent_socket.h"
+#include "server_client.h"
+#include "signum/agent/agent_client.h"
+#include "signum/core/files.h"
+#include "signum/core/https_client.h"
+#include "signum/testing/status_matchers.h"
+
+namespace signum::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using ::signum::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("signum-agent-windows-test-" + std::to_string(GetCurrentProcessId()) + "-" +
+             std::to_string(counter_++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  static inline int counter_ = 0;
+  fs::path path_;
+};
+
+EnvLookup Env(std::map<std::string, std::string> values) {
+  return [values](const std::string& name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::string WriteToken(const TempDir& dir) {
+  const std::string path = dir.File("token");
+  std::ofstream(path) << "sgn_1a2b3c4d_not-a-real-secret\n";
+  return path;
+}
+
+TEST(AgentConfigWindows, ServesTcpOnlyAndKeepsItsFilesUnderLocalAppData) {
+  TempDir dir;
+  const std::string token = WriteToken(dir);
+  // No Unix socket by default on Windows, so without TCP the agent would serve nobody.
+  auto no_tcp = LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"},
+                                         {"SIGNUM_TOKEN_FILE", token}}));
+  EXPECT_THAT(no_tcp.status(), StatusIs(ErrorCode::kInvalidArgument, HasSubstr("SIGNUM_AGENT_TCP")));
+
+  _putenv_s("LOCALAPPDATA", dir.File("appdata").c_str());
+  ASSERT_OK_AND_ASSIGN(AgentConfig config,
+                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"},
+                                                {"SIGNUM_TOKEN_FILE", token},
+                                                {"SIGNUM_AGENT_TCP", "127.0.0.1:0"}})));
+  EXPECT_FALSE(config.unix_socket_enabled);
+  EXPECT_TRUE(config.tcp_enabled);
+  EXPECT_EQ(config.secret_file, dir.File("appdata") + "\\Signum/agent.secret");
+  EXPECT_EQ(DirName(config.port_file), DirName(config.secret_file));
+  // The default agent id names the Windows user, not a uid.
+  EXPECT_THAT(config.agent_id, HasSubstr("signum-agent@" + LocalHostname() + "/"));
+  EXPECT_THAT(config.agent_id, HasSubstr(AgentUserName()));
+}
+
+TEST(AgentConfigWindows, DirNameKnowsBothSeparatorsAndDrives) {
+  EXPECT_EQ(DirName("C:\\Users\\me\\Signum\\agent.secret"), "C:\\Users\\me\\Signum");
+  EXPECT_EQ(DirName("Z:/tmp/x/agent.port"), "Z:/tmp/x");
+  EXPECT_EQ(DirName("C:\\agent.secret"), "C:\\");
+  EXPECT_EQ(DirName("agent.secret"), ".");
+}
+
+TEST(HttpsClientWindows, RefusesWhatItCannotDoWithTheReason) {
+  TempDir dir;
+  HttpsClientConfig config;
+  config.client_certificate_file = dir.File("client.pem");
+  config.client_key_file = dir.File("client.key");
+  EXPECT_THAT(HttpsClient::Create(config).status(),
+              StatusIs(ErrorCode::kInvalidArgument, HasSubstr("use an API token")));
+
+  config = {};
+  config.server_name = "signum.example";
+  EXPECT_THAT(HttpsClient::Create(config).status(),
+              StatusIs(ErrorCode::kInvalidArgument, HasSubstr("server name other than the host")));
+
+  config = {};
+  config.ca_file = dir.File("missing.pem");
+  EXPECT_THAT(HttpsClient::Create(config).status(), StatusIs(ErrorCode::kNotFound));
+  std::ofstream(dir.File("empty.pem")) << "no certificate here\n";
+  config.ca_file = dir.File("empty.pem");
+  EXPECT_THAT(HttpsClient::Create(config).status(),
+              StatusIs(ErrorCode::kInvalidArgument, HasSubstr("no PEM certificate")));
+  std::ofstream(dir.File("bad.pem")) << "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  config.ca_file = dir.File("bad.pem");
+  EXPECT_THAT(HttpsClient::Create(config).status(),
+              StatusIs(ErrorCode::kInvalidArgument, HasSubstr("does not parse")));
+}
+
+TEST(HttpsClientWindows, AnUnreachableServerIsUnavailableNamingIt) {
+  HttpsClientConfig config;
+  config.port = 1;  // nothing listens on port 1
+  config.connect_timeout_ms = 3000;
+  ASSERT_OK_AND_ASSIGN(auto client, HttpsClient::Create(config));
+  auto result = client->Get("/v1/health");
+  EXPECT_THAT(result.status(), StatusIs(ErrorCode::kUnavailable, HasSubstr("127.0.0.1:1")));
+  EXPECT_EQ(client->connections_opened(), 0u);
+}
+
+TEST(WriteFileAtomicallyWindows, ReplacesTheFileAndLeavesNoTemporary) {
+  TempDir dir;
+  const std::string path = dir.File("agent.secret");
+  ASSERT_OK(WriteFileAtomically(path, "first\n", 0600));
+  ASSERT_OK(WriteFileAtomically(path, "second\n", 0600));
+  ASSERT_OK(WriteFileAtomically(dir.File("agent.port"), "1234\n", 0644));
+  ASSERT_OK_AND_ASSIGN(std::string content, ReadFile(path));
+  EXPECT_EQ(content, "second\n");
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(path).parent_path())) {
+    EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << entry.path().string();
+    ++files;
+  }
+  EXPECT_EQ(files, 2);
+  EXPECT_THAT(WriteFileAtomically(dir.File("no-such-dir\\x"), "x", 0600),
+              StatusIs(ErrorCode::kNotFound));
+}
+
+TEST(AgentSocketWindows, ListensAcceptsTransfersAndWakesUp) {
+  ASSERT_OK(net::Initialize());
+  uint16_t port = 0;
+  ASSERT_OK_AND_ASSIGN(net::Socket listener, net::ListenTcp("127.0.0.1", 0, &port));
+  ASSERT_NE(port, 0);
+  // Nothing pending on a non-blocking listener: "would block", not an error.
+  EXPECT_EQ(net::Accept(listener), net::kNoSocket);
+  EXPECT_EQ(net::LastErrorKind(), net::ErrorKind::kWouldBlock);
+
+  AgentEndpoint endpoint;  // any TCP client will do; the providers' own is at hand
+  endpoint.tcp_host = "127.0.0.1";
+  endpoint.tcp_port = port;
+  endpoint.secret = std::string(64, 'a');
+  std::thread client([&] { (void)AgentClient::Connect(endpoint, "socket-test", 3000); });
+  net::Socket sockets[1] = {listener};
+  bool ready[1] = {};
+  ASSERT_EQ(net::WaitAnyReadable(sockets, ready, 1), 1);
+  EXPECT_TRUE(ready[0]);
+  const net::Socket accepted = net::Accept(listener);
+  ASSERT_NE(accepted, net::kNoSocket);
+  // The client sends its hello first: the accepted socket is blocking and readable.
+  ASSERT_EQ(net::WaitReadable(accepted, 3000), 1);
+  char buffer[256];
+  EXPECT_GT(net::Receive(accepted, buffer, sizeof buffer), 0);
+  EXPECT_OK(CheckTcpPeerIsThisUser(accepted));  // our own process
+  net::Close(accepted);  // the client sees the agent go away
+  client.join();
+
+  net::WakeUp wake;
+  ASSERT_OK(wake.Open());
+  const net::Socket both[2] = {listener, wake.readable()};
+  bool which[2] = {};
+  wake.Signal();
+  ASSERT_EQ(net::WaitAnyReadable(both, which, 2), 1);
+  EXPECT_FALSE(which[0]);
+  EXPECT_TRUE(which[1]);
+  wake.Drain();
+  EXPECT_EQ(net::WaitReadable(wake.readable(), 100), 0);
+  net::Close(listener);
+}
+
+TEST(AgentServiceWindows, ServesTheTcpHandshakeAndMapsAnUnreachableServer) {
+  ASSERT_OK(net::Initialize());
+  TempDir dir;
+  const std::string token = WriteToken(dir);
+  ASSERT_OK_AND_ASSIGN(AgentConfig config,
+                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:1"},
+                                                {"SIGNUM_TOKEN_FILE", token},
+                                                {"SIGNUM_AGENT_TCP", "127.0.0.1:0"},
+                                                {"SIGNUM_AGENT_SECRET_FILE", dir.File("run\\agent.secret")}})));
+  config.connect_timeout_ms = 2000;
+  ASSERT_OK_AND_ASSIGN(auto server, ServerClient::Create(config));
+  ASSERT_OK_AND_ASSIGN(auto service, AgentService::Create(config, server.get()));
+  ASSERT_NE(service->tcp_port(), 0);
+  ASSERT_OK_AND_ASSIGN(std::string port_file, ReadFile(config.port_file));
+  EXPECT_EQ(port_file, std::to_string(service->tcp_port()) + "\n");
+  std::atomic<bool> drained{false};
+  std::thread runner([&] { drained = service->Run(); });
+
+  AgentEndpoint endpoint;
+  endpoint.tcp_host = "127.0.0.1";
+  endpoint.tcp_port = service->tcp_port();
+  // A wrong secret is refused in the handshake.
+  endpoint.secret = std::string(64, '0');
+  EXPECT_FALSE(AgentClient::Connect(endpoint, "agent-windows-test", 5000).ok());
+  // The right one is served; the server behind is down, which the client is told.
+  ASSERT_OK_AND_ASSIGN(endpoint.secret, ReadAgentSecretFile(config.secret_file));
+  ASSERT_OK_AND_ASSIGN(auto client, AgentClient::Connect(endpoint, "agent-windows-test", 10000));
+  EXPECT_EQ(client->agent_name(), kAgentName);
+  EXPECT_THAT(client->ListCertificates().status(),
+              StatusIs(ErrorCode::kUnavailable, HasSubstr("is unreachable")));
+  ASSERT_OK_AND_ASSIGN(auto report, client->GetStatus());
+  EXPECT_FALSE(report.server_reachable);
+
+  service->Stop();
+  runner.join();
+  EXPECT_TRUE(drained);
+  EXPECT_FALSE(fs::exists(config.port_file)) << "the port file outlived the agent";
+}
+
+TEST(AgentServiceWindows, AUnixSocketIsRefusedWithTheReason) {
+  TempDir dir;
+  const std::string token = WriteToken(dir);
+  ASSERT_OK_AND_ASSIGN(AgentConfig config,
+                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:1"},
+                                                {"SIGNUM_TOKEN_FILE", token},
+                                                {"SIGNUM_AGENT_SOCKET", "/tmp/agent.sock"}})));
+  ASSERT_OK_AND_ASSIGN(auto server, ServerClient::Create(config));
+  EXPECT_THAT(AgentService::Create(config, server.get()).status(),
+              StatusIs(ErrorCode::kFailedPrecondition, HasSubstr("loopback TCP only")));
+}
+
+}  // namespace
+}  // namespace signum::agent

@@ -1,0 +1,90 @@
+// WriteFileAtomically on Windows (files.h; the POSIX one is in files.cc): a temporary file beside
+// the target, flushed, then moved over it. "Owner only" modes (no group/other bits, e.g. 0600 for
+// a secret) become a protected DACL granting this user alone, set when the file is created so the
+// content never exists with the directory's inherited permissions; other modes inherit them.
+#include <windows.h>
+#include <sddl.h>
+
+#include <string>
+
+#include "signum/core/files.h"
+
+namespace signum {
+namespace {
+
+std::wstring Wide(const std::string& utf8) {
+  if (utf8.empty()) return {};
+  const int n = MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()),
+                                    nullptr, 0);
+  std::wstring out(static_cast<size_t>(n), L'\0');
+  MultiByteToWideChar(CP_UTF8, 0, utf8.data(), static_cast<int>(utf8.size()), out.data(), n);
+  return out;
+}
+
+std::string LastErrorText(const std::string& what) {
+  return what + " (Windows error " + std::to_string(GetLastError()) + ")";
+}
+
+// "D:P(A;;FA;;;<this user's SID>)": full access for the user, nobody else, nothing inherited.
+Result<std::wstring> OwnerOnlyDescriptor() {
+  HANDLE token = nullptr;
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
+    return InternalError(LastErrorText("OpenProcessToken"));
+  DWORD size = 0;
+  GetTokenInformation(token, TokenUser, nullptr, 0, &size);
+  std::string buffer(size, '\0');
+  const bool ok = size != 0 && GetTokenInformation(token, TokenUser, buffer.data(), size, &size);
+  CloseHandle(token);
+  if (!ok) return InternalError(LastErrorText("GetTokenInformation(TokenUser)"));
+  wchar_t* sid = nullptr;
+  if (!ConvertSidToStringSidW(reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, &sid))
+    return InternalError(LastErrorText("ConvertSidToStringSid"));
+  std::wstring descriptor = L"D:P(A;;FA;;;" + std::wstring(sid) + L")";
+  LocalFree(sid);
+  return descriptor;
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const std::string& path, std::string_view content, unsigned mode) {
+  const std::string tmp = path + ".tmp-" + std::to_string(GetCurrentProcessId());
+  SECURITY_ATTRIBUTES attributes{sizeof(SECURITY_ATTRIBUTES), nullptr, FALSE};
+  PSECURITY_DESCRIPTOR descriptor = nullptr;
+  if ((mode & 077) == 0) {
+    SIGNUM_ASSIGN_OR_RETURN(const std::wstring sddl, OwnerOnlyDescriptor());
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.c_str(), SDDL_REVISION_1,
+                                                              &descriptor, nullptr))
+      return InternalError(LastErrorText("cannot build the owner-only ACL for " + path));
+    attributes.lpSecurityDescriptor = descriptor;
+  }
+  const std::wstring wide_tmp = Wide(tmp);
+  HANDLE file = CreateFileW(wide_tmp.c_str(), GENERIC_WRITE, 0, &attributes, CREATE_ALWAYS,
+                            FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (descriptor != nullptr) LocalFree(descriptor);
+  if (file == INVALID_HANDLE_VALUE) {
+    const DWORD error = GetLastError();
+    return Status(error == ERROR_ACCESS_DENIED ? ErrorCode::kPermissionDenied
+                  : error == ERROR_PATH_NOT_FOUND ? ErrorCode::kNotFound
+                                                  : ErrorCode::kInternal,
+                  "cannot create " + tmp + " (Windows error " + std::to_string(error) + ")");
+  }
+  DWORD written = 0;
+  const bool wrote = WriteFile(file, content.data(), static_cast<DWORD>(content.size()), &written,
+                               nullptr) &&
+                     written == content.size() && FlushFileBuffers(file);
+  const std::string write_error = LastErrorText("cannot write " + tmp);
+  CloseHandle(file);
+  if (!wrote) {
+    DeleteFileW(wide_tmp.c_str());
+    return InternalError(write_error);
+  }
+  if (!MoveFileExW(wide_tmp.c_str(), Wide(path).c_str(),
+                   MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+    const std::string error = LastErrorText("cannot rename " + tmp + " to " + path);
+    DeleteFileW(wide_tmp.c_str());
+    return InternalError(error);
+  }
+  return Status::Ok();
+}
+
+}  // namespace signum
