@@ -8,21 +8,12 @@
 
 #include "signum/agent/tcp_address.h"
 #include "signum/agent/transport.h"
+#include "signum/core/windows_error.h"
 
 namespace signum::agent::transport {
 namespace {
 
-std::string WsaError(int err) {
-  char text[256] = {};
-  const DWORD n = ::FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                                   nullptr, static_cast<DWORD>(err), 0, text, sizeof text, nullptr);
-  std::string message(text, n);
-  while (!message.empty() && (message.back() == '\n' || message.back() == '\r' ||
-                              message.back() == ' ' || message.back() == '.')) {
-    message.pop_back();
-  }
-  return (message.empty() ? "error" : message) + " (WSA " + std::to_string(err) + ")";
-}
+std::string WsaError(int err) { return WindowsErrorText(static_cast<unsigned long>(err), "WSA"); }
 
 // Winsock must be started once per process before any socket call; it stays started (a provider
 // DLL cannot know when its host is done with sockets).

@@ -6,18 +6,13 @@
 #include <vector>
 
 #include "agent_socket.h"
+#include "signum/core/windows_error.h"
 
 namespace signum::agent::net {
 namespace {
 
 std::string ErrorText(int code) {
-  char text[256] = {};
-  const DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                                 nullptr, static_cast<DWORD>(code), 0, text, sizeof text, nullptr);
-  std::string out(text, n);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' '))
-    out.pop_back();
-  return (out.empty() ? "Winsock error" : out) + " (" + std::to_string(code) + ")";
+  return WindowsErrorText(static_cast<unsigned long>(code), "WSA");
 }
 
 // Sockets are handles: a child process must not inherit the agent's listener or connections.

@@ -16,6 +16,7 @@
 #include "signum/core/https_client.h"
 #include "signum/core/crypto.h"
 #include "signum/core/files.h"
+#include "signum/core/http_request.h"
 #include "signum/core/x509.h"
 #include "signum/core/tls_files.h"
 
@@ -70,11 +71,6 @@ constexpr size_t kMaxResponseBody = 64 * 1024 * 1024;
 constexpr std::uint32_t kMaxResponseHeader = 64 * 1024;
 
 
-bool ValidTarget(std::string_view s) {
-  return !s.empty() && std::none_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
-  });
-}
 
 // The server closed (or reset) a connection we were reusing.
 bool IsClosedByPeer(const SysError& ec) {
@@ -101,13 +97,16 @@ class HttpsClient::Impl {
   uint64_t connections_opened() const { return connections_opened_; }
   const std::string& client_certificate_subject() const { return client_certificate_subject_; }
 
- private:
+  // What ExchangeReconnectingOnce (http_request.h) drives.
+  bool IsOpen() const { return stream_ != nullptr; }
+  bool ConnectionLooksClosed();
   Status Connect();
+  Result<HttpsResult> Exchange(const std::string& request, bool* retryable);
+
+ private:
   // Runs the io_context until `done` or `deadline`. On timeout closes the socket (the pending
   // operation completes with operation_aborted) and returns false.
   bool Drive(const bool& done, Clock::time_point deadline);
-  bool ConnectionLooksClosed();
-  Result<HttpsResult> Exchange(const std::string& request, bool* retryable);
 
   const HttpsClientConfig config_;
   std::string endpoint_name_;  // "127.0.0.1:8443", "[::1]:8443"
@@ -338,68 +337,12 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
 Result<HttpsResult> HttpsClient::Impl::Request(
     const std::string& method, const std::string& target, const std::string& body,
     const std::map<std::string, std::string>& extra_headers) {
-  if (!IsHttpToken(method)) return InvalidArgumentError("invalid HTTP method '" + method + "'");
-  if (!ValidTarget(target)) return InvalidArgumentError("invalid request target '" + target + "'");
-
-  std::string request = method + " " + target + " HTTP/1.1\r\n";
-  std::map<std::string, std::pair<std::string, std::string>> fields;  // by lower-case name
-  fields["host"] = {"Host", host_header_};
-  fields["user-agent"] = {"User-Agent", "signum-https-client"};
-  fields["accept"] = {"Accept", "application/json"};
-  if (!config_.bearer_token.empty()) {
-    if (!IsSafeHttpFieldValue(config_.bearer_token)) return InvalidArgumentError("invalid bearer token");
-    fields["authorization"] = {"Authorization", "Bearer " + config_.bearer_token};
-  }
-  if (!body.empty()) fields["content-type"] = {"Content-Type", "application/json"};
-  for (const auto& [name, value] : extra_headers) {
-    if (!IsHttpToken(name) || !IsSafeHttpFieldValue(value)) {
-      return InvalidArgumentError("invalid HTTP header '" + name + "'");
-    }
-    const std::string lower = AsciiLower(name);
-    if (lower == "content-length" || lower == "transfer-encoding") continue;  // we frame
-    fields[lower] = {name, value};
-  }
-  for (const auto& [lower, field] : fields) request += field.first + ": " + field.second + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
-    request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  }
-  request += "\r\n";
-  request += body;
-
-  for (int attempt = 0;; ++attempt) {
-    if (stream_ && ConnectionLooksClosed()) Close();
-    const bool reused = stream_ != nullptr;
-    if (!stream_) SIGNUM_RETURN_IF_ERROR(Connect());
-    bool retryable = false;
-    Result<HttpsResult> result = Exchange(request, &retryable);
-    if (result.ok()) return result;
-    Close();
-    if (!(reused && retryable && attempt == 0)) return result;
-  }
+  SIGNUM_ASSIGN_OR_RETURN(const std::string request,
+                          FormatHttpRequest(method, target, host_header_, config_.bearer_token,
+                                            body, extra_headers));
+  return ExchangeReconnectingOnce(*this, request);
 }
 
-Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(const HttpsClientConfig& config) {
-  auto impl = std::make_unique<Impl>(config);
-  SIGNUM_RETURN_IF_ERROR(impl->Init());
-  std::unique_ptr<HttpsClient> client(new HttpsClient());
-  client->impl_ = std::move(impl);
-  return client;
-}
-
-HttpsClient::~HttpsClient() = default;
-
-Result<HttpsResult> HttpsClient::Request(const std::string& method, const std::string& target,
-                                         const std::string& body,
-                                         const std::map<std::string, std::string>& extra_headers) {
-  return impl_->Request(method, target, body, extra_headers);
-}
-
-void HttpsClient::Close() { impl_->Close(); }
-
-uint64_t HttpsClient::connections_opened() const { return impl_->connections_opened(); }
-
-const std::string& HttpsClient::client_certificate_subject() const {
-  return impl_->client_certificate_subject();
-}
+#include "https_client_facade.inc"
 
 }  // namespace signum

@@ -38,6 +38,8 @@
 
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
+#include "signum/core/http_request.h"
+#include "signum/core/windows_error.h"
 
 namespace signum {
 namespace {
@@ -47,11 +49,6 @@ constexpr size_t kMaxResponseHeader = 64 * 1024;
 // Intermediates a server may put between its certificate and an anchor.
 constexpr int kMaxChainDepth = 8;
 
-bool ValidTarget(std::string_view s) {
-  return !s.empty() && std::none_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f;
-  });
-}
 
 // Host names are ASCII here (checked by Init).
 std::wstring Widen(std::string_view ascii) { return std::wstring(ascii.begin(), ascii.end()); }
@@ -69,13 +66,7 @@ std::string Hex(long code) {
 }
 
 std::string WinsockError(int code) {
-  char text[256] = {};
-  const DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                                 nullptr, static_cast<DWORD>(code), 0, text, sizeof text, nullptr);
-  std::string out(text, n);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' '))
-    out.pop_back();
-  return (out.empty() ? "Winsock error" : out) + " (" + std::to_string(code) + ")";
+  return WindowsErrorText(static_cast<unsigned long>(code), "WSA");
 }
 
 struct StoreCloser {
@@ -216,8 +207,13 @@ class HttpsClient::Impl {
   uint64_t connections_opened() const { return connections_opened_; }
   const std::string& client_certificate_subject() const { return client_certificate_subject_; }
 
- private:
+  // What ExchangeReconnectingOnce (http_request.h) drives.
+  bool IsOpen() const { return socket_ != INVALID_SOCKET; }
+  bool ConnectionLooksClosed();
   Status Connect();
+  Result<HttpsResult> Exchange(const std::string& request, bool* retryable);
+
+ private:
   Status Handshake();
   // The server's certificate, checked before anything is sent (file comment).
   Status CheckServerCertificate(const CERT_CONTEXT* leaf);
@@ -225,8 +221,6 @@ class HttpsClient::Impl {
   Status SendAll(const std::string& plaintext);
   // Decrypts more of the server's data into plain_: true, or false once the peer has closed.
   Result<bool> ReadMore();
-  Result<HttpsResult> Exchange(const std::string& request, bool* retryable);
-  bool ConnectionLooksClosed();
 
   const HttpsClientConfig config_;
   std::string endpoint_name_;
@@ -246,7 +240,9 @@ class HttpsClient::Impl {
 
 Status HttpsClient::Impl::Init() {
   if (config_.host.empty()) return InvalidArgumentError("HTTPS client: empty host");
-  if (!ValidTarget(config_.host))
+  if (!IsValidRequestTarget(config_.host) ||
+      std::any_of(config_.host.begin(), config_.host.end(),
+                  [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
     return InvalidArgumentError("HTTPS client: invalid host '" + config_.host + "'");
   endpoint_name_ = config_.host + ":" + std::to_string(config_.port);
   if (!config_.server_name.empty() && config_.server_name != config_.host) {
@@ -696,66 +692,15 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
 Result<HttpsResult> HttpsClient::Impl::Request(
     const std::string& method, const std::string& target, const std::string& body,
     const std::map<std::string, std::string>& extra_headers) {
-  if (!IsHttpToken(method)) return InvalidArgumentError("invalid HTTP method '" + method + "'");
-  if (!ValidTarget(target)) return InvalidArgumentError("invalid request target '" + target + "'");
-  std::map<std::string, std::pair<std::string, std::string>> fields;  // by lower-case name
   const bool v6 = config_.host.find(':') != std::string::npos;
-  fields["host"] = {"Host", (v6 ? "[" + config_.host + "]" : config_.host) + ":" +
-                                std::to_string(config_.port)};
-  fields["user-agent"] = {"User-Agent", "signum-https-client"};
-  fields["accept"] = {"Accept", "application/json"};
-  if (!config_.bearer_token.empty())
-    fields["authorization"] = {"Authorization", "Bearer " + config_.bearer_token};
-  if (!body.empty()) fields["content-type"] = {"Content-Type", "application/json"};
-  for (const auto& [name, value] : extra_headers) {
-    if (!IsHttpToken(name) || !IsSafeHttpFieldValue(value))
-      return InvalidArgumentError("invalid HTTP header '" + name + "'");
-    const std::string lower = AsciiLower(name);
-    if (lower == "content-length" || lower == "transfer-encoding") continue;  // we frame
-    fields[lower] = {name, value};
-  }
-  std::string request = method + " " + target + " HTTP/1.1\r\n";
-  for (const auto& [lower, field] : fields) request += field.first + ": " + field.second + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
-    request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  request += "\r\n";
-  request += body;
-
-  for (int attempt = 0;; ++attempt) {
-    if (socket_ != INVALID_SOCKET && ConnectionLooksClosed()) Close();
-    const bool reused = socket_ != INVALID_SOCKET;
-    if (!reused) SIGNUM_RETURN_IF_ERROR(Connect());
-    bool retryable = false;
-    Result<HttpsResult> result = Exchange(request, &retryable);
-    if (result.ok()) return result;
-    Close();
-    // A kept-alive connection the server had closed: one more try on a new one.
-    if (!(reused && retryable && attempt == 0)) return result;
-  }
+  const std::string host_header =
+      (v6 ? "[" + config_.host + "]" : config_.host) + ":" + std::to_string(config_.port);
+  SIGNUM_ASSIGN_OR_RETURN(const std::string request,
+                          FormatHttpRequest(method, target, host_header, config_.bearer_token,
+                                            body, extra_headers));
+  return ExchangeReconnectingOnce(*this, request);
 }
 
-Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(const HttpsClientConfig& config) {
-  auto impl = std::make_unique<Impl>(config);
-  SIGNUM_RETURN_IF_ERROR(impl->Init());
-  std::unique_ptr<HttpsClient> client(new HttpsClient());
-  client->impl_ = std::move(impl);
-  return client;
-}
-
-HttpsClient::~HttpsClient() = default;
-
-Result<HttpsResult> HttpsClient::Request(const std::string& method, const std::string& target,
-                                         const std::string& body,
-                                         const std::map<std::string, std::string>& extra_headers) {
-  return impl_->Request(method, target, body, extra_headers);
-}
-
-void HttpsClient::Close() { impl_->Close(); }
-
-uint64_t HttpsClient::connections_opened() const { return impl_->connections_opened(); }
-
-const std::string& HttpsClient::client_certificate_subject() const {
-  return impl_->client_certificate_subject();
-}
+#include "https_client_facade.inc"
 
 }  // namespace signum
