@@ -81,5 +81,10 @@ std::optional<uid_t> LoopbackTcpPeerUid(int fd, const std::string& proc_root = "
 // tables above; Windows: the connection's owning process and its token's user), Ok when it is
 // this user or cannot be told (macOS), leaving the handshake to decide.
 Status CheckTcpPeerIsThisUser(net::Socket connection);
+#ifdef _WIN32
+// The process at the other end of an accepted loopback TCP connection, from the system's TCP
+// table; 0 when it is not there.
+unsigned long LoopbackTcpPeerProcessId(net::Socket connection);
+#endif
 
 }  // namespace signum::agent

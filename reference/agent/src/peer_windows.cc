@@ -65,7 +65,10 @@ DWORD FindOwner(ULONG family, const std::function<bool(const Row&)>& matches) {
   return 0;
 }
 
-DWORD PeerProcessId(SOCKET s) {
+}  // namespace
+
+unsigned long LoopbackTcpPeerProcessId(net::Socket connection) {
+  const SOCKET s = static_cast<SOCKET>(connection);
   sockaddr_storage ours{}, peer{};
   int ours_length = sizeof ours, peer_length = sizeof peer;
   if (getsockname(s, reinterpret_cast<sockaddr*>(&ours), &ours_length) != 0 ||
@@ -97,12 +100,10 @@ DWORD PeerProcessId(SOCKET s) {
   return 0;
 }
 
-}  // namespace
-
 std::optional<uid_t> LoopbackTcpPeerUid(int, const std::string&) { return std::nullopt; }
 
 Status CheckTcpPeerIsThisUser(net::Socket connection) {
-  const DWORD pid = PeerProcessId(static_cast<SOCKET>(connection));
+  const DWORD pid = LoopbackTcpPeerProcessId(connection);
   if (pid == 0) return Status::Ok();  // not in the table: the handshake decides
   UniqueHandle process(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
   // A process we may not even query (a protected one, another user's service) is not ours to

@@ -171,7 +171,9 @@ TEST(AgentSocketWindows, ListensAcceptsTransfersAndWakesUp) {
   ASSERT_EQ(net::WaitReadable(accepted, 3000), 1);
   char buffer[256];
   EXPECT_GT(net::Receive(accepted, buffer, sizeof buffer), 0);
-  EXPECT_OK(CheckTcpPeerIsThisUser(accepted));  // our own process
+  // The system's TCP table names our own process as the peer, and it is this user's.
+  EXPECT_EQ(LoopbackTcpPeerProcessId(accepted), GetCurrentProcessId());
+  EXPECT_OK(CheckTcpPeerIsThisUser(accepted));
   net::Close(accepted);  // the client sees the agent go away
   client.join();
 

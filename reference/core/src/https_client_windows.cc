@@ -327,11 +327,16 @@ Status HttpsClient::Impl::Connect() {
     ::ioctlsocket(s, FIONBIO, &nonblocking);
     int rc = ::connect(s, a->ai_addr, static_cast<int>(a->ai_addrlen));
     if (rc != 0 && WSAGetLastError() == WSAEWOULDBLOCK) {
-      WSAPOLLFD p{};
-      p.fd = s;
-      p.events = POLLWRNORM;
-      rc = WSAPoll(&p, 1, config_.connect_timeout_ms);
-      if (rc == 1 && (p.revents & (POLLERR | POLLHUP)) == 0) {
+      // select(), not WSAPoll: WSAPoll does not report a refused connect before Windows 10 2004
+      // (it waits out the timeout); select() puts it in the exception set.
+      fd_set writable, failed;
+      FD_ZERO(&writable);
+      FD_ZERO(&failed);
+      FD_SET(s, &writable);
+      FD_SET(s, &failed);
+      timeval timeout{config_.connect_timeout_ms / 1000, (config_.connect_timeout_ms % 1000) * 1000};
+      rc = ::select(0, nullptr, &writable, &failed, &timeout);
+      if (rc == 1 && FD_ISSET(s, &writable)) {
         rc = 0;
       } else {
         int error = 0;
