@@ -125,6 +125,8 @@ if [[ -n $windows_agent ]]; then
   fi
   windows_agent_stop "$WORK/windows-agent" || rc=1
   echo "signum-agent.exe: $signed signature(s) served, audited as $WINDOWS_AGENT_ID (${audited#"$DEMO"/})"
+  windows_agent_default_files_check "$WORK/windows-agent" "$SIGNUM_SERVER_URL" \
+    "$SIGNUM_TLS_TRUSTED_CA" "$DEMO_TOKEN" || rc=1
   windows_agent_trust_check "$WORK/windows-agent" "$SIGNUM_TLS_TRUSTED_CA" "$DEMO_TOKEN" "$ROOT" || rc=1
 fi
 [[ $rc -eq 0 ]] && echo "PASS: $* under Wine${windows_agent:+ through signum-agent.exe}; every signature they wrote verified by native OpenSSL"

@@ -5,6 +5,12 @@
 #                          (Windows path), WA_LOG; fails if it is not serving within 60 s
 #   windows_agent_stop DIR stops it the way a console user does (SIGINT -> CTRL_C_EVENT under Wine)
 #                          and checks that it removed its port and PID files
+#   windows_agent_default_files_check DIR URL CA TOKEN
+#                          zero configuration: an agent given only the server and its credential
+#                          serves 127.0.0.1:<ephemeral> and announces itself in
+#                          %LOCALAPPDATA%\Signum (agent.port, agent.secret), where signum-util.exe
+#                          (and the providers) find it with no SIGNUM_AGENT_* variable and no
+#                          `windows configure`; it removes agent.port when it stops
 #   windows_agent_trust_check DIR CA TOKEN REPO_ROOT
 #                          the agent must not send its request (bearer token) to a server whose
 #                          certificate does not chain to its CA file: a TLS recorder on loopback
@@ -63,6 +69,63 @@ windows_agent_stop() {
   fi
   grep -q "received Ctrl+C, shutting down" "$dir/agent.log" ||
     { echo "FAIL: signum-agent.exe did not log its Ctrl+C shutdown" >&2; return 1; }
+}
+
+windows_agent_default_files_check() {
+  local dir=$1/default-files url=$2 ca=$3 token=$4 pid i out status_rc rc=0
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  # Wine sets %LOCALAPPDATA% from its own profile (an inherited value is overridden):
+  # C:\users\<user>\AppData\Local in the prefix.
+  local signum_dir=$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/Signum
+  rm -rf "$signum_dir"
+  # Nothing left by another test may point the providers elsewhere.
+  "$WINE64" reg delete 'HKCU\Software\Signum Harness\Agent' /f >/dev/null 2>&1 || true
+  env -u SIGNUM_AGENT_SOCKET -u SIGNUM_AGENT_TCP -u SIGNUM_AGENT_SECRET_FILE \
+    -u SIGNUM_AGENT_PORT_FILE -u SIGNUM_CONFIG -u SIGNUM_CERTIFICATE_PATH -u SIGNUM_KEY_PATH \
+    SIGNUM_SERVER_URL="$url" SIGNUM_TLS_TRUSTED_CA="$(winpath "$ca")" \
+    SIGNUM_TOKEN_FILE="$(winpath "$token")" \
+    "$WINE64" "$WINBUILD/bin/signum-agent.exe" --log-file "$(winpath "$dir/agent.log")" \
+    </dev/null >"$dir/agent.out" 2>&1 &
+  pid=$!
+  for i in $(seq 1 120); do
+    [[ -s $signum_dir/agent.port ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if [[ ! -s $signum_dir/agent.port || ! -s $signum_dir/agent.secret ]]; then
+    cat "$dir/agent.out" "$dir/agent.log" >&2 2>/dev/null
+    echo "FAIL: signum-agent.exe with its defaults wrote no agent.port/agent.secret under" \
+         "%LOCALAPPDATA%\\Signum" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    return 1
+  fi
+  local port
+  port=$(tr -dc 0-9 <"$signum_dir/agent.port")
+  set +e
+  out=$(env -u SIGNUM_AGENT_TCP -u SIGNUM_AGENT_SECRET_FILE -u SIGNUM_AGENT_SOCKET \
+    "$WINE64" "$WINBUILD/bin/signum-util.exe" status 2>&1)
+  status_rc=$?
+  set -e
+  if [[ $status_rc -ne 0 ]] || ! grep -q "tcp:127.0.0.1:$port" <<<"$out"; then
+    echo "FAIL: signum-util.exe with no configuration did not find the agent by its default" \
+         "files (exit $status_rc):" >&2
+    echo "$out" >&2
+    rc=1
+  fi
+  kill -INT "$pid" 2>/dev/null || true
+  for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "FAIL: signum-agent.exe (defaults) did not stop on Ctrl+C" >&2
+    rc=1
+  elif [[ -e $signum_dir/agent.port ]]; then
+    echo "FAIL: signum-agent.exe left %LOCALAPPDATA%\\Signum\\agent.port behind" >&2
+    rc=1
+  fi
+  [[ $rc -eq 0 ]] && echo "default files: an unconfigured agent served on 127.0.0.1:$port and" \
+    "signum-util.exe found it with no configuration"
+  return $rc
 }
 
 windows_agent_trust_check() {

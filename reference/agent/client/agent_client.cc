@@ -145,6 +145,25 @@ std::string AgentEndpoint::Describe() const {
 }
 
 std::string DefaultAgentSocketPath() { return transport::DefaultAgentSocketPath(); }
+std::string DefaultAgentDirectory() { return transport::DefaultAgentDirectory(); }
+
+Result<AgentEndpoint> AgentEndpointFromAgentFiles(const std::string& dir) {
+  const std::string port_file = dir + "/agent.port";
+  auto text = ReadFile(port_file);
+  if (!text.ok())
+    return NotFoundError("no " + port_file + ": signum-agent is not running with its default files");
+  std::string digits;
+  for (char c : *text) {
+    if (c >= '0' && c <= '9') digits += c;
+  }
+  AgentEndpoint endpoint;
+  SIGNUM_RETURN_IF_ERROR(ParseLoopbackAddress("127.0.0.1:" + digits, &endpoint.tcp_host,
+                                              &endpoint.tcp_port)
+                             .WithContext(port_file));
+  if (endpoint.tcp_port == 0) return InvalidArgumentError(port_file + " holds no port");
+  SIGNUM_ASSIGN_OR_RETURN(endpoint.secret, ReadAgentSecretFile(dir + "/agent.secret"));
+  return endpoint;
+}
 
 Status ParseLoopbackAddress(const std::string& text, std::string* host, uint16_t* port) {
   std::string h;

@@ -227,4 +227,9 @@ std::string DefaultAgentSocketPath() {
   return "/tmp/signum-" + std::to_string(::geteuid()) + "/agent.sock";
 }
 
+std::string DefaultAgentDirectory() {
+  const std::string socket = DefaultAgentSocketPath();
+  return socket.substr(0, socket.rfind('/'));
+}
+
 }  // namespace signum::agent::transport

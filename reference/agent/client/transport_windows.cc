@@ -4,6 +4,7 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "signum/agent/tcp_address.h"
@@ -163,5 +164,12 @@ bool IsLoopbackHost(const std::string& host) {
 }
 
 std::string DefaultAgentSocketPath() { return ""; }
+
+std::string DefaultAgentDirectory() {
+  const char* local = std::getenv("LOCALAPPDATA");
+  if (local != nullptr && *local != '\0') return std::string(local) + "\\Signum";
+  const char* profile = std::getenv("USERPROFILE");
+  return std::string(profile != nullptr ? profile : ".") + "\\AppData\\Local\\Signum";
+}
 
 }  // namespace signum::agent::transport

@@ -200,7 +200,9 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
         "SIGNUM_KEY_PATH");
   }
 
-  const std::string tcp = raw.tcp.value_or("off");
+  // Where there is no Unix socket for the agent (Windows) loopback TCP is its endpoint by default.
+  const std::string tcp =
+      raw.tcp.value_or(DefaultAgentSocketPath().empty() ? "127.0.0.1:0" : "off");
   if (!tcp.empty() && tcp != "off") {
     c.tcp_enabled = true;
     SIGNUM_RETURN_IF_ERROR(
@@ -211,7 +213,8 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
       DefaultAgentSocketPath().empty() ? std::string("off") : DefaultAgentSocketPath());
   if (socket == "off") {
     // TCP only: the mode of the Windows agent (no AF_UNIX peer credentials there), also
-    // available here. An agent serving nobody is a mistake, not a configuration.
+    // available here. An agent serving nobody is a mistake, not a configuration (on Windows:
+    // SIGNUM_AGENT_TCP=off).
     c.unix_socket_enabled = false;
     if (!c.tcp_enabled)
       return InvalidArgumentError(
@@ -275,7 +278,8 @@ std::string EnvironmentHelp() {
                             agent: then SIGNUM_AGENT_TCP is required)
                             (default: $XDG_RUNTIME_DIR/signum/agent.sock, else /tmp/signum-<uid>/agent.sock;
                             on Windows always off)
-  SIGNUM_AGENT_TCP          loopback TCP endpoint, 127.0.0.1:PORT (0 = ephemeral), or "off" (default)
+  SIGNUM_AGENT_TCP          loopback TCP endpoint, 127.0.0.1:PORT (0 = ephemeral), or "off" (default;
+                            on Windows 127.0.0.1:0)
   SIGNUM_AGENT_SECRET_FILE  where the TCP secret is written, 0600 / owner-only ACL (default: beside
                             the socket; on Windows %LOCALAPPDATA%\Signum\agent.secret)
   SIGNUM_AGENT_PORT_FILE    where the bound TCP port is written (default: beside the secret file)

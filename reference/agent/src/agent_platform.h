@@ -16,10 +16,6 @@ std::string DirName(const std::string& path);
 // %LOCALAPPDATA%, whose ACL is the user's). An existing directory is left as it is.
 Status MakePrivateDirectory(const std::string& dir);
 
-// Where the agent's files go when not configured: the Unix socket's directory
-// ($XDG_RUNTIME_DIR/signum, /tmp/signum-UID), or %LOCALAPPDATA%\Signum on Windows.
-std::string DefaultAgentDirectory();
-
 // The user the agent serves, for its default agent id: the uid, or DOMAIN\user on Windows.
 std::string AgentUserName();
 std::string LocalHostname();

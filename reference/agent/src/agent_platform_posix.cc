@@ -9,7 +9,6 @@
 #include <thread>
 
 #include "agent_platform.h"
-#include "signum/agent/agent_client.h"
 
 namespace signum::agent {
 namespace {
@@ -48,8 +47,6 @@ Status MakePrivateDirectory(const std::string& dir) {
   }
   return Status::Ok();
 }
-
-std::string DefaultAgentDirectory() { return DirName(DefaultAgentSocketPath()); }
 
 std::string AgentUserName() { return std::to_string(::geteuid()); }
 

@@ -53,13 +53,6 @@ Status MakePrivateDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
-std::string DefaultAgentDirectory() {
-  const char* local = std::getenv("LOCALAPPDATA");
-  if (local != nullptr && *local != '\0') return std::string(local) + "\\Signum";
-  const char* profile = std::getenv("USERPROFILE");
-  return std::string(profile != nullptr ? profile : ".") + "\\AppData\\Local\\Signum";
-}
-
 std::string AgentUserName() {
   char name[256] = {};
   DWORD size = sizeof name;

@@ -67,23 +67,42 @@ std::string WriteToken(const TempDir& dir) {
 TEST(AgentConfigWindows, ServesTcpOnlyAndKeepsItsFilesUnderLocalAppData) {
   TempDir dir;
   const std::string token = WriteToken(dir);
-  // No Unix socket by default on Windows, so without TCP the agent would serve nobody.
+  // TCP off as well would leave the agent serving nobody.
   auto no_tcp = LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"},
-                                         {"SIGNUM_TOKEN_FILE", token}}));
+                                         {"SIGNUM_TOKEN_FILE", token},
+                                         {"SIGNUM_AGENT_TCP", "off"}}));
   EXPECT_THAT(no_tcp.status(), StatusIs(ErrorCode::kInvalidArgument, HasSubstr("SIGNUM_AGENT_TCP")));
 
+  // With nothing but the server and the credential: loopback TCP on an ephemeral port, no socket.
   _putenv_s("LOCALAPPDATA", dir.File("appdata").c_str());
   ASSERT_OK_AND_ASSIGN(AgentConfig config,
                        LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:8443"},
-                                                {"SIGNUM_TOKEN_FILE", token},
-                                                {"SIGNUM_AGENT_TCP", "127.0.0.1:0"}})));
+                                                {"SIGNUM_TOKEN_FILE", token}})));
   EXPECT_FALSE(config.unix_socket_enabled);
   EXPECT_TRUE(config.tcp_enabled);
+  EXPECT_EQ(config.tcp_host, "127.0.0.1");
+  EXPECT_EQ(config.tcp_port, 0);
   EXPECT_EQ(config.secret_file, dir.File("appdata") + "\\Signum/agent.secret");
   EXPECT_EQ(DirName(config.port_file), DirName(config.secret_file));
   // The default agent id names the Windows user, not a uid.
   EXPECT_THAT(config.agent_id, HasSubstr("signum-agent@" + LocalHostname() + "/"));
   EXPECT_THAT(config.agent_id, HasSubstr(AgentUserName()));
+}
+
+TEST(AgentConfigWindows, ProvidersFindAnAgentByTheFilesItWritesByDefault) {
+  TempDir dir;
+  const std::string agent_dir = dir.File("Signum");
+  EXPECT_THAT(AgentEndpointFromAgentFiles(agent_dir).status(), StatusIs(ErrorCode::kNotFound));
+  ASSERT_OK(MakePrivateDirectory(agent_dir));
+  const std::string secret(64, 'c');
+  ASSERT_OK(WriteFileAtomically(agent_dir + "/agent.secret", secret + "\n", 0600));
+  ASSERT_OK(WriteFileAtomically(agent_dir + "/agent.port", "50123\n", 0644));
+  ASSERT_OK_AND_ASSIGN(AgentEndpoint endpoint, AgentEndpointFromAgentFiles(agent_dir));
+  EXPECT_EQ(endpoint.tcp_host, "127.0.0.1");
+  EXPECT_EQ(endpoint.tcp_port, 50123);
+  EXPECT_EQ(endpoint.secret, secret);
+  ASSERT_OK(WriteFileAtomically(agent_dir + "/agent.port", "\n", 0644));
+  EXPECT_FALSE(AgentEndpointFromAgentFiles(agent_dir).ok());
 }
 
 TEST(AgentConfigWindows, DirNameKnowsBothSeparatorsAndDrives) {

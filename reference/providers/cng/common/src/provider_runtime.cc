@@ -31,9 +31,13 @@ Result<agent::AgentEndpoint> AgentEndpointForWindowsProvider() {
   const std::string registry_tcp = RegistryString(L"Tcp");
   const std::string registry_secret = RegistryString(L"SecretFile");
   if (registry_tcp.empty() || registry_secret.empty()) {
+    const std::string dir = agent::DefaultAgentDirectory();
+    auto from_files = agent::AgentEndpointFromAgentFiles(dir);
+    if (from_files.ok() || from_files.status().code() != ErrorCode::kNotFound) return from_files;
     return UnavailableError(
         "signum-agent is not configured for this process: set SIGNUM_AGENT_TCP and "
-        "SIGNUM_AGENT_SECRET_FILE, or run `signum-util windows configure`");
+        "SIGNUM_AGENT_SECRET_FILE, run `signum-util windows configure`, or start signum-agent.exe "
+        "(with its defaults it announces itself in " + dir + ")");
   }
   agent::AgentEndpoint endpoint;
   SIGNUM_RETURN_IF_ERROR(

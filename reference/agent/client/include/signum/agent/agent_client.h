@@ -24,6 +24,13 @@ struct AgentEndpoint {
 // The default socket path for the current user: $XDG_RUNTIME_DIR/signum/agent.sock, else
 // /tmp/signum-<uid>/agent.sock. Empty on Windows (TCP only there).
 std::string DefaultAgentSocketPath();
+// Where the agent writes its TCP secret and port files by default: beside the default socket, or
+// %LOCALAPPDATA%\Signum on Windows.
+std::string DefaultAgentDirectory();
+// The TCP endpoint an agent started with defaults announces in DIR: 127.0.0.1:<DIR/agent.port>
+// with the secret of DIR/agent.secret (how the Windows providers find a native agent nobody
+// configured them for). kNotFound when the agent has not written them (it is not running).
+Result<AgentEndpoint> AgentEndpointFromAgentFiles(const std::string& dir);
 
 // From the environment, as providers see it:
 //   SIGNUM_AGENT_SOCKET=/path/agent.sock          (Unix socket), or

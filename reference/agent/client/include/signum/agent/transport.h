@@ -42,5 +42,8 @@ Status CheckPrivateDirectory(const std::string& dir);
 bool IsLoopbackHost(const std::string& host);
 // The platform's default agent socket, or "" where this client has no Unix socket (Windows).
 std::string DefaultAgentSocketPath();
+// Where the agent keeps its files when not told otherwise: the socket's directory, or
+// %LOCALAPPDATA%\Signum on Windows (agent.secret and agent.port of the TCP endpoint).
+std::string DefaultAgentDirectory();
 
 }  // namespace signum::agent::transport

@@ -8,7 +8,9 @@
 //      (the environment of the calling process: build scripts, the Wine test suites);
 //   2. HKEY_CURRENT_USER\Software\Signum Harness\Agent, values Tcp and SecretFile (REG_SZ),
 //      written by `signum-util windows configure`, for processes started without that environment
-//      (Explorer, services started by the user).
+//      (Explorer, services started by the user);
+//   3. the files a native signum-agent.exe started with its defaults writes:
+//      %LOCALAPPDATA%\Signum\agent.port and agent.secret (agent::AgentEndpointFromAgentFiles).
 // A missing or bad configuration is an error returned by every call that needs the agent, never a
 // failure to load the DLL.
 #pragma once
