@@ -6,13 +6,17 @@
 #include <gtest/gtest.h>
 
 #include <windows.h>
+#include <aclapi.h>
+#include <sddl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "agent_config.h"
 #include "agent_platform.h"
@@ -164,6 +168,74 @@ TEST(WriteFileAtomicallyWindows, ReplacesTheFileAndLeavesNoTemporary) {
   EXPECT_EQ(files, 2);
   EXPECT_THAT(WriteFileAtomically(dir.File("no-such-dir\\x"), "x", 0600),
               StatusIs(ErrorCode::kNotFound));
+}
+
+// The DACL of path as SDDL ("D:P(A;;FA;;;S-1-5-...)"), empty when it cannot be read.
+std::string DaclOf(const std::string& path) {
+  PSECURITY_DESCRIPTOR descriptor = nullptr;
+  if (GetNamedSecurityInfoA(path.c_str(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, nullptr,
+                            nullptr, nullptr, nullptr, &descriptor) != ERROR_SUCCESS)
+    return "";
+  char* text = nullptr;
+  std::string out;
+  if (ConvertSecurityDescriptorToStringSecurityDescriptorA(descriptor, SDDL_REVISION_1,
+                                                           DACL_SECURITY_INFORMATION, &text, nullptr)) {
+    out = text;
+    LocalFree(text);
+  }
+  LocalFree(descriptor);
+  return out;
+}
+
+std::string OwnSidText() {
+  HANDLE token = nullptr;
+  OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token);
+  DWORD size = 0;
+  GetTokenInformation(token, TokenUser, nullptr, 0, &size);
+  std::string buffer(size, '\0');
+  GetTokenInformation(token, TokenUser, buffer.data(), size, &size);
+  CloseHandle(token);
+  char* text = nullptr;
+  ConvertSidToStringSidA(reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, &text);
+  std::string out = text != nullptr ? text : "";
+  LocalFree(text);
+  return out;
+}
+
+// The trustee SIDs of the DACL's access-allowed ACEs ("(A;;FA;;;S-1-5-...)" -> "S-1-5-...").
+std::vector<std::string> AllowedTrustees(const std::string& sddl) {
+  std::vector<std::string> trustees;
+  for (size_t at = sddl.find("(A;"); at != std::string::npos; at = sddl.find("(A;", at + 1)) {
+    const size_t end = sddl.find(')', at);
+    const size_t last = sddl.rfind(';', end);
+    trustees.push_back(sddl.substr(last + 1, end - last - 1));
+  }
+  return trustees;
+}
+
+TEST(WriteFileAtomicallyWindows, ASecretIsReadableByItsUserAlone) {
+  TempDir dir;
+  const std::string secret = dir.File("agent.secret");
+  ASSERT_OK(WriteFileAtomically(secret, "s3cret\n", 0600));
+  const std::string dacl = DaclOf(secret);
+  ASSERT_FALSE(dacl.empty());
+  // Windows keeps the protected one-ACE DACL the file was created with (D:P(A;;FA;;;<user>));
+  // Wine derives a DACL from the Unix mode instead and adds SYSTEM. Either way no one else
+  // (Everyone, Users, Authenticated Users, another account) is allowed anything.
+  const std::vector<std::string> trustees = AllowedTrustees(dacl);
+  EXPECT_NE(std::find(trustees.begin(), trustees.end(), OwnSidText()), trustees.end()) << dacl;
+  for (const std::string& trustee : trustees)
+    EXPECT_TRUE(trustee == OwnSidText() || trustee == "SY") << dacl;
+  EXPECT_EQ(dacl.find("(D;"), std::string::npos) << dacl;  // nothing relies on deny entries
+
+  // The check can tell: a file that is not a secret (0644) lets someone else in (Wine: Everyone
+  // from the mode; Windows: what the directory passes on, e.g. Administrators).
+  ASSERT_OK(WriteFileAtomically(dir.File("agent.port"), "1\n", 0644));
+  const std::string open_dacl = DaclOf(dir.File("agent.port"));
+  const std::vector<std::string> open_trustees = AllowedTrustees(open_dacl);
+  EXPECT_TRUE(std::any_of(open_trustees.begin(), open_trustees.end(), [](const std::string& t) {
+    return t != OwnSidText() && t != "SY";
+  })) << open_dacl;
 }
 
 TEST(AgentSocketWindows, ListensAcceptsTransfersAndWakesUp) {
