@@ -5,12 +5,14 @@
 // signum_cng_windows_agent_wine (run-wine-suite.sh --windows-agent).
 #include <gtest/gtest.h>
 
+#include <winsock2.h>
 #include <windows.h>
 #include <aclapi.h>
 #include <sddl.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -318,6 +320,73 @@ TEST(AgentServiceWindows, ServesTheTcpHandshakeAndMapsAnUnreachableServer) {
   runner.join();
   EXPECT_TRUE(drained);
   EXPECT_FALSE(fs::exists(config.port_file)) << "the port file outlived the agent";
+}
+
+// A raw loopback connection that never says hello (a hostile or broken local client).
+net::Socket ConnectRaw(uint16_t port) {
+  SOCKET s = ::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(s, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    ::closesocket(s);
+    return net::kNoSocket;
+  }
+  return static_cast<net::Socket>(s);
+}
+
+TEST(AgentServiceWindows, SilentConnectionsFillOnlyTheirBudgetAndTimeOut) {
+  ASSERT_OK(net::Initialize());
+  TempDir dir;
+  const std::string token = WriteToken(dir);
+  ASSERT_OK_AND_ASSIGN(AgentConfig config,
+                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:1"},
+                                                {"SIGNUM_TOKEN_FILE", token},
+                                                {"SIGNUM_AGENT_SECRET_FILE", dir.File("agent.secret")}})));
+  config.max_unauthenticated_connections = 3;
+  ASSERT_OK_AND_ASSIGN(auto server, ServerClient::Create(config));
+  ASSERT_OK_AND_ASSIGN(auto service, AgentService::Create(config, server.get()));
+  std::thread runner([&] { service->Run(); });
+
+  std::vector<net::Socket> silent;
+  for (int i = 0; i < 5; ++i) {
+    silent.push_back(ConnectRaw(service->tcp_port()));
+    ASSERT_NE(silent.back(), net::kNoSocket);
+  }
+  // The two beyond the budget are told so at once and closed; the first three are held until
+  // the hello deadline (3 s) and then told that.
+  auto error_frame_within = [](net::Socket s, int ms) {
+    std::string received;
+    char buffer[512];
+    for (;;) {
+      if (net::WaitReadable(s, ms) != 1) return received;
+      const long n = net::Receive(s, buffer, sizeof buffer);
+      if (n <= 0) return received;
+      received.append(buffer, static_cast<size_t>(n));
+    }
+  };
+  const std::string refused = error_frame_within(silent[4], 2000);
+  EXPECT_NE(refused.find("RESOURCE_EXHAUSTED"), std::string::npos) << refused;
+  const auto start = std::chrono::steady_clock::now();
+  const std::string timed_out = error_frame_within(silent[0], 6000);
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(timed_out.find("no hello within"), std::string::npos) << timed_out;
+  EXPECT_LT(waited, 5000);
+  for (net::Socket s : silent) net::Close(s);
+
+  // The budget is free again: the providers' client is served.
+  AgentEndpoint endpoint;
+  endpoint.tcp_host = "127.0.0.1";
+  endpoint.tcp_port = service->tcp_port();
+  ASSERT_OK_AND_ASSIGN(endpoint.secret, ReadAgentSecretFile(config.secret_file));
+  ASSERT_OK_AND_ASSIGN(auto client, AgentClient::Connect(endpoint, "agent-windows-test", 10000));
+  ASSERT_OK_AND_ASSIGN(auto report, client->GetStatus());
+  EXPECT_FALSE(report.server_reachable);
+  client.reset();
+  service->Stop();
+  runner.join();
 }
 
 TEST(AgentServiceWindows, AUnixSocketIsRefusedWithTheReason) {
