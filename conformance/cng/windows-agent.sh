@@ -12,11 +12,12 @@
 #                          (and the providers) find it with no SIGNUM_AGENT_* variable and no
 #                          `windows configure`; it removes agent.port when it stops
 #   windows_agent_trust_check DIR CA TOKEN REPO_ROOT
-#                          the agent must not send its request (bearer token) to a server whose
-#                          certificate does not chain to its CA file: a TLS recorder on loopback
-#                          with a throwaway CA's certificate for 127.0.0.1 gets nothing from an
-#                          agent trusting CA, and gets the token from one trusting the throwaway
-#                          CA (so the check can see a leak)
+#                          the agent must not send its request (bearer token) to a server its CA
+#                          file does not vouch for: a TLS recorder on loopback gets nothing from an
+#                          agent trusting CA when it shows a throwaway CA's certificate for
+#                          127.0.0.1, CA's certificate for another name, or CA's certificate for
+#                          TLS clients only; and gets the token from a control agent trusting the
+#                          throwaway CA (so the cases can see a leak)
 # Needs WINE64 and a started prefix (cmake/wine-prefix.sh) and winpath() from the caller.
 
 windows_agent_start() {
@@ -128,67 +129,103 @@ windows_agent_default_files_check() {
   return $rc
 }
 
-windows_agent_trust_check() {
-  local dir=$1 ca=$2 token=$3 root=$4
-  local probe=$dir/trust-check recorder_pid rc=0 status_rc out
-  rm -rf "$probe"
-  mkdir -p "$probe"
-  # A throwaway CA and a certificate for 127.0.0.1 from it: everything right but the issuer.
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=Not the deployment's CA" -keyout "$probe/rogue-ca.key" -out "$probe/rogue-ca.pem" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-    >/dev/null 2>&1
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$probe/server.key" -out "$probe/server.csr" >/dev/null 2>&1
-  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$probe/ext.cnf"
-  openssl x509 -req -in "$probe/server.csr" -CA "$probe/rogue-ca.pem" -CAkey "$probe/rogue-ca.key" \
-    -CAcreateserial -days 2 -extfile "$probe/ext.cnf" -out "$probe/server.pem" >/dev/null 2>&1
-  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$probe/server.pem" "$probe/server.key" \
-    "$probe/port" "$probe/received" 120 &
+# One refusal case of the trust check: the recorder serves CERT/KEY, an agent trusting CA must
+# answer `signum-util status` with exit 2 naming EXPECTED and send the recorder nothing.
+trust_case_refused() {
+  local probe=$1 name=$2 cert=$3 key=$4 ca=$5 token=$6 root=$7 expected=$8
+  local dir=$probe/$name recorder_pid i out status_rc rc=0
+  mkdir -p "$dir"
+  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$cert" "$key" "$dir/port" \
+    "$dir/received" 60 &
   recorder_pid=$!
-  local i
-  for i in $(seq 1 40); do [[ -s $probe/port ]] && break; sleep 0.25; done
-  local url=https://127.0.0.1:$(tr -dc 0-9 <"$probe/port")
-
-  # 1. Trusting the deployment's CA only: refused before the request, nothing sent.
-  windows_agent_start "$probe/strict" "$url" "$ca" "$token" signum-trust-check || rc=1
+  for i in $(seq 1 40); do [[ -s $dir/port ]] && break; sleep 0.25; done
+  windows_agent_start "$dir/agent" "https://127.0.0.1:$(tr -dc 0-9 <"$dir/port")" "$ca" "$token" \
+    signum-trust-check || rc=1
   set +e
   out=$("$WINE64" "$WINBUILD/bin/signum-util.exe" --tcp "127.0.0.1:$WA_PORT" \
     --secret-file "$WA_SECRET" status 2>&1)
   status_rc=$?
   set -e
-  windows_agent_stop "$probe/strict" || rc=1
-  echo "$out" >"$probe/strict-status.txt"
-  if [[ $status_rc -ne 2 ]] || ! grep -q "is not issued by a CA in" <<<"$out"; then
-    echo "FAIL: an agent trusting $ca did not refuse a server with another CA's certificate" \
+  windows_agent_stop "$dir/agent" || rc=1
+  kill "$recorder_pid" 2>/dev/null || true
+  wait "$recorder_pid" 2>/dev/null || true
+  echo "$out" >"$dir/status.txt"
+  if [[ $status_rc -ne 2 ]] || ! grep -qF "$expected" <<<"$out"; then
+    echo "FAIL: trust check '$name': the agent did not refuse the server with '$expected'" \
          "(signum-util status exit $status_rc):" >&2
     echo "$out" >&2
     rc=1
   fi
-  if grep -aqiF authorization "$probe/received" || grep -aqF "$(tr -d '\n' <"$token")" "$probe/received"; then
-    echo "FAIL: the agent sent its request (and token) to the untrusted server:" >&2
-    cat -v "$probe/received" >&2
+  if grep -aqiF authorization "$dir/received" ||
+     grep -aqF "$(tr -d '\n' <"$token")" "$dir/received"; then
+    echo "FAIL: trust check '$name': the agent sent its request (and token) to the server:" >&2
+    cat -v "$dir/received" >&2
     rc=1
   fi
-  local strict_bytes
-  strict_bytes=$(grep -av '^# ' "$probe/received" | wc -c)
+  return $rc
+}
 
-  # 2. Control: trusting the throwaway CA, the same server receives the request with the token,
-  #    so step 1 would have seen a leak.
-  windows_agent_start "$probe/lax" "$url" "$probe/rogue-ca.pem" "$token" signum-trust-check || rc=1
+# A certificate for the recorder: issued by CA_CERT/CA_KEY, for SAN, with EKU.
+issue_server_cert() {
+  local out=$1 ca_cert=$2 ca_key=$3 san=$4 eku=$5
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=signum trust check" \
+    -keyout "$out.key" -out "$out.csr" >/dev/null 2>&1
+  printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$san" "$eku" >"$out.ext"
+  openssl x509 -req -in "$out.csr" -CA "$ca_cert" -CAkey "$ca_key" -CAcreateserial -days 2 \
+    -extfile "$out.ext" -out "$out.pem" >/dev/null 2>&1
+}
+
+windows_agent_trust_check() {
+  local dir=$1 ca=$2 token=$3 root=$4
+  local probe=$dir/trust-check rc=0
+  rm -rf "$probe"
+  mkdir -p "$probe"
+  # A throwaway CA: a certificate from it is right in everything but the issuer.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=Not the deployment's CA" -keyout "$probe/rogue-ca.key" -out "$probe/rogue-ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+    >/dev/null 2>&1
+  issue_server_cert "$probe/rogue" "$probe/rogue-ca.pem" "$probe/rogue-ca.key" IP:127.0.0.1 serverAuth
+  trust_case_refused "$probe" another-ca "$probe/rogue.pem" "$probe/rogue.key" "$ca" "$token" \
+    "$root" "is not issued by a CA in" || rc=1
+  # The deployment's own CA (its key is a file of the demo), certifying the wrong thing: a name
+  # that is not the host, a certificate for TLS clients only.
+  local ca_key=${ca%.pem}.key
+  if [[ -f $ca_key ]]; then
+    issue_server_cert "$probe/other-name" "$ca" "$ca_key" "IP:127.0.0.2,DNS:signum.invalid" serverAuth
+    trust_case_refused "$probe" other-name "$probe/other-name.pem" "$probe/other-name.key" "$ca" \
+      "$token" "$root" "does not name the address 127.0.0.1" || rc=1
+    issue_server_cert "$probe/client-only" "$ca" "$ca_key" IP:127.0.0.1 clientAuth
+    trust_case_refused "$probe" client-only "$probe/client-only.pem" "$probe/client-only.key" \
+      "$ca" "$token" "$root" "is not for TLS servers" || rc=1
+  else
+    echo "FAIL: no key for $ca: the name and usage cases cannot be made" >&2
+    rc=1
+  fi
+
+  # Control: an agent trusting the throwaway CA reaches the recorder and hands it the token, so
+  # the cases above would have seen a leak.
+  local control=$probe/control recorder_pid i
+  mkdir -p "$control"
+  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$probe/rogue.pem" "$probe/rogue.key" \
+    "$control/port" "$control/received" 60 &
+  recorder_pid=$!
+  for i in $(seq 1 40); do [[ -s $control/port ]] && break; sleep 0.25; done
+  windows_agent_start "$control/agent" "https://127.0.0.1:$(tr -dc 0-9 <"$control/port")" \
+    "$probe/rogue-ca.pem" "$token" signum-trust-check || rc=1
   set +e
   "$WINE64" "$WINBUILD/bin/signum-util.exe" --tcp "127.0.0.1:$WA_PORT" --secret-file "$WA_SECRET" \
-    status >"$probe/lax-status.txt" 2>&1
+    status >"$control/status.txt" 2>&1
   set -e
-  windows_agent_stop "$probe/lax" || rc=1
+  windows_agent_stop "$control/agent" || rc=1
   kill "$recorder_pid" 2>/dev/null || true
   wait "$recorder_pid" 2>/dev/null || true
-  if ! grep -aqF "Authorization: Bearer $(tr -d '\n' <"$token")" "$probe/received"; then
-    echo "FAIL: control: an agent trusting the recorder's CA did not reach it; the check above" \
-         "proves nothing (received: $(wc -c <"$probe/received") bytes)" >&2
+  if ! grep -aqF "Authorization: Bearer $(tr -d '\n' <"$token")" "$control/received"; then
+    echo "FAIL: control: an agent trusting the recorder's CA did not reach it; the cases above" \
+         "prove nothing (received: $(wc -c <"$control/received") bytes)" >&2
     rc=1
   fi
-  [[ $rc -eq 0 ]] && echo "trust check: untrusted server refused with nothing sent" \
-    "($strict_bytes request bytes); control reached it with the token"
+  [[ $rc -eq 0 ]] && echo "trust check: another CA, another name and a client-only certificate" \
+    "refused with nothing sent; the control reached the recorder with the token"
   return $rc
 }

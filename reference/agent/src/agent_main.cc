@@ -126,6 +126,7 @@ int Main(int argc, char** argv) {
   const bool drained = (*service)->Run();
   if (!pid_file.empty()) std::remove(pid_file.c_str());
   SIGNUM_LOG_INFO(kLog, "stopped");
+  AgentStopped();
   if (!drained) {
     // Connection threads still use the service and the server client; destroying them under
     // those threads would be a use-after-free, so leave without running destructors.

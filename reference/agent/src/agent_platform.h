@@ -27,5 +27,9 @@ void BlockTerminationSignals();
 // Calls stop once, with the reason, when the user or the system asks the agent to end: SIGTERM or
 // SIGINT (SIGHUP is ignored), Ctrl+C / Ctrl+Break / console close / logoff on Windows.
 void StopOnTerminationRequest(std::function<void(const std::string& why)> stop);
+// Run() has returned and its cleanup is done: a later request calls nothing, and on Windows a
+// console-close, logoff or shutdown event (after which the system ends the process as soon as the
+// handler returns) waits for this before returning.
+void AgentStopped();
 
 }  // namespace signum::agent

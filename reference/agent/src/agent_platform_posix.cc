@@ -78,4 +78,8 @@ void StopOnTerminationRequest(std::function<void(const std::string& why)> stop) 
   }).detach();
 }
 
+// The sigwait thread has returned after its one stop (or still waits, harmlessly: the process is
+// about to end).
+void AgentStopped() {}
+
 }  // namespace signum::agent

@@ -14,6 +14,10 @@ namespace {
 
 std::mutex g_stop_mu;
 std::function<void(const std::string&)>* g_stop = nullptr;
+bool g_stopped = false;                 // under g_stop_mu: AgentStopped() was called
+HANDLE g_stopped_event = nullptr;       // set by AgentStopped()
+// Windows ends the process once the handler returns for these, and gives it a few seconds.
+constexpr DWORD kCleanupWaitMs = 4500;
 
 BOOL WINAPI OnConsoleControl(DWORD event) {
   const char* why = event == CTRL_C_EVENT       ? "received Ctrl+C"
@@ -24,11 +28,15 @@ BOOL WINAPI OnConsoleControl(DWORD event) {
   std::function<void(const std::string&)>* stop = nullptr;
   {
     std::lock_guard lock(g_stop_mu);
+    if (g_stopped) return TRUE;  // Run() is over: nothing left to stop
     stop = g_stop;
     g_stop = nullptr;  // once
   }
   if (stop != nullptr) (*stop)(why);
-  // Handled: the process ends when Run() returns, after closing its endpoint.
+  // Ctrl+C / Break: the process ends when Run() returns, after closing its endpoint. Close,
+  // logoff, shutdown: the system ends it when we return, so wait for that cleanup here.
+  if (event != CTRL_C_EVENT && event != CTRL_BREAK_EVENT && g_stopped_event != nullptr)
+    WaitForSingleObject(g_stopped_event, kCleanupWaitMs);
   return TRUE;
 }
 
@@ -75,7 +83,17 @@ void BlockTerminationSignals() {}  // console control events arrive on a thread 
 void StopOnTerminationRequest(std::function<void(const std::string& why)> stop) {
   std::lock_guard lock(g_stop_mu);
   g_stop = new std::function<void(const std::string&)>(std::move(stop));  // lives until the end
+  g_stopped_event = CreateEventW(nullptr, TRUE, FALSE, nullptr);
   SetConsoleCtrlHandler(OnConsoleControl, TRUE);
+}
+
+void AgentStopped() {
+  {
+    std::lock_guard lock(g_stop_mu);
+    g_stopped = true;
+    g_stop = nullptr;
+  }
+  if (g_stopped_event != nullptr) SetEvent(g_stopped_event);
 }
 
 }  // namespace signum::agent

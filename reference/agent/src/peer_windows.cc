@@ -116,7 +116,12 @@ Status CheckTcpPeerIsThisUser(net::Socket connection) {
   }
   std::vector<BYTE> peer_user = TokenUserOf(process.get());
   std::vector<BYTE> our_user = TokenUserOf(GetCurrentProcess());
-  if (peer_user.empty() || our_user.empty() || peer_user == our_user) return Status::Ok();
+  if (our_user.empty()) return Status::Ok();  // our own token unreadable: cannot judge anyone
+  // A process we can open but whose token we may not read has locked us out on purpose.
+  if (peer_user.empty())
+    return PermissionDeniedError("tcp connection from process " + std::to_string(pid) +
+                                 " refused (its token's user cannot be read)");
+  if (peer_user == our_user) return Status::Ok();
   return PermissionDeniedError("tcp connection from process " + std::to_string(pid) + " of " +
                                SidText(peer_user) + " refused (this agent serves " +
                                SidText(our_user) + ")");

@@ -7,7 +7,9 @@
 
 #include <string>
 
+#include "signum/core/encoding.h"
 #include "signum/core/files.h"
+#include "signum/core/system_random.h"
 
 namespace signum {
 namespace {
@@ -47,7 +49,10 @@ Result<std::wstring> OwnerOnlyDescriptor() {
 }  // namespace
 
 Status WriteFileAtomically(const std::string& path, std::string_view content, unsigned mode) {
-  const std::string tmp = path + ".tmp-" + std::to_string(GetCurrentProcessId());
+  // A name nobody can guess, created new: an existing file (someone else's, with their ACL)
+  // is never reused, since CREATE_ALWAYS would keep its security and ignore ours.
+  SIGNUM_ASSIGN_OR_RETURN(const Bytes nonce, SystemRandomBytes(8));
+  const std::string tmp = path + ".tmp-" + HexEncode(nonce);
   SECURITY_ATTRIBUTES attributes{sizeof(SECURITY_ATTRIBUTES), nullptr, FALSE};
   PSECURITY_DESCRIPTOR descriptor = nullptr;
   if ((mode & 077) == 0) {
@@ -58,7 +63,7 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, un
     attributes.lpSecurityDescriptor = descriptor;
   }
   const std::wstring wide_tmp = Wide(tmp);
-  HANDLE file = CreateFileW(wide_tmp.c_str(), GENERIC_WRITE, 0, &attributes, CREATE_ALWAYS,
+  HANDLE file = CreateFileW(wide_tmp.c_str(), GENERIC_WRITE, 0, &attributes, CREATE_NEW,
                             FILE_ATTRIBUTE_NORMAL, nullptr);
   if (descriptor != nullptr) LocalFree(descriptor);
   if (file == INVALID_HANDLE_VALUE) {
@@ -78,8 +83,16 @@ Status WriteFileAtomically(const std::string& path, std::string_view content, un
     DeleteFileW(wide_tmp.c_str());
     return InternalError(write_error);
   }
-  if (!MoveFileExW(wide_tmp.c_str(), Wide(path).c_str(),
-                   MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
+  // A scanner or indexer holding the old file open makes the move fail for a moment.
+  bool moved = false;
+  for (int attempt = 0; attempt < 10 && !moved; ++attempt) {
+    moved = MoveFileExW(wide_tmp.c_str(), Wide(path).c_str(),
+                        MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != FALSE;
+    const DWORD error = moved ? 0 : GetLastError();
+    if (!moved && error != ERROR_ACCESS_DENIED && error != ERROR_SHARING_VIOLATION) break;
+    if (!moved) Sleep(50);
+  }
+  if (!moved) {
     const std::string error = LastErrorText("cannot rename " + tmp + " to " + path);
     DeleteFileW(wide_tmp.c_str());
     return InternalError(error);

@@ -147,8 +147,10 @@ AltNames AltNamesOf(const CERT_CONTEXT* cert) {
 bool DnsNameMatches(std::string pattern, const std::string& host) {
   pattern = AsciiLower(pattern);
   if (pattern == host) return true;
-  // "*.example.com" matches one left-most label: "a.example.com", not "example.com" or "a.b.example.com".
-  if (pattern.size() > 2 && pattern.compare(0, 2, "*.") == 0) {
+  // "*.example.com" matches one left-most label: "a.example.com", not "example.com" or
+  // "a.b.example.com"; and like OpenSSL, a wildcard needs two labels after it ("*.com" is none).
+  if (pattern.size() > 2 && pattern.compare(0, 2, "*.") == 0 &&
+      pattern.find('.', 2) != std::string::npos) {
     const size_t dot = host.find('.');
     return dot != std::string::npos && dot > 0 && host.substr(dot) == pattern.substr(1);
   }
@@ -187,6 +189,27 @@ Status CheckHostName(const CERT_CONTEXT* cert, const std::string& host) {
   }
   return UnavailableError("server certificate " + SubjectOf(cert) + " does not name the host " +
                           host);
+}
+
+// A leaf that lists extended key usages must allow TLS server authentication (or any usage).
+Status CheckServerUsage(const CERT_CONTEXT* leaf) {
+  const CERT_EXTENSION* ext = CertFindExtension(
+      szOID_ENHANCED_KEY_USAGE, leaf->pCertInfo->cExtension, leaf->pCertInfo->rgExtension);
+  if (ext == nullptr) return Status::Ok();
+  CERT_ENHKEY_USAGE* usage = nullptr;
+  DWORD size = 0;
+  if (!CryptDecodeObjectEx(X509_ASN_ENCODING, X509_ENHANCED_KEY_USAGE, ext->Value.pbData,
+                           ext->Value.cbData, CRYPT_DECODE_ALLOC_FLAG, nullptr, &usage, &size))
+    return UnavailableError("server certificate: unreadable extended key usage");
+  bool allowed = false;
+  for (DWORD i = 0; i < usage->cUsageIdentifier; ++i) {
+    const std::string oid = usage->rgpszUsageIdentifier[i];
+    allowed = allowed || oid == szOID_PKIX_KP_SERVER_AUTH || oid == "2.5.29.37.0";
+  }
+  LocalFree(usage);
+  if (allowed) return Status::Ok();
+  return UnavailableError("server certificate " + SubjectOf(leaf) +
+                          " is not for TLS servers (its extended key usage lacks serverAuth)");
 }
 
 }  // namespace
@@ -236,6 +259,10 @@ class HttpsClient::Impl {
   SecPkgContext_StreamSizes sizes_{};
   std::string cipher_;  // received, not yet decrypted
   std::string plain_;   // decrypted, not yet consumed
+  // How the last read or write ended: the server closed the connection (FIN, RST or
+  // close_notify), and whether that close was a TLS close_notify.
+  bool peer_closed_ = false;
+  bool close_notified_ = false;
 };
 
 Status HttpsClient::Impl::Init() {
@@ -298,6 +325,7 @@ void HttpsClient::Impl::Close() {
     DeleteSecurityContext(&context_);
     have_context_ = false;
   }
+  context_ = {};
   if (socket_ != INVALID_SOCKET) {
     ::closesocket(socket_);
     socket_ = INVALID_SOCKET;
@@ -357,7 +385,9 @@ Status HttpsClient::Impl::Connect() {
     }
     nonblocking = 0;
     ::ioctlsocket(s, FIONBIO, &nonblocking);
-    const DWORD timeout = static_cast<DWORD>(config_.request_timeout_ms);
+    // The handshake's reads are bounded by the connect timeout, the request's by the request
+    // timeout (set once the handshake is done), as on Linux.
+    const DWORD timeout = static_cast<DWORD>(config_.connect_timeout_ms);
     ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<const char*>(&timeout), sizeof timeout);
     ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, reinterpret_cast<const char*>(&timeout), sizeof timeout);
     const BOOL one = TRUE;
@@ -375,6 +405,11 @@ Status HttpsClient::Impl::Connect() {
     Close();
     return handshake;
   }
+  const DWORD request_timeout = static_cast<DWORD>(config_.request_timeout_ms);
+  ::setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, reinterpret_cast<const char*>(&request_timeout),
+               sizeof request_timeout);
+  ::setsockopt(socket_, SOL_SOCKET, SO_SNDTIMEO, reinterpret_cast<const char*>(&request_timeout),
+               sizeof request_timeout);
   ++connections_opened_;
   return Status::Ok();
 }
@@ -384,7 +419,10 @@ Status HttpsClient::Impl::Handshake() {
   std::wstring target = Widen(config_.host);  // SNI
   const ULONG wanted = ISC_REQ_SEQUENCE_DETECT | ISC_REQ_REPLAY_DETECT | ISC_REQ_CONFIDENTIALITY |
                        ISC_REQ_ALLOCATE_MEMORY | ISC_REQ_STREAM | ISC_REQ_EXTENDED_ERROR |
-                       ISC_REQ_MANUAL_CRED_VALIDATION;
+                       ISC_REQ_MANUAL_CRED_VALIDATION |
+                       // A server that asks for a client certificate (signum-server does when it
+                       // has client CAs) gets none instead of SEC_I_INCOMPLETE_CREDENTIALS.
+                       ISC_REQ_USE_SUPPLIED_CREDS;
   ULONG attributes = 0;
   std::string input;
   for (int round = 0; round < 32; ++round) {
@@ -399,7 +437,7 @@ Status HttpsClient::Impl::Handshake() {
     const SECURITY_STATUS rc = InitializeSecurityContextW(
         &credentials_, have_context_ ? &context_ : nullptr, target.data(), wanted, 0, 0,
         have_context_ ? &in_desc : nullptr, 0, &context_, &out_desc, &attributes, nullptr);
-    have_context_ = true;
+    if (!FAILED(rc)) have_context_ = true;  // a failed first call made no context
     if (out_buffer.cbBuffer > 0 && out_buffer.pvBuffer != nullptr) {
       const int sent = ::send(socket_, static_cast<const char*>(out_buffer.pvBuffer),
                               static_cast<int>(out_buffer.cbBuffer), 0);
@@ -407,6 +445,8 @@ Status HttpsClient::Impl::Handshake() {
       if (sent != static_cast<int>(out_buffer.cbBuffer))
         return UnavailableError(failed + WinsockError(WSAGetLastError()));
     }
+    // Asked for a client certificate we do not have: the same input again, sending none.
+    if (rc == SEC_I_INCOMPLETE_CREDENTIALS) continue;
     if (rc == SEC_E_INCOMPLETE_MESSAGE || rc == SEC_I_CONTINUE_NEEDED) {
       if (rc == SEC_I_CONTINUE_NEEDED) {
         // What Schannel did not consume belongs to the next round.
@@ -422,7 +462,7 @@ Status HttpsClient::Impl::Handshake() {
         if (n < 0 && error == WSAETIMEDOUT)
           return DeadlineExceededError("TLS handshake with " + endpoint_name_ +
                                        " timed out after " +
-                                       std::to_string(config_.request_timeout_ms) + " ms");
+                                       std::to_string(config_.connect_timeout_ms) + " ms");
         return UnavailableError(failed + (n == 0 ? "the server closed the connection"
                                                  : WinsockError(error)));
       }
@@ -478,6 +518,7 @@ Status HttpsClient::Impl::CheckWithWindowsTrust(const CERT_CONTEXT* leaf) {
 Status HttpsClient::Impl::CheckServerCertificate(const CERT_CONTEXT* leaf) {
   if (!anchors_) return CheckWithWindowsTrust(leaf);
   SIGNUM_RETURN_IF_ERROR(CheckHostName(leaf, config_.host));
+  SIGNUM_RETURN_IF_ERROR(CheckServerUsage(leaf));
   CertPtr current(CertDuplicateCertificateContext(leaf));
   for (int depth = 0; depth < kMaxChainDepth; ++depth) {
     if (CertVerifyTimeValidity(nullptr, current->pCertInfo) != 0) {
@@ -492,7 +533,12 @@ Status HttpsClient::Impl::CheckServerCertificate(const CERT_CONTEXT* leaf) {
       return Status::Ok();
     }
     // ... or issued by a CA of the file ...
-    if (CertPtr anchor = FindIssuer(anchors_.get(), current.get())) return Status::Ok();
+    if (CertPtr anchor = FindIssuer(anchors_.get(), current.get())) {
+      if (CertVerifyTimeValidity(nullptr, anchor->pCertInfo) != 0)
+        return UnavailableError("the CA " + SubjectOf(anchor.get()) + " in " + config_.ca_file +
+                                " is expired or not yet valid");
+      return Status::Ok();
+    }
     // ... or by an intermediate CA the server sent along.
     CertPtr next = leaf->hCertStore ? FindIssuer(leaf->hCertStore, current.get()) : nullptr;
     if (!next) {
@@ -529,6 +575,7 @@ Status HttpsClient::Impl::SendAll(const std::string& plaintext) {
       const int k = ::send(socket_, record.data() + sent, static_cast<int>(total - sent), 0);
       if (k <= 0) {
         const int error = WSAGetLastError();
+        peer_closed_ = error == WSAECONNRESET || error == WSAECONNABORTED || error == WSAESHUTDOWN;
         if (error == WSAETIMEDOUT)
           return DeadlineExceededError("request to " + endpoint_name_ + " timed out after " +
                                        std::to_string(config_.request_timeout_ms) + " ms");
@@ -566,7 +613,10 @@ Result<bool> HttpsClient::Impl::ReadMore() {
         if (got) return true;
         continue;  // a record without application data
       }
-      if (rc == SEC_I_CONTEXT_EXPIRED) return false;  // close_notify
+      if (rc == SEC_I_CONTEXT_EXPIRED) {  // close_notify
+        peer_closed_ = close_notified_ = true;
+        return false;
+      }
       if (rc == SEC_I_RENEGOTIATE)
         return UnavailableError("reading response from " + endpoint_name_ +
                                 " failed: the server renegotiates, which this client refuses");
@@ -576,9 +626,13 @@ Result<bool> HttpsClient::Impl::ReadMore() {
     }
     char chunk[16384];
     const int n = ::recv(socket_, chunk, sizeof chunk, 0);
-    if (n == 0) return false;
+    if (n == 0) {
+      peer_closed_ = true;
+      return false;
+    }
     if (n < 0) {
       const int error = WSAGetLastError();
+      peer_closed_ = error == WSAECONNRESET || error == WSAECONNABORTED || error == WSAESHUTDOWN;
       if (error == WSAETIMEDOUT)
         return DeadlineExceededError("request to " + endpoint_name_ + " timed out after " +
                                      std::to_string(config_.request_timeout_ms) + " ms");
@@ -600,20 +654,29 @@ bool HttpsClient::Impl::ConnectionLooksClosed() {
 }
 
 Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool* retryable) {
-  *retryable = true;  // until the server has answered anything
-  SIGNUM_RETURN_IF_ERROR(SendAll(request));
+  // Worth one more try on a new connection only when the server closed this one before
+  // answering anything (it closed an idle connection as we wrote), never after a timeout: the
+  // request may be running on the server (the Linux client's rule too).
+  *retryable = false;
+  peer_closed_ = close_notified_ = false;
+  if (Status sent = SendAll(request); !sent.ok()) {
+    *retryable = peer_closed_;
+    return sent;
+  }
   // Status line and headers.
   size_t header_end = std::string::npos;
   while ((header_end = plain_.find("\r\n\r\n")) == std::string::npos) {
     if (plain_.size() > kMaxResponseHeader)
       return UnavailableError("response header from " + endpoint_name_ + " is too large");
-    SIGNUM_ASSIGN_OR_RETURN(bool more, ReadMore());
-    if (!more)
+    const bool nothing_yet = plain_.empty();
+    Result<bool> more = ReadMore();
+    if (!more.ok() || !*more) {
+      *retryable = nothing_yet && peer_closed_;
+      if (!more.ok()) return more.status();
       return UnavailableError("reading response from " + endpoint_name_ +
                               " failed: the server closed the connection");
-    *retryable = false;
+    }
   }
-  *retryable = false;
   const std::string head = plain_.substr(0, header_end);
   plain_.erase(0, header_end + 4);
   HttpsResult result;
@@ -646,7 +709,8 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
     }
     return Status::Ok();
   };
-  bool keep_alive = AsciiLower(result.headers["connection"]) != "close";
+  const auto connection = result.headers.find("connection");
+  bool keep_alive = connection == result.headers.end() || AsciiLower(connection->second) != "close";
   const auto chunked = result.headers.find("transfer-encoding");
   const auto length = result.headers.find("content-length");
   if (chunked != result.headers.end() && AsciiLower(chunked->second) == "chunked") {
@@ -655,7 +719,14 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
       while ((line = plain_.find("\r\n")) == std::string::npos) {
         SIGNUM_RETURN_IF_ERROR(need(plain_.size() + 1));
       }
-      const size_t size = std::strtoul(plain_.substr(0, line).c_str(), nullptr, 16);
+      const std::string size_line = plain_.substr(0, line);
+      char* end = nullptr;
+      const size_t size = std::strtoul(size_line.c_str(), &end, 16);
+      if (end == size_line.c_str() || (*end != '\0' && *end != ';' && *end != ' ')) {
+        Close();
+        return UnavailableError("invalid chunk size from " + endpoint_name_ + ": '" +
+                                size_line.substr(0, 20) + "'");
+      }
       plain_.erase(0, line + 2);
       if (result.body.size() + size > kMaxResponseBody) {
         Close();
@@ -685,6 +756,13 @@ Result<HttpsResult> HttpsClient::Impl::Exchange(const std::string& request, bool
         Close();
         return UnavailableError("response from " + endpoint_name_ + " is too large");
       }
+    }
+    // A body that ends with the connection is complete only with TLS's close_notify; a bare
+    // TCP close may have cut it.
+    if (!close_notified_) {
+      Close();
+      return UnavailableError("response from " + endpoint_name_ +
+                              " ended without TLS close_notify: it may be cut short");
     }
     result.body = std::move(plain_);
     plain_.clear();
