@@ -20,8 +20,48 @@
 #                          throwaway CA (so the cases can see a leak)
 # Needs WINE64 and a started prefix (cmake/wine-prefix.sh) and winpath() from the caller.
 
+# Waits (up to 60 s) until the agent PID has written PORT_FILE; false if it did not or died.
+wait_for_port_file() {
+  local port_file=$1 pid=$2 i
+  for i in $(seq 1 120); do
+    [[ -s $port_file ]] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  [[ -s $port_file ]]
+}
+
+# Asks the agent PID to stop the way a console user does (SIGINT -> CTRL_C_EVENT under Wine);
+# false, after killing it, if it has not ended within 10 s.
+stop_with_ctrl_c() {
+  local pid=$1 i
+  kill -INT "$pid" 2>/dev/null || true
+  for i in $(seq 1 40); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.25
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  return 1
+}
+
+# Starts tls_recorder.py with CERT/KEY, recording into DIR; sets RECORDER_PID and RECORDER_URL.
+recorder_start() {
+  local dir=$1 cert=$2 key=$3 root=$4 i
+  mkdir -p "$dir"
+  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$cert" "$key" "$dir/port" \
+    "$dir/received" 60 &
+  RECORDER_PID=$!
+  for i in $(seq 1 40); do [[ -s $dir/port ]] && break; sleep 0.25; done
+  RECORDER_URL=https://127.0.0.1:$(tr -dc 0-9 <"$dir/port")
+}
+
+recorder_stop() {
+  kill "$RECORDER_PID" 2>/dev/null || true
+  wait "$RECORDER_PID" 2>/dev/null || true
+}
+
 windows_agent_start() {
-  local dir=$1 url=$2 ca=$3 token=$4 agent_id=$5 i
+  local dir=$1 url=$2 ca=$3 token=$4 agent_id=$5
   mkdir -p "$dir"
   rm -f "$dir/agent.port" "$dir/agent.pid"
   WA_LOG=$dir/agent.log
@@ -36,12 +76,7 @@ windows_agent_start() {
     "$WINE64" "$WINBUILD/bin/signum-agent.exe" --pid-file "$(winpath "$dir/agent.pid")" \
     --log-file "$(winpath "$WA_LOG")" </dev/null >"$dir/agent.out" 2>&1 &
   WA_PID=$!
-  for i in $(seq 1 120); do
-    [[ -s $dir/agent.port ]] && break
-    kill -0 "$WA_PID" 2>/dev/null || break
-    sleep 0.5
-  done
-  if [[ ! -s $dir/agent.port ]]; then
+  if ! wait_for_port_file "$dir/agent.port" "$WA_PID"; then
     cat "$dir/agent.out" "$WA_LOG" 2>/dev/null >&2
     echo "FAIL: signum-agent.exe is not serving after 60 s (log: $WA_LOG)" >&2
     return 1
@@ -50,15 +85,9 @@ windows_agent_start() {
 }
 
 windows_agent_stop() {
-  local dir=$1 i
+  local dir=$1
   [[ -n ${WA_PID:-} ]] || return 0
-  kill -INT "$WA_PID" 2>/dev/null || true
-  for i in $(seq 1 40); do
-    kill -0 "$WA_PID" 2>/dev/null || break
-    sleep 0.25
-  done
-  if kill -0 "$WA_PID" 2>/dev/null; then
-    kill -KILL "$WA_PID" 2>/dev/null || true
+  if ! stop_with_ctrl_c "$WA_PID"; then
     echo "FAIL: signum-agent.exe did not stop on Ctrl+C within 10 s" >&2
     WA_PID=""
     return 1
@@ -73,7 +102,7 @@ windows_agent_stop() {
 }
 
 windows_agent_default_files_check() {
-  local dir=$1/default-files url=$2 ca=$3 token=$4 pid i out status_rc rc=0
+  local dir=$1/default-files url=$2 ca=$3 token=$4 pid out status_rc rc=0
   rm -rf "$dir"
   mkdir -p "$dir"
   # Wine sets %LOCALAPPDATA% from its own profile (an inherited value is overridden):
@@ -89,12 +118,7 @@ windows_agent_default_files_check() {
     "$WINE64" "$WINBUILD/bin/signum-agent.exe" --log-file "$(winpath "$dir/agent.log")" \
     </dev/null >"$dir/agent.out" 2>&1 &
   pid=$!
-  for i in $(seq 1 120); do
-    [[ -s $signum_dir/agent.port ]] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  if [[ ! -s $signum_dir/agent.port || ! -s $signum_dir/agent.secret ]]; then
+  if ! wait_for_port_file "$signum_dir/agent.port" "$pid" || [[ ! -s $signum_dir/agent.secret ]]; then
     cat "$dir/agent.out" "$dir/agent.log" >&2 2>/dev/null
     echo "FAIL: signum-agent.exe with its defaults wrote no agent.port/agent.secret under" \
          "%LOCALAPPDATA%\\Signum" >&2
@@ -114,10 +138,7 @@ windows_agent_default_files_check() {
     echo "$out" >&2
     rc=1
   fi
-  kill -INT "$pid" 2>/dev/null || true
-  for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
+  if ! stop_with_ctrl_c "$pid"; then
     echo "FAIL: signum-agent.exe (defaults) did not stop on Ctrl+C" >&2
     rc=1
   elif [[ -e $signum_dir/agent.port ]]; then
@@ -133,22 +154,16 @@ windows_agent_default_files_check() {
 # answer `signum-util status` with exit 2 naming EXPECTED and send the recorder nothing.
 trust_case_refused() {
   local probe=$1 name=$2 cert=$3 key=$4 ca=$5 token=$6 root=$7 expected=$8
-  local dir=$probe/$name recorder_pid i out status_rc rc=0
-  mkdir -p "$dir"
-  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$cert" "$key" "$dir/port" \
-    "$dir/received" 60 &
-  recorder_pid=$!
-  for i in $(seq 1 40); do [[ -s $dir/port ]] && break; sleep 0.25; done
-  windows_agent_start "$dir/agent" "https://127.0.0.1:$(tr -dc 0-9 <"$dir/port")" "$ca" "$token" \
-    signum-trust-check || rc=1
+  local dir=$probe/$name out status_rc rc=0
+  recorder_start "$dir" "$cert" "$key" "$root"
+  windows_agent_start "$dir/agent" "$RECORDER_URL" "$ca" "$token" signum-trust-check || rc=1
   set +e
   out=$("$WINE64" "$WINBUILD/bin/signum-util.exe" --tcp "127.0.0.1:$WA_PORT" \
     --secret-file "$WA_SECRET" status 2>&1)
   status_rc=$?
   set -e
   windows_agent_stop "$dir/agent" || rc=1
-  kill "$recorder_pid" 2>/dev/null || true
-  wait "$recorder_pid" 2>/dev/null || true
+  recorder_stop
   echo "$out" >"$dir/status.txt"
   if [[ $status_rc -ne 2 ]] || ! grep -qF "$expected" <<<"$out"; then
     echo "FAIL: trust check '$name': the agent did not refuse the server with '$expected'" \
@@ -205,21 +220,16 @@ windows_agent_trust_check() {
 
   # Control: an agent trusting the throwaway CA reaches the recorder and hands it the token, so
   # the cases above would have seen a leak.
-  local control=$probe/control recorder_pid i
-  mkdir -p "$control"
-  /usr/bin/python3 "$root/conformance/cng/tls_recorder.py" "$probe/rogue.pem" "$probe/rogue.key" \
-    "$control/port" "$control/received" 60 &
-  recorder_pid=$!
-  for i in $(seq 1 40); do [[ -s $control/port ]] && break; sleep 0.25; done
-  windows_agent_start "$control/agent" "https://127.0.0.1:$(tr -dc 0-9 <"$control/port")" \
-    "$probe/rogue-ca.pem" "$token" signum-trust-check || rc=1
+  local control=$probe/control
+  recorder_start "$control" "$probe/rogue.pem" "$probe/rogue.key" "$root"
+  windows_agent_start "$control/agent" "$RECORDER_URL" "$probe/rogue-ca.pem" "$token" \
+    signum-trust-check || rc=1
   set +e
   "$WINE64" "$WINBUILD/bin/signum-util.exe" --tcp "127.0.0.1:$WA_PORT" --secret-file "$WA_SECRET" \
     status >"$control/status.txt" 2>&1
   set -e
   windows_agent_stop "$control/agent" || rc=1
-  kill "$recorder_pid" 2>/dev/null || true
-  wait "$recorder_pid" 2>/dev/null || true
+  recorder_stop
   if ! grep -aqF "Authorization: Bearer $(tr -d '\n' <"$token")" "$control/received"; then
     echo "FAIL: control: an agent trusting the recorder's CA did not reach it; the cases above" \
          "prove nothing (received: $(wc -c <"$control/received") bytes)" >&2

@@ -200,17 +200,17 @@ Result<AgentConfig> LoadAgentConfig(const std::string& config_path, const EnvLoo
         "SIGNUM_KEY_PATH");
   }
 
-  // Where there is no Unix socket for the agent (Windows) loopback TCP is its endpoint by default.
-  const std::string tcp =
-      raw.tcp.value_or(DefaultAgentSocketPath().empty() ? "127.0.0.1:0" : "off");
+  // Where there is no Unix socket for the agent (Windows, whose default socket is "") loopback
+  // TCP is its endpoint by default, and the socket is off.
+  const std::string default_socket = DefaultAgentSocketPath();
+  const std::string tcp = raw.tcp.value_or(default_socket.empty() ? "127.0.0.1:0" : "off");
   if (!tcp.empty() && tcp != "off") {
     c.tcp_enabled = true;
     SIGNUM_RETURN_IF_ERROR(
         ParseLoopbackAddress(tcp, &c.tcp_host, &c.tcp_port).WithContext("agent TCP address"));
   }
-  // No default socket where there are no Unix sockets for the agent (Windows): TCP only there.
-  const std::string socket = raw.socket.value_or(
-      DefaultAgentSocketPath().empty() ? std::string("off") : DefaultAgentSocketPath());
+  const std::string socket =
+      raw.socket.value_or(default_socket.empty() ? std::string("off") : default_socket);
   if (socket == "off") {
     // TCP only: the mode of the Windows agent (no AF_UNIX peer credentials there), also
     // available here. An agent serving nobody is a mistake, not a configuration (on Windows:

@@ -5,7 +5,6 @@
 #include <ws2tcpip.h>
 #include <windows.h>
 #include <iphlpapi.h>
-#include <sddl.h>
 
 #include <cstring>
 #include <functional>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "peer.h"
+#include "signum/core/windows_account.h"
 
 namespace signum::agent {
 namespace {
@@ -21,30 +21,6 @@ struct HandleCloser {
   void operator()(HANDLE h) const { CloseHandle(h); }
 };
 using UniqueHandle = std::unique_ptr<void, HandleCloser>;
-
-// The user SID of a process's token, as bytes; empty when it cannot be read.
-std::vector<BYTE> TokenUserOf(HANDLE process) {
-  HANDLE raw_token = nullptr;
-  if (!OpenProcessToken(process, TOKEN_QUERY, &raw_token)) return {};
-  UniqueHandle token(raw_token);
-  DWORD size = 0;
-  GetTokenInformation(token.get(), TokenUser, nullptr, 0, &size);
-  std::vector<BYTE> buffer(size);
-  if (size == 0 || !GetTokenInformation(token.get(), TokenUser, buffer.data(), size, &size))
-    return {};
-  const PSID sid = reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid;
-  const DWORD length = GetLengthSid(sid);
-  const BYTE* bytes = static_cast<const BYTE*>(sid);
-  return std::vector<BYTE>(bytes, bytes + length);
-}
-
-std::string SidText(std::vector<BYTE>& sid) {
-  char* text = nullptr;
-  if (!ConvertSidToStringSidA(reinterpret_cast<PSID>(sid.data()), &text)) return "?";
-  std::string out = text;
-  LocalFree(text);
-  return out;
-}
 
 // The PID owning the connection whose local end is `peer` and remote end `ours`; 0 if not found.
 template <typename Table, typename Row>
@@ -114,8 +90,8 @@ Status CheckTcpPeerIsThisUser(net::Socket connection) {
                                    " refused (its owner cannot be read by this agent's user)");
     return Status::Ok();
   }
-  std::vector<BYTE> peer_user = TokenUserOf(process.get());
-  std::vector<BYTE> our_user = TokenUserOf(GetCurrentProcess());
+  const Bytes peer_user = TokenUserSid(process.get());
+  const Bytes our_user = TokenUserSid(GetCurrentProcess());
   if (our_user.empty()) return Status::Ok();  // our own token unreadable: cannot judge anyone
   // A process we can open but whose token we may not read has locked us out on purpose.
   if (peer_user.empty())

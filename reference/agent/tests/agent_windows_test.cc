@@ -28,6 +28,7 @@
 #include "signum/agent/agent_client.h"
 #include "signum/core/files.h"
 #include "signum/core/https_client.h"
+#include "signum/core/windows_account.h"
 #include "signum/testing/status_matchers.h"
 
 namespace signum::agent {
@@ -68,6 +69,23 @@ std::string WriteToken(const TempDir& dir) {
   const std::string path = dir.File("token");
   std::ofstream(path) << "sgn_1a2b3c4d_not-a-real-secret\n";
   return path;
+}
+
+// A configuration whose server is down (nothing listens on port 1), with `more` variables.
+Result<AgentConfig> ConfigWithAServerThatIsDown(const TempDir& dir,
+                                                std::map<std::string, std::string> more) {
+  more["SIGNUM_SERVER_URL"] = "https://127.0.0.1:1";
+  more["SIGNUM_TOKEN_FILE"] = WriteToken(dir);
+  return LoadAgentConfig("", Env(std::move(more)));
+}
+
+// The providers' view of the agent's TCP endpoint, with `secret`.
+AgentEndpoint LoopbackEndpoint(uint16_t port, std::string secret) {
+  AgentEndpoint endpoint;
+  endpoint.tcp_host = "127.0.0.1";
+  endpoint.tcp_port = port;
+  endpoint.secret = std::move(secret);
+  return endpoint;
 }
 
 TEST(AgentConfigWindows, ServesTcpOnlyAndKeepsItsFilesUnderLocalAppData) {
@@ -189,20 +207,7 @@ std::string DaclOf(const std::string& path) {
   return out;
 }
 
-std::string OwnSidText() {
-  HANDLE token = nullptr;
-  OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token);
-  DWORD size = 0;
-  GetTokenInformation(token, TokenUser, nullptr, 0, &size);
-  std::string buffer(size, '\0');
-  GetTokenInformation(token, TokenUser, buffer.data(), size, &size);
-  CloseHandle(token);
-  char* text = nullptr;
-  ConvertSidToStringSidA(reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, &text);
-  std::string out = text != nullptr ? text : "";
-  LocalFree(text);
-  return out;
-}
+std::string OwnSidText() { return SidText(TokenUserSid(GetCurrentProcess())); }
 
 // The trustee SIDs of the DACL's access-allowed ACEs ("(A;;FA;;;S-1-5-...)" -> "S-1-5-...").
 std::vector<std::string> AllowedTrustees(const std::string& sddl) {
@@ -249,10 +254,8 @@ TEST(AgentSocketWindows, ListensAcceptsTransfersAndWakesUp) {
   EXPECT_EQ(net::Accept(listener), net::kNoSocket);
   EXPECT_EQ(net::LastErrorKind(), net::ErrorKind::kWouldBlock);
 
-  AgentEndpoint endpoint;  // any TCP client will do; the providers' own is at hand
-  endpoint.tcp_host = "127.0.0.1";
-  endpoint.tcp_port = port;
-  endpoint.secret = std::string(64, 'a');
+  // Any TCP client will do; the providers' own is at hand.
+  const AgentEndpoint endpoint = LoopbackEndpoint(port, std::string(64, 'a'));
   std::thread client([&] { (void)AgentClient::Connect(endpoint, "socket-test", 3000); });
   net::Socket sockets[1] = {listener};
   bool ready[1] = {};
@@ -286,12 +289,10 @@ TEST(AgentSocketWindows, ListensAcceptsTransfersAndWakesUp) {
 TEST(AgentServiceWindows, ServesTheTcpHandshakeAndMapsAnUnreachableServer) {
   ASSERT_OK(net::Initialize());
   TempDir dir;
-  const std::string token = WriteToken(dir);
   ASSERT_OK_AND_ASSIGN(AgentConfig config,
-                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:1"},
-                                                {"SIGNUM_TOKEN_FILE", token},
-                                                {"SIGNUM_AGENT_TCP", "127.0.0.1:0"},
-                                                {"SIGNUM_AGENT_SECRET_FILE", dir.File("run\\agent.secret")}})));
+                       ConfigWithAServerThatIsDown(
+                           dir, {{"SIGNUM_AGENT_TCP", "127.0.0.1:0"},
+                                 {"SIGNUM_AGENT_SECRET_FILE", dir.File("run\\agent.secret")}}));
   config.connect_timeout_ms = 2000;
   ASSERT_OK_AND_ASSIGN(auto server, ServerClient::Create(config));
   ASSERT_OK_AND_ASSIGN(auto service, AgentService::Create(config, server.get()));
@@ -301,11 +302,8 @@ TEST(AgentServiceWindows, ServesTheTcpHandshakeAndMapsAnUnreachableServer) {
   std::atomic<bool> drained{false};
   std::thread runner([&] { drained = service->Run(); });
 
-  AgentEndpoint endpoint;
-  endpoint.tcp_host = "127.0.0.1";
-  endpoint.tcp_port = service->tcp_port();
   // A wrong secret is refused in the handshake.
-  endpoint.secret = std::string(64, '0');
+  AgentEndpoint endpoint = LoopbackEndpoint(service->tcp_port(), std::string(64, '0'));
   EXPECT_FALSE(AgentClient::Connect(endpoint, "agent-windows-test", 5000).ok());
   // The right one is served; the server behind is down, which the client is told.
   ASSERT_OK_AND_ASSIGN(endpoint.secret, ReadAgentSecretFile(config.secret_file));
@@ -339,11 +337,9 @@ net::Socket ConnectRaw(uint16_t port) {
 TEST(AgentServiceWindows, SilentConnectionsFillOnlyTheirBudgetAndTimeOut) {
   ASSERT_OK(net::Initialize());
   TempDir dir;
-  const std::string token = WriteToken(dir);
   ASSERT_OK_AND_ASSIGN(AgentConfig config,
-                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:1"},
-                                                {"SIGNUM_TOKEN_FILE", token},
-                                                {"SIGNUM_AGENT_SECRET_FILE", dir.File("agent.secret")}})));
+                       ConfigWithAServerThatIsDown(
+                           dir, {{"SIGNUM_AGENT_SECRET_FILE", dir.File("agent.secret")}}));
   config.max_unauthenticated_connections = 3;
   ASSERT_OK_AND_ASSIGN(auto server, ServerClient::Create(config));
   ASSERT_OK_AND_ASSIGN(auto service, AgentService::Create(config, server.get()));
@@ -377,11 +373,10 @@ TEST(AgentServiceWindows, SilentConnectionsFillOnlyTheirBudgetAndTimeOut) {
   for (net::Socket s : silent) net::Close(s);
 
   // The budget is free again: the providers' client is served.
-  AgentEndpoint endpoint;
-  endpoint.tcp_host = "127.0.0.1";
-  endpoint.tcp_port = service->tcp_port();
-  ASSERT_OK_AND_ASSIGN(endpoint.secret, ReadAgentSecretFile(config.secret_file));
-  ASSERT_OK_AND_ASSIGN(auto client, AgentClient::Connect(endpoint, "agent-windows-test", 10000));
+  ASSERT_OK_AND_ASSIGN(std::string secret, ReadAgentSecretFile(config.secret_file));
+  ASSERT_OK_AND_ASSIGN(auto client,
+                       AgentClient::Connect(LoopbackEndpoint(service->tcp_port(), secret),
+                                            "agent-windows-test", 10000));
   ASSERT_OK_AND_ASSIGN(auto report, client->GetStatus());
   EXPECT_FALSE(report.server_reachable);
   client.reset();
@@ -391,11 +386,8 @@ TEST(AgentServiceWindows, SilentConnectionsFillOnlyTheirBudgetAndTimeOut) {
 
 TEST(AgentServiceWindows, AUnixSocketIsRefusedWithTheReason) {
   TempDir dir;
-  const std::string token = WriteToken(dir);
   ASSERT_OK_AND_ASSIGN(AgentConfig config,
-                       LoadAgentConfig("", Env({{"SIGNUM_SERVER_URL", "https://127.0.0.1:1"},
-                                                {"SIGNUM_TOKEN_FILE", token},
-                                                {"SIGNUM_AGENT_SOCKET", "/tmp/agent.sock"}})));
+                       ConfigWithAServerThatIsDown(dir, {{"SIGNUM_AGENT_SOCKET", "/tmp/agent.sock"}}));
   ASSERT_OK_AND_ASSIGN(auto server, ServerClient::Create(config));
   EXPECT_THAT(AgentService::Create(config, server.get()).status(),
               StatusIs(ErrorCode::kFailedPrecondition, HasSubstr("loopback TCP only")));

@@ -10,6 +10,7 @@
 #include "signum/core/encoding.h"
 #include "signum/core/files.h"
 #include "signum/core/system_random.h"
+#include "signum/core/windows_account.h"
 
 namespace signum {
 namespace {
@@ -29,21 +30,9 @@ std::string LastErrorText(const std::string& what) {
 
 // "D:P(A;;FA;;;<this user's SID>)": full access for the user, nobody else, nothing inherited.
 Result<std::wstring> OwnerOnlyDescriptor() {
-  HANDLE token = nullptr;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
-    return InternalError(LastErrorText("OpenProcessToken"));
-  DWORD size = 0;
-  GetTokenInformation(token, TokenUser, nullptr, 0, &size);
-  std::string buffer(size, '\0');
-  const bool ok = size != 0 && GetTokenInformation(token, TokenUser, buffer.data(), size, &size);
-  CloseHandle(token);
-  if (!ok) return InternalError(LastErrorText("GetTokenInformation(TokenUser)"));
-  wchar_t* sid = nullptr;
-  if (!ConvertSidToStringSidW(reinterpret_cast<TOKEN_USER*>(buffer.data())->User.Sid, &sid))
-    return InternalError(LastErrorText("ConvertSidToStringSid"));
-  std::wstring descriptor = L"D:P(A;;FA;;;" + std::wstring(sid) + L")";
-  LocalFree(sid);
-  return descriptor;
+  const Bytes user = TokenUserSid(GetCurrentProcess());
+  if (user.empty()) return InternalError(LastErrorText("cannot read this process's user"));
+  return L"D:P(A;;FA;;;" + Wide(SidText(user)) + L")";
 }
 
 }  // namespace

@@ -49,7 +49,6 @@ constexpr size_t kMaxResponseHeader = 64 * 1024;
 // Intermediates a server may put between its certificate and an anchor.
 constexpr int kMaxChainDepth = 8;
 
-
 // Host names are ASCII here (checked by Init).
 std::wstring Widen(std::string_view ascii) { return std::wstring(ascii.begin(), ascii.end()); }
 std::string Narrow(std::wstring_view wide) {
