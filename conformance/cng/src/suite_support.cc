@@ -211,9 +211,16 @@ ChildRun RunProgram(const std::wstring& program, std::wstring_view arguments,
     for (const auto& [name, value] : environment) {
       changed.push_back(std::make_unique<ScopedEnvironmentVariable>(name, value));
     }
-    run.started = CreateProcessW(nullptr, command.data(), nullptr, nullptr, TRUE, 0, nullptr,
-                                 nullptr, &startup, &process);
-    if (!run.started) run.start_error = GetLastError();
+    // Wine now and then fails to start a process at all (CreateProcess: ERROR_INTERNAL_ERROR,
+    // seen once in a clean CI run, while another Wine suite ran beside it); that says nothing
+    // about the program, which has not run yet, so the start is tried again, twice at most.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      run.started = CreateProcessW(nullptr, command.data(), nullptr, nullptr, TRUE, 0, nullptr,
+                                   nullptr, &startup, &process);
+      run.start_error = run.started ? 0 : GetLastError();
+      if (run.started || run.start_error != ERROR_INTERNAL_ERROR) break;
+      Sleep(200);
+    }
   }
   if (write_end != nullptr) CloseHandle(write_end);  // the child holds its own copy
   if (run.started && read_end != nullptr) {
